@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/worker"
+)
+
+func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlagSet("brig dev", stderr)
+	listen := fs.String("listen", "127.0.0.1:4222", "NATS client address")
+	data := fs.String("data", defaultDataDir(), "data dir (JetStream store, runtime files)")
+	slots := fs.Int("slots", 0, "jobs the worker runs at once (default 2 × CPUs)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
+	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, *logLevel)
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		fmt.Fprintf(stderr, "brig dev: data dir: %v\n", err)
+		return 1
+	}
+	stack, err := devstack.Start(ctx, devstack.Config{
+		Listen:   *listen,
+		DataDir:  filepath.Join(*data, "jetstream"),
+		Logger:   log,
+		Progress: stderr,
+		Worker:   worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run")},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dev: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "ready %s\n", stack.URL())
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "brig dev: shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
+	defer cancel()
+	if err := stack.Stop(sctx); err != nil {
+		fmt.Fprintf(stderr, "brig dev: stop: %v\n", err)
+		return 1
+	}
+	return 0
+}

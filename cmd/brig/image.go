@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/docker/docker/client"
+
+	"github.com/brig-dev/brig/internal/image"
+)
+
+func cmdImage(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprintln(stderr, "usage: brig image build [NAME]")
+		return 2
+	}
+	fs := newFlagSet("brig image build", stderr)
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	_ = addServerFlag(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	name := "python"
+	if fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	spec, ok := image.Lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "brig image build: unknown image %q\n", name)
+		return 2
+	}
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		fmt.Fprintf(stderr, "brig image build: docker: %v\n", err)
+		return 1
+	}
+	defer docker.Close()
+	if err := image.Build(ctx, docker, spec, stderr, newLogger(stderr, *logLevel)); err != nil {
+		fmt.Fprintf(stderr, "brig image build: %v\n", err)
+		return 1
+	}
+	return 0
+}

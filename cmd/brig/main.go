@@ -1,0 +1,62 @@
+// Command brig runs untrusted code as restricted functions on NATS
+// JetStream and Docker. See the README and DESIGN §7 for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes of brig itself (DESIGN §7).
+const (
+	exitTimeout = 124
+	exitBrig    = 125
+)
+
+const usage = `brig runs untrusted code in locked-down containers.
+
+Usage:
+  brig dev [--listen ADDR] [--data DIR]   run NATS, a dispatcher and a worker in one process
+  brig run [flags] FILE|-                 run code and stream its output
+  brig watch JOB_ID                       replay and follow a job's events
+  brig image build [NAME]                 build a sandbox image offline (default: python)
+
+Every command takes --server URL (env BRIG_SERVER, default nats://127.0.0.1:4222).
+Run 'brig COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if args[0] == "sandbox-init" {
+		return sandboxInit(stdin, stdout, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
+		"dev":   cmdDev,
+		"run":   cmdRun,
+		"watch": cmdWatch,
+		"image": cmdImage,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "brig: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	return cmd(ctx, args[1:], stdin, stdout, stderr)
+}

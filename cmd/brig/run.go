@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig run", stderr)
+	srv := addServerFlag(fs)
+	function := fs.String("function", "python", "function to run the code with")
+	id := fs.String("id", "", "job id (default: a fresh random one)")
+	timeout := fs.Duration("timeout", 0, "job timeout, e.g. 10s (default: the function's)")
+	memory := fs.Int64("memory", 0, "memory limit in MB (default: the function's)")
+	network := fs.Bool("network", false, "give the job a network")
+	restricted := fs.Bool("restricted", true, "grant the job no scopes")
+	runtime := fs.String("runtime", "", "container runtime: runc or runsc")
+	asJSON := fs.Bool("json", false, "print the terminal event as one JSON object instead of the output")
+	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
+	var allow multiFlag
+	fs.Var(&allow, "allow", "request a scope, e.g. dict:cache:read (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: brig run [flags] FILE|-")
+		return 2
+	}
+	code, err := readCode(fs.Arg(0), stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitBrig
+	}
+	job := schema.Job{ID: *id, Function: *function, Code: code, Timeout: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
+	if *memory != 0 {
+		job.Limits = &schema.Limits{MemoryMB: *memory}
+	}
+	if *network {
+		job.Network = schema.Ptr(true)
+	}
+	if !*restricted {
+		job.Restricted = schema.Ptr(false)
+	}
+	client, cleanup, err := connectOrEmbed(ctx, srv, stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitBrig
+	}
+	defer cleanup()
+	defer client.Close()
+	return runJob(ctx, client, job, *asJSON, stdout, stderr)
+}
+
+func readCode(name string, stdin io.Reader) (string, error) {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, schema.DefaultMaxJobBytes+1))
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read code: %w", err)
+	}
+	return string(data), nil
+}
+
+// runJob submits the job, streams its output (or prints its terminal event
+// with asJSON) and returns brig run's exit code.
+func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool, stdout, stderr io.Writer) int {
+	h, err := client.Submit(ctx, job)
+	if err != nil {
+		var je *sdk.JobError
+		if errors.As(err, &je) {
+			return report(je.Event, asJSON, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitBrig
+	}
+	defer h.Stop()
+	if !asJSON {
+		for ev := range h.Events() {
+			if ev.Type != schema.EventOutput {
+				continue
+			}
+			if ev.Stream == schema.StreamStderr {
+				io.WriteString(stderr, ev.Data)
+			} else {
+				io.WriteString(stdout, ev.Data)
+			}
+		}
+	}
+	ev, err := h.Result(ctx)
+	if ev == nil {
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitBrig
+	}
+	return report(ev, asJSON, stdout, stderr)
+}
+
+// report prints what a person needs to know of a terminal event and maps
+// it to an exit code.
+func report(ev *schema.Event, asJSON bool, stdout, stderr io.Writer) int {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		_ = enc.Encode(ev)
+	} else {
+		if ev.StdoutTruncated {
+			fmt.Fprintln(stderr, "brig: stdout was truncated at the output limit")
+		}
+		if ev.StderrTruncated {
+			fmt.Fprintln(stderr, "brig: stderr was truncated at the output limit")
+		}
+		if ev.Status != schema.StatusSucceeded && ev.Status != schema.StatusFailed && ev.Error != nil {
+			fmt.Fprintf(stderr, "brig: job %s %s: %s: %s\n", ev.JobID, ev.Status, ev.Error.Type, ev.Error.Message)
+		}
+	}
+	return exitCode(ev)
+}
+
+// exitCode is brig run's exit code for a terminal event (DESIGN §7).
+func exitCode(ev *schema.Event) int {
+	switch ev.Status {
+	case schema.StatusSucceeded:
+		return 0
+	case schema.StatusFailed, schema.StatusOOM:
+		if ev.ExitCode > 0 && ev.ExitCode < 256 {
+			return ev.ExitCode
+		}
+		if ev.Status == schema.StatusOOM {
+			return 137
+		}
+		return 1
+	case schema.StatusTimeout:
+		return exitTimeout
+	case schema.StatusCancelled:
+		return 130
+	}
+	return exitBrig
+}
+
+// connectOrEmbed connects to the chosen server. With no server chosen and
+// none answering at the default address, it starts an embedded brig for
+// this one command and says so.
+func connectOrEmbed(ctx context.Context, srv *serverFlag, stderr io.Writer, logLevel string) (*sdk.Client, func(), error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	client, err := sdk.Connect(cctx, srv.url)
+	if err == nil {
+		return client, func() {}, nil
+	}
+	if srv.explicit {
+		return nil, nil, fmt.Errorf("server %s unreachable: %w", srv.url, err)
+	}
+	fmt.Fprintf(stderr, "brig: nothing answers at %s; running this job on an embedded brig (start `brig dev` to keep one running)\n", srv.url)
+	dir, err := os.MkdirTemp("", "brig-run-")
+	if err != nil {
+		return nil, nil, err
+	}
+	stack, err := devstack.Start(ctx, devstack.Config{
+		Listen:   "127.0.0.1:0",
+		DataDir:  dir + "/jetstream",
+		Logger:   newLogger(stderr, logLevel),
+		Progress: stderr,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("embedded brig: %w", err)
+	}
+	client, err = sdk.New(stack.Conn)
+	if err != nil {
+		_ = stack.Stop(context.WithoutCancel(ctx))
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cleanup := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = stack.Stop(sctx)
+		os.RemoveAll(dir)
+	}
+	return client, cleanup, nil
+}

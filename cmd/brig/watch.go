@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/brig-dev/brig/sdk"
+)
+
+func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig watch", stderr)
+	srv := addServerFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: brig watch JOB_ID")
+		return 2
+	}
+	client, err := sdk.Connect(ctx, srv.url)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig watch: %v\n", err)
+		return exitBrig
+	}
+	defer client.Close()
+	h, err := client.Watch(ctx, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig watch: %v\n", err)
+		return exitBrig
+	}
+	defer h.Stop()
+	enc := json.NewEncoder(stdout)
+	for {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				res, _ := h.Result(ctx)
+				if res == nil {
+					return exitBrig
+				}
+				return exitCode(res)
+			}
+			_ = enc.Encode(ev)
+		case <-ctx.Done():
+			return 130
+		}
+	}
+}

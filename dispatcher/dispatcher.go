@@ -1,0 +1,318 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/schema"
+)
+
+// Config of a Dispatcher.
+type Config struct {
+	// Conn is the NATS connection. Required.
+	Conn *nats.Conn
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// Functions resolves function names (default: Builtin).
+	Functions Resolver
+	// MaxJobBytes caps a submission (default schema.DefaultMaxJobBytes).
+	MaxJobBytes int
+	// Streams sizes the streams this dispatcher ensures.
+	Streams bus.Config
+	// MaxDeliver is how often a submission is tried before it ends in a
+	// terminal Infrastructure error (default 5).
+	MaxDeliver int
+	// AckWait is how long a submission may be in flight (default 30s).
+	AckWait time.Duration
+	// Backoff is the first retry delay on platform errors, doubled per
+	// attempt (default 500ms).
+	Backoff time.Duration
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Functions == nil {
+		c.Functions = Builtin{}
+	}
+	if c.MaxJobBytes == 0 {
+		c.MaxJobBytes = schema.DefaultMaxJobBytes
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Backoff == 0 {
+		c.Backoff = 500 * time.Millisecond
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Conn == nil {
+		return errors.New("dispatcher: Conn is required")
+	}
+	if c.MaxJobBytes < 0 || c.MaxDeliver < 1 {
+		return errors.New("dispatcher: MaxJobBytes and MaxDeliver must be positive")
+	}
+	return nil
+}
+
+// Dispatcher routes submitted jobs to worker pools.
+type Dispatcher struct {
+	cfg Config
+	log *slog.Logger
+	js  jetstream.JetStream
+	pub *events.Publisher
+
+	mu      sync.Mutex
+	consume jetstream.ConsumeContext
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// New validates cfg and returns a Dispatcher ready to Start.
+func New(cfg Config) (*Dispatcher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
+	}
+	return &Dispatcher{
+		cfg: cfg,
+		log: cfg.Logger.With("role", "dispatcher"),
+		js:  js,
+		pub: events.NewPublisher(cfg.Conn, js),
+	}, nil
+}
+
+// Start ensures the streams and the shared consumer and begins dispatching.
+// Calling it on a started dispatcher is a no-op.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.consume != nil {
+		return nil
+	}
+	if err := bus.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
+		Durable:       bus.DispatcherConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       d.cfg.AckWait,
+		MaxDeliver:    d.cfg.MaxDeliver,
+		FilterSubject: schema.SubmitPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("dispatcher: consumer: %w", err)
+	}
+	// Handlers outlive the Start call: they run until Stop.
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	cc, err := cons.Consume(func(msg jetstream.Msg) { d.handle(d.ctx, msg) },
+		jetstream.PullMaxMessages(64))
+	if err != nil {
+		d.cancel()
+		return fmt.Errorf("dispatcher: consume: %w", err)
+	}
+	d.consume = cc
+	d.log.Info("dispatcher started")
+	return nil
+}
+
+// Stop stops pulling and waits for the submission in hand, or until ctx
+// ends. Safe to call twice.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	cc := d.consume
+	d.consume = nil
+	d.mu.Unlock()
+	if cc == nil {
+		return nil
+	}
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-ctx.Done():
+	}
+	d.cancel()
+	d.log.Info("dispatcher stopped")
+	return nil
+}
+
+// handle dispatches one submission and settles it with JetStream.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		d.log.Error("submission without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	err = d.dispatch(ctx, msg)
+	var rej *rejection
+	switch {
+	case err == nil:
+		if err := msg.DoubleAck(ctx); err != nil {
+			d.log.Warn("ack submission", "err", err)
+		}
+	case errors.As(err, &rej):
+		d.reject(ctx, msg, rej)
+	case meta.NumDelivered >= uint64(d.cfg.MaxDeliver):
+		d.reject(ctx, msg, &rejection{
+			errType: schema.ErrInfrastructure, status: schema.StatusError,
+			msg: fmt.Sprintf("dispatch failed after %d attempts: %v", meta.NumDelivered, err),
+		})
+	default:
+		delay := d.cfg.Backoff << min(meta.NumDelivered-1, 6)
+		d.log.Warn("dispatch failed, will retry", "err", err, "attempt", meta.NumDelivered, "delay", delay)
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// rejection is a submission brig will not run.
+type rejection struct {
+	jobID   string
+	replyTo string
+	errType string
+	status  string
+	msg     string
+}
+
+func (r *rejection) Error() string { return r.msg }
+
+func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
+	r := &rejection{errType: errType, status: schema.StatusRejected, msg: fmt.Sprintf(format, args...)}
+	if job != nil {
+		r.jobID, r.replyTo = job.ID, job.ReplyTo
+	}
+	return r
+}
+
+// dispatch validates, resolves and routes one submission. It returns a
+// *rejection for anything that must not run, another error for platform
+// failures worth retrying.
+func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg) error {
+	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
+	if err != nil {
+		return invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
+	}
+	if hdr := msg.Headers().Get(jetstream.MsgIDHeader); hdr != "" && hdr != job.ID {
+		r := invalid(nil, schema.ErrInvalidJob, "invalid job: id: %q does not match the Nats-Msg-Id header %q", job.ID, hdr)
+		if schema.ValidID(hdr) {
+			r.jobID = hdr // the dedup key the client published under
+		}
+		return r
+	}
+	if want := schema.SubmitSubject(job.Function); msg.Subject() != want {
+		return invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), want)
+	}
+	log := d.log.With("job", job.ID, "function", job.Function)
+	if done, err := bus.TerminalEvent(ctx, d.js, job.ID); err != nil {
+		return err
+	} else if done != nil {
+		log.Info("job already ended; dropping resubmission", "status", done.Status)
+		return nil
+	}
+	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
+	if errors.Is(err, ErrFunctionNotFound) {
+		return invalid(job, schema.ErrNotFound, "function %q not found", job.Function)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve function %q: %w", job.Function, err)
+	}
+	spec := buildSpec(job, fn)
+	if err := spec.Validate(); err != nil {
+		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
+	}
+	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, AcceptedAt: time.Now().UTC()}
+	if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, job.ReplyTo); err != nil {
+		return err
+	}
+	return d.route(ctx, &work, log)
+}
+
+func (d *Dispatcher) route(ctx context.Context, work *schema.Work, log *slog.Logger) error {
+	data, err := json.Marshal(work)
+	if err != nil {
+		return fmt.Errorf("encode work for %s: %w", work.Job.ID, err)
+	}
+	out := &nats.Msg{Subject: schema.WorkSubject(work.Spec.Pool), Data: data, Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, work.Job.ID)
+	ack, err := d.js.PublishMsg(ctx, out)
+	if err != nil {
+		return fmt.Errorf("route job %s to pool %s: %w", work.Job.ID, work.Spec.Pool, err)
+	}
+	log.Info("job routed", "pool", work.Spec.Pool, "duplicate", ack.Duplicate)
+	return nil
+}
+
+// reject publishes the terminal event of a job that will not run, then
+// terminates the submission. When the job id cannot be read from the
+// payload it is taken from the Nats-Msg-Id header.
+func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection) {
+	if r.jobID == "" {
+		r.jobID, r.replyTo = peekJob(msg)
+	}
+	log := d.log.With("job", r.jobID, "subject", msg.Subject())
+	if r.jobID == "" {
+		log.Warn("rejected a submission with no usable job id; no event can name it", "reason", r.msg)
+		_ = msg.TermWithReason(r.msg)
+		return
+	}
+	ev := &schema.Event{
+		JobID: r.jobID, Type: schema.EventError, Seq: 2, Status: r.status, ExitCode: -1,
+		Error: &schema.ErrorInfo{Type: r.errType, Message: r.msg},
+	}
+	if _, err := d.pub.Publish(ctx, ev, r.replyTo); err != nil {
+		log.Error("publish rejection; will retry", "err", err)
+		_ = msg.NakWithDelay(d.cfg.Backoff)
+		return
+	}
+	log.Info("job rejected", "type", r.errType, "reason", r.msg)
+	_ = msg.TermWithReason(r.msg)
+}
+
+// peekJob reads a job id and reply subject from a submission that failed
+// strict decoding: from the payload when they are valid there, else the id
+// from the Nats-Msg-Id header.
+func peekJob(msg jetstream.Msg) (id, replyTo string) {
+	var loose struct {
+		ID      any `json:"id"`
+		ReplyTo any `json:"reply_to"`
+	}
+	if len(msg.Data()) <= schema.DefaultMaxJobBytes*4 {
+		_ = json.Unmarshal(msg.Data(), &loose)
+	}
+	if s, ok := loose.ID.(string); ok && schema.ValidID(s) {
+		id = s
+		probe := schema.Job{ID: s, Function: "x"}
+		if rt, ok := loose.ReplyTo.(string); ok {
+			probe.ReplyTo = rt
+			if probe.Validate() == nil {
+				replyTo = rt
+			}
+		}
+		return id, replyTo
+	}
+	if h := msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidID(h) {
+		return h, ""
+	}
+	return "", ""
+}

@@ -1,0 +1,142 @@
+// Package initproto is the wire between a worker and the init process it
+// starts inside each sandbox container (brig's own static binary, run as
+// `brig sandbox-init`).
+//
+// The worker writes one Request to the container's stdin: a 4-byte
+// big-endian length and a JSON body. The init answers on the container's
+// stdout with frames: a type byte, a 4-byte big-endian length and a payload.
+// Output frames carry the job's stdout and stderr; one Exit frame ends the
+// conversation. Only the init writes to the container's stdout (the job's
+// own output goes through pipes the init reads), so the job cannot forge
+// frames; the worker still treats every frame as hostile input.
+package initproto
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame types.
+const (
+	FrameStdout byte = 1
+	FrameStderr byte = 2
+	FrameExit   byte = 3
+)
+
+// Size caps.
+const (
+	MaxRequestBytes = 16 << 20
+	MaxChunk        = 32 << 10
+	MaxExitBytes    = 1 << 20
+)
+
+// Request tells the init what to run.
+type Request struct {
+	Command []string          `json:"command"`
+	Env     []string          `json:"env"`
+	Dir     string            `json:"dir"`
+	Files   map[string]string `json:"files"`
+	Stdin   string            `json:"stdin"`
+	// OutputLimit caps the bytes forwarded per stream; the init forwards one
+	// byte more so that the worker can tell truncation, then drains the rest.
+	OutputLimit int64 `json:"output_limit"`
+	// ResultPath is read after the job's process ends and sent in Exit.
+	ResultPath     string `json:"result_path"`
+	ResultMaxBytes int64  `json:"result_max_bytes"`
+}
+
+// Exit reports how the job's process ended.
+type Exit struct {
+	ExitCode int `json:"exit_code"`
+	// Signal is the signal that killed the process, 0 if it exited.
+	Signal int `json:"signal,omitempty"`
+	// Result is the content of ResultPath, when present and valid JSON.
+	Result json.RawMessage `json:"result,omitempty"`
+	// ResultError says why ResultPath could not be used.
+	ResultError string `json:"result_error,omitempty"`
+	DurationNS  int64  `json:"duration_ns"`
+	// OOMKills is the cgroup's OOM-kill count when the init can read it.
+	OOMKills int64 `json:"oom_kills,omitempty"`
+}
+
+// ErrFrameTooLarge marks a frame over its size cap.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// WriteRequest writes a length-prefixed request.
+func WriteRequest(w io.Writer, req *Request) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode init request: %w", err)
+	}
+	if len(body) > MaxRequestBytes {
+		return fmt.Errorf("init request is %d bytes: %w", len(body), ErrFrameTooLarge)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+	if _, err := w.Write(append(hdr[:], body...)); err != nil {
+		return fmt.Errorf("write init request: %w", err)
+	}
+	return nil
+}
+
+// ReadRequest reads a length-prefixed request.
+func ReadRequest(r io.Reader) (*Request, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("read init request length: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxRequestBytes {
+		return nil, fmt.Errorf("init request is %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("read init request: %w", err)
+	}
+	var req Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("decode init request: %w", err)
+	}
+	if len(req.Command) == 0 {
+		return nil, errors.New("init request has no command")
+	}
+	return &req, nil
+}
+
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, typ byte, payload []byte) error {
+	buf := make([]byte, 5+len(payload))
+	buf[0] = typ
+	binary.BigEndian.PutUint32(buf[1:5], uint32(len(payload)))
+	copy(buf[5:], payload)
+	_, err := w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame, refusing unknown types and oversize payloads.
+func ReadFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	limit := uint32(MaxChunk)
+	switch hdr[0] {
+	case FrameStdout, FrameStderr:
+	case FrameExit:
+		limit = MaxExitBytes
+	default:
+		return 0, nil, fmt.Errorf("unknown frame type %d", hdr[0])
+	}
+	if n > limit {
+		return 0, nil, fmt.Errorf("frame of type %d is %d bytes: %w", hdr[0], n, ErrFrameTooLarge)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, fmt.Errorf("read frame: %w", err)
+	}
+	return hdr[0], payload, nil
+}

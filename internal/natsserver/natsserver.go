@@ -1,0 +1,97 @@
+// Package natsserver runs an embedded nats-server with JetStream, for
+// `brig dev`, `brig nats` and tests.
+package natsserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config of an embedded server.
+type Config struct {
+	// Listen is HOST:PORT for clients; port 0 picks a free one.
+	// Default 127.0.0.1:4222.
+	Listen string
+	// DataDir holds JetStream's store. Required.
+	DataDir string
+	// Name of the server (default: chosen by nats-server).
+	Name string
+	// Logger receives the server's log lines at debug level; nil is silent.
+	Logger *slog.Logger
+	// ReadyTimeout bounds the wait for client connections (default 10s).
+	ReadyTimeout time.Duration
+}
+
+// Start runs a server and waits until it accepts connections.
+func Start(ctx context.Context, cfg Config) (*server.Server, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("nats server: data dir is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4222"
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		NoSigs:     true,
+		NoLog:      cfg.Logger == nil,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	if cfg.Logger != nil {
+		ns.SetLoggerV2(&slogAdapter{cfg.Logger}, false, false, false)
+	}
+	ns.Start()
+	deadline := time.Now().Add(cfg.ReadyTimeout)
+	for !ns.ReadyForConnections(100 * time.Millisecond) {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats server on %s not ready: %w", cfg.Listen, context.Cause(ctxOrDeadline(ctx)))
+		}
+	}
+	return ns, nil
+}
+
+func ctxOrDeadline(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	c, cancel := context.WithCancelCause(ctx)
+	cancel(fmt.Errorf("timed out"))
+	return c
+}
+
+// slogAdapter feeds nats-server's logger into slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a *slogAdapter) Noticef(f string, v ...any) { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Warnf(f string, v ...any)   { a.l.Warn(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Fatalf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Errorf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Debugf(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Tracef(f string, v ...any)  {}

@@ -1,0 +1,178 @@
+//go:build linux
+
+// Package sandboxinit is the init process of every sandbox container: brig's
+// own static binary, mounted read-only and run as PID 1 with the job's uid.
+// It reads one initproto.Request from stdin, lays out /work, runs the job's
+// command with its stdout and stderr on pipes, forwards their bytes as
+// frames, and when the job's process ends kills whatever it left behind and
+// reports an Exit frame at once, before the container is torn down.
+package sandboxinit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/brig-dev/brig/internal/initproto"
+)
+
+// drainGrace bounds how long the init waits for output pipes to close after
+// every process of the job is gone.
+const drainGrace = 2 * time.Second
+
+// Main runs the init and returns the process exit code.
+func Main(stdin io.Reader, stdout, stderr io.Writer) int {
+	// Not dumpable: the job runs with the same uid, and must not open
+	// /proc/1/fd/1 to forge frames, nor ptrace or read this process.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(stderr, "brig init: prctl: %v\n", err)
+		return 1
+	}
+	// As PID 1 we only receive signals we handle; handling (not ignoring)
+	// them keeps the job from killing us while its own dispositions reset to
+	// default on exec.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM)
+	go func() {
+		for range sigs {
+		}
+	}()
+
+	req, err := initproto.ReadRequest(stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig init: %v\n", err)
+		return 1
+	}
+	out := &frameWriter{w: stdout}
+	exit, err := run(req, out)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig init: %v\n", err)
+		return 1
+	}
+	if err := out.writeExit(exit); err != nil {
+		fmt.Fprintf(stderr, "brig init: report exit: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
+	if err := layout(req); err != nil {
+		return nil, err
+	}
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stdin pipe: %w", err)
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	cmd := exec.Command(req.Command[0], req.Command[1:]...)
+	cmd.Dir, cmd.Env = req.Dir, req.Env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
+	start := time.Now()
+	startErr := cmd.Start()
+	stdinR.Close()
+	stdoutW.Close()
+	stderrW.Close()
+
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); io.WriteString(stdinW, req.Stdin); stdinW.Close() }()
+	go func() { defer wg.Done(); out.forward(initproto.FrameStdout, stdoutR, req.OutputLimit) }()
+	go func() { defer wg.Done(); out.forward(initproto.FrameStderr, stderrR, req.OutputLimit) }()
+
+	exit := &initproto.Exit{}
+	if startErr != nil {
+		// Report like a shell would: the command could not be run.
+		fmt.Fprintf(jobStderr(out), "brig: cannot run %q: %v\n", req.Command[0], startErr)
+		exit.ExitCode = 127
+		stdinW.Close()
+	} else {
+		status := reap(cmd.Process.Pid)
+		exit.DurationNS = int64(time.Since(start))
+		exit.ExitCode, exit.Signal = exitCode(status)
+	}
+	// The job is over when its main process is: end every process it left.
+	killAll()
+	waitTimeout(&wg, drainGrace)
+	stdoutR.Close()
+	stderrR.Close()
+	exit.Result, exit.ResultError = readResult(req.ResultPath, req.ResultMaxBytes)
+	exit.OOMKills = oomKills()
+	return exit, nil
+}
+
+// jobStderr writes a diagnostic as a stderr frame of the job.
+func jobStderr(out *frameWriter) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		return len(p), out.frame(initproto.FrameStderr, p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// reap waits for pid, reaping any orphan that exits meanwhile.
+func reap(pid int) syscall.WaitStatus {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ws
+		}
+		if got == pid {
+			return ws
+		}
+	}
+}
+
+// killAll kills every process this init may signal (all but itself) and
+// reaps them.
+func killAll() {
+	_ = syscall.Kill(-1, syscall.SIGKILL)
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil { // ECHILD: nothing left
+			return
+		}
+	}
+}
+
+func exitCode(ws syscall.WaitStatus) (code, sig int) {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), int(ws.Signal())
+	}
+	return ws.ExitStatus(), 0
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}

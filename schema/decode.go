@@ -1,0 +1,259 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Size caps on whole messages.
+const (
+	DefaultMaxJobBytes = 512 << 10
+	MaxEventBytes      = 8 << 20
+	MaxWorkBytes       = 1 << 20
+)
+
+// ErrTooLarge marks a message over its size cap.
+var ErrTooLarge = errors.New("message too large")
+
+// FieldError is a decoding or validation failure that names its field.
+// Field is a dotted JSON path ("limits.memory_mb", "files[../x]") or
+// "(message)" for problems with the message as a whole.
+type FieldError struct {
+	Field string
+	Msg   string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// DecodeJob strictly decodes and validates a job. maxBytes <= 0 means
+// DefaultMaxJobBytes.
+func DecodeJob(data []byte, maxBytes int) (*Job, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxJobBytes
+	}
+	var j Job
+	if err := decodeStrict(data, &j, maxBytes); err != nil {
+		return nil, err
+	}
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// DecodeEvent strictly decodes an event.
+func DecodeEvent(data []byte) (*Event, error) {
+	var e Event
+	if err := decodeStrict(data, &e, MaxEventBytes); err != nil {
+		return nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// DecodeWork strictly decodes and validates a dispatcher's work message.
+func DecodeWork(data []byte) (*Work, error) {
+	var w Work
+	if err := decodeStrict(data, &w, MaxWorkBytes); err != nil {
+		return nil, err
+	}
+	if w.Version != Version {
+		return nil, fieldErr("version", "is %d, this build speaks %d", w.Version, Version)
+	}
+	if err := w.Job.Validate(); err != nil {
+		return nil, err
+	}
+	if err := w.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// decodeStrict decodes exactly one JSON object into v, refusing unknown
+// fields, wrong types, trailing data and anything over maxBytes.
+func decodeStrict(data []byte, v any, maxBytes int) error {
+	if len(data) > maxBytes {
+		return &FieldError{Field: "(message)", Msg: fmt.Sprintf("is %d bytes, over the %d-byte limit", len(data), maxBytes), Err: ErrTooLarge}
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fieldErr("(message)", "is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonFieldError(err, data, v)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fieldErr("(message)", "has data after the JSON object")
+	}
+	return nil
+}
+
+// jsonFieldError turns encoding/json's errors into FieldErrors; data and v
+// locate unknown fields, which encoding/json reports by name only.
+func jsonFieldError(err error, data []byte, v any) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(message)"
+		}
+		return &FieldError{Field: field, Msg: fmt.Sprintf("must be %s, not JSON %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value), Err: err}
+	case errors.As(err, &syntaxErr):
+		return &FieldError{Field: "(message)", Msg: fmt.Sprintf("is not valid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr), Err: err}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		quoted := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		name, uerr := strconv.Unquote(quoted)
+		if uerr != nil {
+			name = strings.Trim(quoted, `"`)
+		}
+		return &FieldError{Field: unknownFieldPath(data, reflect.TypeOf(v), name), Msg: "is not a known field", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &FieldError{Field: "(message)", Msg: "is truncated JSON", Err: err}
+	}
+	return &FieldError{Field: "(message)", Msg: err.Error(), Err: err}
+}
+
+// unknownFieldPath finds the dotted path of the unknown field name in data,
+// decoded into a value of type t ("limits.x", "auth_errors[0].x"). It falls
+// back to name when it cannot tell.
+func unknownFieldPath(data []byte, t reflect.Type, name string) string {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil {
+		return fieldName(name)
+	}
+	if p, ok := findUnknown(doc, t, name, ""); ok {
+		return p
+	}
+	return fieldName(name)
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+func findUnknown(doc any, t reflect.Type, name, at string) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		return "", false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, _ := doc.(map[string]any)
+		return findUnknownField(obj, t, name, at)
+	case reflect.Slice, reflect.Array:
+		arr, _ := doc.([]any)
+		for i, el := range arr {
+			if p, ok := findUnknown(el, t.Elem(), name, fmt.Sprintf("%s[%d]", at, i)); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		obj, _ := doc.(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			if p, ok := findUnknown(obj[k], t.Elem(), name, fmt.Sprintf("%s[%q]", at, clip(k))); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// findUnknownField looks at obj's own keys before its children's, the way
+// encoding/json meets them.
+func findUnknownField(obj map[string]any, t reflect.Type, name, at string) (string, bool) {
+	if _, known := jsonField(t, name); !known {
+		if _, ok := obj[name]; ok {
+			return joinPath(at, fieldName(name)), true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if f, known := jsonField(t, k); known {
+			if p, ok := findUnknown(obj[k], f.Type, name, joinPath(at, fieldName(k))); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// jsonField finds the struct field encoding/json decodes key into: an exact
+// tag match, else a case-insensitive one.
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	var folded reflect.StructField
+	found := false
+	for _, f := range reflect.VisibleFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || (f.Anonymous && tag == "") || tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == key {
+			return f, true
+		}
+		if !found && strings.EqualFold(tag, key) {
+			folded, found = f, true
+		}
+	}
+	return folded, found
+}
+
+// fieldName quotes a key that would not read as one segment of a path: an
+// empty one, or one with dots, spaces or other punctuation.
+func fieldName(key string) string {
+	plain := func(r rune) bool {
+		return r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+	}
+	if key != "" && strings.IndexFunc(key, func(r rune) bool { return !plain(r) }) < 0 {
+		return clip(key)
+	}
+	return strconv.Quote(clip(key))
+}
+
+func joinPath(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "int32", "uint", "uint64":
+		return "an integer"
+	case "float64", "float32":
+		return "a number"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return goKind
+}

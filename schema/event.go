@@ -1,0 +1,115 @@
+package schema
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event types. The last four are terminal: exactly one per job.
+const (
+	EventAccepted  = "accepted"
+	EventStarted   = "started"
+	EventOutput    = "output"
+	EventAuthError = "auth_error"
+	EventResult    = "result"
+	EventTimeout   = "timeout"
+	EventError     = "error"
+	EventCancelled = "cancelled"
+)
+
+// Terminal statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusTimeout   = "timeout"
+	StatusOOM       = "oom"
+	StatusCancelled = "cancelled"
+	StatusRejected  = "rejected"
+	StatusError     = "error"
+)
+
+// Error types carried in a terminal event's error.type.
+const (
+	ErrAuthError      = "AuthError"
+	ErrTimeout        = "Timeout"
+	ErrOOM            = "OOM"
+	ErrInvalidJob     = "InvalidJob"
+	ErrNotFound       = "NotFound"
+	ErrCancelled      = "Cancelled"
+	ErrNonZeroExit    = "NonZeroExit"
+	ErrInfrastructure = "Infrastructure"
+)
+
+// Output streams of an output event.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// Event is everything a job emits, on brig.events.<job_id>.<type>.
+type Event struct {
+	JobID   string    `json:"job_id"`
+	Type    string    `json:"type"`
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Attempt int       `json:"attempt"`
+
+	// output
+	Stream string `json:"stream,omitempty"`
+	Data   string `json:"data,omitempty"`
+
+	// auth_error
+	Resource string `json:"resource,omitempty"`
+	Action   string `json:"action,omitempty"`
+	Message  string `json:"message,omitempty"`
+
+	// started
+	Worker string `json:"worker,omitempty"`
+
+	// terminal
+	Status          string          `json:"status,omitempty"`
+	ExitCode        int             `json:"exit_code"`
+	Stdout          string          `json:"stdout,omitempty"`
+	Stderr          string          `json:"stderr,omitempty"`
+	StdoutTruncated bool            `json:"stdout_truncated,omitempty"`
+	StderrTruncated bool            `json:"stderr_truncated,omitempty"`
+	Output          json.RawMessage `json:"output,omitempty"`
+	DurationMS      int64           `json:"duration_ms,omitempty"`
+	AuthErrors      []AuthError     `json:"auth_errors,omitempty"`
+	Error           *ErrorInfo      `json:"error,omitempty"`
+}
+
+// AuthError is one denied resource call.
+type AuthError struct {
+	Resource string `json:"resource"`
+	Action   string `json:"action"`
+	Message  string `json:"message"`
+}
+
+// ErrorInfo says why a job did not succeed.
+type ErrorInfo struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// IsTerminal reports whether an event type ends a job.
+func IsTerminal(eventType string) bool {
+	switch eventType {
+	case EventResult, EventTimeout, EventError, EventCancelled:
+		return true
+	}
+	return false
+}
+
+// TerminalType is the event type that carries a terminal status.
+func TerminalType(status string) string {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusOOM:
+		return EventResult
+	case StatusTimeout:
+		return EventTimeout
+	case StatusCancelled:
+		return EventCancelled
+	}
+	return EventError
+}

@@ -1,0 +1,36 @@
+package schema
+
+import "time"
+
+// Work is what a dispatcher publishes on brig.work.<pool> for a worker: the
+// client's job plus everything the dispatcher resolved for it.
+type Work struct {
+	Version    int       `json:"version"`
+	Job        Job       `json:"job"`
+	Spec       RunSpec   `json:"spec"`
+	Token      string    `json:"token,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at"`
+}
+
+// RunSpec is the resolved, fully defaulted way to run one job.
+type RunSpec struct {
+	Function string   `json:"function"`
+	Image    string   `json:"image"`
+	Command  []string `json:"command"`
+	// Env is the function's base environment; the job's env overrides it.
+	Env map[string]string `json:"env,omitempty"`
+	// CodeFile is where the job's code goes, relative to /work.
+	CodeFile   string   `json:"code_file,omitempty"`
+	Pool       string   `json:"pool"`
+	Limits     Limits   `json:"limits"`
+	TimeoutMS  int64    `json:"timeout_ms"`
+	Network    bool     `json:"network"`
+	Runtime    string   `json:"runtime"`
+	SingleUse  bool     `json:"single_use"`
+	Restricted bool     `json:"restricted"`
+	Scopes     []string `json:"scopes,omitempty"`
+	Retries    int      `json:"retries,omitempty"`
+}
+
+// Timeout returns the spec's timeout as a duration.
+func (s RunSpec) Timeout() time.Duration { return time.Duration(s.TimeoutMS) * time.Millisecond }

@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/schema"
+)
+
+// Labels every sandbox container carries.
+const (
+	LabelJob    = "brig.job"
+	LabelWorker = "brig.worker"
+)
+
+// InitPath is where brig's init binary is mounted in every container.
+const InitPath = "/run/brig/init"
+
+// Config of a Worker.
+type Config struct {
+	// Conn is the NATS connection. Required.
+	Conn *nats.Conn
+	// Docker is the Engine API client. Required.
+	Docker Engine
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// ID names this worker; containers carry it so that a restarted worker
+	// with the same ID removes what it left behind (default: hostname).
+	ID string
+	// Pools this worker serves (default ["default"]).
+	Pools []string
+	// Slots is how many jobs run at once (default: 2 × CPUs).
+	Slots int
+	// InitBinary is a static brig binary mounted read-only as every
+	// container's init (default: this executable).
+	InitBinary string
+	// RuntimeDir holds the copy of the init binary that containers mount; on
+	// a containerised worker it must be the same path on the host
+	// (default: $TMPDIR/brig-<uid>).
+	RuntimeDir string
+	// PollWait bounds one fetch for work (default 1s).
+	PollWait time.Duration
+	// AckWait is how long a job may go without a progress signal before
+	// JetStream redelivers it (default 30s; the worker signals every third).
+	AckWait time.Duration
+	// MaxDeliver is how often a job is tried on platform failures before it
+	// ends in a terminal Infrastructure error (default 5).
+	MaxDeliver int
+	// Backoff is the first retry delay on platform failures, doubled per
+	// attempt (default 1s).
+	Backoff time.Duration
+	// Streams sizes the streams this worker ensures.
+	Streams bus.Config
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ID == "" {
+		c.ID, _ = os.Hostname()
+	}
+	if len(c.Pools) == 0 {
+		c.Pools = []string{schema.DefaultPool}
+	}
+	if c.Slots == 0 {
+		c.Slots = 2 * runtime.NumCPU()
+	}
+	if c.InitBinary == "" {
+		c.InitBinary, _ = os.Executable()
+	}
+	if c.RuntimeDir == "" {
+		c.RuntimeDir = filepath.Join(os.TempDir(), fmt.Sprintf("brig-%d", os.Getuid()))
+	}
+	if c.PollWait == 0 {
+		c.PollWait = time.Second
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.Backoff == 0 {
+		c.Backoff = time.Second
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Conn == nil:
+		return errors.New("worker: Conn is required")
+	case c.Docker == nil:
+		return errors.New("worker: Docker is required")
+	case !schema.ValidName(c.ID):
+		return fmt.Errorf("worker: ID %q must match [A-Za-z0-9][A-Za-z0-9_-]{0,63}", c.ID)
+	case c.Slots < 1:
+		return errors.New("worker: Slots must be at least 1")
+	case c.InitBinary == "":
+		return errors.New("worker: InitBinary is required")
+	case c.MaxDeliver < 1:
+		return errors.New("worker: MaxDeliver must be at least 1")
+	case c.AckWait < time.Second:
+		return errors.New("worker: AckWait must be at least 1s")
+	}
+	for _, p := range c.Pools {
+		if !schema.ValidName(p) {
+			return fmt.Errorf("worker: pool %q is not a valid name", p)
+		}
+	}
+	return nil
+}

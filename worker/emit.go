@@ -1,0 +1,165 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/brig-dev/brig/schema"
+)
+
+// emitter numbers and publishes one attempt's events. Seq 1 is the
+// dispatcher's accepted event; the worker's start at 2.
+type emitter struct {
+	w       *Worker
+	job     *schema.Job
+	attempt int
+	mu      sync.Mutex
+	seq     int64
+}
+
+func (e *emitter) next(ev *schema.Event) *schema.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	ev.JobID, ev.Seq, ev.Attempt = e.job.ID, e.seq, e.attempt
+	if !schema.IsTerminal(ev.Type) {
+		ev.ExitCode = -1
+	}
+	return ev
+}
+
+// publish sends a non-terminal event; a failure is logged, not fatal.
+func (e *emitter) publish(ctx context.Context, ev *schema.Event, log *slog.Logger) {
+	if _, err := e.w.pub.Publish(ctx, e.next(ev), e.job.ReplyTo); err != nil {
+		log.Warn("publish event", "type", ev.Type, "err", err)
+	}
+}
+
+func (e *emitter) terminal(status, errType, msg string) *schema.Event {
+	ev := &schema.Event{Type: schema.TerminalType(status), Status: status, ExitCode: -1}
+	if errType != "" {
+		ev.Error = &schema.ErrorInfo{Type: errType, Message: msg}
+	}
+	return e.next(ev)
+}
+
+// fromOutcome builds the terminal event of a job that ran.
+func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
+	var ev *schema.Event
+	switch {
+	case out.timedOut:
+		ev = e.terminal(schema.StatusTimeout, schema.ErrTimeout, fmt.Sprintf("job exceeded its timeout of %s and was killed", spec.Timeout()))
+	case out.oom:
+		ev = e.terminal(schema.StatusOOM, schema.ErrOOM, fmt.Sprintf("job ran out of memory (limit %d MB) and was killed", spec.Limits.MemoryMB))
+		if out.exit != nil {
+			ev.ExitCode = out.exit.ExitCode
+		}
+	case out.exit == nil:
+		initLog, _ := out.initLog.result()
+		ev = e.terminal(schema.StatusError, schema.ErrInfrastructure,
+			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d): %s", out.exitCode, initLog))
+	case out.exit.ExitCode == 0:
+		ev = e.terminal(schema.StatusSucceeded, "", "")
+		ev.ExitCode = 0
+	default:
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, exitMessage(out.exit.ExitCode, out.exit.Signal))
+		ev.ExitCode = out.exit.ExitCode
+	}
+	ev.Stdout, ev.StdoutTruncated = out.stdout.result()
+	ev.Stderr, ev.StderrTruncated = out.stderr.result()
+	if out.exit != nil {
+		ev.Output = out.exit.Result
+		ev.DurationMS = time.Duration(out.exit.DurationNS).Milliseconds()
+		if out.exit.ResultError != "" {
+			ev.Stderr += "brig: " + schema.ResultFile + " ignored: " + out.exit.ResultError + "\n"
+		}
+	}
+	return ev
+}
+
+func exitMessage(code, signal int) string {
+	if signal != 0 {
+		return fmt.Sprintf("job was killed by signal %d", signal)
+	}
+	return fmt.Sprintf("job exited with code %d", code)
+}
+
+// outputPump coalesces output chunks into events, published in order off
+// the frame-reading path.
+type outputPump struct {
+	em     *emitter
+	log    *slog.Logger
+	ctx    context.Context
+	mu     sync.Mutex
+	buf    map[string][]byte
+	order  []string
+	wake   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+}
+
+const (
+	pumpFlushEvery = 50 * time.Millisecond
+	pumpMaxChunk   = 64 << 10
+)
+
+func newOutputPump(ctx context.Context, em *emitter, log *slog.Logger) *outputPump {
+	p := &outputPump{em: em, log: log, ctx: ctx, buf: map[string][]byte{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *outputPump) add(stream string, data []byte) {
+	p.mu.Lock()
+	if len(p.buf[stream]) == 0 {
+		p.order = append(p.order, stream)
+	}
+	p.buf[stream] = append(p.buf[stream], data...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *outputPump) run() {
+	defer close(p.done)
+	for {
+		_, open := <-p.wake
+		p.flush()
+		if !open {
+			return
+		}
+		time.Sleep(pumpFlushEvery) // coalesce what arrives meanwhile
+	}
+}
+
+func (p *outputPump) flush() {
+	for {
+		p.mu.Lock()
+		if len(p.order) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		stream := p.order[0]
+		data := p.buf[stream]
+		chunk := data[:min(len(data), pumpMaxChunk)]
+		if len(chunk) == len(data) {
+			p.order = p.order[1:]
+			delete(p.buf, stream)
+		} else {
+			p.buf[stream] = data[len(chunk):]
+		}
+		p.mu.Unlock()
+		p.em.publish(p.ctx, &schema.Event{Type: schema.EventOutput, Stream: stream, Data: string(chunk)}, p.log)
+	}
+}
+
+// close flushes what is left and waits for the pump to finish.
+func (p *outputPump) close() {
+	p.closed.Do(func() { close(p.wake) })
+	<-p.done
+}

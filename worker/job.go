@@ -1,0 +1,171 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/schema"
+)
+
+// publishTries bounds retries of the terminal-event publish before the job
+// is handed back to JetStream.
+const publishTries = 5
+
+// handle runs one delivery of a job and settles it with JetStream: ack only
+// after the terminal event is stored; NakWithDelay on platform failures
+// while the retry budget lasts; a terminal error event after it.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("work without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	work, err := schema.DecodeWork(msg.Data())
+	if err != nil {
+		w.rejectWork(ctx, msg, err)
+		return
+	}
+	job := &work.Job
+	log := w.log.With("job", job.ID, "attempt", attempt)
+	done, err := bus.TerminalEvent(ctx, w.js, job.ID)
+	if err != nil {
+		w.retry(msg, attempt, log, err)
+		return
+	}
+	if done != nil {
+		log.Info("job already ended; acking redelivery", "status", done.Status)
+		_ = msg.Ack()
+		return
+	}
+
+	stopProgress := w.keepAlive(msg)
+	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
+	ev, err := w.execute(ctx, work, em, log)
+	stopProgress()
+	var failure *jobFailure
+	switch {
+	case err == nil:
+	case errors.As(err, &failure):
+		ev = em.terminal(failure.status, failure.errType, failure.msg)
+	case ctx.Err() != nil:
+		log.Info("job interrupted by shutdown; handing it back")
+		_ = msg.Nak()
+		return
+	case attempt < w.cfg.MaxDeliver:
+		w.retry(msg, attempt, log, err)
+		return
+	default:
+		ev = em.terminal(schema.StatusError, schema.ErrInfrastructure,
+			fmt.Sprintf("brig could not run the job after %d attempts: %v", attempt, err))
+	}
+	if err := w.publishTerminal(ctx, em, ev); err != nil {
+		w.retry(msg, attempt, log, err)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack job", "err", err)
+	}
+	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS)
+}
+
+func (w *Worker) retry(msg jetstream.Msg, attempt int, log *slog.Logger, err error) {
+	delay := w.cfg.Backoff << min(attempt-1, 6)
+	log.Warn("job failed on the platform; will retry", "err", err, "delay", delay)
+	_ = msg.NakWithDelay(delay)
+}
+
+// keepAlive tells JetStream the job is still being worked on.
+func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+	t := time.NewTicker(w.cfg.AckWait / 3)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+// execute runs the job and builds its terminal event.
+func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (*schema.Event, error) {
+	pump := newOutputPump(ctx, em, log)
+	defer pump.close()
+	start := time.Now()
+	out, err := w.runSandbox(ctx, &sandboxJob{
+		work:     work,
+		onOutput: pump.add,
+		onStart: func() {
+			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID}, log)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	pump.close() // every output event goes out before the terminal one
+	ev := em.fromOutcome(out, work.Spec)
+	if ev.DurationMS == 0 {
+		ev.DurationMS = time.Since(start).Milliseconds()
+	}
+	return ev, nil
+}
+
+// publishTerminal stores the terminal event, retrying briefly.
+func (w *Worker) publishTerminal(ctx context.Context, em *emitter, ev *schema.Event) error {
+	var err error
+	for i := range publishTries {
+		if _, err = w.pub.Publish(context.WithoutCancel(ctx), ev, em.job.ReplyTo); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	return err
+}
+
+// rejectWork ends a work message that cannot be decoded.
+func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error) {
+	var peek struct {
+		Job struct {
+			ID string `json:"id"`
+		} `json:"job"`
+	}
+	_ = json.Unmarshal(msg.Data(), &peek)
+	id := peek.Job.ID
+	if !schema.ValidID(id) {
+		w.log.Error("dropping undecodable work with no usable job id", "err", cause)
+		_ = msg.Term()
+		return
+	}
+	em := &emitter{w: w, job: &schema.Job{ID: id}, attempt: 1, seq: 1}
+	ev := em.terminal(schema.StatusRejected, schema.ErrInvalidJob, fmt.Sprintf("invalid work message: %v", cause))
+	if err := w.publishTerminal(ctx, em, ev); err != nil {
+		_ = msg.NakWithDelay(w.cfg.Backoff)
+		return
+	}
+	_ = msg.Term()
+}
+
+func decodeExit(payload []byte) (*initproto.Exit, error) {
+	var e initproto.Exit
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return nil, err
+	}
+	if len(e.Result) > schema.MaxResultBytes || (len(e.Result) > 0 && !json.Valid(e.Result)) {
+		e.Result, e.ResultError = nil, "result is not valid JSON within the size cap"
+	}
+	return &e, nil
+}

@@ -1,0 +1,283 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-units"
+
+	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/schema"
+)
+
+// Sandbox filesystem sizes.
+const (
+	tmpfsTmp       = "rw,nosuid,nodev,noexec,size=64m"
+	tmpfsWork      = "rw,nosuid,nodev,noexec,size=64m,mode=1777"
+	maxFileBytes   = 64 << 20
+	maxOpenFiles   = 1024
+	initStderrCap  = 4 << 10
+	teardownBudget = 30 * time.Second
+)
+
+// outcome is how a sandboxed job ended.
+type outcome struct {
+	exit     *initproto.Exit // nil when the init never reported
+	timedOut bool
+	oom      bool
+	stdout   *capture
+	stderr   *capture
+	initLog  *capture
+	exitCode int // the container's own exit code when the init never reported
+}
+
+// jobFailure is a failure that retrying cannot fix: it ends the job.
+type jobFailure struct {
+	errType string
+	status  string
+	msg     string
+}
+
+func (f *jobFailure) Error() string { return f.msg }
+
+// sandboxJob is one job on its way into a container.
+type sandboxJob struct {
+	work     *schema.Work
+	onOutput func(stream string, p []byte)
+	onStart  func()
+}
+
+// runSandbox runs one job in a fresh container and removes the container
+// afterwards. Errors are platform failures unless they are *jobFailure.
+func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (*outcome, error) {
+	spec := sj.work.Spec
+	id, err := w.createContainer(ctx, sj.work)
+	if err != nil {
+		return nil, err
+	}
+	defer w.removeContainer(ctx, id)
+
+	hijack, err := w.cfg.Docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return nil, fmt.Errorf("attach container for job %s: %w", sj.work.Job.ID, err)
+	}
+	defer hijack.Close()
+	if err := w.cfg.Docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return nil, classifyDockerErr(fmt.Errorf("start container for job %s: %w", sj.work.Job.ID, err), spec)
+	}
+	if sj.onStart != nil {
+		sj.onStart()
+	}
+
+	out := &outcome{
+		stdout:  newCapture(spec.Limits.OutputBytes),
+		stderr:  newCapture(spec.Limits.OutputBytes),
+		initLog: newCapture(initStderrCap),
+	}
+	var timedOut atomic.Bool
+	kill := func() { _ = w.cfg.Docker.ContainerKill(context.WithoutCancel(ctx), id, "KILL") }
+	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
+	defer timer.Stop()
+	stopOnCancel := context.AfterFunc(ctx, kill)
+	defer stopOnCancel()
+
+	go func() {
+		if err := initproto.WriteRequest(hijack.Conn, initRequest(sj.work)); err != nil {
+			w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
+		}
+		_ = hijack.CloseWrite()
+	}()
+	out.exit = w.readFrames(hijack.Reader, out, sj.onOutput)
+	timer.Stop()
+	out.timedOut = timedOut.Load()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("job %s interrupted: %w", sj.work.Job.ID, context.Cause(ctx))
+	}
+	w.settle(ctx, id, out)
+	return out, nil
+}
+
+// readFrames demultiplexes the attach stream and consumes the init's frames
+// until its Exit frame or the end of the stream.
+func (w *Worker) readFrames(r io.Reader, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, writerFunc(func(p []byte) (int, error) { out.initLog.add(p); return len(p), nil }), r)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	for {
+		typ, payload, err := initproto.ReadFrame(pr)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				out.initLog.add([]byte("brig: bad frame from init: " + err.Error() + "\n"))
+			}
+			return nil
+		}
+		switch typ {
+		case initproto.FrameStdout:
+			if kept := out.stdout.add(payload); len(kept) > 0 && onOutput != nil {
+				onOutput(schema.StreamStdout, kept)
+			}
+		case initproto.FrameStderr:
+			if kept := out.stderr.add(payload); len(kept) > 0 && onOutput != nil {
+				onOutput(schema.StreamStderr, kept)
+			}
+		case initproto.FrameExit:
+			exit, err := decodeExit(payload)
+			if err != nil {
+				out.initLog.add([]byte("brig: bad exit frame: " + err.Error() + "\n"))
+				return nil
+			}
+			return exit
+		}
+	}
+}
+
+// settle waits for the container to stop and learns whether it ran out of
+// memory, which the init can only sometimes see.
+func (w *Worker) settle(ctx context.Context, id string, out *outcome) {
+	if out.exit != nil && out.exit.OOMKills > 0 {
+		out.oom = true
+	}
+	if out.exit != nil && out.exit.Signal == 0 {
+		return // clean exit: no need to wait for teardown
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	waitC, errC := w.cfg.Docker.ContainerWait(wctx, id, container.WaitConditionNotRunning)
+	select {
+	case res := <-waitC:
+		out.exitCode = int(res.StatusCode)
+	case <-errC:
+	}
+	if info, err := w.cfg.Docker.ContainerInspect(wctx, id); err == nil && info.State != nil && info.State.OOMKilled {
+		out.oom = true
+	}
+}
+
+func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string, error) {
+	spec := work.Spec
+	pids := spec.Limits.Pids
+	cpus := min(spec.Limits.CPUs, float64(w.hostCPUs))
+	cfg := &container.Config{
+		Image:           spec.Image,
+		Entrypoint:      []string{InitPath, "sandbox-init"},
+		User:            "65534:65534",
+		Env:             []string{},
+		Hostname:        "sandbox",
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		OpenStdin:       true,
+		StdinOnce:       true,
+		NetworkDisabled: !spec.Network,
+		Labels:          map[string]string{LabelJob: work.Job.ID, LabelWorker: w.cfg.ID},
+	}
+	host := &container.HostConfig{
+		NetworkMode:    networkMode(spec.Network),
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Tmpfs:          map[string]string{"/tmp": tmpfsTmp, schema.WorkDir: tmpfsWork},
+		IpcMode:        "private",
+		LogConfig:      container.LogConfig{Type: "none"},
+		Runtime:        spec.Runtime,
+		Mounts: []mount.Mount{{
+			Type: mount.TypeBind, Source: w.initBinary, Target: InitPath, ReadOnly: true,
+		}},
+		Resources: container.Resources{
+			Memory:     spec.Limits.MemoryMB << 20,
+			MemorySwap: spec.Limits.MemoryMB << 20,
+			NanoCPUs:   int64(cpus * 1e9),
+			PidsLimit:  &pids,
+			Ulimits: []*units.Ulimit{
+				{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles},
+				{Name: "fsize", Soft: maxFileBytes, Hard: maxFileBytes},
+				{Name: "core", Soft: 0, Hard: 0},
+			},
+		},
+	}
+	name := "brig-" + work.Job.ID + "-" + randomSuffix()
+	resp, err := w.cfg.Docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	if err != nil {
+		return "", classifyDockerErr(fmt.Errorf("create container for job %s: %w", work.Job.ID, err), spec)
+	}
+	return resp.ID, nil
+}
+
+func networkMode(enabled bool) container.NetworkMode {
+	if enabled {
+		return "bridge"
+	}
+	return "none"
+}
+
+// classifyDockerErr turns errors no retry can fix into job failures.
+func classifyDockerErr(err error, spec schema.RunSpec) error {
+	switch {
+	case cerrdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "image"):
+		return &jobFailure{errType: schema.ErrNotFound, status: schema.StatusError,
+			msg: fmt.Sprintf("image %q not found on this worker's Docker daemon (build it with `brig image build`)", spec.Image)}
+	case cerrdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "runtime"):
+		return &jobFailure{errType: schema.ErrInvalidJob, status: schema.StatusRejected,
+			msg: fmt.Sprintf("runtime %q is not available on this worker's Docker daemon: %v", spec.Runtime, err)}
+	}
+	return err
+}
+
+// removeContainer removes a container off the caller's cancellation.
+func (w *Worker) removeContainer(ctx context.Context, id string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)
+	defer cancel()
+	if err := w.cfg.Docker.ContainerRemove(rctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		w.log.Warn("remove container", "container", id, "err", err)
+	}
+}
+
+// initRequest is what the init needs to run the job.
+func initRequest(work *schema.Work) *initproto.Request {
+	job, spec := &work.Job, &work.Spec
+	files := maps.Clone(job.Files)
+	if files == nil {
+		files = map[string]string{}
+	}
+	if job.Code != "" {
+		files[spec.CodeFile] = job.Code
+	}
+	if len(job.Args) > 0 {
+		files["args.json"] = string(job.Args)
+	}
+	env := map[string]string{}
+	maps.Copy(env, spec.Env)
+	maps.Copy(env, job.Env)
+	envList := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		envList = append(envList, k+"="+env[k])
+	}
+	return &initproto.Request{
+		Command:        spec.Command,
+		Env:            envList,
+		Dir:            schema.WorkDir,
+		Files:          files,
+		Stdin:          job.Stdin,
+		OutputLimit:    spec.Limits.OutputBytes,
+		ResultPath:     schema.WorkDir + "/" + schema.ResultFile,
+		ResultMaxBytes: schema.MaxResultBytes,
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

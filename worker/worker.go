@@ -1,0 +1,244 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/schema"
+)
+
+// ErrStopped is returned by Start on a worker that was stopped.
+var ErrStopped = errors.New("worker stopped")
+
+// Worker runs jobs from its pools in sandbox containers.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+	js  jetstream.JetStream
+	pub *events.Publisher
+
+	slots      chan struct{}
+	initBinary string
+	hostCPUs   int
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
+	fetchCancel context.CancelFunc
+	jobCancel   context.CancelFunc
+	loops       sync.WaitGroup
+	jobs        sync.WaitGroup
+}
+
+// New validates cfg and returns a Worker ready to Start.
+func New(cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	cfg.ID = sanitizeID(cfg.ID)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	return &Worker{
+		cfg:   cfg,
+		log:   cfg.Logger.With("role", "worker", "worker", cfg.ID),
+		js:    js,
+		pub:   events.NewPublisher(cfg.Conn, js),
+		slots: make(chan struct{}, cfg.Slots),
+	}, nil
+}
+
+// ID is the worker's id, as its containers' brig.worker label carries it.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Start prepares the init binary, removes containers an earlier run of this
+// worker left behind, ensures streams and consumers, and begins fetching.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return ErrStopped
+	}
+	if w.started {
+		return nil
+	}
+	info, err := w.cfg.Docker.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("worker: docker: %w", err)
+	}
+	w.hostCPUs = max(info.NCPU, 1)
+	if w.initBinary, err = installInit(w.cfg.InitBinary, w.cfg.RuntimeDir, w.log); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := w.removeLeftovers(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := bus.EnsureStreams(ctx, w.js, w.cfg.Streams); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))
+	for _, pool := range w.cfg.Pools {
+		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork, jetstream.ConsumerConfig{
+			Durable:       bus.WorkConsumer(pool),
+			FilterSubject: schema.WorkSubject(pool),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       w.cfg.AckWait,
+			MaxDeliver:    w.cfg.MaxDeliver,
+		})
+		if err != nil {
+			return fmt.Errorf("worker: consumer for pool %s: %w", pool, err)
+		}
+		consumers = append(consumers, cons)
+	}
+	base := context.WithoutCancel(ctx)
+	fetchCtx, fetchCancel := context.WithCancel(base)
+	jobCtx, jobCancel := context.WithCancel(base)
+	w.fetchCancel, w.jobCancel = fetchCancel, jobCancel
+	for i, cons := range consumers {
+		w.loops.Add(1)
+		go func() {
+			defer w.loops.Done()
+			w.fetchLoop(fetchCtx, jobCtx, w.cfg.Pools[i], cons)
+		}()
+	}
+	w.started = true
+	w.log.Info("worker started", "pools", w.cfg.Pools, "slots", w.cfg.Slots, "init", w.initBinary)
+	return nil
+}
+
+// Stop stops fetching, lets running jobs finish until ctx ends, then
+// interrupts the rest, which hands them back to JetStream for another
+// worker. Safe to call twice.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if w.stopped || !w.started {
+		w.stopped = true
+		w.mu.Unlock()
+		return nil
+	}
+	w.stopped = true
+	w.mu.Unlock()
+
+	w.fetchCancel()
+	w.loops.Wait()
+	done := make(chan struct{})
+	go func() { w.jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		w.log.Warn("grace period over; interrupting running jobs")
+		w.jobCancel()
+		<-done
+	}
+	w.jobCancel()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// fetchLoop pulls only as many jobs as there are free slots.
+func (w *Worker) fetchLoop(fetchCtx, jobCtx context.Context, pool string, cons jetstream.Consumer) {
+	for {
+		n := w.acquire(fetchCtx)
+		if n == 0 {
+			return
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.cfg.PollWait))
+		if err != nil {
+			w.release(n)
+			w.log.Warn("fetch work", "pool", pool, "err", err)
+			select {
+			case <-fetchCtx.Done():
+				return
+			case <-time.After(w.cfg.Backoff):
+			}
+			continue
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			w.jobs.Add(1)
+			go func() {
+				defer w.jobs.Done()
+				defer w.release(1)
+				w.handle(jobCtx, msg)
+			}()
+		}
+		w.release(n - got)
+	}
+}
+
+// acquire blocks for one free slot, then takes every other free one too.
+// It returns 0 when ctx ends.
+func (w *Worker) acquire(ctx context.Context) int {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for {
+		select {
+		case w.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+func (w *Worker) release(n int) {
+	for range n {
+		<-w.slots
+	}
+}
+
+// removeLeftovers removes containers an earlier run of this worker left.
+func (w *Worker) removeLeftovers(ctx context.Context) error {
+	list, err := w.cfg.Docker.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelWorker+"="+w.cfg.ID)),
+	})
+	if err != nil {
+		return fmt.Errorf("list leftover containers: %w", err)
+	}
+	for _, c := range list {
+		w.log.Info("removing leftover container", "container", c.ID, "job", c.Labels[LabelJob])
+		w.removeContainer(ctx, c.ID)
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sanitizeID makes a hostname usable as a worker id.
+func sanitizeID(id string) string {
+	out := []byte(id)
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			out[i] = '-'
+		}
+	}
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	return string(out)
+}
