@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -95,10 +93,13 @@ func decodeStrict(data []byte, v any, maxBytes int) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return fieldErr("(message)", "is not a JSON object")
 	}
+	if err := checkKeys(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonFieldError(err, data, v)
+		return jsonFieldError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fieldErr("(message)", "has data after the JSON object")
@@ -106,9 +107,8 @@ func decodeStrict(data []byte, v any, maxBytes int) error {
 	return nil
 }
 
-// jsonFieldError turns encoding/json's errors into FieldErrors; data and v
-// locate unknown fields, which encoding/json reports by name only.
-func jsonFieldError(err error, data []byte, v any) error {
+// jsonFieldError turns encoding/json's errors into FieldErrors.
+func jsonFieldError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -126,83 +126,17 @@ func jsonFieldError(err error, data []byte, v any) error {
 		if uerr != nil {
 			name = strings.Trim(quoted, `"`)
 		}
-		return &FieldError{Field: unknownFieldPath(data, reflect.TypeOf(v), name), Msg: "is not a known field", Err: err}
+		return &FieldError{Field: fieldName(name), Msg: "is not a known field", Err: err}
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return &FieldError{Field: "(message)", Msg: "is truncated JSON", Err: err}
 	}
 	return &FieldError{Field: "(message)", Msg: err.Error(), Err: err}
 }
 
-// unknownFieldPath finds the dotted path of the unknown field name in data,
-// decoded into a value of type t ("limits.x", "auth_errors[0].x"). It falls
-// back to name when it cannot tell.
-func unknownFieldPath(data []byte, t reflect.Type, name string) string {
-	var doc any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if dec.Decode(&doc) != nil {
-		return fieldName(name)
-	}
-	if p, ok := findUnknown(doc, t, name, ""); ok {
-		return p
-	}
-	return fieldName(name)
-}
-
-var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
-
-func findUnknown(doc any, t reflect.Type, name, at string) (string, bool) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
-		return "", false
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		obj, _ := doc.(map[string]any)
-		return findUnknownField(obj, t, name, at)
-	case reflect.Slice, reflect.Array:
-		arr, _ := doc.([]any)
-		for i, el := range arr {
-			if p, ok := findUnknown(el, t.Elem(), name, fmt.Sprintf("%s[%d]", at, i)); ok {
-				return p, true
-			}
-		}
-	case reflect.Map:
-		obj, _ := doc.(map[string]any)
-		for _, k := range slices.Sorted(maps.Keys(obj)) {
-			if p, ok := findUnknown(obj[k], t.Elem(), name, fmt.Sprintf("%s[%q]", at, clip(k))); ok {
-				return p, true
-			}
-		}
-	}
-	return "", false
-}
-
-// findUnknownField looks at obj's own keys before its children's, the way
-// encoding/json meets them.
-func findUnknownField(obj map[string]any, t reflect.Type, name, at string) (string, bool) {
-	if _, known := jsonField(t, name); !known {
-		if _, ok := obj[name]; ok {
-			return joinPath(at, fieldName(name)), true
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if f, known := jsonField(t, k); known {
-			if p, ok := findUnknown(obj[k], f.Type, name, joinPath(at, fieldName(k))); ok {
-				return p, true
-			}
-		}
-	}
-	return "", false
-}
-
-// jsonField finds the struct field encoding/json decodes key into: an exact
-// tag match, else a case-insensitive one.
+// jsonField finds the struct field whose JSON name is exactly key.
+// encoding/json would also accept a case-insensitive match; brig does not,
+// so that no two readers of one message can disagree on a field.
 func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
-	var folded reflect.StructField
-	found := false
 	for _, f := range reflect.VisibleFields(t) {
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || (f.Anonymous && tag == "") || tag == "-" {
@@ -214,11 +148,8 @@ func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 		if tag == key {
 			return f, true
 		}
-		if !found && strings.EqualFold(tag, key) {
-			folded, found = f, true
-		}
 	}
-	return folded, found
+	return reflect.StructField{}, false
 }
 
 // fieldName quotes a key that would not read as one segment of a path: an

@@ -87,6 +87,11 @@ func (j *Job) validateFiles() error {
 		if err := validFilePath(p); err != nil {
 			return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "%s", err)
 		}
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			if _, isFile := j.Files[dir]; isFile || (j.Code != "" && dir == DefaultCodeFile) {
+				return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "lies inside %q, which is a file", dir)
+			}
+		}
 		if j.Code != "" && p == "main.py" {
 			return fieldErr(`files["main.py"]`, "clashes with code, which is written to main.py")
 		}

@@ -19,7 +19,7 @@ func installInit(src, runtimeDir string, log *slog.Logger) (string, error) {
 	if static, err := isStatic(src); err != nil {
 		return "", fmt.Errorf("init binary %s: %w", src, err)
 	} else if !static {
-		log.Warn("init binary is dynamically linked; sandbox images must provide a compatible libc (build brig with CGO_ENABLED=0 to avoid this)", "binary", src)
+		log.Info("init binary is dynamically linked; sandbox images must provide a compatible libc (build brig with CGO_ENABLED=0 to avoid this)", "binary", src)
 	}
 	in, err := os.Open(src)
 	if err != nil {

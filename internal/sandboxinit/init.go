@@ -30,6 +30,12 @@ const drainGrace = 2 * time.Second
 
 // Main runs the init and returns the process exit code.
 func Main(stdin io.Reader, stdout, stderr io.Writer) int {
+	// Outside a container's PID namespace, killAll would signal every
+	// process of this user: refuse to run anywhere but as PID 1.
+	if os.Getpid() != 1 {
+		fmt.Fprintln(stderr, "brig init: runs only as PID 1 inside a sandbox container")
+		return 2
+	}
 	// Not dumpable: the job runs with the same uid, and must not open
 	// /proc/1/fd/1 to forge frames, nor ptrace or read this process.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
