@@ -1,0 +1,145 @@
+// Package testenv provisions a real brig for tests that need one: a static
+// brig binary (every container's init), the python sandbox image, and a
+// dev stack (embedded NATS, dispatcher, worker) on a random port. Only test
+// code imports it.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/image"
+	"github.com/brig-dev/brig/worker"
+)
+
+// Env is a running brig for tests.
+type Env struct {
+	Stack    *devstack.Stack
+	Binary   string // static brig binary
+	WorkerID string
+	Dir      string
+}
+
+// Start builds the binary, ensures the image and starts a stack. It fails,
+// never skips, when Docker or the image build is unavailable.
+func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
+	dir, err := os.MkdirTemp("", "brig-test-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: dir, WorkerID: "test-" + randomHex(4)}
+	if e.Binary, err = BuildBrig(ctx, dir); err != nil {
+		return nil, err
+	}
+	if err := EnsureImage(ctx, log); err != nil {
+		return nil, err
+	}
+	e.Stack, err = devstack.Start(ctx, devstack.Config{
+		Listen:    "127.0.0.1:0",
+		DataDir:   filepath.Join(dir, "jetstream"),
+		Logger:    log,
+		SkipImage: true,
+		Worker:    e.WorkerConfig(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start stack: %w", err)
+	}
+	return e, nil
+}
+
+// WorkerConfig is the worker configuration of this env (Conn, Docker and
+// Logger left for the caller).
+func (e *Env) WorkerConfig() worker.Config {
+	return worker.Config{ID: e.WorkerID, InitBinary: e.Binary, RuntimeDir: filepath.Join(e.Dir, "run"), Slots: 4}
+}
+
+// Stop stops the stack and reports containers it left behind (removing
+// them), then removes the temp dir.
+func (e *Env) Stop(ctx context.Context) error {
+	var leftErr error
+	if e.Stack != nil {
+		_ = e.Stack.Stop(ctx)
+		leftErr = RemoveLeftovers(ctx, "brig.worker="+e.WorkerID)
+	}
+	os.RemoveAll(e.Dir)
+	return leftErr
+}
+
+// BuildBrig builds a static brig binary into dir.
+func BuildBrig(ctx context.Context, dir string) (string, error) {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "brig")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/brig")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build static brig: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// EnsureImage builds brig/python when it is missing.
+func EnsureImage(ctx context.Context, log *slog.Logger) error {
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer docker.Close()
+	spec, _ := image.Lookup("python")
+	if _, err := image.Ensure(ctx, docker, spec, os.Stderr, log); err != nil {
+		return fmt.Errorf("sandbox image: %w", err)
+	}
+	return nil
+}
+
+// RemoveLeftovers removes containers matching a label filter and returns an
+// error naming them if there were any.
+func RemoveLeftovers(ctx context.Context, label string) error {
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer docker.Close()
+	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, c := range list {
+		names = append(names, c.ID[:12]+" (job "+c.Labels[worker.LabelJob]+")")
+		_ = docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%d containers left behind: %s", len(names), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
