@@ -88,17 +88,19 @@ func exitMessage(code, signal int) string {
 }
 
 // outputPump coalesces output chunks into events, published in order off
-// the frame-reading path.
+// the frame-reading path: the first chunk goes out at once, later ones are
+// gathered for up to pumpFlushEvery. close flushes without waiting.
 type outputPump struct {
-	em     *emitter
-	log    *slog.Logger
-	ctx    context.Context
-	mu     sync.Mutex
-	buf    map[string][]byte
-	order  []string
-	wake   chan struct{}
-	done   chan struct{}
-	closed sync.Once
+	em      *emitter
+	log     *slog.Logger
+	ctx     context.Context
+	mu      sync.Mutex
+	buf     map[string][]byte
+	order   []string
+	wake    chan struct{}
+	closing chan struct{}
+	done    chan struct{}
+	closed  sync.Once
 }
 
 const (
@@ -107,7 +109,10 @@ const (
 )
 
 func newOutputPump(ctx context.Context, em *emitter, log *slog.Logger) *outputPump {
-	p := &outputPump{em: em, log: log, ctx: ctx, buf: map[string][]byte{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	p := &outputPump{
+		em: em, log: log, ctx: ctx, buf: map[string][]byte{},
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+	}
 	go p.run()
 	return p
 }
@@ -128,12 +133,19 @@ func (p *outputPump) add(stream string, data []byte) {
 func (p *outputPump) run() {
 	defer close(p.done)
 	for {
-		_, open := <-p.wake
-		p.flush()
-		if !open {
+		select {
+		case <-p.wake:
+		case <-p.closing:
+			p.flush()
 			return
 		}
-		time.Sleep(pumpFlushEvery) // coalesce what arrives meanwhile
+		p.flush()
+		select { // gather what arrives meanwhile into fewer events
+		case <-time.After(pumpFlushEvery):
+		case <-p.closing:
+			p.flush()
+			return
+		}
 	}
 }
 
@@ -158,8 +170,9 @@ func (p *outputPump) flush() {
 	}
 }
 
-// close flushes what is left and waits for the pump to finish.
+// close flushes what is left and waits for the pump to finish. add must
+// not be called after close.
 func (p *outputPump) close() {
-	p.closed.Do(func() { close(p.wake) })
+	p.closed.Do(func() { close(p.closing) })
 	<-p.done
 }

@@ -50,7 +50,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	stopProgress := w.keepAlive(msg)
 	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
-	ev, err := w.execute(ctx, work, em, log)
+	ev, cleanup, err := w.execute(ctx, work, em, log)
+	defer cleanup()
 	stopProgress()
 	var failure *jobFailure
 	switch {
@@ -101,8 +102,10 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 	return func() { t.Stop(); close(done) }
 }
 
-// execute runs the job and builds its terminal event.
-func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (*schema.Event, error) {
+// execute runs the job and builds its terminal event. cleanup removes the
+// job's container; call it once the terminal event is out.
+func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, cleanup func(), _ error) {
+	cleanup = func() {}
 	pump := newOutputPump(ctx, em, log)
 	defer pump.close()
 	start := time.Now()
@@ -114,14 +117,15 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, cleanup, err
 	}
+	cleanup = func() { w.removeContainer(ctx, out.container) }
 	pump.close() // every output event goes out before the terminal one
 	ev := em.fromOutcome(out, work.Spec)
 	if ev.DurationMS == 0 {
 		ev.DurationMS = time.Since(start).Milliseconds()
 	}
-	return ev, nil
+	return ev, cleanup, nil
 }
 
 // publishTerminal stores the terminal event, retrying briefly.

@@ -40,6 +40,9 @@ type outcome struct {
 	stderr   *capture
 	initLog  *capture
 	exitCode int // the container's own exit code when the init never reported
+	// container is removed by the caller once the terminal event is out,
+	// off the latency path.
+	container string
 }
 
 // jobFailure is a failure that retrying cannot fix: it ends the job.
@@ -58,15 +61,20 @@ type sandboxJob struct {
 	onStart  func()
 }
 
-// runSandbox runs one job in a fresh container and removes the container
-// afterwards. Errors are platform failures unless they are *jobFailure.
-func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (*outcome, error) {
+// runSandbox runs one job in a fresh container. On success the caller
+// removes outcome.container; on error it is already gone. Errors are
+// platform failures unless they are *jobFailure.
+func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, err error) {
 	spec := sj.work.Spec
 	id, err := w.createContainer(ctx, sj.work)
 	if err != nil {
 		return nil, err
 	}
-	defer w.removeContainer(ctx, id)
+	defer func() {
+		if err != nil {
+			w.removeContainer(ctx, id)
+		}
+	}()
 
 	hijack, err := w.cfg.Docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
@@ -81,9 +89,10 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (*outcome, erro
 	}
 
 	out := &outcome{
-		stdout:  newCapture(spec.Limits.OutputBytes),
-		stderr:  newCapture(spec.Limits.OutputBytes),
-		initLog: newCapture(initStderrCap),
+		container: id,
+		stdout:    newCapture(spec.Limits.OutputBytes),
+		stderr:    newCapture(spec.Limits.OutputBytes),
+		initLog:   newCapture(initStderrCap),
 	}
 	var timedOut atomic.Bool
 	kill := func() { _ = w.cfg.Docker.ContainerKill(context.WithoutCancel(ctx), id, "KILL") }

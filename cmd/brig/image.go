@@ -18,12 +18,13 @@ func cmdImage(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	fs := newFlagSet("brig image build", stderr)
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	_ = addServerFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil || len(pos) > 1 {
 		return 2
 	}
 	name := "python"
-	if fs.NArg() > 0 {
-		name = fs.Arg(0)
+	if len(pos) == 1 {
+		name = pos[0]
 	}
 	spec, ok := image.Lookup(name)
 	if !ok {

@@ -34,14 +34,15 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
 	var allow multiFlag
 	fs.Var(&allow, "allow", "request a scope, e.g. dict:cache:read (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: brig run [flags] FILE|-")
 		return 2
 	}
-	code, err := readCode(fs.Arg(0), stdin)
+	code, err := readCode(pos[0], stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
 		return exitBrig

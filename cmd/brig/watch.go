@@ -12,10 +12,11 @@ import (
 func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig watch", stderr)
 	srv := addServerFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: brig watch JOB_ID")
 		return 2
 	}
@@ -25,7 +26,7 @@ func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitBrig
 	}
 	defer client.Close()
-	h, err := client.Watch(ctx, fs.Arg(0))
+	h, err := client.Watch(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "brig watch: %v\n", err)
 		return exitBrig

@@ -49,6 +49,11 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if ln, err := net.Listen("tcp", cfg.Listen); err != nil {
+		// nats-server only logs a failed listen; say it plainly and at once.
+		return nil, fmt.Errorf("nats server: cannot listen on %s: %w", cfg.Listen, err)
+	} else {
+		ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: cfg.Name,
