@@ -168,8 +168,10 @@ func decodeExit(payload []byte) (*initproto.Exit, error) {
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return nil, err
 	}
-	if len(e.Result) > schema.MaxResultBytes || (len(e.Result) > 0 && !json.Valid(e.Result)) {
-		e.Result, e.ResultError = nil, "result is not valid JSON within the size cap"
+	// json.Unmarshal has checked the result is JSON; the init is inside the
+	// sandbox, so its size cap is checked again here.
+	if len(e.Result) > schema.MaxResultBytes {
+		e.Result, e.ResultError = nil, fmt.Sprintf("result is larger than %d bytes", schema.MaxResultBytes)
 	}
 	return &e, nil
 }

@@ -29,6 +29,7 @@ const (
 	maxOpenFiles   = 1024
 	initStderrCap  = 4 << 10
 	teardownBudget = 30 * time.Second
+	hardStopGrace  = 30 * time.Second
 )
 
 // outcome is how a sandboxed job ended.
@@ -82,7 +83,7 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	}
 	defer hijack.Close()
 	if err := w.cfg.Docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return nil, classifyDockerErr(fmt.Errorf("start container for job %s: %w", sj.work.Job.ID, err), spec)
+		return nil, dockerError("start", sj.work.Job.ID, err, spec)
 	}
 	if sj.onStart != nil {
 		sj.onStart()
@@ -98,6 +99,9 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	kill := func() { _ = w.cfg.Docker.ContainerKill(context.WithoutCancel(ctx), id, "KILL") }
 	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
 	defer timer.Stop()
+	// Should the kill not end the stream (a wedged daemon), stop reading.
+	hard := time.AfterFunc(spec.Timeout()+hardStopGrace, func() { hijack.Close() })
+	defer hard.Stop()
 	stopOnCancel := context.AfterFunc(ctx, kill)
 	defer stopOnCancel()
 
@@ -221,7 +225,7 @@ func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string
 	name := "brig-" + work.Job.ID + "-" + randomSuffix()
 	resp, err := w.cfg.Docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
-		return "", classifyDockerErr(fmt.Errorf("create container for job %s: %w", work.Job.ID, err), spec)
+		return "", dockerError("create", work.Job.ID, err, spec)
 	}
 	return resp.ID, nil
 }
@@ -233,17 +237,20 @@ func networkMode(enabled bool) container.NetworkMode {
 	return "none"
 }
 
-// classifyDockerErr turns errors no retry can fix into job failures.
-func classifyDockerErr(err error, spec schema.RunSpec) error {
+// dockerError turns a Docker error that no retry can fix into a job
+// failure, and wraps any other for a retry. Only Docker's own error is read:
+// the job id in the wrapping is the client's and must not steer this.
+func dockerError(op, jobID string, err error, spec schema.RunSpec) error {
+	msg := strings.ToLower(err.Error())
 	switch {
-	case cerrdefs.IsNotFound(err) && strings.Contains(strings.ToLower(err.Error()), "image"):
+	case cerrdefs.IsNotFound(err) && strings.Contains(msg, "image"):
 		return &jobFailure{errType: schema.ErrNotFound, status: schema.StatusError,
 			msg: fmt.Sprintf("image %q not found on this worker's Docker daemon (build it with `brig image build`)", spec.Image)}
-	case cerrdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "runtime"):
+	case cerrdefs.IsInvalidArgument(err) && strings.Contains(msg, "runtime"):
 		return &jobFailure{errType: schema.ErrInvalidJob, status: schema.StatusRejected,
 			msg: fmt.Sprintf("runtime %q is not available on this worker's Docker daemon: %v", spec.Runtime, err)}
 	}
-	return err
+	return fmt.Errorf("%s container for job %s: %w", op, jobID, err)
 }
 
 // removeContainer removes a container off the caller's cancellation.

@@ -229,16 +229,20 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-// sanitizeID makes a hostname usable as a worker id.
+// sanitizeID makes a hostname usable as a worker id: a valid name, or ""
+// for an empty one (which validation then refuses).
 func sanitizeID(id string) string {
+	if id == "" {
+		return ""
+	}
 	out := []byte(id)
 	for i, c := range out {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
 			out[i] = '-'
 		}
 	}
-	if len(out) > 64 {
-		out = out[:64]
+	if c := out[0]; c == '-' || c == '_' {
+		out = append([]byte("w"), out...)
 	}
-	return string(out)
+	return string(out[:min(len(out), 64)])
 }
