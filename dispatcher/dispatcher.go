@@ -165,9 +165,13 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	err = d.dispatch(ctx, msg)
+	err = d.dispatch(ctx, msg, meta.NumDelivered)
 	var rej *rejection
+	var dup *duplicate
 	switch {
+	case errors.As(err, &dup):
+		d.log.Warn("dropping a submission for a job id brig already knows", "job", dup.jobID, "subject", msg.Subject())
+		_ = msg.TermWithReason(dup.Error())
 	case err == nil:
 		if err := msg.DoubleAck(ctx); err != nil {
 			d.log.Warn("ack submission", "err", err)
@@ -197,6 +201,12 @@ type rejection struct {
 
 func (r *rejection) Error() string { return r.msg }
 
+// duplicate is a submission for a job id that already has events: another
+// job's, or this one's from before the dedup window. It must not touch them.
+type duplicate struct{ jobID string }
+
+func (d *duplicate) Error() string { return "job id " + d.jobID + " is already taken" }
+
 func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 	r := &rejection{errType: errType, status: schema.StatusRejected, msg: fmt.Sprintf(format, args...)}
 	if job != nil {
@@ -206,9 +216,9 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 }
 
 // dispatch validates, resolves and routes one submission. It returns a
-// *rejection for anything that must not run, another error for platform
-// failures worth retrying.
-func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg) error {
+// *rejection for anything that must not run, a *duplicate for a job id
+// brig already knows, another error for platform failures worth retrying.
+func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered uint64) error {
 	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
 	if err != nil {
 		return invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
@@ -227,8 +237,15 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg) error {
 	if done, err := bus.TerminalEvent(ctx, d.js, job.ID); err != nil {
 		return err
 	} else if done != nil {
-		log.Info("job already ended; dropping resubmission", "status", done.Status)
-		return nil
+		return &duplicate{jobID: job.ID}
+	}
+	// On a redelivery the accepted event may be this submission's own.
+	if delivered == 1 {
+		if seen, err := bus.Accepted(ctx, d.js, job.ID); err != nil {
+			return err
+		} else if seen {
+			return &duplicate{jobID: job.ID}
+		}
 	}
 	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
 	if errors.Is(err, ErrFunctionNotFound) {
@@ -273,6 +290,17 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection
 	log := d.log.With("job", r.jobID, "subject", msg.Subject())
 	if r.jobID == "" {
 		log.Warn("rejected a submission with no usable job id; no event can name it", "reason", r.msg)
+		_ = msg.TermWithReason(r.msg)
+		return
+	}
+	// A rejection names its job by what the payload claims: never let it
+	// end a job that brig already accepted.
+	if seen, err := bus.Accepted(ctx, d.js, r.jobID); err != nil {
+		log.Error("look up job; will retry", "err", err)
+		_ = msg.NakWithDelay(d.cfg.Backoff)
+		return
+	} else if seen {
+		log.Warn("rejected a submission that reuses an accepted job id; no event published", "reason", r.msg)
 		_ = msg.TermWithReason(r.msg)
 		return
 	}

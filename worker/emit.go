@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/brig-dev/brig/schema"
 )
@@ -136,20 +137,23 @@ func (p *outputPump) run() {
 		select {
 		case <-p.wake:
 		case <-p.closing:
-			p.flush()
+			p.flush(true)
 			return
 		}
-		p.flush()
+		p.flush(false)
 		select { // gather what arrives meanwhile into fewer events
 		case <-time.After(pumpFlushEvery):
 		case <-p.closing:
-			p.flush()
+			p.flush(true)
 			return
 		}
 	}
 }
 
-func (p *outputPump) flush() {
+// flush publishes what is buffered. Unless final, a character split across
+// chunks is held back for the next flush, so that no event carries half of
+// one (JSON would turn it into U+FFFD).
+func (p *outputPump) flush(final bool) {
 	for {
 		p.mu.Lock()
 		if len(p.order) == 0 {
@@ -159,6 +163,13 @@ func (p *outputPump) flush() {
 		stream := p.order[0]
 		data := p.buf[stream]
 		chunk := data[:min(len(data), pumpMaxChunk)]
+		if !final || len(chunk) < len(data) {
+			chunk = chunk[:wholeRunes(chunk)]
+		}
+		if len(chunk) == 0 {
+			p.mu.Unlock()
+			return // only part of a character so far
+		}
 		if len(chunk) == len(data) {
 			p.order = p.order[1:]
 			delete(p.buf, stream)
@@ -175,4 +186,18 @@ func (p *outputPump) flush() {
 func (p *outputPump) close() {
 	p.closed.Do(func() { close(p.closing) })
 	<-p.done
+}
+
+// wholeRunes returns the length of p without an incomplete UTF-8 character
+// at its end.
+func wholeRunes(p []byte) int {
+	for i := 1; i < utf8.UTFMax && i <= len(p); i++ {
+		if utf8.RuneStart(p[len(p)-i]) {
+			if utf8.FullRune(p[len(p)-i:]) {
+				return len(p)
+			}
+			return len(p) - i
+		}
+	}
+	return len(p)
 }

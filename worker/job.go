@@ -108,11 +108,12 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	cleanup = func() {}
 	pump := newOutputPump(ctx, em, log)
 	defer pump.close()
-	start := time.Now()
+	var start time.Time
 	out, err := w.runSandbox(ctx, &sandboxJob{
 		work:     work,
 		onOutput: pump.add,
 		onStart: func() {
+			start = time.Now()
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID}, log)
 		},
 	})

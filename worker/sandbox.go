@@ -113,7 +113,9 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	}()
 	out.exit = w.readFrames(hijack.Reader, out, sj.onOutput)
 	timer.Stop()
-	out.timedOut = timedOut.Load()
+	// A job that reported its exit finished in time, even if the timer
+	// fired while the report was on its way.
+	out.timedOut = timedOut.Load() && out.exit == nil
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("job %s interrupted: %w", sj.work.Job.ID, context.Cause(ctx))
 	}

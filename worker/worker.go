@@ -190,6 +190,10 @@ func (w *Worker) acquire(ctx context.Context) int {
 	case <-ctx.Done():
 		return 0
 	}
+	if ctx.Err() != nil { // select picks at random when both are ready
+		w.release(1)
+		return 0
+	}
 	n := 1
 	for {
 		select {

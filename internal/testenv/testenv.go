@@ -7,7 +7,9 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,7 +41,7 @@ func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: dir, WorkerID: "test-" + randomHex(4)}
+	e := &Env{Dir: dir, WorkerID: "test-" + RandomHex(4)}
 	if e.Binary, err = BuildBrig(ctx, dir); err != nil {
 		return nil, err
 	}
@@ -65,16 +67,17 @@ func (e *Env) WorkerConfig() worker.Config {
 	return worker.Config{ID: e.WorkerID, InitBinary: e.Binary, RuntimeDir: filepath.Join(e.Dir, "run"), Slots: 4}
 }
 
-// Stop stops the stack and reports containers it left behind (removing
-// them), then removes the temp dir.
+// Stop stops the stack and reports containers left behind by any worker
+// whose id starts with this env's WorkerID (removing them), then removes
+// the temp dir.
 func (e *Env) Stop(ctx context.Context) error {
-	var leftErr error
+	var errs []error
 	if e.Stack != nil {
-		_ = e.Stack.Stop(ctx)
-		leftErr = RemoveLeftovers(ctx, "brig.worker="+e.WorkerID)
+		errs = append(errs, e.Stack.Stop(ctx))
+		errs = append(errs, RemoveLeftovers(ctx, e.WorkerID))
 	}
 	os.RemoveAll(e.Dir)
-	return leftErr
+	return errors.Join(errs...)
 }
 
 // BuildBrig builds a static brig binary into dir.
@@ -89,6 +92,16 @@ func BuildBrig(ctx context.Context, dir string) (string, error) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build static brig: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", errors.New("brig binary is dynamically linked despite CGO_ENABLED=0")
+		}
 	}
 	return bin, nil
 }
@@ -115,30 +128,36 @@ func EnsureImage(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// RemoveLeftovers removes containers matching a label filter and returns an
-// error naming them if there were any.
-func RemoveLeftovers(ctx context.Context, label string) error {
+// RemoveLeftovers removes every container of a worker whose id starts with
+// workerPrefix and returns an error naming them if there were any.
+func RemoveLeftovers(ctx context.Context, workerPrefix string) error {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
 	}
 	defer docker.Close()
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", label))})
+	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", worker.LabelWorker))})
 	if err != nil {
-		return err
+		return fmt.Errorf("list leftover containers: %w", err)
 	}
-	var names []string
+	var lines []string
 	for _, c := range list {
-		names = append(names, c.ID[:12]+" (job "+c.Labels[worker.LabelJob]+")")
-		_ = docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if !strings.HasPrefix(c.Labels[worker.LabelWorker], workerPrefix) {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%.12s job=%s worker=%s state=%s", c.ID, c.Labels[worker.LabelJob], c.Labels[worker.LabelWorker], c.State))
+		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			lines = append(lines, fmt.Sprintf("  (remove failed: %v)", err))
+		}
 	}
-	if len(names) > 0 {
-		return fmt.Errorf("%d containers left behind: %s", len(names), strings.Join(names, ", "))
+	if len(lines) > 0 {
+		return fmt.Errorf("containers left behind:\n  %s", strings.Join(lines, "\n  "))
 	}
 	return nil
 }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes in hex.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

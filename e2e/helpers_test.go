@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+	"github.com/brig-dev/brig/worker"
+)
+
+// Bounds of the waits in tests. A job of the suite takes a second or two;
+// these leave room for a loaded 2-core box running four at once.
+const (
+	jobBudget  = 2 * time.Minute
+	pollBudget = 30 * time.Second
+	pollEvery  = 50 * time.Millisecond
+)
+
+// terminalTypes are the event types that end a job.
+var terminalTypes = []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
+
+// newID returns a fresh job id that names the test it belongs to.
+func newID(prefix string) string { return prefix + "-" + randomHex(6) }
+
+// pythonJob is a python job of the given code with a fresh id.
+func pythonJob(prefix, code string) schema.Job {
+	return schema.Job{ID: newID(prefix), Function: "python", Code: code}
+}
+
+// runJob runs a job on the shared stack and waits for its terminal event.
+// A platform error with no terminal event fails the test at once.
+func runJob(t *testing.T, job schema.Job) (*schema.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
+	defer cancel()
+	if job.Function == "" {
+		job.Function = "python"
+	}
+	ev, err := brig.Run(ctx, job)
+	if ev == nil {
+		t.Fatalf("job %s: no terminal event: %v", job.ID, err)
+	}
+	return ev, err
+}
+
+// events collects the stored events of a job, in stream order, up to and
+// including its terminal one.
+func events(t *testing.T, jobID string) []schema.Event {
+	t.Helper()
+	return eventsOn(t, brig, jobID)
+}
+
+func eventsOn(t *testing.T, c *sdk.Client, jobID string) []schema.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
+	defer cancel()
+	h, err := c.Watch(ctx, jobID)
+	if err != nil {
+		t.Fatalf("watch %s: %v", jobID, err)
+	}
+	defer h.Stop()
+	var evs []schema.Event
+	for {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				return evs
+			}
+			evs = append(evs, ev)
+		case <-ctx.Done():
+			t.Fatalf("events of %s: no terminal event within %s; got %s", jobID, jobBudget, describe(evs))
+		}
+	}
+}
+
+// watchResult follows a job that someone else submitted and waits for its
+// terminal event.
+func watchResult(t *testing.T, jobID string) (*schema.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
+	defer cancel()
+	h, err := brig.Watch(ctx, jobID)
+	if err != nil {
+		t.Fatalf("watch %s: %v", jobID, err)
+	}
+	defer h.Stop()
+	ev, err := h.Result(ctx)
+	if ev == nil {
+		t.Fatalf("job %s: no terminal event: %v", jobID, err)
+	}
+	return ev, err
+}
+
+// countStored counts the messages in BRIG_EVENTS on subject (wildcards
+// allowed).
+func countStored(t *testing.T, subject string) int {
+	t.Helper()
+	return countStoredIn(t, stack.Conn, schema.StreamEvents, subject)
+}
+
+func countStoredIn(t *testing.T, nc *nats.Conn, streamName, subject string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	s, err := js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatalf("stream %s: %v", streamName, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatalf("stream %s info on %s: %v", streamName, subject, err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n
+}
+
+// countTerminal counts the stored terminal events of a job.
+func countTerminal(t *testing.T, jobID string) int {
+	t.Helper()
+	n := 0
+	for _, typ := range terminalTypes {
+		n += countStored(t, schema.EventSubject(jobID, typ))
+	}
+	return n
+}
+
+// containersOf lists every container, running or not, of a job.
+func containersOf(t *testing.T, jobID string) []container.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
+	defer cancel()
+	list, err := docker.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", worker.LabelJob+"="+jobID)),
+	})
+	if err != nil {
+		t.Fatalf("list containers of %s: %v", jobID, err)
+	}
+	return list
+}
+
+// eventually polls cond until it reports done, failing the test with cond's
+// last word when budget runs out.
+func eventually(t *testing.T, budget time.Duration, cond func(ctx context.Context) (done bool, state string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		done, state := cond(ctx)
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not reached within %s: %s", budget, state)
+		case <-tick.C:
+		}
+	}
+}
+
+// consumerIdle reports whether a durable consumer has nothing pending and
+// nothing unacknowledged.
+func consumerIdle(nc *nats.Conn, streamName, consumer string) func(ctx context.Context) (bool, string) {
+	return func(ctx context.Context) (bool, string) {
+		info, err := consumerInfo(ctx, nc, streamName, consumer)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0,
+			fmt.Sprintf("consumer %s on %s: num_pending=%d num_ack_pending=%d redelivered=%d",
+				consumer, streamName, info.NumPending, info.NumAckPending, info.NumRedelivered)
+	}
+}
+
+func consumerInfo(ctx context.Context, nc *nats.Conn, streamName, consumer string) (*jetstream.ConsumerInfo, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := js.Consumer(ctx, streamName, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", consumer, streamName, err)
+	}
+	return c.Info(ctx)
+}
+
+// waitDispatcherIdle waits until the shared dispatcher has settled every
+// submission it was given.
+func waitDispatcherIdle(t *testing.T) {
+	t.Helper()
+	eventually(t, pollBudget, consumerIdle(stack.Conn, schema.StreamSubmit, bus.DispatcherConsumer))
+}
+
+// wantStatus checks a terminal event's type, status and error type.
+func wantStatus(t *testing.T, ev *schema.Event, typ, status, errType string) {
+	t.Helper()
+	if ev.Type != typ || ev.Status != status {
+		t.Errorf("job %s: type/status = %s/%s, want %s/%s (event %s)", ev.JobID, ev.Type, ev.Status, typ, status, brief(ev))
+	}
+	got := ""
+	if ev.Error != nil {
+		got = ev.Error.Type
+	}
+	if got != errType {
+		t.Errorf("job %s: error.type = %q, want %q (event %s)", ev.JobID, got, errType, brief(ev))
+	}
+}
+
+// wantIs checks that err matches target with errors.Is.
+func wantIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("err = %v, want errors.Is(err, %v)", err, target)
+	}
+}
+
+// jsonEqual compares two JSON documents by value.
+func jsonEqual(t *testing.T, got, want []byte) bool {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Errorf("not JSON: %q: %v", got, err)
+		return false
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("want is not JSON: %q: %v", want, err)
+	}
+	return reflect.DeepEqual(g, w)
+}
+
+// brief renders an event for failure messages, with long output clipped.
+func brief(ev *schema.Event) string {
+	c := *ev
+	c.Stdout, c.Stderr, c.Data = clip(c.Stdout), clip(c.Stderr), clip(c.Data)
+	data, _ := json.Marshal(c)
+	return string(data)
+}
+
+func describe(evs []schema.Event) string {
+	parts := make([]string, len(evs))
+	for i := range evs {
+		parts[i] = brief(&evs[i])
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func clip(s string) string {
+	if len(s) <= 300 {
+		return s
+	}
+	return s[:300] + fmt.Sprintf("...(%d bytes)", len(s))
+}
+
+func names(list []container.Summary) string {
+	var out []string
+	for _, c := range list {
+		out = append(out, fmt.Sprintf("%.12s %v (%s)", c.ID, c.Names, c.State))
+	}
+	return "[" + strings.Join(out, ", ") + "]"
+}
