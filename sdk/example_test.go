@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,15 +66,22 @@ func ExampleClient_Submit() {
 		panic(err)
 	}
 	defer h.Stop()
+	var stdout strings.Builder
 	for ev := range h.Events() {
 		switch ev.Type {
-		case schema.EventOutput:
-			fmt.Printf("%s: %s", ev.Stream, ev.Data)
+		case schema.EventStarted:
+			fmt.Println("started")
+		case schema.EventOutput: // chunks, as the job writes them
+			if ev.Stream == schema.StreamStdout {
+				stdout.WriteString(ev.Data)
+			}
 		case schema.EventResult:
+			fmt.Print("stdout: ", stdout.String())
 			fmt.Println("ended:", ev.Status)
 		}
 	}
 	// Output:
+	// started
 	// stdout: working
 	// ended: succeeded
 }

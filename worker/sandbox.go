@@ -21,10 +21,11 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// Sandbox filesystem sizes.
+// Sandbox filesystems. /work is owned by the job's uid through mount
+// options: Docker drops a bare mode= when the image's WORKDIR is /work.
 const (
 	tmpfsTmp       = "rw,nosuid,nodev,noexec,size=64m"
-	tmpfsWork      = "rw,nosuid,nodev,noexec,size=64m,mode=1777"
+	tmpfsWork      = "rw,nosuid,nodev,noexec,size=64m,uid=65534,gid=65534,mode=0755"
 	maxFileBytes   = 64 << 20
 	maxOpenFiles   = 1024
 	initStderrCap  = 4 << 10
