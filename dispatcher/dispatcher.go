@@ -14,6 +14,8 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -37,6 +39,17 @@ type Config struct {
 	// Backoff is the first retry delay on platform errors, doubled per
 	// attempt (default 500ms).
 	Backoff time.Duration
+	// Signer signs job credentials. When nil, the key is loaded from
+	// KeyFile (created there on first start); with no KeyFile either, a
+	// fresh in-memory key is used. Public keys stay published by id, so
+	// jobs signed by an earlier key still verify.
+	Signer  *keys.Signer
+	KeyFile string
+	// QueueAllowance is how long a job may wait in its pool's queue; its
+	// credential expires at accepted + QueueAllowance + timeout +
+	// TokenGrace (defaults 1h and 30s).
+	QueueAllowance time.Duration
+	TokenGrace     time.Duration
 }
 
 // WithDefaults fills zero fields.
@@ -58,6 +71,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Backoff == 0 {
 		c.Backoff = 500 * time.Millisecond
+	}
+	if c.QueueAllowance == 0 {
+		c.QueueAllowance = time.Hour
+	}
+	if c.TokenGrace == 0 {
+		c.TokenGrace = 30 * time.Second
 	}
 	return c
 }
@@ -95,6 +114,16 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: jetstream: %w", err)
 	}
+	if cfg.Signer == nil {
+		if cfg.KeyFile != "" {
+			cfg.Signer, err = keys.LoadOrCreate(cfg.KeyFile)
+		} else {
+			cfg.Signer, err = keys.Generate()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: signing key: %w", err)
+		}
+	}
 	return &Dispatcher{
 		cfg: cfg,
 		log: cfg.Logger.With("role", "dispatcher"),
@@ -112,6 +141,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := bus.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	if err := keys.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
@@ -258,7 +290,12 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered 
 	if err := spec.Validate(); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
-	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, AcceptedAt: time.Now().UTC()}
+	now := time.Now().UTC()
+	tok, err := d.mint(job.ID, &spec, now)
+	if err != nil {
+		return err
+	}
+	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, Token: tok, AcceptedAt: now}
 	if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, job.ReplyTo); err != nil {
 		return err
 	}
@@ -343,4 +380,18 @@ func peekJob(msg jetstream.Msg) (id, replyTo string) {
 		return h, ""
 	}
 	return "", ""
+}
+
+// mint signs the job's credential: its id, function and granted scopes,
+// valid until it could at the latest have finished.
+func (d *Dispatcher) mint(jobID string, spec *schema.RunSpec, now time.Time) (string, error) {
+	exp := now.Add(d.cfg.QueueAllowance + spec.Timeout() + d.cfg.TokenGrace)
+	tok, err := token.Mint(d.cfg.Signer.Key, token.Claims{
+		JobID: jobID, Function: spec.Function, Scopes: spec.Scopes,
+		IssuedAt: now.UnixMilli(), Expiry: exp.UnixMilli(), KeyID: d.cfg.Signer.ID,
+	})
+	if err != nil {
+		return "", fmt.Errorf("credential for job %s: %w", jobID, err)
+	}
+	return tok, nil
 }

@@ -21,8 +21,13 @@ const (
 	LabelWorker = "brig.worker"
 )
 
-// InitPath is where brig's init binary is mounted in every container.
-const InitPath = "/run/brig/init"
+// Paths of brig's files in every container.
+const (
+	// InitPath is brig's init binary.
+	InitPath = "/run/brig/init"
+	// PythonPath holds the in-container Python client, module brig.
+	PythonPath = "/run/brig/python"
+)
 
 // Config of a Worker.
 type Config struct {
@@ -59,6 +64,13 @@ type Config struct {
 	Backoff time.Duration
 	// Streams sizes the streams this worker ensures.
 	Streams bus.Config
+	// PrepareEgress makes Start prepare the network of jobs with network:
+	// true (the brig-egress Docker network and the host firewall rules that
+	// keep it off the host, NATS and private ranges; see internal/egress)
+	// and fail if it cannot. By default (false) the first such job prepares
+	// it. Either way, running such jobs needs root in the Docker host's
+	// network namespace, iptables, and Docker as the Engine API client.
+	PrepareEgress bool
 }
 
 // WithDefaults fills zero fields.

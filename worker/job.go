@@ -106,12 +106,25 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 // job's container; call it once the terminal event is out.
 func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, cleanup func(), _ error) {
 	cleanup = func() {}
+	if err := w.checkCredential(ctx, work); err != nil {
+		return nil, cleanup, err
+	}
+	gate, err := w.openGate(ctx, work, func(ae schema.AuthError) {
+		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
+		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
+	})
+	if err != nil {
+		return nil, cleanup, err
+	}
+	defer gate.close()
 	pump := newOutputPump(ctx, em, log)
 	defer pump.close()
 	var start time.Time
 	out, err := w.runSandbox(ctx, &sandboxJob{
-		work:     work,
-		onOutput: pump.add,
+		work:        work,
+		gatewaySock: gate.sock,
+		env:         brigEnv(work),
+		onOutput:    pump.add,
 		onStart: func() {
 			start = time.Now()
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID}, log)
@@ -126,7 +139,23 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	if ev.DurationMS == 0 {
 		ev.DurationMS = time.Since(start).Milliseconds()
 	}
+	blameDenials(ev, gate.authErrors())
 	return ev, cleanup, nil
+}
+
+// blameDenials records a job's denied calls in its terminal event; a job
+// that failed after one failed because of it, as far as its caller is
+// concerned.
+func blameDenials(ev *schema.Event, denied []schema.AuthError) {
+	if len(denied) == 0 {
+		return
+	}
+	ev.AuthErrors = denied
+	if ev.Status == schema.StatusFailed {
+		first := denied[0]
+		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: fmt.Sprintf(
+			"job failed after %d denied resource call(s); first: %s %s: %s", len(denied), first.Action, first.Resource, first.Message)}
+	}
 }
 
 // publishTerminal stores the terminal event, retrying briefly.

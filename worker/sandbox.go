@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-units"
 
+	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/initproto"
 	"github.com/brig-dev/brig/schema"
 )
@@ -61,6 +62,10 @@ type sandboxJob struct {
 	work     *schema.Work
 	onOutput func(stream string, p []byte)
 	onStart  func()
+	// gatewaySock is the host path of the job's gateway socket.
+	gatewaySock string
+	// env is brig's own environment for the job (token, gateway, paths).
+	env map[string]string
 }
 
 // runSandbox runs one job in a fresh container. On success the caller
@@ -68,7 +73,7 @@ type sandboxJob struct {
 // platform failures unless they are *jobFailure.
 func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, err error) {
 	spec := sj.work.Spec
-	id, err := w.createContainer(ctx, sj.work)
+	id, err := w.createContainer(ctx, sj)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	defer stopOnCancel()
 
 	go func() {
-		if err := initproto.WriteRequest(hijack.Conn, initRequest(sj.work)); err != nil {
+		if err := initproto.WriteRequest(hijack.Conn, initRequest(sj.work, sj.env)); err != nil {
 			w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
 		}
 		_ = hijack.CloseWrite()
@@ -183,8 +188,13 @@ func (w *Worker) settle(ctx context.Context, id string, out *outcome) {
 	}
 }
 
-func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string, error) {
+func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, error) {
+	work := sj.work
 	spec := work.Spec
+	netMode, err := w.networkMode(ctx, spec.Network)
+	if err != nil {
+		return "", err
+	}
 	pids := spec.Limits.Pids
 	cpus := min(spec.Limits.CPUs, float64(w.hostCPUs))
 	cfg := &container.Config{
@@ -202,7 +212,7 @@ func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string
 		Labels:          map[string]string{LabelJob: work.Job.ID, LabelWorker: w.cfg.ID},
 	}
 	host := &container.HostConfig{
-		NetworkMode:    networkMode(spec.Network),
+		NetworkMode:    netMode,
 		ReadonlyRootfs: true,
 		CapDrop:        []string{"ALL"},
 		SecurityOpt:    []string{"no-new-privileges"},
@@ -210,9 +220,7 @@ func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string
 		IpcMode:        "private",
 		LogConfig:      container.LogConfig{Type: "none"},
 		Runtime:        spec.Runtime,
-		Mounts: []mount.Mount{{
-			Type: mount.TypeBind, Source: w.initBinary, Target: InitPath, ReadOnly: true,
-		}},
+		Mounts:         w.mounts(sj),
 		Resources: container.Resources{
 			Memory:     spec.Limits.MemoryMB << 20,
 			MemorySwap: spec.Limits.MemoryMB << 20,
@@ -228,16 +236,23 @@ func (w *Worker) createContainer(ctx context.Context, work *schema.Work) (string
 	name := "brig-" + work.Job.ID + "-" + randomSuffix()
 	resp, err := w.cfg.Docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
+		if spec.Network && cerrdefs.IsNotFound(err) {
+			w.forgetEgress() // removed behind our back: the retry prepares it anew
+		}
 		return "", dockerError("create", work.Job.ID, err, spec)
 	}
 	return resp.ID, nil
 }
 
-func networkMode(enabled bool) container.NetworkMode {
-	if enabled {
-		return "bridge"
+// networkMode is none for a job without a network and brig's egress
+// network for one with it: never Docker's default bridge, from which a job
+// would reach the host, NATS and its neighbours (DESIGN §5).
+func (w *Worker) networkMode(ctx context.Context, enabled bool) (container.NetworkMode, error) {
+	if !enabled {
+		return "none", nil
 	}
-	return "none"
+	name, err := w.egressNetwork(ctx)
+	return container.NetworkMode(name), err
 }
 
 // dockerError turns a Docker error that no retry can fix into a job
@@ -265,8 +280,21 @@ func (w *Worker) removeContainer(ctx context.Context, id string) {
 	}
 }
 
-// initRequest is what the init needs to run the job.
-func initRequest(work *schema.Work) *initproto.Request {
+// mounts are brig's files in the container, all read-only but the socket.
+func (w *Worker) mounts(sj *sandboxJob) []mount.Mount {
+	ms := []mount.Mount{
+		{Type: mount.TypeBind, Source: w.initBinary, Target: InitPath, ReadOnly: true},
+		{Type: mount.TypeBind, Source: w.pythonPath, Target: PythonPath, ReadOnly: true},
+	}
+	if sj.gatewaySock != "" {
+		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: sj.gatewaySock, Target: gateway.Socket})
+	}
+	return ms
+}
+
+// initRequest is what the init needs to run the job. brigEnv is added last
+// and wins, but PYTHONPATH keeps what the function or job put after it.
+func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Request {
 	job, spec := &work.Job, &work.Spec
 	files := maps.Clone(job.Files)
 	if files == nil {
@@ -281,6 +309,12 @@ func initRequest(work *schema.Work) *initproto.Request {
 	env := map[string]string{}
 	maps.Copy(env, spec.Env)
 	maps.Copy(env, job.Env)
+	for k, v := range brigEnv {
+		if k == "PYTHONPATH" && env[k] != "" {
+			v += ":" + env[k]
+		}
+		env[k] = v
+	}
 	envList := make([]string, 0, len(env))
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		envList = append(envList, k+"="+env[k])

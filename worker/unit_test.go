@@ -99,7 +99,7 @@ func TestInitRequest(t *testing.T) {
 			job.ID, job.Stdin = "j", "in"
 			jobFilesBefore := fmt.Sprint(job.Files)
 			specEnvBefore := fmt.Sprint(spec.Env)
-			req := initRequest(&schema.Work{Job: job, Spec: spec})
+			req := initRequest(&schema.Work{Job: job, Spec: spec}, nil)
 
 			if !reflect.DeepEqual(req.Files, tt.wantFiles) {
 				t.Errorf("Files = %q, want %q", req.Files, tt.wantFiles)
@@ -135,7 +135,7 @@ func TestInitRequest(t *testing.T) {
 // The request survives the wire with an empty, not null, environment.
 func TestInitRequestEmptyEnvOnTheWire(t *testing.T) {
 	t.Parallel()
-	req := initRequest(&schema.Work{Job: schema.Job{ID: "j"}, Spec: schema.RunSpec{Command: []string{"true"}}})
+	req := initRequest(&schema.Work{Job: schema.Job{ID: "j"}, Spec: schema.RunSpec{Command: []string{"true"}}}, nil)
 	var buf strings.Builder
 	if err := initproto.WriteRequest(&buf, req); err != nil {
 		t.Fatal(err)

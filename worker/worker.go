@@ -16,6 +16,8 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -31,7 +33,12 @@ type Worker struct {
 
 	slots      chan struct{}
 	initBinary string
+	pythonPath string
+	sockDir    string
 	hostCPUs   int
+	egress     egressState
+	ring       *keys.Ring
+	gw         *gateway.Gateway
 
 	mu      sync.Mutex
 	started bool
@@ -88,7 +95,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.removeLeftovers(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if w.cfg.PrepareEgress {
+		if _, err := w.egressNetwork(ctx); err != nil {
+			return err
+		}
+	}
 	if err := bus.EnsureStreams(ctx, w.js, w.cfg.Streams); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := w.setupGateway(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))

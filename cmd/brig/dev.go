@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/worker"
 )
@@ -29,11 +30,12 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		return 1
 	}
 	stack, err := devstack.Start(ctx, devstack.Config{
-		Listen:   *listen,
-		DataDir:  filepath.Join(*data, "jetstream"),
-		Logger:   log,
-		Progress: stderr,
-		Worker:   worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run")},
+		Listen:     *listen,
+		DataDir:    filepath.Join(*data, "jetstream"),
+		Logger:     log,
+		Progress:   stderr,
+		Worker:     worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run")},
+		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key")},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dev: %v\n", err)

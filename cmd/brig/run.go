@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +29,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	timeout := fs.Duration("timeout", 0, "job timeout, e.g. 10s (default: the function's)")
 	memory := fs.Int64("memory", 0, "memory limit in MB (default: the function's)")
 	network := fs.Bool("network", false, "give the job a network")
-	restricted := fs.Bool("restricted", true, "grant the job no scopes")
+	restricted := fs.Bool("restricted", true, "grant the job no scopes (default true; --allow implies false)")
 	runtime := fs.String("runtime", "", "container runtime: runc or runsc")
 	asJSON := fs.Bool("json", false, "print the terminal event as one JSON object instead of the output")
 	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
@@ -54,7 +55,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if *network {
 		job.Network = schema.Ptr(true)
 	}
-	if !*restricted {
+	restrictedSet := false
+	fs.Visit(func(f *flag.Flag) { restrictedSet = restrictedSet || f.Name == "restricted" })
+	if !*restricted || (len(allow) > 0 && !restrictedSet) {
 		job.Restricted = schema.Ptr(false)
 	}
 	client, cleanup, err := connectOrEmbed(ctx, srv, stderr, *logLevel)
@@ -127,7 +130,7 @@ func report(ev *schema.Event, asJSON bool, stdout, stderr io.Writer) int {
 		if ev.StderrTruncated {
 			fmt.Fprintln(stderr, "brig: stderr was truncated at the output limit")
 		}
-		if ev.Status != schema.StatusSucceeded && ev.Status != schema.StatusFailed && ev.Error != nil {
+		if ev.Error != nil && (ev.Status != schema.StatusFailed || ev.Error.Type == schema.ErrAuthError) {
 			fmt.Fprintf(stderr, "brig: job %s %s: %s: %s\n", ev.JobID, ev.Status, ev.Error.Type, ev.Error.Message)
 		}
 	}

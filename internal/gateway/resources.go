@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream objects behind a job's resources.
+const (
+	dictBucketPrefix = "BRIG_DICT_"
+	queueStreamPfx   = "BRIG_QUEUE_"
+	queueSubjectPfx  = "brig.queue."
+	queueConsumer    = "brig"
+)
+
+// DictBucket is the KV bucket behind dict name.
+func DictBucket(name string) string { return dictBucketPrefix + name }
+
+// QueueStream is the stream behind queue name.
+func QueueStream(name string) string { return queueStreamPfx + name }
+
+// resources performs calls on JetStream, creating dicts and queues on first
+// write.
+type resources struct {
+	js       jetstream.JetStream
+	replicas int
+	mu       sync.Mutex
+	queues   map[string]jetstream.Consumer
+}
+
+func newResources(js jetstream.JetStream, replicas int) *resources {
+	return &resources{js: js, replicas: replicas, queues: map[string]jetstream.Consumer{}}
+}
+
+func (r *resources) dictGet(ctx context.Context, name, key string) ([]byte, bool, error) {
+	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("open dict %s: %w", name, err)
+	}
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("dict %s get: %w", name, err)
+	}
+	return entry.Value(), true, nil
+}
+
+func (r *resources) dictPut(ctx context.Context, name, key string, value []byte) error {
+	kv, err := r.dict(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, key, value); err != nil {
+		return fmt.Errorf("dict %s put: %w", name, err)
+	}
+	return nil
+}
+
+func (r *resources) dictDelete(ctx context.Context, name, key string) error {
+	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open dict %s: %w", name, err)
+	}
+	if err := kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("dict %s delete: %w", name, err)
+	}
+	return nil
+}
+
+// dict opens a dict's bucket, creating it on first write.
+func (r *resources) dict(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: DictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open dict %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+func (r *resources) queuePut(ctx context.Context, name string, value []byte) error {
+	if _, err := r.queue(ctx, name, true); err != nil {
+		return err
+	}
+	if _, err := r.js.Publish(ctx, queueSubjectPfx+name, value); err != nil {
+		return fmt.Errorf("queue %s put: %w", name, err)
+	}
+	return nil
+}
+
+// queueGet takes one value, waiting until ctx's deadline for one to come.
+func (r *resources) queueGet(ctx context.Context, name string) ([]byte, bool, error) {
+	cons, err := r.queue(ctx, name, false)
+	if err != nil || cons == nil {
+		return nil, false, err
+	}
+	wait := jetstream.FetchMaxWait(timeLeft(ctx))
+	batch, err := cons.Fetch(1, wait)
+	if err != nil {
+		return nil, false, fmt.Errorf("queue %s get: %w", name, err)
+	}
+	for msg := range batch.Messages() {
+		if err := msg.DoubleAck(ctx); err != nil {
+			return nil, false, fmt.Errorf("queue %s get: ack: %w", name, err)
+		}
+		return msg.Data(), true, nil
+	}
+	return nil, false, nil
+}
+
+// queue opens a queue's consumer; create makes the stream when missing.
+// It returns nil, nil for a queue that does not exist and create is false.
+func (r *resources) queue(ctx context.Context, name string, create bool) (jetstream.Consumer, error) {
+	r.mu.Lock()
+	cons, ok := r.queues[name]
+	r.mu.Unlock()
+	if ok {
+		return cons, nil
+	}
+	stream, err := r.js.Stream(ctx, QueueStream(name))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if !create {
+			return nil, nil
+		}
+		stream, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: QueueStream(name), Subjects: []string{queueSubjectPfx + name},
+			Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", name, err)
+	}
+	r.mu.Lock()
+	r.queues[name] = cons
+	r.mu.Unlock()
+	return cons, nil
+}

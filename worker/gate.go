@@ -1,0 +1,126 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/pyclient"
+	"github.com/brig-dev/brig/internal/token"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+)
+
+// gatewayGrace is how long past its timeout a job's gateway keeps
+// answering (the init may still be flushing).
+const gatewayGrace = 5 * time.Second
+
+// maxSocketPath keeps gateway socket paths inside sun_path.
+const maxSocketPath = 100
+
+// setupGateway prepares what every job's gateway needs: the key ring, the
+// gateway itself and the in-container Python client.
+func (w *Worker) setupGateway(ctx context.Context) error {
+	replicas := w.cfg.Streams.WithDefaults().Replicas
+	ring, err := keys.OpenRing(ctx, w.js, replicas)
+	if err != nil {
+		return err
+	}
+	w.ring = ring
+	client, err := sdk.New(w.cfg.Conn)
+	if err != nil {
+		return err
+	}
+	w.gw, err = gateway.New(gateway.Config{
+		JS:       w.js,
+		Keys:     ring.Func,
+		Call:     client.Run,
+		Replicas: replicas,
+		Logger:   w.log,
+	})
+	if err != nil {
+		return err
+	}
+	if w.pythonPath, err = pyclient.Install(w.cfg.RuntimeDir); err != nil {
+		return fmt.Errorf("python client: %w", err)
+	}
+	w.sockDir = filepath.Join(w.cfg.RuntimeDir, "gw")
+	if err := os.MkdirAll(w.sockDir, 0o711); err != nil {
+		return fmt.Errorf("gateway dir: %w", err)
+	}
+	if len(filepath.Join(w.sockDir, "0123456789abcdef.sock")) > maxSocketPath {
+		return fmt.Errorf("runtime dir %s is too long for unix socket paths", w.cfg.RuntimeDir)
+	}
+	return nil
+}
+
+// checkCredential verifies the token a dispatcher minted for the work.
+func (w *Worker) checkCredential(ctx context.Context, work *schema.Work) error {
+	claims, err := token.Verify(work.Token, w.ring.Func(ctx), time.Now())
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return &jobFailure{errType: schema.ErrTimeout, status: schema.StatusTimeout,
+			msg: "the job's credential expired before it could run (it waited in the queue too long)"}
+	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrUnknownKey):
+		return &jobFailure{errType: schema.ErrInfrastructure, status: schema.StatusError,
+			msg: "the work message carries an invalid credential: " + err.Error()}
+	case err != nil:
+		return fmt.Errorf("verify credential of job %s: %w", work.Job.ID, err)
+	case claims.JobID != work.Job.ID || claims.Function != work.Spec.Function:
+		return &jobFailure{errType: schema.ErrInfrastructure, status: schema.StatusError,
+			msg: "the work message carries another job's credential"}
+	}
+	return nil
+}
+
+// jobGate is one job's gateway socket and the denials it saw.
+type jobGate struct {
+	ln     *gateway.Listener
+	sock   string
+	mu     sync.Mutex
+	denied []schema.AuthError
+}
+
+// openGate starts the job's gateway. onDenied is called for each denial.
+func (w *Worker) openGate(ctx context.Context, work *schema.Work, onDenied func(schema.AuthError)) (*jobGate, error) {
+	g := &jobGate{sock: filepath.Join(w.sockDir, randomSuffix()+randomSuffix()+".sock")}
+	ln, err := w.gw.Listen(ctx, g.sock, gateway.Binding{
+		JobID:    work.Job.ID,
+		Deadline: time.Now().Add(work.Spec.Timeout() + gatewayGrace),
+		OnDenied: func(ae schema.AuthError) {
+			g.mu.Lock()
+			g.denied = append(g.denied, ae)
+			g.mu.Unlock()
+			onDenied(ae)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.ln = ln
+	return g, nil
+}
+
+func (g *jobGate) close() { g.ln.Close() }
+
+func (g *jobGate) authErrors() []schema.AuthError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]schema.AuthError(nil), g.denied...)
+}
+
+// brigEnv is the environment brig gives every job.
+func brigEnv(work *schema.Work) map[string]string {
+	return map[string]string{
+		"BRIG_TOKEN":   work.Token,
+		"BRIG_GATEWAY": gateway.Socket,
+		"BRIG_JOB_ID":  work.Job.ID,
+		"PYTHONPATH":   PythonPath,
+	}
+}
