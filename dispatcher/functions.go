@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -16,14 +20,54 @@ type Resolver interface {
 	Resolve(ctx context.Context, name string) (*schema.Function, error)
 }
 
-// Builtin resolves brig's built-in functions (today: python).
+// BuiltinFunction returns a fresh copy of brig's built-in function of that
+// name (today: python).
+func BuiltinFunction(name string) (*schema.Function, bool) {
+	if name == "python" {
+		fn := schema.Python()
+		return &fn, true
+	}
+	return nil, false
+}
+
+// Builtin resolves brig's built-in functions only.
 type Builtin struct{}
 
 // Resolve implements Resolver.
 func (Builtin) Resolve(_ context.Context, name string) (*schema.Function, error) {
-	if name == "python" {
-		fn := schema.Python()
-		return &fn, nil
+	if fn, ok := BuiltinFunction(name); ok {
+		return fn, nil
 	}
 	return nil, fmt.Errorf("%q: %w", name, ErrFunctionNotFound)
+}
+
+// KVResolver resolves the functions deployed with `brig deploy` (the
+// BRIG_FUNCTIONS bucket), then the built-ins: a deployed definition named
+// python replaces the built-in one. It caches nothing, so a deploy applies
+// to the next job.
+type KVResolver struct {
+	Store *functions.Store
+}
+
+// OpenKVResolver opens the function bucket on nc, creating it when it is
+// missing, with replicas as in functions.Open.
+func OpenKVResolver(ctx context.Context, nc *nats.Conn, replicas int) (KVResolver, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return KVResolver{}, fmt.Errorf("dispatcher: jetstream: %w", err)
+	}
+	store, err := functions.Open(ctx, js, replicas)
+	if err != nil {
+		return KVResolver{}, fmt.Errorf("dispatcher: %w", err)
+	}
+	return KVResolver{Store: store}, nil
+}
+
+// Resolve implements Resolver.
+func (r KVResolver) Resolve(ctx context.Context, name string) (*schema.Function, error) {
+	fn, err := functions.Resolver{Store: r.Store, Fallback: BuiltinFunction}.Resolve(ctx, name)
+	if errors.Is(err, functions.ErrNotFound) {
+		return nil, fmt.Errorf("%q: %w", name, ErrFunctionNotFound)
+	}
+	return fn, err
 }

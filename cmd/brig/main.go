@@ -23,6 +23,7 @@ Usage:
   brig dev [--listen ADDR] [--data DIR]   run NATS, a dispatcher and a worker in one process
   brig run [flags] FILE|-                 run code and stream its output
   brig watch JOB_ID                       replay and follow a job's events
+  brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig image build [NAME]                 build a sandbox image offline (default: python)
 
 Every command takes --server URL (env BRIG_SERVER, default nats://127.0.0.1:4222).
@@ -44,10 +45,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
-		"dev":   cmdDev,
-		"run":   cmdRun,
-		"watch": cmdWatch,
-		"image": cmdImage,
+		"dev":    cmdDev,
+		"run":    cmdRun,
+		"watch":  cmdWatch,
+		"image":  cmdImage,
+		"deploy": cmdDeploy,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -89,6 +89,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	dcfg := cfg.Dispatcher
 	dcfg.Conn, dcfg.Logger = s.Conn, cfg.Logger
+	if dcfg.Functions == nil {
+		if dcfg.Functions, err = dispatcher.OpenKVResolver(ctx, s.Conn, dcfg.Streams.WithDefaults().Replicas); err != nil {
+			return nil, err
+		}
+	}
 	if s.Dispatcher, err = dispatcher.New(dcfg); err != nil {
 		return nil, err
 	}

@@ -21,8 +21,10 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/image"
+	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -32,6 +34,9 @@ type Env struct {
 	Binary   string // static brig binary
 	WorkerID string
 	Dir      string
+	// Signer is the dispatcher's signing key, so that tests can mint
+	// credentials a job could never make (expired ones, say).
+	Signer *keys.Signer
 }
 
 // Start builds the binary, ensures the image and starts a stack. It fails,
@@ -48,12 +53,16 @@ func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
 	if err := EnsureImage(ctx, log); err != nil {
 		return nil, err
 	}
+	if e.Signer, err = keys.Generate(); err != nil {
+		return nil, err
+	}
 	e.Stack, err = devstack.Start(ctx, devstack.Config{
-		Listen:    "127.0.0.1:0",
-		DataDir:   filepath.Join(dir, "jetstream"),
-		Logger:    log,
-		SkipImage: true,
-		Worker:    e.WorkerConfig(),
+		Listen:     "127.0.0.1:0",
+		DataDir:    filepath.Join(dir, "jetstream"),
+		Logger:     log,
+		SkipImage:  true,
+		Worker:     e.WorkerConfig(),
+		Dispatcher: dispatcher.Config{Signer: e.Signer},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)

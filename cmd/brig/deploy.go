@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/schema"
+)
+
+// Exit code of brig deploy for a file it will not deploy.
+const exitDeployInvalid = 1
+
+// cmdDeploy creates or updates the functions defined in a YAML file
+// (DESIGN §3, §7). The whole file is validated before anything is stored.
+// There is no embedded fallback: definitions deployed to a brig that
+// exits with the command would be lost.
+func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig deploy", stderr)
+	srv := addServerFlag(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] FILE|-")
+		return 2
+	}
+	fns, err := readDefinitions(pos[0], stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
+		return exitDeployInvalid
+	}
+	nc, err := nats.Connect(srv.url, nats.Name("brig-deploy"), nats.Timeout(2*time.Second))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig deploy: server %s unreachable: %v%s\n", srv.url, err, startHint(srv))
+		return exitBrig
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
+		return exitBrig
+	}
+	store, err := functions.Open(ctx, js, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig deploy: %s: %v\n", srv.url, err)
+		return exitBrig
+	}
+	for _, fn := range fns {
+		rev, err := store.Put(ctx, fn)
+		if err != nil {
+			fmt.Fprintf(stderr, "brig deploy: %v\n", err)
+			return exitBrig
+		}
+		fmt.Fprintf(stdout, "deployed %s (revision %d)\n", fn.Name, rev)
+	}
+	return 0
+}
+
+// readDefinitions reads and validates the file ("-" is stdin). Its errors
+// start with the file's name.
+func readDefinitions(name string, stdin io.Reader) ([]schema.Function, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		name = "stdin"
+	}
+	data, err := io.ReadAll(io.LimitReader(r, functions.MaxYAMLBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	fns, err := functions.ParseYAML(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return fns, nil
+}
+
+func startHint(srv *serverFlag) string {
+	if srv.explicit {
+		return ""
+	}
+	return " (start `brig dev`, or choose a server with --server or BRIG_SERVER)"
+}

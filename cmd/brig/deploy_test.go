@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/internal/natsserver"
+)
+
+// startDeployNATS runs an embedded server for one test and returns its URL and
+// a connection to it.
+func startDeployNATS(t *testing.T) (string, *nats.Conn) {
+	t.Helper()
+	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return ns.ClientURL(), nc
+}
+
+func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = cmdDeploy(t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestDeployExample(t *testing.T) {
+	t.Parallel()
+	url, nc := startDeployNATS(t)
+	code, stdout, stderr := runDeploy(t, "", "--server", url, filepath.Join("..", "..", "examples", "functions.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	want := "deployed grader (revision 1)\ndeployed cache-reader (revision 2)\n"
+	if stdout != want {
+		t.Errorf("stdout = %q, want %q", stdout, want)
+	}
+
+	// The dispatcher's resolver sees the deploy at once.
+	r, err := dispatcher.OpenKVResolver(t.Context(), nc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := r.Resolve(t.Context(), "grader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.Limits.MemoryMB != 128 || fn.TimeoutMS != 10_000 || len(fn.Scopes) != 2 {
+		t.Errorf("grader = %+v", fn)
+	}
+	if fn, err := r.Resolve(t.Context(), "python"); err != nil || fn.Name != "python" {
+		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)
+	}
+	if _, err := r.Resolve(t.Context(), "nope"); !errors.Is(err, dispatcher.ErrFunctionNotFound) {
+		t.Errorf("Resolve(nope): err = %v, want ErrFunctionNotFound", err)
+	}
+}
+
+func TestDeployUpdateFromStdin(t *testing.T) {
+	t.Parallel()
+	url, nc := startDeployNATS(t)
+	def := "name: f\nimage: brig/python:latest\ncommand: [python3, /work/main.py]\ntimeout_ms: %d\n"
+	for i, timeout := range []int{1000, 2000} {
+		code, stdout, stderr := runDeploy(t, fmt.Sprintf(def, timeout), "-", "--server", url)
+		if code != 0 {
+			t.Fatalf("deploy %d: exit %d, stderr: %s", i, code, stderr)
+		}
+		if want := fmt.Sprintf("deployed f (revision %d)\n", i+1); stdout != want {
+			t.Errorf("deploy %d: stdout = %q, want %q", i, stdout, want)
+		}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := functions.Open(t.Context(), js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := store.Get(t.Context(), "f")
+	if err != nil || fn.TimeoutMS != 2000 {
+		t.Fatalf("Get(f) = %+v, %v; want the second definition", fn, err)
+	}
+}
+
+func TestDeployInvalid(t *testing.T) {
+	t.Parallel()
+	url, nc := startDeployNATS(t)
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	bad := "- {name: ok, image: img, command: [x]}\n- {name: g, image: img, command: [x], limits: {memry_mb: 1}}\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runDeploy(t, "", "--server", url, path)
+	if code != exitDeployInvalid || stdout != "" {
+		t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout, exitDeployInvalid)
+	}
+	if !strings.Contains(stderr, "bad.yaml: functions[1].limits.memry_mb") {
+		t.Errorf("stderr %q does not name the file and field", stderr)
+	}
+	// Nothing of an invalid file is deployed.
+	js, _ := jetstream.New(nc)
+	if _, err := js.KeyValue(t.Context(), functions.Bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("bucket after an invalid deploy: err = %v, want ErrBucketNotFound", err)
+	}
+
+	code, _, stderr = runDeploy(t, "", "--server", url, filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != exitDeployInvalid || !strings.Contains(stderr, "missing.yaml") {
+		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runDeploy(t, "", "--server", url); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+}
+
+func TestDeployUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	def := "name: f\nimage: img\ncommand: [x]\n"
+	code, _, stderr := runDeploy(t, def, "--server", "nats://"+addr, "-")
+	if code != exitBrig {
+		t.Errorf("exit %d, want %d", code, exitBrig)
+	}
+	if !strings.Contains(stderr, "unreachable") || !strings.Contains(stderr, addr) {
+		t.Errorf("stderr %q does not say which server is unreachable", stderr)
+	}
+}

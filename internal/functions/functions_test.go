@@ -1,0 +1,246 @@
+package functions_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/schema"
+)
+
+// startJetStream runs an embedded server for one test.
+func startJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func openStore(t *testing.T, js jetstream.JetStream) *functions.Store {
+	t.Helper()
+	store, err := functions.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+func grader() schema.Function {
+	return schema.Function{
+		Name:      "grader",
+		Image:     "brig/python:latest",
+		Command:   []string{"python3", "/work/main.py"},
+		Env:       map[string]string{"LANG": "C.UTF-8"},
+		Limits:    schema.Limits{MemoryMB: 128},
+		TimeoutMS: 10_000,
+		Scopes:    []string{"dict:grades:write", "function:python:call"},
+		Network:   schema.Ptr(false),
+	}
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t, startJetStream(t))
+
+	if fns, err := store.List(ctx); err != nil || len(fns) != 0 {
+		t.Fatalf("List of an empty bucket = %v, %v; want none", fns, err)
+	}
+	reader := schema.Function{Name: "cache-reader", Image: "brig/python:latest", Command: []string{"python3", "/work/main.py"}, Scopes: []string{"dict:cache:read"}}
+	for _, fn := range []schema.Function{grader(), reader} {
+		if rev, err := store.Put(ctx, fn); err != nil || rev == 0 {
+			t.Fatalf("Put(%s) = %d, %v", fn.Name, rev, err)
+		}
+	}
+	got, err := store.Get(ctx, "grader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := grader(); !reflect.DeepEqual(*got, want) {
+		t.Errorf("Get = %+v, want %+v", *got, want)
+	}
+	fns, err := store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fns) != 2 || fns[0].Name != "cache-reader" || fns[1].Name != "grader" {
+		t.Fatalf("List = %+v, want cache-reader and grader in that order", fns)
+	}
+
+	if err := store.Delete(ctx, "grader"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Get(ctx, "grader"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("Get after Delete: err = %v, want ErrNotFound", err)
+	}
+	if err := store.Delete(ctx, "grader"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("second Delete: err = %v, want ErrNotFound", err)
+	}
+	if fns, err := store.List(ctx); err != nil || len(fns) != 1 || fns[0].Name != "cache-reader" {
+		t.Errorf("List after Delete = %+v, %v; want only cache-reader", fns, err)
+	}
+	for _, name := range []string{"nope", "a.b", "*", ""} {
+		if _, err := store.Get(ctx, name); !errors.Is(err, functions.ErrNotFound) {
+			t.Errorf("Get(%q): err = %v, want ErrNotFound", name, err)
+		}
+	}
+}
+
+func TestStoreUpdateTakesEffect(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t, startJetStream(t))
+	builtins := func(name string) (*schema.Function, bool) {
+		if name != "python" {
+			return nil, false
+		}
+		fn := schema.Python()
+		return &fn, true
+	}
+	resolver := functions.Resolver{Store: store, Fallback: builtins}
+
+	fn := grader()
+	rev1, err := store.Put(ctx, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.TimeoutMS = 20_000
+	rev2, err := store.Put(ctx, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev2 <= rev1 {
+		t.Errorf("revisions %d then %d, want increasing", rev1, rev2)
+	}
+	got, err := resolver.Resolve(ctx, "grader")
+	if err != nil || got.TimeoutMS != 20_000 {
+		t.Fatalf("Resolve after update = %+v, %v; want timeout_ms 20000", got, err)
+	}
+
+	// A deployed python overrides the built-in until it is deleted.
+	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.Image != "brig/python:latest" || got.TimeoutMS != 0 {
+		t.Fatalf("Resolve(python) = %+v, %v; want the built-in", got, err)
+	}
+	custom := schema.Python()
+	custom.TimeoutMS = 5_000
+	if _, err := store.Put(ctx, custom); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.TimeoutMS != 5_000 {
+		t.Fatalf("Resolve(python) = %+v, %v; want the deployed one", got, err)
+	}
+	if err := store.Delete(ctx, "python"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.TimeoutMS != 0 {
+		t.Fatalf("Resolve(python) after Delete = %+v, %v; want the built-in", got, err)
+	}
+
+	if _, err := resolver.Resolve(ctx, "nope"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("Resolve(nope): err = %v, want ErrNotFound", err)
+	}
+	if _, err := (functions.Resolver{}).Resolve(ctx, "python"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("zero Resolver: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStorePutRejectsInvalid(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store := openStore(t, startJetStream(t))
+	tests := []struct {
+		name  string
+		edit  func(*schema.Function)
+		field string
+	}{
+		{"bad name", func(f *schema.Function) { f.Name = "a.b" }, "name"},
+		{"no image", func(f *schema.Function) { f.Image = "" }, "image"},
+		{"no command", func(f *schema.Function) { f.Command = nil }, "command"},
+		{"reserved env", func(f *schema.Function) { f.Env = map[string]string{"BRIG_TOKEN": "x"} }, `env["BRIG_TOKEN"]`},
+		{"code file escapes", func(f *schema.Function) { f.CodeFile = "../main.py" }, "code_file"},
+		{"memory", func(f *schema.Function) { f.Limits.MemoryMB = 1 }, "limits.memory_mb"},
+		{"timeout", func(f *schema.Function) { f.TimeoutMS = -5 }, "timeout_ms"},
+		{"scope", func(f *schema.Function) { f.Scopes = []string{"*", "dict:grades:put"} }, "scopes[1]"},
+		{"pool", func(f *schema.Function) { f.Pool = "a b" }, "pool"},
+		{"runtime", func(f *schema.Function) { f.Runtime = "kata" }, "runtime"},
+	}
+	for _, tt := range tests {
+		fn := grader()
+		tt.edit(&fn)
+		_, err := store.Put(ctx, fn)
+		var fe *schema.FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("%s: Put error = %v, want a field error for %s", tt.name, err, tt.field)
+		}
+	}
+	if fns, err := store.List(ctx); err != nil || len(fns) != 0 {
+		t.Errorf("List after rejected puts = %+v, %v; want none", fns, err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	js := startJetStream(t)
+
+	// replicas 0 creates a missing bucket, then leaves it as it is.
+	for _, replicas := range []int{0, 1, 1, 0} {
+		if _, err := functions.Open(ctx, js, replicas); err != nil {
+			t.Fatalf("Open(replicas %d): %v", replicas, err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, functions.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.History() != functions.History {
+		t.Errorf("bucket history = %d, want %d", st.History(), functions.History)
+	}
+}
+
+func TestGetRejectsCorruptEntry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	js := startJetStream(t)
+	store := openStore(t, js)
+	kv, err := js.KeyValue(ctx, functions.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "broken", []byte(`{"name":"broken","image":"x","command":["x"],"extra":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "alias", []byte(`{"name":"other","image":"x","command":["x"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"broken", "alias"} {
+		_, err := store.Get(ctx, name)
+		if err == nil || errors.Is(err, functions.ErrNotFound) {
+			t.Errorf("Get(%s): err = %v, want a corruption error", name, err)
+		}
+	}
+	if _, err := store.List(ctx); err == nil {
+		t.Error("List of a bucket with corrupt entries succeeded")
+	}
+}

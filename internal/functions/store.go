@@ -1,0 +1,154 @@
+package functions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/schema"
+)
+
+// Bucket is the KV bucket holding deployed definitions, keyed by name.
+const Bucket = "BRIG_FUNCTIONS"
+
+// History is how many revisions of each definition the bucket keeps.
+const History = 5
+
+// ErrNotFound is returned for a name with no deployed definition.
+var ErrNotFound = errors.New("function not found")
+
+// Store reads and writes deployed function definitions.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open returns a store over the bucket, creating or updating it with
+// History revisions and the given replicas. replicas <= 0 uses the bucket
+// as it is when it exists (so a client such as `brig deploy` never changes
+// a cluster's replication) and creates it with one replica when it does
+// not.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	if replicas <= 0 {
+		kv, err := js.KeyValue(ctx, Bucket)
+		if err == nil {
+			return &Store{kv: kv}, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
+		}
+		replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "brig function definitions (brig deploy)",
+		History:     History,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Put validates fn and stores it under its name, creating or replacing the
+// definition, and returns the new revision. An invalid definition is
+// refused with a *schema.FieldError naming the field. A definition named
+// like a built-in (python) overrides the built-in for every dispatcher
+// that resolves through a Resolver; deleting it brings the built-in back.
+func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
+	data, err := json.Marshal(fn)
+	if err != nil {
+		return 0, fmt.Errorf("function %q: encode: %w", fn.Name, err)
+	}
+	// Decoding what is about to be stored checks exactly what Get will.
+	if _, err := schema.DecodeFunction(data); err != nil {
+		return 0, fmt.Errorf("function %q: %w", fn.Name, err)
+	}
+	rev, err := s.kv.Put(ctx, fn.Name, data)
+	if err != nil {
+		return 0, fmt.Errorf("store function %q: %w", fn.Name, err)
+	}
+	return rev, nil
+}
+
+// Get returns the deployed definition of name, or an error wrapping
+// ErrNotFound.
+func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) {
+	entry, err := s.entry(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return decodeEntry(entry)
+}
+
+// List returns every deployed definition, sorted by name.
+func (s *Store) List(ctx context.Context) ([]schema.Function, error) {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	defer w.Stop()
+	var fns []schema.Function
+	for {
+		select {
+		case entry := <-w.Updates():
+			if entry == nil { // the end of the stored values
+				slices.SortFunc(fns, func(a, b schema.Function) int { return strings.Compare(a.Name, b.Name) })
+				return fns, nil
+			}
+			fn, err := decodeEntry(entry)
+			if err != nil {
+				return nil, err
+			}
+			fns = append(fns, *fn)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list functions: %w", ctx.Err())
+		}
+	}
+}
+
+// Delete removes the deployed definition of name; a built-in of that name
+// applies again. It returns an error wrapping ErrNotFound when there is
+// none.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if _, err := s.entry(ctx, name); err != nil {
+		return err
+	}
+	if err := s.kv.Delete(ctx, name); err != nil {
+		return fmt.Errorf("delete function %q: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) entry(ctx context.Context, name string) (jetstream.KeyValueEntry, error) {
+	if !schema.ValidName(name) {
+		// Not a valid key either; no such function can exist.
+		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
+	}
+	entry, err := s.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get function %q: %w", name, err)
+	}
+	return entry, nil
+}
+
+// decodeEntry reads a stored definition back as strictly as Put wrote it.
+func decodeEntry(entry jetstream.KeyValueEntry) (*schema.Function, error) {
+	fn, err := schema.DecodeFunction(entry.Value())
+	if err != nil {
+		return nil, fmt.Errorf("stored function %q (revision %d) is invalid: %w", entry.Key(), entry.Revision(), err)
+	}
+	if fn.Name != entry.Key() {
+		return nil, fmt.Errorf("stored function %q (revision %d) is named %q", entry.Key(), entry.Revision(), fn.Name)
+	}
+	return fn, nil
+}

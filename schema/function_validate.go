@@ -1,0 +1,129 @@
+package schema
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/distribution/reference"
+)
+
+// Bounds of a function definition.
+const (
+	// MaxFunctionBytes caps one encoded definition, as stored in the
+	// function bucket.
+	MaxFunctionBytes = 64 << 10
+	MaxImageRefLen   = 255
+	MaxCommandArgs   = 256
+)
+
+// AllScopes in a function's scopes allows its jobs every scope they ask for.
+const AllScopes = "*"
+
+// DecodeFunction strictly decodes and validates a function definition,
+// e.g. one read back from the function bucket.
+func DecodeFunction(data []byte) (*Function, error) {
+	var f Function
+	if err := decodeStrict(data, &f, MaxFunctionBytes); err != nil {
+		return nil, err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Validate checks every field of a function definition. Its errors are
+// *FieldError naming the field, as for jobs.
+func (f *Function) Validate() error {
+	if !ValidName(f.Name) {
+		return fieldErr("name", "must be 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Name))
+	}
+	checks := []func() error{f.validateImage, f.validateCommand, f.validateEnv, f.validateCodeFile, f.validateScopes}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if err := f.Limits.Validate("limits."); err != nil {
+		return err
+	}
+	switch {
+	case f.TimeoutMS < 0 || f.TimeoutMS > MaxTimeoutMS:
+		return fieldErr("timeout_ms", "must be between 1 and %d ms (0 for the default), got %d", MaxTimeoutMS, f.TimeoutMS)
+	case f.Pool != "" && !ValidName(f.Pool):
+		return fieldErr("pool", "must be empty (the default pool) or 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Pool))
+	case f.Runtime != "" && f.Runtime != RuntimeRunc && f.Runtime != RuntimeRunsc:
+		return fieldErr("runtime", "must be %q or %q, got %q", RuntimeRunc, RuntimeRunsc, clip(f.Runtime))
+	}
+	return nil
+}
+
+// validateImage accepts what Docker accepts as an image reference
+// (name[:tag][@digest], registry and port allowed).
+func (f *Function) validateImage() error {
+	switch {
+	case f.Image == "":
+		return fieldErr("image", "is empty")
+	case len(f.Image) > MaxImageRefLen:
+		return fieldErr("image", "is longer than %d bytes", MaxImageRefLen)
+	case !utf8.ValidString(f.Image) || strings.ContainsFunc(f.Image, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fieldErr("image", "must not contain spaces or control characters, got %q", clip(f.Image))
+	}
+	if _, err := reference.ParseNormalizedNamed(f.Image); err != nil {
+		return fieldErr("image", "is not a Docker image reference (%v), got %q", err, clip(f.Image))
+	}
+	return nil
+}
+
+func (f *Function) validateCommand() error {
+	switch {
+	case len(f.Command) == 0:
+		return fieldErr("command", "is empty")
+	case len(f.Command) > MaxCommandArgs:
+		return fieldErr("command", "has %d entries, at most %d allowed", len(f.Command), MaxCommandArgs)
+	case f.Command[0] == "":
+		return fieldErr("command[0]", "is empty; it names the program to run")
+	}
+	for i, arg := range f.Command {
+		if strings.ContainsRune(arg, 0) {
+			return fieldErr(fmt.Sprintf("command[%d]", i), "contains a NUL byte")
+		}
+	}
+	return nil
+}
+
+// validateEnv applies exactly the rules of a job's env.
+func (f *Function) validateEnv() error {
+	probe := Job{Env: f.Env}
+	return probe.validateEnv()
+}
+
+func (f *Function) validateCodeFile() error {
+	if f.CodeFile == "" {
+		return nil
+	}
+	if err := validFilePath(f.CodeFile); err != nil {
+		return fieldErr("code_file", "%s", err)
+	}
+	if f.CodeFile == "args.json" {
+		return fieldErr("code_file", "clashes with args, which are written to args.json")
+	}
+	return nil
+}
+
+func (f *Function) validateScopes() error {
+	if len(f.Scopes) > MaxScopes {
+		return fieldErr("scopes", "has %d entries, at most %d allowed", len(f.Scopes), MaxScopes)
+	}
+	for i, s := range f.Scopes {
+		if s == AllScopes {
+			continue
+		}
+		if _, err := ParseScope(s); err != nil {
+			return fieldErr(fmt.Sprintf("scopes[%d]", i), "%s (or %q for all)", err, AllScopes)
+		}
+	}
+	return nil
+}
