@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -8,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -368,4 +372,41 @@ json.dump({"mounts": mounts, "hits": hits, "env": env, "run_brig": sorted(os.lis
 func pyString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestFunctionCapsScopes: a deployed function's allowed scopes cap what
+// its jobs are granted, whatever they ask for.
+func TestFunctionCapsScopes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
+	defer cancel()
+	js, err := jetstream.New(stack.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := functions.Open(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "d" + randomHex(4)
+	fn := schema.Function{
+		Name: "capped-" + randomHex(4), Image: "brig/python:latest", Command: []string{"python3", "/work/main.py"},
+		Scopes: []string{"dict:" + name + ":read"},
+	}
+	if _, err := store.Put(ctx, fn); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	job := scopedJob("capped", tryCalls+`
+d = brig.Dict("`+name+`")
+probe("get", lambda: d.get("k"))
+probe("put", lambda: d.put("k", 1))
+`+writeOut, "dict:"+name+":read", "dict:"+name+":write")
+	job.Function = fn.Name
+	ev, err := runJob(t, job)
+	if err != nil {
+		t.Fatalf("job: %v (stderr %q)", err, ev.Stderr)
+	}
+	got := probes(t, ev)
+	expectOK(t, got, "get", "null")
+	expectDenied(t, got, "put", "dict:"+name, "write", "not granted")
 }
