@@ -196,6 +196,10 @@ func TestScopeFunctionCall(t *testing.T) {
 	allowed, other := "c"+randomHex(4), "c"+randomHex(4)
 	child := `import brig
 brig.Dict("` + allowed + `").put("from-child", 1)
+try:
+    brig.call("python", code="print(1)")  # children cannot call on
+except brig.AuthError:
+    pass
 brig.Dict("` + other + `").put("from-child", 1)
 `
 	code := tryCalls + `
@@ -218,8 +222,8 @@ out["child"] = {"ok": {"status": res["status"], "auth_errors": res.get("auth_err
 	if res.Status != schema.StatusFailed || res.Error == nil || res.Error.Type != schema.ErrAuthError {
 		t.Errorf("child status %s error %+v, want failed with AuthError", res.Status, res.Error)
 	}
-	if len(res.AuthErrors) != 1 || res.AuthErrors[0].Resource != "dict:"+other {
-		t.Errorf("child auth_errors = %+v, want one on dict:%s", res.AuthErrors, other)
+	if len(res.AuthErrors) != 2 || res.AuthErrors[0].Resource != "function:python" || res.AuthErrors[1].Resource != "dict:"+other {
+		t.Errorf("child auth_errors = %+v, want function:python (no call chains) then dict:%s", res.AuthErrors, other)
 	}
 
 	t.Run("without function scope", func(t *testing.T) {

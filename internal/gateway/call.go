@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/brig-dev/brig/internal/token"
@@ -14,8 +15,10 @@ import (
 )
 
 // call runs a child job of another function and returns its terminal event.
-// The child asks for exactly the caller's granted scopes, so it can never
-// hold more than its caller (its own function may cap it further).
+// The child asks for the caller's granted scopes minus every function:
+// scope, so it never holds more than its caller (its own function may cap it
+// further) and cannot call on in turn: no call chains, no call bombs holding
+// every worker slot.
 func (l *Listener) call(ctx context.Context, req *Request) *Response {
 	if l.g.cfg.Call == nil {
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "function calls are not available on this worker"}}
@@ -32,14 +35,18 @@ func (l *Listener) call(ctx context.Context, req *Request) *Response {
 		return &Response{Error: &Error{Type: ErrTimeout, Message: "too little time left for a call"}}
 	}
 	job := schema.Job{
-		ID:         l.childID(),
-		Function:   req.Name,
-		Code:       req.Code,
-		Args:       req.Args,
-		Timeout:    (left - 500*time.Millisecond).Milliseconds(),
-		Restricted: schema.Ptr(len(claims.Scopes) == 0),
-		Scopes:     claims.Scopes,
+		ID:       l.childID(),
+		Function: req.Name,
+		Code:     req.Code,
+		Args:     req.Args,
+		Timeout:  (left - 500*time.Millisecond).Milliseconds(),
 	}
+	for _, sc := range claims.Scopes {
+		if !strings.HasPrefix(sc, schema.ResourceFunction+":") {
+			job.Scopes = append(job.Scopes, sc)
+		}
+	}
+	job.Restricted = schema.Ptr(len(job.Scopes) == 0)
 	if err := job.Validate(); err != nil {
 		return invalid("call: %v", err)
 	}
