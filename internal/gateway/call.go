@@ -39,7 +39,7 @@ func (l *Listener) call(ctx context.Context, req *Request) *Response {
 		Function: req.Name,
 		Code:     req.Code,
 		Args:     req.Args,
-		Timeout:  (left - 500*time.Millisecond).Milliseconds(),
+		Timeout:  min((left - 500*time.Millisecond).Milliseconds(), schema.MaxTimeoutMS),
 	}
 	for _, sc := range claims.Scopes {
 		if !strings.HasPrefix(sc, schema.ResourceFunction+":") {

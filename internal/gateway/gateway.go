@@ -72,6 +72,7 @@ type Listener struct {
 	slots  chan struct{}
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	closed bool
 	calls  int
 	once   sync.Once
 }
@@ -103,6 +104,7 @@ func (l *Listener) Close() error {
 		l.cancel()
 		l.ln.Close()
 		l.mu.Lock()
+		l.closed = true
 		for c := range l.conns {
 			c.Close()
 		}
@@ -127,6 +129,12 @@ func (l *Listener) accept() {
 			continue
 		}
 		l.mu.Lock()
+		if l.closed { // accepted while Close ran: it will not see this one
+			l.mu.Unlock()
+			conn.Close()
+			<-l.slots
+			continue
+		}
 		l.conns[conn] = struct{}{}
 		l.mu.Unlock()
 		l.wg.Add(1)
@@ -142,18 +150,42 @@ func (l *Listener) accept() {
 	}
 }
 
-// serve answers requests on one connection in order.
+// serve answers requests on one connection in order. A reader goroutine
+// watches the connection, so that a request in flight is cancelled when the
+// job hangs up (and a queue.get it abandoned takes nothing).
 func (l *Listener) serve(conn net.Conn) {
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	ctx, cancel := context.WithCancel(l.ctx)
+	defer cancel()
+	lines := make(chan []byte)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer cancel() // the job hung up: abandon what it asked for
+		defer close(lines)
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+		for sc.Scan() {
+			select {
+			case lines <- append(make([]byte, 0, len(sc.Bytes())), sc.Bytes()...): // never nil
+			case <-done:
+				return
+			}
+		}
+		if errors.Is(sc.Err(), bufio.ErrTooLong) {
+			select {
+			case lines <- nil: // answered below, then the connection ends
+			case <-done:
+			}
+		}
+	}()
 	enc := json.NewEncoder(conn)
-	for sc.Scan() {
-		resp := l.handle(sc.Bytes())
-		if err := enc.Encode(resp); err != nil {
+	for line := range lines {
+		if line == nil {
+			_ = enc.Encode(Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}})
 			return
 		}
-	}
-	if errors.Is(sc.Err(), bufio.ErrTooLong) {
-		_ = enc.Encode(Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}})
+		if err := enc.Encode(l.handle(ctx, line)); err != nil {
+			return
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // handle checks and performs one request.
-func (l *Listener) handle(line []byte) *Response {
+func (l *Listener) handle(ctx context.Context, line []byte) *Response {
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -25,7 +25,7 @@ func (l *Listener) handle(line []byte) *Response {
 		resp.ID = req.ID
 		return resp
 	}
-	resp = l.perform(&req)
+	resp = l.perform(ctx, &req)
 	resp.ID = req.ID
 	return resp
 }
@@ -67,11 +67,11 @@ func (l *Listener) authorize(req *Request) *Response {
 }
 
 // perform runs an authorized request.
-func (l *Listener) perform(req *Request) *Response {
+func (l *Listener) perform(ctx context.Context, req *Request) *Response {
 	if len(req.Value) > MaxValueBytes || len(req.Args) > MaxValueBytes {
 		return invalid("value larger than %d bytes", MaxValueBytes)
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.callTimeout(req))
+	ctx, cancel := context.WithTimeout(ctx, l.callTimeout(req))
 	defer cancel()
 	r := l.g.resources
 	switch req.Op {
@@ -110,7 +110,8 @@ func (l *Listener) perform(req *Request) *Response {
 func (l *Listener) callTimeout(req *Request) time.Duration {
 	left := time.Until(l.b.Deadline)
 	if req.TimeoutMS > 0 {
-		return min(time.Duration(req.TimeoutMS)*time.Millisecond, left)
+		asked := time.Duration(min(req.TimeoutMS, schema.MaxTimeoutMS)) * time.Millisecond
+		return min(asked, left)
 	}
 	if req.Op == OpQueueGet {
 		return min(time.Second, left) // a get without timeout only peeks

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -15,6 +17,7 @@ const (
 	queueStreamPfx   = "BRIG_QUEUE_"
 	queueSubjectPfx  = "brig.queue."
 	queueConsumer    = "brig"
+	queuePoll        = 50 * time.Millisecond
 )
 
 // DictBucket is the KV bucket behind dict name.
@@ -50,6 +53,9 @@ func (r *resources) dictGet(ctx context.Context, name, key string) ([]byte, bool
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("dict %s get: %w", name, err)
+	}
+	if !json.Valid(entry.Value()) { // written by something other than a job
+		return nil, false, fmt.Errorf("dict %s: the value of %q is not JSON", name, key)
 	}
 	return entry.Value(), true, nil
 }
@@ -104,27 +110,44 @@ func (r *resources) queuePut(ctx context.Context, name string, value []byte) err
 }
 
 // queueGet takes one value, waiting until ctx's deadline for one to come.
+// A queue nobody has written to yet is created, so that the wait can see
+// the first put. It polls with no-wait pulls: a pull request left waiting at
+// the server would take a later value for a caller that is gone.
 func (r *resources) queueGet(ctx context.Context, name string) ([]byte, bool, error) {
-	cons, err := r.queue(ctx, name, false)
-	if err != nil || cons == nil {
+	cons, err := r.queue(ctx, name, true)
+	if err != nil {
 		return nil, false, err
 	}
-	wait := jetstream.FetchMaxWait(timeLeft(ctx))
-	batch, err := cons.Fetch(1, wait)
-	if err != nil {
-		return nil, false, fmt.Errorf("queue %s get: %w", name, err)
-	}
-	for msg := range batch.Messages() {
-		if err := msg.DoubleAck(ctx); err != nil {
-			return nil, false, fmt.Errorf("queue %s get: ack: %w", name, err)
+	for {
+		batch, err := cons.FetchNoWait(1)
+		if err != nil {
+			return nil, false, fmt.Errorf("queue %s get: %w", name, err)
 		}
-		return msg.Data(), true, nil
+		for msg := range batch.Messages() {
+			if ctx.Err() != nil {
+				_ = msg.Nak() // the caller is gone: offer it again at once
+				return nil, false, ctx.Err()
+			}
+			if err := msg.DoubleAck(ctx); err != nil {
+				return nil, false, fmt.Errorf("queue %s get: ack: %w", name, err)
+			}
+			return msg.Data(), true, nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, false, nil // nothing came in time: not an error
+			}
+			return nil, false, ctx.Err()
+		case <-time.After(queuePoll):
+		}
 	}
-	return nil, false, nil
 }
 
 // queue opens a queue's consumer; create makes the stream when missing.
 // It returns nil, nil for a queue that does not exist and create is false.
+// The consumer acks explicitly with a short wait, so a value taken by a
+// call that died is offered again soon.
 func (r *resources) queue(ctx context.Context, name string, create bool) (jetstream.Consumer, error) {
 	r.mu.Lock()
 	cons, ok := r.queues[name]
@@ -146,7 +169,7 @@ func (r *resources) queue(ctx context.Context, name string, create bool) (jetstr
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
