@@ -25,6 +25,7 @@ Usage:
   brig watch JOB_ID                       replay and follow a job's events
   brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig image build [NAME]                 build a sandbox image offline (default: python)
+  brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
 
 Every command takes --server URL (env BRIG_SERVER, default nats://127.0.0.1:4222).
 Run 'brig COMMAND -h' for a command's flags.
@@ -45,11 +46,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
-		"dev":    cmdDev,
-		"run":    cmdRun,
-		"watch":  cmdWatch,
-		"image":  cmdImage,
-		"deploy": cmdDeploy,
+		"dev":        cmdDev,
+		"run":        cmdRun,
+		"watch":      cmdWatch,
+		"image":      cmdImage,
+		"deploy":     cmdDeploy,
+		"dispatcher": cmdDispatcher,
+		"worker":     cmdWorker,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/worker"
+)
+
+// connectRole dials the server for a long-running role: the first dial must
+// succeed (a supervisor restarts a role that exits), then it reconnects
+// forever.
+func connectRole(url, name string) (*nats.Conn, error) {
+	return nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond))
+}
+
+// waitStop blocks until ctx ends, then stops the role within grace.
+func waitStop(ctx context.Context, grace time.Duration, stop func(context.Context) error) error {
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	return stop(sctx)
+}
+
+func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlagSet("brig dispatcher", stderr)
+	srv := addServerFlag(fs)
+	keyFile := fs.String("key-file", defaultDataDir()+"/dispatcher.key", "Ed25519 signing key (created if absent)")
+	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	grace := fs.Duration("grace", 30*time.Second, "how long to finish the submission in hand on shutdown")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, *logLevel)
+	nc, err := connectRole(srv.url, "brig-dispatcher")
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
+		return exitBrig
+	}
+	defer nc.Close()
+	streams := bus.Config{Replicas: *replicas}
+	fns, err := dispatcher.OpenKVResolver(ctx, nc, *replicas)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
+		return exitBrig
+	}
+	d, err := dispatcher.New(dispatcher.Config{Conn: nc, Logger: log, KeyFile: *keyFile, Streams: streams, Functions: fns})
+	if err == nil {
+		err = d.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
+		return exitBrig
+	}
+	fmt.Fprintln(stderr, "ready dispatcher")
+	if err := waitStop(ctx, *grace, d.Stop); err != nil {
+		fmt.Fprintf(stderr, "brig dispatcher: stop: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := newFlagSet("brig worker", stderr)
+	srv := addServerFlag(fs)
+	id := fs.String("id", "", "worker id, the label on its containers (default: hostname)")
+	pools := fs.String("pools", "default", "comma-separated pools to serve")
+	slots := fs.Int("slots", 0, "jobs run at once (default 2 × CPUs)")
+	runtimeDir := fs.String("runtime-dir", "", "where containers' mounted files live (default $TMPDIR/brig-<uid>)")
+	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, *logLevel)
+	nc, err := connectRole(srv.url, "brig-worker")
+	if err != nil {
+		fmt.Fprintf(stderr, "brig worker: %v\n", err)
+		return exitBrig
+	}
+	defer nc.Close()
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		fmt.Fprintf(stderr, "brig worker: docker: %v\n", err)
+		return exitBrig
+	}
+	defer docker.Close()
+	w, err := worker.New(worker.Config{
+		Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
+		Slots: *slots, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas},
+	})
+	if err == nil {
+		err = w.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "brig worker: %v\n", err)
+		return exitBrig
+	}
+	fmt.Fprintf(stderr, "ready worker %s\n", w.ID())
+	if err := waitStop(ctx, *grace, w.Stop); err != nil {
+		fmt.Fprintf(stderr, "brig worker: stop: %v\n", err)
+		return 1
+	}
+	return 0
+}
