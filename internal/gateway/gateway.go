@@ -150,42 +150,24 @@ func (l *Listener) accept() {
 	}
 }
 
-// serve answers requests on one connection in order. A reader goroutine
-// watches the connection, so that a request in flight is cancelled when the
-// job hangs up (and a queue.get it abandoned takes nothing).
+// serve answers requests on one connection in order. A job that hangs up
+// before its answer is written loses nothing: a queue value is acked only
+// once its response is written, and offered again otherwise.
 func (l *Listener) serve(conn net.Conn) {
-	ctx, cancel := context.WithCancel(l.ctx)
-	defer cancel()
-	lines := make(chan []byte)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		defer cancel() // the job hung up: abandon what it asked for
-		defer close(lines)
-		sc := bufio.NewScanner(conn)
-		sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
-		for sc.Scan() {
-			select {
-			case lines <- append(make([]byte, 0, len(sc.Bytes())), sc.Bytes()...): // never nil
-			case <-done:
-				return
-			}
-		}
-		if errors.Is(sc.Err(), bufio.ErrTooLong) {
-			select {
-			case lines <- nil: // answered below, then the connection ends
-			case <-done:
-			}
-		}
-	}()
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
 	enc := json.NewEncoder(conn)
-	for line := range lines {
-		if line == nil {
-			_ = enc.Encode(Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}})
+	for sc.Scan() {
+		resp := l.handle(l.ctx, sc.Bytes())
+		err := enc.Encode(resp)
+		if resp.settle != nil {
+			resp.settle(err == nil)
+		}
+		if err != nil {
 			return
 		}
-		if err := enc.Encode(l.handle(ctx, line)); err != nil {
-			return
-		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		_ = enc.Encode(Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}})
 	}
 }

@@ -572,6 +572,21 @@ func TestNonJSONStoredValue(t *testing.T) {
 	if resp.ID != 2 {
 		t.Fatalf("response %+v", resp)
 	}
+
+	qtok := e.mint(testJob, "queue:q:put", "queue:q:get")
+	wantOK(t, c.do(Request{ID: 3, Token: qtok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(Request{ID: 4, Token: qtok, Op: OpQueueGet, Name: "q"}))
+	if _, err := e.js.Publish(t.Context(), queueSubjectPfx+"q", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"id":5,"token":"` + qtok + `","op":"queue.get","name":"q","timeout_ms":1000}`)
+	resp, err = c.recv()
+	if err != nil {
+		t.Fatalf("queue.get of a non-JSON value: no response (%v)", err)
+	}
+	if resp.ID != 5 {
+		t.Fatalf("response %+v", resp)
+	}
 }
 
 // TestQueueGetBeforeFirstPut: a consumer that starts before its producer
@@ -737,5 +752,36 @@ func TestAbandonedGetLosesNothing(t *testing.T) {
 	wantOK(t, resp)
 	if !resp.Found || string(resp.Value) != "42" {
 		t.Fatalf("the value put after a get was abandoned went to the abandoned get: %+v", resp)
+	}
+}
+
+// TestHalfClose: a one-shot client (`printf '%s\n' "$req" | nc -U ...`)
+// sends its request and shuts down its write side; it must still get the
+// answer.
+func TestHalfClose(t *testing.T) {
+	e := startEnv(t, nil)
+	tok := e.mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get")
+	for _, req := range []Request{
+		{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)},
+		{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`2`)},
+		{ID: 3, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 2000},
+		{ID: 4, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 300},
+	} {
+		c := e.dial()
+		data, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(string(data))
+		if err := c.c.(*net.UnixConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.recv()
+		if err != nil {
+			t.Fatalf("%s after a half-close: no answer (%v)", req.Op, err)
+		}
+		if !resp.OK || resp.ID != req.ID {
+			t.Fatalf("%s after a half-close: %+v %+v", req.Op, resp, resp.Error)
+		}
 	}
 }

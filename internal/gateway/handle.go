@@ -20,6 +20,9 @@ func (l *Listener) handle(ctx context.Context, line []byte) *Response {
 	if err := dec.Decode(&req); err != nil {
 		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: "malformed request: " + err.Error()}}
 	}
+	if dec.More() {
+		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: "malformed request: data after the JSON object (one request per line)"}}
+	}
 	resp := l.authorize(&req)
 	if resp != nil {
 		resp.ID = req.ID
@@ -99,7 +102,10 @@ func (l *Listener) perform(ctx context.Context, req *Request) *Response {
 		}
 		return result(nil, true, r.queuePut(ctx, req.Name, req.Value))
 	case OpQueueGet:
-		return result(r.queueGet(ctx, req.Name))
+		value, settle, err := r.queueGet(ctx, req.Name)
+		resp := result(value, settle != nil, err)
+		resp.settle = settle
+		return resp
 	case OpCall:
 		return l.call(ctx, req)
 	}

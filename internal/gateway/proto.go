@@ -66,6 +66,10 @@ type Response struct {
 	Found bool            `json:"found,omitempty"`
 	Value json.RawMessage `json:"value,omitempty"`
 	Error *Error          `json:"error,omitempty"`
+
+	// settle, when set, is told whether the response reached the job: a
+	// queue value is acked only then, and offered again otherwise.
+	settle func(delivered bool)
 }
 
 // Error says why a call failed.

@@ -109,36 +109,40 @@ func (r *resources) queuePut(ctx context.Context, name string, value []byte) err
 	return nil
 }
 
-// queueGet takes one value, waiting until ctx's deadline for one to come.
-// A queue nobody has written to yet is created, so that the wait can see
-// the first put. It polls with no-wait pulls: a pull request left waiting at
-// the server would take a later value for a caller that is gone.
-func (r *resources) queueGet(ctx context.Context, name string) ([]byte, bool, error) {
+// queueGet takes one value, waiting until ctx's deadline for one to come,
+// and returns it unacked: settle acks it once the job has it, or offers it
+// again. A queue nobody has written to yet is created, so that the wait can
+// see the first put. It polls with no-wait pulls: a pull request left
+// waiting at the server would take a later value for a caller that is gone.
+func (r *resources) queueGet(ctx context.Context, name string) (value []byte, settle func(bool), err error) {
 	cons, err := r.queue(ctx, name, true)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	for {
 		batch, err := cons.FetchNoWait(1)
 		if err != nil {
-			return nil, false, fmt.Errorf("queue %s get: %w", name, err)
+			return nil, nil, fmt.Errorf("queue %s get: %w", name, err)
 		}
 		for msg := range batch.Messages() {
-			if ctx.Err() != nil {
-				_ = msg.Nak() // the caller is gone: offer it again at once
-				return nil, false, ctx.Err()
+			if !json.Valid(msg.Data()) { // published by something other than a job
+				_ = msg.TermWithReason("not JSON")
+				return nil, nil, fmt.Errorf("queue %s: dropped a value that is not JSON", name)
 			}
-			if err := msg.DoubleAck(ctx); err != nil {
-				return nil, false, fmt.Errorf("queue %s get: ack: %w", name, err)
-			}
-			return msg.Data(), true, nil
+			return msg.Data(), func(delivered bool) {
+				if delivered {
+					_ = msg.Ack()
+				} else {
+					_ = msg.Nak()
+				}
+			}, nil
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, false, nil // nothing came in time: not an error
+				return nil, nil, nil // nothing came in time: not an error
 			}
-			return nil, false, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(queuePoll):
 		}
 	}

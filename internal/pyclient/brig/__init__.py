@@ -120,6 +120,11 @@ class _Conn:
         self._file = sock.makefile("rb")
         self._pid = os.getpid()
 
+    def _forget(self):
+        """In a forked child: leave the parent's connection to the parent."""
+        self._lock = threading.Lock()
+        self._sock = self._file = None
+
     def _drop(self):
         for c in (self._file, self._sock):
             if c is not None:
@@ -128,6 +133,28 @@ class _Conn:
                 except OSError:
                     pass
         self._sock = self._file = None
+
+    def _round_trip(self, line, reused):
+        """Send one request line and return the response line."""
+        try:
+            self._sock.sendall(line)
+        except OSError as e:
+            if not reused:
+                raise BrigError("Infrastructure", "gateway: send: %s" % e) from None
+            # The gateway closed an idle connection: nothing was sent.
+            self._drop()
+            self._open()
+            try:
+                self._sock.sendall(line)
+            except OSError as e:
+                raise BrigError("Infrastructure", "gateway: send: %s" % e) from None
+        try:
+            data = self._file.readline()
+        except OSError as e:
+            raise BrigError("Infrastructure", "gateway: receive: %s" % e) from None
+        if not data.endswith(b"\n"):
+            raise BrigError("Infrastructure", "the gateway closed the connection")
+        return data
 
     def request(self, req):
         """Send req (a dict without id and token) and return the Response."""
@@ -152,26 +179,12 @@ class _Conn:
             if not reused:
                 self._open()
             try:
-                self._sock.sendall(line)
-            except OSError as e:
+                data = self._round_trip(line, reused)
+            except BaseException:
+                # Interrupted (an error, a signal): the connection may be
+                # mid-request, so it is not used again.
                 self._drop()
-                if not reused:
-                    raise BrigError("Infrastructure", "gateway: send: %s" % e) from None
-                # The gateway closed an idle connection: nothing was sent.
-                self._open()
-                try:
-                    self._sock.sendall(line)
-                except OSError as e:
-                    self._drop()
-                    raise BrigError("Infrastructure", "gateway: send: %s" % e) from None
-            try:
-                data = self._file.readline()
-            except OSError as e:
-                self._drop()
-                raise BrigError("Infrastructure", "gateway: receive: %s" % e) from None
-            if not data.endswith(b"\n"):
-                self._drop()
-                raise BrigError("Infrastructure", "the gateway closed the connection")
+                raise
             try:
                 resp = json.loads(data)
             except ValueError as e:
@@ -200,6 +213,8 @@ class _Conn:
 
 
 _conn = _Conn()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_conn._forget)
 
 
 def _value(resp):

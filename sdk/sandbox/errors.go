@@ -1,0 +1,65 @@
+package sandbox
+
+import (
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/schema"
+)
+
+// Types of an *Error.
+const (
+	// TypeAuth: the job's credential does not allow the call; the error
+	// is an *AuthError.
+	TypeAuth = schema.ErrAuthError
+	// TypeInvalidRequest: a bad name, key or value, or a request too large.
+	TypeInvalidRequest = gateway.ErrInvalidRequest
+	// TypeTimeout: the call ran out of time.
+	TypeTimeout = gateway.ErrTimeout
+	// TypeInfrastructure: brig could not perform the call, or the gateway
+	// cannot be reached.
+	TypeInfrastructure = gateway.ErrCallFailed
+)
+
+// Error is a call the gateway refused or could not perform.
+type Error struct {
+	Type    string
+	Message string
+	// Err is the cause of a failure to talk to the gateway, or nil.
+	Err error
+}
+
+func (e *Error) Error() string { return "brig: " + e.Type + ": " + e.Message }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AuthError is a call the job's credential does not allow. brig records
+// every denial in the job's events. It also matches *Error (of type
+// TypeAuth) with errors.As, so that one check catches every gateway error.
+type AuthError struct {
+	// Resource is "dict:<name>", "queue:<name>" or "function:<name>".
+	Resource string
+	// Action is read, write, put, get or call.
+	Action  string
+	Message string
+}
+
+func (e *AuthError) Error() string {
+	return "brig: AuthError: " + e.Resource + " " + e.Action + ": " + e.Message
+}
+
+// Unwrap returns the denial as an *Error of type TypeAuth.
+func (e *AuthError) Unwrap() error { return &Error{Type: TypeAuth, Message: e.Message} }
+
+// responseError is the error a failed Response carries.
+func responseError(ge *gateway.Error) error {
+	if ge == nil {
+		return &Error{Type: TypeInfrastructure, Message: "the gateway refused the call without saying why"}
+	}
+	if ge.Type == TypeAuth {
+		return &AuthError{Resource: ge.Resource, Action: ge.Action, Message: ge.Message}
+	}
+	typ := ge.Type
+	if typ == "" {
+		typ = TypeInfrastructure
+	}
+	return &Error{Type: typ, Message: ge.Message}
+}

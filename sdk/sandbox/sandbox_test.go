@@ -1,0 +1,496 @@
+package sandbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/token"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk/sandbox"
+)
+
+const jobID = "job-1"
+
+// env is a gateway on an embedded NATS serving one job's socket.
+type env struct {
+	t      *testing.T
+	signer *keys.Signer
+	g      *gateway.Gateway
+	sock   string
+	ln     *gateway.Listener
+
+	mu     sync.Mutex
+	denied []schema.AuthError
+	calls  []schema.Job
+}
+
+func start(t *testing.T, call gateway.Caller) *env {
+	t.Helper()
+	ctx := t.Context()
+	ns, err := natsserver.Start(ctx, natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Publish(ctx, js, 1, signer); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keys.OpenRing(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, signer: signer}
+	cfg := gateway.Config{JS: js, Keys: ring.Func}
+	if call != nil {
+		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+			e.mu.Lock()
+			e.calls = append(e.calls, job)
+			e.mu.Unlock()
+			return call(ctx, job)
+		}
+	}
+	if e.g, err = gateway.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e.sock = filepath.Join(dir, "s.sock")
+	e.listen()
+	return e
+}
+
+// listen (re)opens the job's socket.
+func (e *env) listen() {
+	e.t.Helper()
+	ln, err := e.g.Listen(e.t.Context(), e.sock, gateway.Binding{JobID: jobID, Deadline: time.Now().Add(time.Minute),
+		OnDenied: func(ae schema.AuthError) {
+			e.mu.Lock()
+			e.denied = append(e.denied, ae)
+			e.mu.Unlock()
+		}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.ln = ln
+	e.t.Cleanup(func() { ln.Close() })
+}
+
+func (e *env) mint(job string, exp time.Time, scopes ...string) string {
+	e.t.Helper()
+	tok, err := token.Mint(e.signer.Key, token.Claims{JobID: job, Function: "python", Scopes: scopes,
+		IssuedAt: exp.Add(-2 * time.Minute).UnixMilli(), Expiry: exp.UnixMilli(), KeyID: e.signer.ID})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) token(scopes ...string) string {
+	return e.mint(jobID, time.Now().Add(time.Minute), scopes...)
+}
+
+// client returns a client with a token of scopes.
+func (e *env) client(scopes ...string) *sandbox.Client {
+	c := sandbox.NewWith(e.sock, e.token(scopes...))
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (e *env) denials() []schema.AuthError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]schema.AuthError(nil), e.denied...)
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func wantAuth(t *testing.T, err error, resource, action, msg string) {
+	t.Helper()
+	var ae *sandbox.AuthError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v (%T), want an *AuthError", err, err)
+	}
+	if ae.Resource != resource || ae.Action != action || !strings.Contains(ae.Message, msg) {
+		t.Fatalf("AuthError %+v, want %s %s %q", ae, resource, action, msg)
+	}
+	var be *sandbox.Error
+	if !errors.As(err, &be) || be.Type != sandbox.TypeAuth {
+		t.Fatalf("AuthError %v does not match *Error of type AuthError", err)
+	}
+}
+
+func wantError(t *testing.T, err error, typ, msg string) {
+	t.Helper()
+	var ae *sandbox.AuthError
+	if errors.As(err, &ae) {
+		t.Fatalf("error %v is an AuthError, want %s", err, typ)
+	}
+	var be *sandbox.Error
+	if !errors.As(err, &be) || be.Type != typ || !strings.Contains(be.Message, msg) {
+		t.Fatalf("error %v (%T), want *Error %s %q", err, err, typ, msg)
+	}
+}
+
+type item struct {
+	A []int          `json:"a"`
+	S string         `json:"s"`
+	M map[string]any `json:"m,omitempty"`
+}
+
+func TestDict(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	d := e.client("dict:d:read", "dict:d:write").Dict("d")
+	var got item
+	if found, err := d.Get(ctx, "k", &got); err != nil || found {
+		t.Fatalf("Get before Put = %v, %v", found, err)
+	}
+	want := item{A: []int{1, 2}, S: "é<&>", M: map[string]any{"x": nil}}
+	if err := d.Put(ctx, "k", want); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := d.Get(ctx, "k", &got); err != nil || !found || got.S != want.S || len(got.A) != 2 || len(got.M) != 1 {
+		t.Fatalf("Get = %v, %v, %+v", found, err, got)
+	}
+	if found, err := d.Get(ctx, "k", nil); err != nil || !found {
+		t.Fatalf("Get(nil) = %v, %v", found, err)
+	}
+	var n int
+	if found, err := d.Get(ctx, "k", &n); !found || err == nil {
+		t.Fatalf("Get into the wrong type = %v, %v: want a decode error", found, err)
+	}
+	if err := d.Put(ctx, "raw", json.RawMessage(`[1, 2]`)); err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	if _, err := d.Get(ctx, "raw", &raw); err != nil || string(raw) != "[1,2]" {
+		t.Fatalf("raw = %s, %v", raw, err)
+	}
+	if err := d.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := d.Get(ctx, "k", &got); err != nil || found {
+		t.Fatalf("Get after Delete = %v, %v", found, err)
+	}
+	if err := d.Delete(ctx, "never"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, "k", func() {}); err == nil {
+		t.Fatal("Put of a func succeeded")
+	}
+	wantError(t, d.Put(ctx, "a b", 1), sandbox.TypeInvalidRequest, "key")
+	if len(e.denials()) != 0 {
+		t.Fatalf("denials: %+v", e.denials())
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	d := e.client("dict:d:read").Dict("d")
+	if _, err := d.Get(ctx, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Put(ctx, "k", 1)
+	wantAuth(t, err, "dict:d", "write", "not granted")
+	if !strings.Contains(err.Error(), "dict:d write") {
+		t.Errorf("message %q", err)
+	}
+	if d := e.denials(); len(d) != 1 || d[0].Resource != "dict:d" || d[0].Action != "write" {
+		t.Fatalf("OnDenied calls %+v", d)
+	}
+}
+
+func TestRestricted(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	c := e.client()
+	_, err := c.Dict("d").Get(ctx, "k", nil)
+	wantAuth(t, err, "dict:d", "read", "not granted")
+	wantAuth(t, c.Dict("d").Put(ctx, "k", 1), "dict:d", "write", "not granted")
+	wantAuth(t, c.Dict("d").Delete(ctx, "k"), "dict:d", "write", "not granted")
+	wantAuth(t, c.Queue("q").Put(ctx, 1), "queue:q", "put", "not granted")
+	_, err = c.Queue("q").Get(ctx, time.Second, nil)
+	wantAuth(t, err, "queue:q", "get", "not granted")
+	_, err = c.Call(ctx, "f", "", nil, 0)
+	wantAuth(t, err, "function:f", "call", "not granted")
+	if d := e.denials(); len(d) != 6 {
+		t.Fatalf("OnDenied calls %+v, want 6", d)
+	}
+}
+
+func TestQueue(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	q := e.client("queue:q:put", "queue:q:get").Queue("q")
+	for i := range 3 {
+		if err := q.Put(ctx, map[string]int{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		var v map[string]int
+		if found, err := q.Get(ctx, 2*time.Second, &v); err != nil || !found || v["n"] != i {
+			t.Fatalf("Get %d = %v, %v, %v", i, found, err, v)
+		}
+	}
+	start := time.Now()
+	if found, err := q.Get(ctx, 300*time.Millisecond, nil); err != nil || found {
+		t.Fatalf("Get on empty = %v, %v", found, err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("Get(300ms) on an empty queue took %v", d)
+	}
+	// A ctx shorter than the timeout: the gateway answers before it ends.
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if found, err := q.Get(short, time.Minute, nil); err != nil || found {
+		t.Fatalf("Get(1m) within a 500ms ctx = %v, %v", found, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	e := start(t, nil)
+	c := e.client("queue:q:put", "queue:q:get", "dict:d:read")
+	ctx := ctx(t)
+	if err := c.Queue("q").Put(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Queue("q").Get(ctx, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.Queue("q").Get(cctx, 2*time.Second, nil)
+	if !errors.Is(err, context.Canceled) || time.Since(start) > time.Second {
+		t.Fatalf("cancelled Get = %v after %v", err, time.Since(start))
+	}
+	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
+		t.Fatalf("call after a cancelled one: %v", err)
+	}
+	// The abandoned get took nothing.
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Queue("q").Put(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if found, err := c.Queue("q").Get(ctx, 2*time.Second, &v); err != nil || !found || v != 7 {
+		t.Fatalf("Get after an abandoned Get = %v, %v, %d", found, err, v)
+	}
+	if _, err := c.Dict("d").Get(cctx, "k", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("call with a done ctx: %v", err)
+	}
+}
+
+// TestConcurrent: calls from many goroutines, while one waits in a long
+// queue get, share a few connections.
+func TestConcurrent(t *testing.T) {
+	e := start(t, nil)
+	c := e.client("queue:q:put", "queue:q:get", "dict:d:read", "dict:d:write")
+	ctx := ctx(t)
+	if err := c.Queue("q").Put(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Queue("q").Get(ctx, time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		var v int
+		_, err := c.Queue("q").Get(ctx, 10*time.Second, &v)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- v
+	}()
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			key := "k" + string(rune('a'+i%26))
+			for j := range 5 {
+				if err := c.Dict("d").Put(ctx, key, j); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := c.Dict("d").Get(ctx, key, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := c.Queue("q").Put(ctx, 42); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != 42 {
+		t.Fatalf("waiting Get got %d", v)
+	}
+}
+
+func TestBadTokens(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	good := e.token("dict:d:read")
+	i := len("v1.") + 10
+	tampered := good[:i] + string(good[i]^1) + good[i+1:]
+	for _, tt := range []struct{ name, tok, msg string }{
+		{"tampered", tampered, "token"},
+		{"another job", e.mint("job-2", time.Now().Add(time.Minute), "dict:d:read"), "another job"},
+		{"expired", e.mint(jobID, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
+		{"none", "", "no token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := sandbox.NewWith(e.sock, tt.tok)
+			defer c.Close()
+			_, err := c.Dict("d").Get(ctx, "k", nil)
+			wantAuth(t, err, "dict:d", "read", tt.msg)
+		})
+	}
+}
+
+// TestEnv: New reads the socket path once and the token at every call.
+func TestEnv(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	t.Setenv(sandbox.EnvGateway, e.sock)
+	t.Setenv(sandbox.EnvToken, "")
+	os.Unsetenv(sandbox.EnvToken)
+	c := sandbox.New()
+	defer c.Close()
+	_, err := c.Dict("d").Get(ctx, "k", nil)
+	wantAuth(t, err, "dict:d", "read", "no token")
+	os.Setenv(sandbox.EnvToken, e.token())
+	_, err = c.Dict("d").Get(ctx, "k", nil)
+	wantAuth(t, err, "dict:d", "read", "not granted")
+	os.Setenv(sandbox.EnvToken, e.token("dict:d:read", "dict:d:write"))
+	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The package-level functions use such a client.
+	if err := sandbox.Dict("d").Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if found, err := sandbox.Dict("d").Get(ctx, "k", &v); err != nil || !found || v != "v" {
+		t.Fatalf("default client Get = %v, %v, %q", found, err, v)
+	}
+	_, err = sandbox.Call(ctx, "f", "", nil, 0)
+	wantAuth(t, err, "function:f", "call", "not granted")
+	err = sandbox.Queue("q").Put(ctx, 1)
+	wantAuth(t, err, "queue:q", "put", "not granted")
+}
+
+func TestCallWithoutCaller(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	c := e.client("function:f:call")
+	_, err := c.Call(ctx, "f", "print(1)", nil, 0)
+	wantError(t, err, sandbox.TypeInfrastructure, "not available")
+	_, err = c.Call(ctx, "g", "", nil, 0)
+	wantAuth(t, err, "function:g", "call", "not granted")
+}
+
+func TestCall(t *testing.T) {
+	e := start(t, func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+		return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusFailed, ExitCode: 3,
+			Output: json.RawMessage(`{"sum":3}`), Error: &schema.ErrorInfo{Type: schema.ErrNonZeroExit, Message: "exit 3"}}, nil
+	})
+	ctx := ctx(t)
+	c := e.client("function:add:call")
+	ev, err := c.Call(ctx, "add", "x", map[string]int{"a": 1}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.JobID != jobID+"-c1" || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
+		ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit {
+		t.Fatalf("event %+v", ev)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.calls) != 1 || e.calls[0].Code != "x" || string(e.calls[0].Args) != `{"a":1}` || e.calls[0].Timeout > 5000 {
+		t.Fatalf("child jobs %+v", e.calls)
+	}
+}
+
+func TestHugeValue(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	c := e.client("dict:d:read", "dict:d:write")
+	wantError(t, c.Dict("d").Put(ctx, "k", strings.Repeat("x", 300<<10)), sandbox.TypeInvalidRequest, "larger than")
+	wantError(t, c.Dict("d").Put(ctx, "k", strings.Repeat("x", 2<<20)), sandbox.TypeInvalidRequest, "longer than")
+	if err := c.Dict("d").Put(ctx, "k", strings.Repeat("x", gateway.MaxValueBytes-2)); err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if _, err := c.Dict("d").Get(ctx, "k", &s); err != nil || len(s) != gateway.MaxValueBytes-2 {
+		t.Fatalf("Get = %d bytes, %v", len(s), err)
+	}
+}
+
+func TestNoGateway(t *testing.T) {
+	c := sandbox.NewWith("/nonexistent/gateway.sock", "t")
+	_, err := c.Dict("d").Get(context.Background(), "k", nil)
+	wantError(t, err, sandbox.TypeInfrastructure, "no brig gateway at /nonexistent/gateway.sock")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%v does not wrap ErrNotExist", err)
+	}
+}
+
+// TestReconnect: a client outlives its connection (the socket re-bound,
+// as for a prewarmed container).
+func TestReconnect(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	c := e.client("dict:d:read")
+	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.ln.Close()
+	e.listen()
+	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
+		t.Fatalf("Get after the socket was re-created: %v", err)
+	}
+	c.Close()
+	if _, err := c.Dict("d").Get(ctx, "k", nil); err == nil {
+		t.Fatal("Get after Close succeeded")
+	}
+}
