@@ -100,6 +100,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	consume jetstream.ConsumeContext
+	cancels *nats.Subscription
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
@@ -165,6 +166,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("dispatcher: consume: %w", err)
 	}
 	d.consume = cc
+	if d.cancels, err = d.cfg.Conn.QueueSubscribe(schema.CancelPrefix+"*", CancelQueue, d.onCancel); err != nil {
+		cc.Stop()
+		d.cancel()
+		return fmt.Errorf("dispatcher: subscribe to cancellations: %w", err)
+	}
 	d.log.Info("dispatcher started")
 	return nil
 }
@@ -179,6 +185,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	if cc == nil {
 		return nil
 	}
+	_ = d.cancels.Unsubscribe()
 	cc.Drain()
 	select {
 	case <-cc.Closed():

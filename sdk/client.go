@@ -142,3 +142,27 @@ func rejectedLocally(id string, err error) *schema.Event {
 		Error: &schema.ErrorInfo{Type: schema.ErrInvalidJob, Message: "invalid job: " + err.Error()},
 	}
 }
+
+// Cancel cancels a queued or running job and returns its terminal status:
+// cancelled, or how it had already ended. A job cancelled while queued
+// never runs; a running one is killed and keeps the output it made.
+func (c *Client) Cancel(ctx context.Context, jobID string) (string, error) {
+	if !schema.ValidID(jobID) {
+		return "", fmt.Errorf("sdk: invalid job id %q", jobID)
+	}
+	msg, err := c.nc.RequestWithContext(ctx, schema.CancelSubject(jobID), nil)
+	if err != nil {
+		return "", fmt.Errorf("sdk: cancel job %s: %w", jobID, err)
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return "", fmt.Errorf("sdk: cancel job %s: bad answer: %w", jobID, err)
+	}
+	if r.Error != "" {
+		return r.Status, fmt.Errorf("sdk: cancel job %s: %s", jobID, r.Error)
+	}
+	return r.Status, nil
+}

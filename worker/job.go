@@ -48,13 +48,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
+	jobCtx, cancelJob := context.WithCancelCause(ctx)
+	defer cancelJob(nil)
+	defer w.track(job.ID, cancelJob)()
 	stopProgress := w.keepAlive(msg)
 	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
-	ev, cleanup, err := w.execute(ctx, work, em, log)
+	ev, cleanup, err := w.execute(jobCtx, work, em, log)
 	defer cleanup()
 	stopProgress()
 	var failure *jobFailure
 	switch {
+	case err != nil && errors.Is(context.Cause(jobCtx), ErrCancelled):
+		ev = em.terminal(schema.StatusCancelled, schema.ErrCancelled, "job cancelled by request while it ran")
+	case err == nil && retryable(ev) && attempt <= work.Spec.Retries:
+		delay := w.cfg.Backoff << min(attempt-1, 6)
+		log.Info("job failed; retrying as it asked", "status", ev.Status, "retries", work.Spec.Retries, "delay", delay)
+		_ = msg.NakWithDelay(delay)
+		return
 	case err == nil:
 	case errors.As(err, &failure):
 		ev = em.terminal(failure.status, failure.errType, failure.msg)
@@ -62,7 +72,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Info("job interrupted by shutdown; handing it back")
 		_ = msg.Nak()
 		return
-	case attempt < w.cfg.MaxDeliver:
+	case attempt < w.cfg.MaxDeliver+work.Spec.Retries:
 		w.retry(msg, attempt, log, err)
 		return
 	default:
@@ -77,6 +87,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("ack job", "err", err)
 	}
 	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS)
+}
+
+// retryable reports whether a job's own failure may be retried.
+func retryable(ev *schema.Event) bool {
+	switch ev.Status {
+	case schema.StatusFailed, schema.StatusTimeout, schema.StatusOOM:
+		return true
+	}
+	return false
 }
 
 func (w *Worker) retry(msg jetstream.Msg, attempt int, log *slog.Logger, err error) {

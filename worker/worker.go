@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
@@ -43,6 +44,8 @@ type Worker struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
+	running map[string]context.CancelCauseFunc // by job id
+	cancels *nats.Subscription
 	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
 	fetchCancel context.CancelFunc
 	jobCancel   context.CancelFunc
@@ -62,11 +65,12 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
 	return &Worker{
-		cfg:   cfg,
-		log:   cfg.Logger.With("role", "worker", "worker", cfg.ID),
-		js:    js,
-		pub:   events.NewPublisher(cfg.Conn, js),
-		slots: make(chan struct{}, cfg.Slots),
+		cfg:     cfg,
+		log:     cfg.Logger.With("role", "worker", "worker", cfg.ID),
+		js:      js,
+		pub:     events.NewPublisher(cfg.Conn, js),
+		slots:   make(chan struct{}, cfg.Slots),
+		running: map[string]context.CancelCauseFunc{},
 	}, nil
 }
 
@@ -106,6 +110,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.setupGateway(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	if w.cancels, err = w.cfg.Conn.Subscribe(schema.CancelPrefix+"*", w.onCancel); err != nil {
+		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
+	}
 	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))
 	for _, pool := range w.cfg.Pools {
 		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork, jetstream.ConsumerConfig{
@@ -113,7 +120,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			FilterSubject: schema.WorkSubject(pool),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       w.cfg.AckWait,
-			MaxDeliver:    w.cfg.MaxDeliver,
+			MaxDeliver:    w.cfg.MaxDeliver + schema.MaxRetries, // the job's own retries come on top
 		})
 		if err != nil {
 			return fmt.Errorf("worker: consumer for pool %s: %w", pool, err)
@@ -151,6 +158,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 
 	w.fetchCancel()
 	w.loops.Wait()
+	defer func() { _ = w.cancels.Unsubscribe() }()
 	done := make(chan struct{})
 	go func() { w.jobs.Wait(); close(done) }()
 	select {

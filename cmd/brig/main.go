@@ -23,6 +23,7 @@ Usage:
   brig dev [--listen ADDR] [--data DIR]   run NATS, a dispatcher and a worker in one process
   brig run [flags] FILE|-                 run code and stream its output
   brig watch JOB_ID                       replay and follow a job's events
+  brig cancel JOB_ID                      cancel a queued or running job
   brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
@@ -51,6 +52,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"watch":      cmdWatch,
 		"image":      cmdImage,
 		"deploy":     cmdDeploy,
+		"cancel":     cmdCancel,
 		"dispatcher": cmdDispatcher,
 		"worker":     cmdWorker,
 	}

@@ -1,0 +1,113 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/schema"
+)
+
+// CancelQueue is the queue group in which one dispatcher answers each
+// cancellation.
+const CancelQueue = "brig-dispatchers"
+
+// workerCancelWait is how long a dispatcher gives the worker of a running
+// job to end it as cancelled (with its output so far) before ending it
+// itself.
+const workerCancelWait = 5 * time.Second
+
+// CancelReply answers a request on brig.cancel.<job_id>.
+type CancelReply struct {
+	JobID string `json:"job_id"`
+	// Status is the job's terminal status: cancelled, or how it had already
+	// ended.
+	Status string `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// onCancel ends a job as cancelled. A queued job gets its terminal event
+// here, and the worker that later pulls it acks it without running it; a
+// running job is killed by its worker, which hears the same message.
+func (d *Dispatcher) onCancel(m *nats.Msg) {
+	id := strings.TrimPrefix(m.Subject, schema.CancelPrefix)
+	if !schema.ValidID(id) {
+		d.reply(m, CancelReply{JobID: id, Error: "invalid job id"})
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(d.ctx, workerCancelWait+10*time.Second)
+		defer cancel()
+		status, err := d.cancelJob(ctx, id)
+		r := CancelReply{JobID: id, Status: status}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		d.reply(m, r)
+	}()
+}
+
+func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
+	if ev, err := bus.TerminalEvent(ctx, d.js, id); err != nil || ev != nil {
+		return statusOf(ev), err
+	}
+	if started, err := d.started(ctx, id); err != nil {
+		return "", err
+	} else if started {
+		// Its worker kills it and stores a richer terminal event; wait for it.
+		deadline := time.Now().Add(workerCancelWait)
+		for time.Now().Before(deadline) {
+			if ev, err := bus.TerminalEvent(ctx, d.js, id); err == nil && ev != nil {
+				return ev.Status, nil
+			}
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	ev := &schema.Event{JobID: id, Type: schema.EventCancelled, Status: schema.StatusCancelled, ExitCode: -1,
+		Error: &schema.ErrorInfo{Type: schema.ErrCancelled, Message: "job cancelled by request"}}
+	if _, err := d.pub.Publish(ctx, ev, ""); err != nil {
+		return "", err
+	}
+	// Whoever stored the terminal event first decided the status.
+	final, err := bus.TerminalEvent(ctx, d.js, id)
+	return statusOf(final), err
+}
+
+func (d *Dispatcher) started(ctx context.Context, id string) (bool, error) {
+	stream, err := d.js.Stream(ctx, schema.StreamEvents)
+	if err != nil {
+		return false, err
+	}
+	_, err = stream.GetLastMsgForSubject(ctx, schema.EventSubject(id, schema.EventStarted))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func statusOf(ev *schema.Event) string {
+	if ev == nil {
+		return ""
+	}
+	return ev.Status
+}
+
+func (d *Dispatcher) reply(m *nats.Msg, r CancelReply) {
+	if m.Reply == "" {
+		return
+	}
+	data, _ := json.Marshal(r)
+	if err := m.Respond(data); err != nil {
+		d.log.Warn("answer cancellation", "job", r.JobID, "err", err)
+	}
+}
