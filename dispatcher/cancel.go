@@ -15,7 +15,7 @@ import (
 )
 
 // CancelQueue is the queue group in which one dispatcher answers each
-// cancellation.
+// cancellation and each max-deliveries advisory.
 const CancelQueue = "brig-dispatchers"
 
 // workerCancelWait is how long a dispatcher gives the worker of a running

@@ -100,7 +100,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	consume jetstream.ConsumeContext
-	cancels *nats.Subscription
+	subs    []*nats.Subscription
 	ctx     context.Context
 	cancel  context.CancelFunc
 }
@@ -166,10 +166,19 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("dispatcher: consume: %w", err)
 	}
 	d.consume = cc
-	if d.cancels, err = d.cfg.Conn.QueueSubscribe(schema.CancelPrefix+"*", CancelQueue, d.onCancel); err != nil {
-		cc.Stop()
-		d.cancel()
-		return fmt.Errorf("dispatcher: subscribe to cancellations: %w", err)
+	for subject, handler := range map[string]nats.MsgHandler{
+		schema.CancelPrefix + "*":                 d.onCancel,
+		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
+		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
+	} {
+		sub, err := d.cfg.Conn.QueueSubscribe(subject, CancelQueue, handler)
+		if err != nil {
+			d.unsubscribe()
+			cc.Stop()
+			d.cancel()
+			return fmt.Errorf("dispatcher: subscribe to %s: %w", subject, err)
+		}
+		d.subs = append(d.subs, sub)
 	}
 	d.log.Info("dispatcher started")
 	return nil
@@ -185,7 +194,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	if cc == nil {
 		return nil
 	}
-	_ = d.cancels.Unsubscribe()
+	d.unsubscribe()
 	cc.Drain()
 	select {
 	case <-cc.Closed():
@@ -329,7 +338,7 @@ func (d *Dispatcher) route(ctx context.Context, work *schema.Work, log *slog.Log
 // payload it is taken from the Nats-Msg-Id header.
 func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection) {
 	if r.jobID == "" {
-		r.jobID, r.replyTo = peekJob(msg)
+		r.jobID, r.replyTo = peekJob(msg.Data(), msg.Headers())
 	}
 	log := d.log.With("job", r.jobID, "subject", msg.Subject())
 	if r.jobID == "" {
@@ -364,13 +373,13 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection
 // peekJob reads a job id and reply subject from a submission that failed
 // strict decoding: from the payload when they are valid there, else the id
 // from the Nats-Msg-Id header.
-func peekJob(msg jetstream.Msg) (id, replyTo string) {
+func peekJob(data []byte, hdr nats.Header) (id, replyTo string) {
 	var loose struct {
 		ID      any `json:"id"`
 		ReplyTo any `json:"reply_to"`
 	}
-	if len(msg.Data()) <= schema.DefaultMaxJobBytes*4 {
-		_ = json.Unmarshal(msg.Data(), &loose)
+	if len(data) <= schema.DefaultMaxJobBytes*4 {
+		_ = json.Unmarshal(data, &loose)
 	}
 	if s, ok := loose.ID.(string); ok && schema.ValidID(s) {
 		id = s
@@ -383,7 +392,7 @@ func peekJob(msg jetstream.Msg) (id, replyTo string) {
 		}
 		return id, replyTo
 	}
-	if h := msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidID(h) {
+	if h := hdr.Get(jetstream.MsgIDHeader); schema.ValidID(h) {
 		return h, ""
 	}
 	return "", ""
@@ -401,4 +410,11 @@ func (d *Dispatcher) mint(jobID string, spec *schema.RunSpec, now time.Time) (st
 		return "", fmt.Errorf("credential for job %s: %w", jobID, err)
 	}
 	return tok, nil
+}
+
+func (d *Dispatcher) unsubscribe() {
+	for _, sub := range d.subs {
+		_ = sub.Unsubscribe()
+	}
+	d.subs = nil
 }

@@ -10,17 +10,6 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// peekMsg is a jetstream.Msg with only the parts peekJob reads; any other
-// method panics on the nil embedded interface.
-type peekMsg struct {
-	jetstream.Msg
-	data    []byte
-	headers nats.Header
-}
-
-func (m *peekMsg) Data() []byte         { return m.data }
-func (m *peekMsg) Headers() nats.Header { return m.headers }
-
 func TestPeekJob(t *testing.T) {
 	t.Parallel()
 	msgID := func(id string) nats.Header { return nats.Header{jetstream.MsgIDHeader: []string{id}} }
@@ -56,7 +45,7 @@ func TestPeekJob(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			id, replyTo := peekJob(&peekMsg{data: []byte(tt.data), headers: tt.headers})
+			id, replyTo := peekJob([]byte(tt.data), tt.headers)
 			if id != tt.wantID || replyTo != tt.wantReplyTo {
 				t.Errorf("peekJob = (%q, %q), want (%q, %q)", id, replyTo, tt.wantID, tt.wantReplyTo)
 			}
