@@ -10,30 +10,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/functions"
-	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/natstest"
 )
-
-// startDeployNATS runs an embedded server for one test and returns its URL and
-// a connection to it.
-func startDeployNATS(t *testing.T) (string, *nats.Conn) {
-	t.Helper()
-	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return ns.ClientURL(), nc
-}
 
 func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -44,7 +26,7 @@ func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, st
 
 func TestDeployExample(t *testing.T) {
 	t.Parallel()
-	url, nc := startDeployNATS(t)
+	url, nc, _ := natstest.Start(t)
 	code, stdout, stderr := runDeploy(t, "", "--server", url, filepath.Join("..", "..", "examples", "functions.yaml"))
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
@@ -76,7 +58,7 @@ func TestDeployExample(t *testing.T) {
 
 func TestDeployUpdateFromStdin(t *testing.T) {
 	t.Parallel()
-	url, nc := startDeployNATS(t)
+	url, _, js := natstest.Start(t)
 	def := "name: f\nimage: brig/python:latest\ncommand: [python3, /work/main.py]\ntimeout_ms: %d\n"
 	for i, timeout := range []int{1000, 2000} {
 		code, stdout, stderr := runDeploy(t, fmt.Sprintf(def, timeout), "-", "--server", url)
@@ -86,10 +68,6 @@ func TestDeployUpdateFromStdin(t *testing.T) {
 		if want := fmt.Sprintf("deployed f (revision %d)\n", i+1); stdout != want {
 			t.Errorf("deploy %d: stdout = %q, want %q", i, stdout, want)
 		}
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
 	}
 	store, err := functions.Open(t.Context(), js, 0)
 	if err != nil {
@@ -103,7 +81,7 @@ func TestDeployUpdateFromStdin(t *testing.T) {
 
 func TestDeployInvalid(t *testing.T) {
 	t.Parallel()
-	url, nc := startDeployNATS(t)
+	url, _, js := natstest.Start(t)
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	bad := "- {name: ok, image: img, command: [x]}\n- {name: g, image: img, command: [x], limits: {memry_mb: 1}}\n"
 	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
@@ -117,7 +95,6 @@ func TestDeployInvalid(t *testing.T) {
 		t.Errorf("stderr %q does not name the file and field", stderr)
 	}
 	// Nothing of an invalid file is deployed.
-	js, _ := jetstream.New(nc)
 	if _, err := js.KeyValue(t.Context(), functions.Bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Errorf("bucket after an invalid deploy: err = %v, want ErrBucketNotFound", err)
 	}

@@ -5,33 +5,12 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/functions"
-	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 )
-
-// startJetStream runs an embedded server for one test.
-func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 func openStore(t *testing.T, js jetstream.JetStream) *functions.Store {
 	t.Helper()
@@ -58,7 +37,8 @@ func grader() schema.Function {
 func TestStoreRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := openStore(t, startJetStream(t))
+	_, _, js := natstest.Start(t)
+	store := openStore(t, js)
 
 	if fns, err := store.List(ctx); err != nil || len(fns) != 0 {
 		t.Fatalf("List of an empty bucket = %v, %v; want none", fns, err)
@@ -106,7 +86,8 @@ func TestStoreRoundTrip(t *testing.T) {
 func TestStoreUpdateTakesEffect(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := openStore(t, startJetStream(t))
+	_, _, js := natstest.Start(t)
+	store := openStore(t, js)
 	builtins := func(name string) (*schema.Function, bool) {
 		if name != "python" {
 			return nil, false
@@ -164,7 +145,8 @@ func TestStoreUpdateTakesEffect(t *testing.T) {
 func TestStorePutRejectsInvalid(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store := openStore(t, startJetStream(t))
+	_, _, js := natstest.Start(t)
+	store := openStore(t, js)
 	tests := []struct {
 		name  string
 		edit  func(*schema.Function)
@@ -198,7 +180,7 @@ func TestStorePutRejectsInvalid(t *testing.T) {
 func TestOpen(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	js := startJetStream(t)
+	_, _, js := natstest.Start(t)
 
 	// replicas 0 creates a missing bucket, then leaves it as it is.
 	for _, replicas := range []int{0, 1, 1, 0} {
@@ -222,7 +204,7 @@ func TestOpen(t *testing.T) {
 func TestGetRejectsCorruptEntry(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	js := startJetStream(t)
+	_, _, js := natstest.Start(t)
 	store := openStore(t, js)
 	kv, err := js.KeyValue(ctx, functions.Bucket)
 	if err != nil {

@@ -15,25 +15,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/keys"
-	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
 
 const testJob = "job-1"
 
-// testEnv is a gateway on an embedded NATS, serving one socket for testJob.
+// testEnv is a gateway on an embedded NATS, serving one socket for testJob;
+// its Keys mint the tokens.
 type testEnv struct {
-	t      *testing.T
-	js     jetstream.JetStream
-	signer *keys.Signer
-	g      *Gateway
-	ln     *Listener
-	sock   string
+	*natstest.Keys
+	t    *testing.T
+	js   jetstream.JetStream
+	g    *Gateway
+	ln   *Listener
+	sock string
 
 	mu     sync.Mutex
 	denied []schema.AuthError
@@ -43,34 +43,9 @@ type testEnv struct {
 // gateway's config and the binding first.
 func startEnv(t *testing.T, edit func(*Config, *Binding)) *testEnv {
 	t.Helper()
-	ctx := t.Context()
-	ns, err := natsserver.Start(ctx, natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Publish(ctx, js, 1, signer); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keys.OpenRing(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, js: js, signer: signer}
-	cfg := Config{JS: js, Keys: ring.Func}
+	_, _, js := natstest.Start(t)
+	e := &testEnv{Keys: natstest.PublishKeys(t, js), t: t, js: js}
+	cfg := Config{JS: js, Keys: e.Ring.Func}
 	b := Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute), OnDenied: func(ae schema.AuthError) {
 		e.mu.Lock()
 		e.denied = append(e.denied, ae)
@@ -79,6 +54,7 @@ func startEnv(t *testing.T, edit func(*Config, *Binding)) *testEnv {
 	if edit != nil {
 		edit(&cfg, &b)
 	}
+	var err error
 	if e.g, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -88,28 +64,11 @@ func startEnv(t *testing.T, edit func(*Config, *Binding)) *testEnv {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	e.sock = filepath.Join(dir, "s.sock")
-	if e.ln, err = e.g.Listen(ctx, e.sock, b); err != nil {
+	if e.ln, err = e.g.Listen(t.Context(), e.sock, b); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.ln.Close() })
 	return e
-}
-
-// mint returns a token of job with scopes, valid for a minute.
-func (e *testEnv) mint(job string, scopes ...string) string {
-	return e.mintUntil(job, time.Now().Add(time.Minute), scopes...)
-}
-
-func (e *testEnv) mintUntil(job string, exp time.Time, scopes ...string) string {
-	e.t.Helper()
-	tok, err := token.Mint(e.signer.Key, token.Claims{
-		JobID: job, Function: "python", Scopes: scopes,
-		IssuedAt: exp.Add(-2 * time.Minute).UnixMilli(), Expiry: exp.UnixMilli(), KeyID: e.signer.ID,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
 }
 
 func (e *testEnv) denials() []schema.AuthError {
@@ -197,7 +156,7 @@ func wantOK(t *testing.T, resp *Response) {
 func TestDictRoundTrip(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read", "dict:d:write")
+	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
 	resp := c.do(Request{ID: 1, Token: tok, Op: OpDictGet, Name: "d", Key: "k"})
 	wantOK(t, resp)
 	if resp.ID != 1 || resp.Found {
@@ -221,7 +180,7 @@ func TestDictRoundTrip(t *testing.T) {
 func TestUnknownOp(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read")
+	tok := e.Mint(testJob, "dict:d:read")
 	for _, op := range []string{"dict.list", "", "DICT.GET", "dict.get ", strings.Repeat("x", 1000)} {
 		resp := c.do(Request{ID: 7, Token: tok, Op: op, Name: "d", Key: "k"})
 		wantError(t, resp, ErrInvalidRequest, "unknown operation")
@@ -240,7 +199,7 @@ func TestUnknownOp(t *testing.T) {
 func TestInvalidName(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get", "function:f:call")
+	tok := e.Mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get", "function:f:call")
 	for _, tt := range []struct{ op, name string }{
 		{OpDictGet, "d.x"}, {OpDictPut, "d.x"}, {OpDictDelete, "a.b"},
 		{OpDictGet, ""}, {OpDictGet, "-d"}, {OpDictGet, "d*"}, {OpDictGet, ">"}, {OpDictGet, "d x"},
@@ -258,7 +217,7 @@ func TestInvalidName(t *testing.T) {
 func TestInvalidKey(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read", "dict:d:write")
+	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
 	bad := []string{"", ".", ".k", "k.", "a..b", "a b", "*", ">", "a.*", "a.>", "é", "a\nb", strings.Repeat("k", MaxKeyLen+1)}
 	for _, key := range bad {
 		for _, op := range []string{OpDictGet, OpDictPut, OpDictDelete} {
@@ -277,7 +236,7 @@ func TestInvalidKey(t *testing.T) {
 func TestUnknownFieldAndGarbage(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read")
+	tok := e.Mint(testJob, "dict:d:read")
 	c.send(`{"id":9,"token":"` + tok + `","op":"dict.get","name":"d","key":"k","scopes":["dict:x:write"]}`)
 	wantError(t, c.mustRecv(), ErrInvalidRequest, "unknown field")
 	for _, line := range []string{"not json", "", "[1,2]", `{"id":"x"}`, `{"id":1`, "\x00\xff"} {
@@ -296,7 +255,7 @@ func TestUnknownFieldAndGarbage(t *testing.T) {
 func TestValueSize(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:write", "queue:q:put")
+	tok := e.Mint(testJob, "dict:d:write", "queue:q:put")
 	value := func(n int) json.RawMessage { return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`) }
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: value(MaxValueBytes)}))
 	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: value(MaxValueBytes)}))
@@ -308,7 +267,7 @@ func TestValueSize(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:write")
+	tok := e.Mint(testJob, "dict:d:write")
 	// Write from another goroutine: the gateway stops reading at the limit.
 	go func() {
 		_, _ = c.c.Write([]byte(`{"id":1,"token":"` + tok + `","op":"dict.put","name":"d","key":"k","value":"` + strings.Repeat("x", MaxLineBytes) + "\"}\n"))
@@ -333,7 +292,7 @@ func TestDenials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := e.mint(testJob, "dict:d:read")
+	good := e.Mint(testJob, "dict:d:read")
 	i := len("v1.") + 5
 	tampered := good[:i] + string(good[i]^1) + good[i+1:]
 	for _, tt := range []struct{ name, tok, want string }{
@@ -341,10 +300,10 @@ func TestDenials(t *testing.T) {
 		{"garbage", "abc", "malformed"},
 		{"tampered", tampered, "token"},
 		{"unknown key", unknownKey, "signature invalid"},
-		{"another job", e.mint("job-2", "dict:d:read"), "another job"},
-		{"expired", e.mintUntil(testJob, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
-		{"no scope", e.mint(testJob), "not granted"},
-		{"other scope", e.mint(testJob, "dict:d:write", "dict:e:read", "queue:d:get"), "not granted"},
+		{"another job", e.Mint("job-2", "dict:d:read"), "another job"},
+		{"expired", e.MintUntil(testJob, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
+		{"no scope", e.Mint(testJob), "not granted"},
+		{"other scope", e.Mint(testJob, "dict:d:write", "dict:e:read", "queue:d:get"), "not granted"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(e.denials())
@@ -371,7 +330,7 @@ func TestCall(t *testing.T) {
 		}
 	})
 	c := e.dial()
-	tok := e.mint(testJob, "function:f:call", "dict:d:read")
+	tok := e.Mint(testJob, "function:f:call", "dict:d:read")
 	resp := c.do(Request{ID: 1, Token: tok, Op: OpCall, Name: "f", Code: "print(1)", Args: json.RawMessage(`[1]`), TimeoutMS: 5000})
 	wantOK(t, resp)
 	var ev schema.Event
@@ -385,7 +344,7 @@ func TestCall(t *testing.T) {
 	}
 	wantError(t, c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
 	// A caller with only function scopes makes a restricted child.
-	wantOK(t, c.do(Request{ID: 3, Token: e.mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}))
+	wantOK(t, c.do(Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}))
 	if got.ID != testJob+"-c2" || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
 		t.Fatalf("child job %+v", got)
 	}
@@ -394,14 +353,14 @@ func TestCall(t *testing.T) {
 func TestCallWithoutCaller(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	wantError(t, c.do(Request{ID: 1, Token: e.mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}), ErrCallFailed, "not available")
-	wantError(t, c.do(Request{ID: 2, Token: e.mint(testJob), Op: OpCall, Name: "f"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}), ErrCallFailed, "not available")
+	wantError(t, c.do(Request{ID: 2, Token: e.Mint(testJob), Op: OpCall, Name: "f"}), schema.ErrAuthError, "not granted")
 }
 
 func TestQueue(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "queue:q:put", "queue:q:get")
+	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	for i, v := range []string{`1`, `"two"`, `{"three":3}`} {
 		wantOK(t, c.do(Request{ID: int64(i), Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(v)}))
 	}
@@ -425,7 +384,7 @@ func TestQueue(t *testing.T) {
 
 func TestMaxConns(t *testing.T) {
 	e := startEnv(t, nil)
-	tok := e.mint(testJob)
+	tok := e.Mint(testJob)
 	var conns []*rawConn
 	for range MaxConns {
 		c := e.dial()
@@ -460,7 +419,7 @@ func TestMaxConns(t *testing.T) {
 func TestClose(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "queue:q:get", "queue:q:put")
+	tok := e.Mint(testJob, "queue:q:get", "queue:q:put")
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
 	// One connection idle, one waiting in a long queue.get.
@@ -555,7 +514,7 @@ func TestCloseWhileConnecting(t *testing.T) {
 func TestNonJSONStoredValue(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	tok := e.mint(testJob, "dict:d:read", "dict:d:write")
+	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
 	kv, err := e.js.KeyValue(t.Context(), DictBucket("d"))
 	if err != nil {
@@ -573,7 +532,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 		t.Fatalf("response %+v", resp)
 	}
 
-	qtok := e.mint(testJob, "queue:q:put", "queue:q:get")
+	qtok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	wantOK(t, c.do(Request{ID: 3, Token: qtok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(Request{ID: 4, Token: qtok, Op: OpQueueGet, Name: "q"}))
 	if _, err := e.js.Publish(t.Context(), queueSubjectPfx+"q", []byte("not json")); err != nil {
@@ -593,7 +552,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 // has put anything must wait for the value like on any empty queue.
 func TestQueueGetBeforeFirstPut(t *testing.T) {
 	e := startEnv(t, nil)
-	tok := e.mint(testJob, "queue:fresh:put", "queue:fresh:get")
+	tok := e.Mint(testJob, "queue:fresh:put", "queue:fresh:get")
 	producer := e.dial()
 	put := make(chan struct{})
 	go func() {
@@ -618,7 +577,7 @@ func TestQueueGetBeforeFirstPut(t *testing.T) {
 func TestHugeTimeout(t *testing.T) {
 	e := startEnv(t, func(_ *Config, b *Binding) { b.Deadline = time.Now().Add(1500 * time.Millisecond) })
 	c := e.dial()
-	tok := e.mint(testJob, "queue:q:put", "queue:q:get")
+	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
 	for _, ms := range []int64{math.MaxInt64, math.MaxInt64 / 1000} {
@@ -640,7 +599,7 @@ func TestCallInLongJob(t *testing.T) {
 			return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded}, nil
 		}
 	})
-	resp := e.dial().do(Request{ID: 1, Token: e.mint(testJob, "function:f:call"), Op: OpCall, Name: "f"})
+	resp := e.dial().do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"})
 	if !resp.OK || !called {
 		t.Fatalf("call without timeout_ms in a job with an hour left: %+v", resp.Error)
 	}
@@ -738,7 +697,7 @@ func FuzzHandle(f *testing.F) {
 // acked for a connection nobody reads.
 func TestAbandonedGetLosesNothing(t *testing.T) {
 	e := startEnv(t, nil)
-	tok := e.mint(testJob, "queue:q:put", "queue:q:get")
+	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	c := e.dial()
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`0`)}))
 	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
@@ -760,7 +719,7 @@ func TestAbandonedGetLosesNothing(t *testing.T) {
 // answer.
 func TestHalfClose(t *testing.T) {
 	e := startEnv(t, nil)
-	tok := e.mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get")
+	tok := e.Mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get")
 	for _, req := range []Request{
 		{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)},
 		{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`2`)},

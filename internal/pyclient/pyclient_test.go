@@ -8,36 +8,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
-	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/gatewaytest"
 	"github.com/brig-dev/brig/internal/pyclient"
-	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
-
-const jobID = "job-1"
 
 // env is a gateway on an embedded NATS serving one job's socket, and the
 // Python client installed for it.
 type env struct {
+	*gatewaytest.Env
 	t          *testing.T
-	signer     *keys.Signer
-	g          *gateway.Gateway
-	ln         *gateway.Listener
-	sock       string
 	pythonPath string
-
-	mu     sync.Mutex
-	denied []schema.AuthError
-	calls  []schema.Job
 }
 
 // start runs the gateway; call, when set, runs child jobs.
@@ -46,93 +31,12 @@ func start(t *testing.T, call gateway.Caller) *env {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Fatalf("python3 is required: %v", err)
 	}
-	ctx := t.Context()
-	ns, err := natsserver.Start(ctx, natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Publish(ctx, js, 1, signer); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keys.OpenRing(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, signer: signer}
-	cfg := gateway.Config{JS: js, Keys: ring.Func}
-	if call != nil {
-		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-			e.mu.Lock()
-			e.calls = append(e.calls, job)
-			e.mu.Unlock()
-			return call(ctx, job)
-		}
-	}
-	if e.g, err = gateway.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	e.sock = filepath.Join(dir, "s.sock")
-	e.listen()
+	e := &env{Env: gatewaytest.Start(t, call), t: t}
+	var err error
 	if e.pythonPath, err = pyclient.Install(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// listen (re)opens the job's socket.
-func (e *env) listen() {
-	e.t.Helper()
-	ln, err := e.g.Listen(e.t.Context(), e.sock, gateway.Binding{JobID: jobID, Deadline: time.Now().Add(time.Minute),
-		OnDenied: func(ae schema.AuthError) {
-			e.mu.Lock()
-			e.denied = append(e.denied, ae)
-			e.mu.Unlock()
-		}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.ln = ln
-	e.t.Cleanup(func() { ln.Close() })
-}
-
-func (e *env) mint(job string, exp time.Time, scopes ...string) string {
-	e.t.Helper()
-	tok, err := token.Mint(e.signer.Key, token.Claims{JobID: job, Function: "python", Scopes: scopes,
-		IssuedAt: exp.Add(-2 * time.Minute).UnixMilli(), Expiry: exp.UnixMilli(), KeyID: e.signer.ID})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
-}
-
-// token is a token of the socket's job with scopes, valid for a minute.
-func (e *env) token(scopes ...string) string {
-	return e.mint(jobID, time.Now().Add(time.Minute), scopes...)
-}
-
-func (e *env) denials() []schema.AuthError {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]schema.AuthError(nil), e.denied...)
 }
 
 // prelude is put before every script: try() runs f and describes what
@@ -190,7 +94,7 @@ func (e *env) runWith(tok *string, script string, during func(), extra ...string
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "PYTHONPATH="+e.pythonPath, "PYTHONDONTWRITEBYTECODE=1", "BRIG_GATEWAY="+e.sock)
+	cmd.Env = append(cmd.Env, "PYTHONPATH="+e.pythonPath, "PYTHONDONTWRITEBYTECODE=1", "BRIG_GATEWAY="+e.Sock)
 	if tok != nil {
 		cmd.Env = append(cmd.Env, "BRIG_TOKEN="+*tok)
 	}
@@ -297,7 +201,7 @@ func TestInstall(t *testing.T) {
 
 func TestDict(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:read", "dict:d:write")), `
+	out := e.run(ptr(e.Token("dict:d:read", "dict:d:write")), `
 d = brig.Dict("d")
 out["missing"] = try_(lambda: d.get("k"))
 out["put"] = try_(lambda: d.put("k", {"a": [1, "é", None, True, 1.5], "<>": "&"}))
@@ -331,14 +235,14 @@ out["repr"] = {"ok": True, "value": repr(d)}
 	wantBrig(t, out, "bad_name", "InvalidRequest", "name")
 	wantValue(t, out, "after", `"x"`)
 	wantValue(t, out, "repr", `"brig.Dict('d')"`)
-	if d := e.denials(); len(d) != 0 {
+	if d := e.Denials(); len(d) != 0 {
 		t.Fatalf("denials: %+v", d)
 	}
 }
 
 func TestReadOnly(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:read")), `
+	out := e.run(ptr(e.Token("dict:d:read")), `
 d = brig.Dict("d")
 out["get"] = try_(lambda: d.get("k"))
 out["put"] = try_(lambda: d.put("k", 1))
@@ -348,7 +252,7 @@ out["put"] = try_(lambda: d.put("k", 1))
 	if s := get(t, out, "put").Str; !strings.Contains(s, "dict:d") || !strings.Contains(s, "write") {
 		t.Errorf("str(AuthError) = %q", s)
 	}
-	d := e.denials()
+	d := e.Denials()
 	if len(d) != 1 || d[0].Resource != "dict:d" || d[0].Action != "write" {
 		t.Fatalf("OnDenied calls: %+v, want one for dict:d write", d)
 	}
@@ -356,7 +260,7 @@ out["put"] = try_(lambda: d.put("k", 1))
 
 func TestRestricted(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token()), `
+	out := e.run(ptr(e.Token()), `
 out["dict_get"] = try_(lambda: brig.Dict("d").get("k"))
 out["dict_put"] = try_(lambda: brig.Dict("d").put("k", 1))
 out["dict_delete"] = try_(lambda: brig.Dict("d").delete("k"))
@@ -370,14 +274,14 @@ out["call"] = try_(lambda: brig.call("f", args=[1]))
 	wantAuth(t, out, "queue_put", "queue:q", "put", "not granted")
 	wantAuth(t, out, "queue_get", "queue:q", "get", "not granted")
 	wantAuth(t, out, "call", "function:f", "call", "not granted")
-	if d := e.denials(); len(d) != 6 {
+	if d := e.Denials(); len(d) != 6 {
 		t.Fatalf("OnDenied calls: %+v, want 6", d)
 	}
 }
 
 func TestQueue(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("queue:q:put", "queue:q:get")), `
+	out := e.run(ptr(e.Token("queue:q:put", "queue:q:get")), `
 q = brig.Queue("q")
 out["put1"] = try_(lambda: q.put({"n": 1}))
 out["put2"] = try_(lambda: q.put([2]))
@@ -409,7 +313,7 @@ out["negative"] = try_(lambda: q.get(timeout=-1))
 
 func TestBadTokens(t *testing.T) {
 	e := start(t, nil)
-	good := e.token("dict:d:read")
+	good := e.Token("dict:d:read")
 	i := len("v1.") + 10
 	tampered := good[:i] + string(good[i]^1) + good[i+1:]
 	script := `out["get"] = try_(lambda: brig.Dict("d").get("k"))`
@@ -420,15 +324,15 @@ func TestBadTokens(t *testing.T) {
 	}{
 		{"tampered", &tampered, "token"},
 		{"truncated", ptr(good[:len(good)-3]), "token"},
-		{"another job", ptr(e.mint("job-2", time.Now().Add(time.Minute), "dict:d:read")), "another job"},
-		{"expired", ptr(e.mint(jobID, time.Now().Add(-time.Second), "dict:d:read")), "expired"},
+		{"another job", ptr(e.Mint("job-2", "dict:d:read")), "another job"},
+		{"expired", ptr(e.MintUntil(gatewaytest.JobID, time.Now().Add(-time.Second), "dict:d:read")), "expired"},
 		{"unset", nil, "no token"},
 		{"empty", ptr(""), "no token"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(e.denials())
+			before := len(e.Denials())
 			wantAuth(t, e.run(tt.tok, script), "get", "dict:d", "read", tt.msg)
-			if n := len(e.denials()) - before; n != 1 {
+			if n := len(e.Denials()) - before; n != 1 {
 				t.Fatalf("%d OnDenied calls, want 1", n)
 			}
 		})
@@ -438,14 +342,14 @@ func TestBadTokens(t *testing.T) {
 // TestTokenFromEnvEachCall: the token is read at every call.
 func TestTokenFromEnvEachCall(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token()), `
+	out := e.run(ptr(e.Token()), `
 d = brig.Dict("d")
 out["before"] = try_(lambda: d.get("k"))
 os.environ["BRIG_TOKEN"] = os.environ["GOOD_TOKEN"]
 out["after"] = try_(lambda: d.get("k"))
 del os.environ["BRIG_TOKEN"]
 out["unset"] = try_(lambda: d.get("k"))
-`, "GOOD_TOKEN="+e.token("dict:d:read"))
+`, "GOOD_TOKEN="+e.Token("dict:d:read"))
 	wantAuth(t, out, "before", "dict:d", "read", "not granted")
 	wantValue(t, out, "after", "null")
 	wantAuth(t, out, "unset", "dict:d", "read", "no token")
@@ -453,7 +357,7 @@ out["unset"] = try_(lambda: d.get("k"))
 
 func TestCallWithoutCaller(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("function:f:call")), `
+	out := e.run(ptr(e.Token("function:f:call")), `
 out["granted"] = try_(lambda: brig.call("f", code="print(1)"))
 out["other"] = try_(lambda: brig.call("g"))
 `)
@@ -466,17 +370,16 @@ func TestCall(t *testing.T) {
 		return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded,
 			Stdout: "hi\n", Output: json.RawMessage(`{"sum":3}`)}, nil
 	})
-	out := e.run(ptr(e.token("function:add:call", "dict:d:read")), `
+	out := e.run(ptr(e.Token("function:add:call", "dict:d:read")), `
 ev = brig.call("add", code="print('hi')", args={"a": 1, "b": 2}, timeout=5)
 out["ev"] = {"ok": True, "value": {k: ev.get(k) for k in ("status", "stdout", "output", "job_id")}}
 `)
 	wantValue(t, out, "ev", `{"job_id":"job-1-c1","output":{"sum":3},"status":"succeeded","stdout":"hi\n"}`)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.calls) != 1 {
-		t.Fatalf("calls: %+v", e.calls)
+	calls := e.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("calls: %+v", calls)
 	}
-	j := e.calls[0]
+	j := calls[0]
 	if j.Function != "add" || j.Code != "print('hi')" || string(j.Args) != `{"a":1,"b":2}` || j.Timeout > 5000 ||
 		strings.Join(j.Scopes, ",") != "dict:d:read" {
 		t.Fatalf("child job %+v (args %s)", j, j.Args)
@@ -485,7 +388,7 @@ out["ev"] = {"ok": True, "value": {k: ev.get(k) for k in ("status", "stdout", "o
 
 func TestHugeValue(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:write", "dict:d:read", "queue:q:put")), `
+	out := e.run(ptr(e.Token("dict:d:write", "dict:d:read", "queue:q:put")), `
 d = brig.Dict("d")
 out["big"] = try_(lambda: d.put("k", "x" * (300 << 10)))
 out["queue"] = try_(lambda: brig.Queue("q").put(["x" * (300 << 10)]))
@@ -503,7 +406,7 @@ out["after"] = try_(lambda: len(d.get("k")))
 // TestGarbageLine speaks to the socket by hand, as any code in a job may.
 func TestGarbageLine(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:read")), `
+	out := e.run(ptr(e.Token("dict:d:read")), `
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(os.environ["BRIG_GATEWAY"])
 f = s.makefile("rb")
@@ -539,7 +442,7 @@ func mustJSON(t *testing.T, v any) []byte {
 
 func TestNoGateway(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:read")), `
+	out := e.run(ptr(e.Token("dict:d:read")), `
 out["get"] = try_(lambda: brig.Dict("d").get("k"))
 `, "BRIG_GATEWAY=/nonexistent/gateway.sock")
 	wantBrig(t, out, "get", "Infrastructure", "no brig gateway at /nonexistent/gateway.sock")
@@ -548,7 +451,7 @@ out["get"] = try_(lambda: brig.Dict("d").get("k"))
 // TestShared: one connection serves threads and survives a fork.
 func TestShared(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("dict:d:read", "dict:d:write")), `
+	out := e.run(ptr(e.Token("dict:d:read", "dict:d:write")), `
 import threading
 d = brig.Dict("d")
 d.put("warm", 1)
@@ -589,7 +492,7 @@ out["parent"] = try_(lambda: d.get("child"))
 func TestReconnect(t *testing.T) {
 	e := start(t, nil)
 	dir := t.TempDir()
-	out := e.runWith(ptr(e.token("dict:d:read")), `
+	out := e.runWith(ptr(e.Token("dict:d:read")), `
 d = brig.Dict("d")
 out["before"] = try_(lambda: d.get("k"))
 open(os.path.join(os.environ["HANDSHAKE"], "ready"), "w").close()
@@ -608,8 +511,8 @@ out["after"] = try_(lambda: d.get("k"))
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		e.ln.Close()
-		e.listen()
+		e.Listener.Close()
+		e.Listen()
 		if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
 			t.Error(err)
 		}
@@ -622,7 +525,7 @@ out["after"] = try_(lambda: d.get("k"))
 // answer for the next call.
 func TestInterrupted(t *testing.T) {
 	e := start(t, nil)
-	out := e.run(ptr(e.token("queue:q:put", "queue:q:get", "dict:d:read", "dict:d:write")), `
+	out := e.run(ptr(e.Token("queue:q:put", "queue:q:get", "dict:d:read", "dict:d:write")), `
 import signal
 class Alarm(Exception):
     pass

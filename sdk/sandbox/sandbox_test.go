@@ -5,130 +5,32 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
-	"github.com/brig-dev/brig/internal/natsserver"
-	"github.com/brig-dev/brig/internal/token"
+	"github.com/brig-dev/brig/internal/gatewaytest"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk/sandbox"
 )
 
-const jobID = "job-1"
-
 // env is a gateway on an embedded NATS serving one job's socket.
 type env struct {
-	t      *testing.T
-	signer *keys.Signer
-	g      *gateway.Gateway
-	sock   string
-	ln     *gateway.Listener
-
-	mu     sync.Mutex
-	denied []schema.AuthError
-	calls  []schema.Job
+	*gatewaytest.Env
+	t *testing.T
 }
 
 func start(t *testing.T, call gateway.Caller) *env {
-	t.Helper()
-	ctx := t.Context()
-	ns, err := natsserver.Start(ctx, natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Publish(ctx, js, 1, signer); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keys.OpenRing(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, signer: signer}
-	cfg := gateway.Config{JS: js, Keys: ring.Func}
-	if call != nil {
-		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-			e.mu.Lock()
-			e.calls = append(e.calls, job)
-			e.mu.Unlock()
-			return call(ctx, job)
-		}
-	}
-	if e.g, err = gateway.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	e.sock = filepath.Join(dir, "s.sock")
-	e.listen()
-	return e
-}
-
-// listen (re)opens the job's socket.
-func (e *env) listen() {
-	e.t.Helper()
-	ln, err := e.g.Listen(e.t.Context(), e.sock, gateway.Binding{JobID: jobID, Deadline: time.Now().Add(time.Minute),
-		OnDenied: func(ae schema.AuthError) {
-			e.mu.Lock()
-			e.denied = append(e.denied, ae)
-			e.mu.Unlock()
-		}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.ln = ln
-	e.t.Cleanup(func() { ln.Close() })
-}
-
-func (e *env) mint(job string, exp time.Time, scopes ...string) string {
-	e.t.Helper()
-	tok, err := token.Mint(e.signer.Key, token.Claims{JobID: job, Function: "python", Scopes: scopes,
-		IssuedAt: exp.Add(-2 * time.Minute).UnixMilli(), Expiry: exp.UnixMilli(), KeyID: e.signer.ID})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
-}
-
-func (e *env) token(scopes ...string) string {
-	return e.mint(jobID, time.Now().Add(time.Minute), scopes...)
+	return &env{Env: gatewaytest.Start(t, call), t: t}
 }
 
 // client returns a client with a token of scopes.
 func (e *env) client(scopes ...string) *sandbox.Client {
-	c := sandbox.NewWith(e.sock, e.token(scopes...))
+	c := sandbox.NewWith(e.Sock, e.Token(scopes...))
 	e.t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func (e *env) denials() []schema.AuthError {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]schema.AuthError(nil), e.denied...)
 }
 
 func ctx(t *testing.T) context.Context {
@@ -212,8 +114,8 @@ func TestDict(t *testing.T) {
 		t.Fatal("Put of a func succeeded")
 	}
 	wantError(t, d.Put(ctx, "a b", 1), sandbox.TypeInvalidRequest, "key")
-	if len(e.denials()) != 0 {
-		t.Fatalf("denials: %+v", e.denials())
+	if len(e.Denials()) != 0 {
+		t.Fatalf("denials: %+v", e.Denials())
 	}
 }
 
@@ -229,7 +131,7 @@ func TestReadOnly(t *testing.T) {
 	if !strings.Contains(err.Error(), "dict:d write") {
 		t.Errorf("message %q", err)
 	}
-	if d := e.denials(); len(d) != 1 || d[0].Resource != "dict:d" || d[0].Action != "write" {
+	if d := e.Denials(); len(d) != 1 || d[0].Resource != "dict:d" || d[0].Action != "write" {
 		t.Fatalf("OnDenied calls %+v", d)
 	}
 }
@@ -247,7 +149,7 @@ func TestRestricted(t *testing.T) {
 	wantAuth(t, err, "queue:q", "get", "not granted")
 	_, err = c.Call(ctx, "f", "", nil, 0)
 	wantAuth(t, err, "function:f", "call", "not granted")
-	if d := e.denials(); len(d) != 6 {
+	if d := e.Denials(); len(d) != 6 {
 		t.Fatalf("OnDenied calls %+v, want 6", d)
 	}
 }
@@ -369,17 +271,17 @@ func TestConcurrent(t *testing.T) {
 func TestBadTokens(t *testing.T) {
 	e := start(t, nil)
 	ctx := ctx(t)
-	good := e.token("dict:d:read")
+	good := e.Token("dict:d:read")
 	i := len("v1.") + 10
 	tampered := good[:i] + string(good[i]^1) + good[i+1:]
 	for _, tt := range []struct{ name, tok, msg string }{
 		{"tampered", tampered, "token"},
-		{"another job", e.mint("job-2", time.Now().Add(time.Minute), "dict:d:read"), "another job"},
-		{"expired", e.mint(jobID, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
+		{"another job", e.Mint("job-2", "dict:d:read"), "another job"},
+		{"expired", e.MintUntil(gatewaytest.JobID, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
 		{"none", "", "no token"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := sandbox.NewWith(e.sock, tt.tok)
+			c := sandbox.NewWith(e.Sock, tt.tok)
 			defer c.Close()
 			_, err := c.Dict("d").Get(ctx, "k", nil)
 			wantAuth(t, err, "dict:d", "read", tt.msg)
@@ -391,17 +293,17 @@ func TestBadTokens(t *testing.T) {
 func TestEnv(t *testing.T) {
 	e := start(t, nil)
 	ctx := ctx(t)
-	t.Setenv(sandbox.EnvGateway, e.sock)
+	t.Setenv(sandbox.EnvGateway, e.Sock)
 	t.Setenv(sandbox.EnvToken, "")
 	os.Unsetenv(sandbox.EnvToken)
 	c := sandbox.New()
 	defer c.Close()
 	_, err := c.Dict("d").Get(ctx, "k", nil)
 	wantAuth(t, err, "dict:d", "read", "no token")
-	os.Setenv(sandbox.EnvToken, e.token())
+	os.Setenv(sandbox.EnvToken, e.Token())
 	_, err = c.Dict("d").Get(ctx, "k", nil)
 	wantAuth(t, err, "dict:d", "read", "not granted")
-	os.Setenv(sandbox.EnvToken, e.token("dict:d:read", "dict:d:write"))
+	os.Setenv(sandbox.EnvToken, e.Token("dict:d:read", "dict:d:write"))
 	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -440,14 +342,12 @@ func TestCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.JobID != jobID+"-c1" || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
+	if ev.JobID != gatewaytest.JobID+"-c1" || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
 		ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit {
 		t.Fatalf("event %+v", ev)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.calls) != 1 || e.calls[0].Code != "x" || string(e.calls[0].Args) != `{"a":1}` || e.calls[0].Timeout > 5000 {
-		t.Fatalf("child jobs %+v", e.calls)
+	if calls := e.Calls(); len(calls) != 1 || calls[0].Code != "x" || string(calls[0].Args) != `{"a":1}` || calls[0].Timeout > 5000 {
+		t.Fatalf("child jobs %+v", calls)
 	}
 }
 
@@ -484,8 +384,8 @@ func TestReconnect(t *testing.T) {
 	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
 		t.Fatal(err)
 	}
-	e.ln.Close()
-	e.listen()
+	e.Listener.Close()
+	e.Listen()
 	if _, err := c.Dict("d").Get(ctx, "k", nil); err != nil {
 		t.Fatalf("Get after the socket was re-created: %v", err)
 	}

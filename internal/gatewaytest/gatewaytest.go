@@ -1,0 +1,102 @@
+// Package gatewaytest runs a gateway on an embedded NATS for the tests of
+// its clients: one job's socket, a published signing key to mint the job's
+// tokens with, and a record of the denials and child jobs. Only test code
+// imports it.
+package gatewaytest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/natstest"
+	"github.com/brig-dev/brig/schema"
+)
+
+// JobID is the job the socket serves.
+const JobID = "job-1"
+
+// Env is a gateway serving JobID's socket; its Keys mint the tokens.
+type Env struct {
+	*natstest.Keys
+	// Sock is the socket's path.
+	Sock string
+	// Listener is the socket's current listener.
+	Listener *gateway.Listener
+
+	t      testing.TB
+	g      *gateway.Gateway
+	mu     sync.Mutex
+	denied []schema.AuthError
+	calls  []schema.Job
+}
+
+// Start runs a gateway and listens on a short socket path (a unix socket's
+// path is limited to about 100 bytes); call, when set, runs child jobs,
+// which Calls records.
+func Start(t testing.TB, call gateway.Caller) *Env {
+	t.Helper()
+	_, _, js := natstest.Start(t)
+	e := &Env{Keys: natstest.PublishKeys(t, js), t: t}
+	cfg := gateway.Config{JS: js, Keys: e.Ring.Func}
+	if call != nil {
+		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+			e.mu.Lock()
+			e.calls = append(e.calls, job)
+			e.mu.Unlock()
+			return call(ctx, job)
+		}
+	}
+	var err error
+	if e.g, err = gateway.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e.Sock = filepath.Join(dir, "s.sock")
+	e.Listen()
+	return e
+}
+
+// Listen (re)opens the job's socket, with a deadline a minute away.
+func (e *Env) Listen() {
+	e.t.Helper()
+	ln, err := e.g.Listen(e.t.Context(), e.Sock, gateway.Binding{JobID: JobID, Deadline: time.Now().Add(time.Minute),
+		OnDenied: func(ae schema.AuthError) {
+			e.mu.Lock()
+			e.denied = append(e.denied, ae)
+			e.mu.Unlock()
+		}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.Listener = ln
+	e.t.Cleanup(func() { ln.Close() })
+}
+
+// Token is a token of JobID with scopes, valid for a minute.
+func (e *Env) Token(scopes ...string) string {
+	e.t.Helper()
+	return e.Mint(JobID, scopes...)
+}
+
+// Denials returns the denials reported so far.
+func (e *Env) Denials() []schema.AuthError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]schema.AuthError(nil), e.denied...)
+}
+
+// Calls returns the child jobs run so far.
+func (e *Env) Calls() []schema.Job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]schema.Job(nil), e.calls...)
+}
