@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/system"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/brig-dev/brig/internal/egress"
 )
 
 // Engine is the slice of the Docker Engine API a worker uses. The Engine
@@ -22,4 +24,6 @@ type Engine interface {
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	Info(ctx context.Context) (system.Info, error)
+	// The network of jobs with network: true.
+	egress.NetworkAPI
 }

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -22,12 +21,6 @@ type egressState struct {
 	name string
 }
 
-// networkEngine is the Engine of a worker that runs jobs with a network.
-type networkEngine interface {
-	Engine
-	egress.NetworkAPI
-}
-
 // egressNetwork returns the network for jobs with network: true, preparing
 // it (a dedicated Docker network and host firewall rules that keep its
 // containers off the host, NATS and private ranges) the first time. An
@@ -38,13 +31,9 @@ func (w *Worker) egressNetwork(ctx context.Context) (string, error) {
 	if w.egress.name != "" {
 		return w.egress.name, nil
 	}
-	docker, ok := w.cfg.Docker.(networkEngine)
-	if !ok {
-		return "", errors.New("worker: jobs with a network need an Engine that manages networks (the Engine API client)")
-	}
 	ctx, cancel := context.WithTimeout(ctx, egressBudget)
 	defer cancel()
-	name, err := egress.Ensure(ctx, docker, w.log)
+	name, err := egress.Ensure(ctx, w.cfg.Docker, w.log)
 	if err != nil {
 		return "", fmt.Errorf("worker: prepare the network of jobs with network: true: %w", err)
 	}
