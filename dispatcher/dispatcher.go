@@ -160,7 +160,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	// Handlers outlive the Start call: they run until Stop.
 	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	cc, err := cons.Consume(func(msg jetstream.Msg) { d.handle(d.ctx, msg) },
-		jetstream.PullMaxMessages(64))
+		jetstream.PullMaxMessages(16))
 	if err != nil {
 		d.cancel()
 		return fmt.Errorf("dispatcher: consume: %w", err)

@@ -59,7 +59,7 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 	}
 	id, replyTo := peekJob(data, raw.Header)
 	if id != "" {
-		ev := &schema.Event{JobID: id, Type: schema.EventError, Status: schema.StatusError, ExitCode: -1,
+		ev := &schema.Event{JobID: id, Type: schema.EventError, Seq: 1, Status: schema.StatusError, ExitCode: -1,
 			Attempt: int(deliveries), Error: &schema.ErrorInfo{Type: schema.ErrInfrastructure,
 				Message: fmt.Sprintf("brig gave up on the job after %d deliveries: whatever handled it kept failing before it could finish", deliveries)}}
 		if _, err := d.pub.Publish(ctx, ev, replyTo); err != nil {

@@ -57,7 +57,10 @@ type Config struct {
 	// JetStream redelivers it (default 30s; the worker signals every third).
 	AckWait time.Duration
 	// MaxDeliver is how often a job is tried on platform failures before it
-	// ends in a terminal Infrastructure error (default 5).
+	// ends in a terminal Infrastructure error (default 5). The pool's
+	// consumer allows MaxDeliver + schema.MaxRetries deliveries, so that a
+	// job's own retries come on top; a job whose workers keep dying is ended
+	// by a dispatcher when JetStream gives up on it.
 	MaxDeliver int
 	// Backoff is the first retry delay on platform failures, doubled per
 	// attempt (default 1s).

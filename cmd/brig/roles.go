@@ -38,6 +38,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long to finish the submission in hand on shutdown")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a submission may go unsettled before another dispatcher gets it")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
@@ -54,7 +55,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
 		return exitBrig
 	}
-	d, err := dispatcher.New(dispatcher.Config{Conn: nc, Logger: log, KeyFile: *keyFile, Streams: streams, Functions: fns})
+	d, err := dispatcher.New(dispatcher.Config{Conn: nc, Logger: log, KeyFile: *keyFile, Streams: streams, Functions: fns, AckWait: *ackWait})
 	if err == nil {
 		err = d.Start(ctx)
 	}
@@ -80,6 +81,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a job may go without a progress signal before another worker gets it (a dead worker's jobs wait this long)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
@@ -98,7 +100,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	defer docker.Close()
 	w, err := worker.New(worker.Config{
 		Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
-		Slots: *slots, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas},
+		Slots: *slots, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
 	})
 	if err == nil {
 		err = w.Start(ctx)
