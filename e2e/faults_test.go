@@ -572,12 +572,12 @@ func (fe *faultEnv) startWorker(ctx context.Context, cfg worker.Config) *worker.
 // workerProc runs `brig worker` as a process.
 func (fe *faultEnv) workerProc(ctx context.Context, id, runtimeDir string, slots int) *roleProc {
 	return fe.startRole(ctx, "worker", "--server", fe.url(), "--id", id, "--runtime-dir", runtimeDir,
-		"--slots", strconv.Itoa(slots), "--grace", "5s")
+		"--slots", strconv.Itoa(slots), "--grace", "5s", "--ack-wait", "6s")
 }
 
 // dispatcherProc runs `brig dispatcher` as a process.
 func (fe *faultEnv) dispatcherProc(ctx context.Context, keyFile string) *roleProc {
-	return fe.startRole(ctx, "dispatcher", "--server", fe.url(), "--key-file", keyFile, "--grace", "5s")
+	return fe.startRole(ctx, "dispatcher", "--server", fe.url(), "--key-file", keyFile, "--grace", "5s", "--ack-wait", "5s")
 }
 
 // storedCounts maps each subject matching filter to its number of stored
