@@ -53,6 +53,10 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 	switch {
 	case out.timedOut:
 		ev = e.terminal(schema.StatusTimeout, schema.ErrTimeout, fmt.Sprintf("job exceeded its timeout of %s and was killed", spec.Timeout()))
+	case out.tampered:
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit,
+			"the job wrote into brig's channel from its init (frames that fail authentication); its output and exit status were discarded")
+		out.stdout, out.stderr = newCapture(0), newCapture(0)
 	case out.oom:
 		ev = e.terminal(schema.StatusOOM, schema.ErrOOM, fmt.Sprintf("job ran out of memory (limit %d MB) and was killed", spec.Limits.MemoryMB))
 		if out.exit != nil {
@@ -60,8 +64,12 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 		}
 	case out.exit == nil:
 		initLog, _ := out.initLog.result()
+		how := ""
+		if out.exitCode == 137 {
+			how = "; its init was killed (under gVisor the job itself can do that)"
+		}
 		ev = e.terminal(schema.StatusError, schema.ErrInfrastructure,
-			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d): %s", out.exitCode, initLog))
+			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d%s): %s", out.exitCode, how, initLog))
 	case out.exit.ExitCode == 0:
 		ev = e.terminal(schema.StatusSucceeded, "", "")
 		ev.ExitCode = 0

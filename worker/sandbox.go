@@ -32,6 +32,11 @@ const (
 	initStderrCap  = 4 << 10
 	teardownBudget = 30 * time.Second
 	hardStopGrace  = 30 * time.Second
+	startBudget    = time.Minute
+	// runscPidsGuard: under gVisor the host's pids cgroup also counts the
+	// sandbox's own threads and helper processes, and gVisor panics when it
+	// runs out; the job's own limit is enforced inside as RLIMIT_NPROC.
+	runscPidsGuard = 1024
 )
 
 // outcome is how a sandboxed job ended.
@@ -43,6 +48,8 @@ type outcome struct {
 	stderr   *capture
 	initLog  *capture
 	exitCode int // the container's own exit code when the init never reported
+	// tampered: the stream carried frames the init did not write.
+	tampered bool
 	// container is removed by the caller once the terminal event is out,
 	// off the latency path.
 	container string
@@ -88,7 +95,10 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 		return nil, fmt.Errorf("attach container for job %s: %w", sj.work.Job.ID, err)
 	}
 	defer hijack.Close()
-	if err := w.cfg.Docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	sctx, cancelStart := context.WithTimeout(ctx, startBudget) // a wedged runtime must not hold the slot
+	err = w.cfg.Docker.ContainerStart(sctx, id, container.StartOptions{})
+	cancelStart()
+	if err != nil {
 		return nil, dockerError("start", sj.work.Job.ID, err, spec)
 	}
 	if sj.onStart != nil {
@@ -111,13 +121,19 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	stopOnCancel := context.AfterFunc(ctx, kill)
 	defer stopOnCancel()
 
+	key := initproto.NewKey()
 	go func() {
-		if err := initproto.WriteRequest(hijack.Conn, initRequest(sj.work, sj.env)); err != nil {
+		req := initRequest(sj.work, sj.env)
+		req.Key = key
+		if err := initproto.WriteRequest(hijack.Conn, req); err != nil {
 			w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
 		}
 		_ = hijack.CloseWrite()
 	}()
-	out.exit = w.readFrames(hijack.Reader, out, sj.onOutput)
+	out.exit = w.readFrames(hijack.Reader, initproto.NewFramer(key), out, sj.onOutput)
+	if out.tampered {
+		kill()
+	}
 	timer.Stop()
 	// A job that reported its exit finished in time, even if the timer
 	// fired while the report was on its way.
@@ -131,7 +147,7 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 
 // readFrames demultiplexes the attach stream and consumes the init's frames
 // until its Exit frame or the end of the stream.
-func (w *Worker) readFrames(r io.Reader, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
+func (w *Worker) readFrames(r io.Reader, framer *initproto.Framer, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := stdcopy.StdCopy(pw, writerFunc(func(p []byte) (int, error) { out.initLog.add(p); return len(p), nil }), r)
@@ -139,10 +155,12 @@ func (w *Worker) readFrames(r io.Reader, out *outcome, onOutput func(string, []b
 	}()
 	defer pr.Close()
 	for {
-		typ, payload, err := initproto.ReadFrame(pr)
+		typ, payload, err := framer.ReadFrame(pr)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				out.initLog.add([]byte("brig: bad frame from init: " + err.Error() + "\n"))
+				// Only the init holds the key: the job wrote into the stream.
+				out.tampered = true
+				out.initLog.add([]byte("brig: bad frame in the sandbox's stream: " + err.Error() + "\n"))
 			}
 			return nil
 		}
@@ -211,6 +229,17 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 		NetworkDisabled: !spec.Network,
 		Labels:          map[string]string{LabelJob: work.Job.ID, LabelWorker: w.cfg.ID},
 	}
+	ulimits := []*units.Ulimit{
+		{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles},
+		{Name: "fsize", Soft: maxFileBytes, Hard: maxFileBytes},
+		{Name: "core", Soft: 0, Hard: 0},
+	}
+	if spec.Runtime == schema.RuntimeRunsc {
+		// RLIMIT_NPROC is per sandbox under gVisor (under runc it would count
+		// uid 65534 across every container of the host).
+		ulimits = append(ulimits, &units.Ulimit{Name: "nproc", Soft: pids, Hard: pids})
+		pids = max(runscPidsGuard, 16*pids)
+	}
 	host := &container.HostConfig{
 		NetworkMode:    netMode,
 		ReadonlyRootfs: true,
@@ -226,11 +255,7 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 			MemorySwap: spec.Limits.MemoryMB << 20,
 			NanoCPUs:   int64(cpus * 1e9),
 			PidsLimit:  &pids,
-			Ulimits: []*units.Ulimit{
-				{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles},
-				{Name: "fsize", Soft: maxFileBytes, Hard: maxFileBytes},
-				{Name: "core", Soft: 0, Hard: 0},
-			},
+			Ulimits:    ulimits,
 		},
 	}
 	name := "brig-" + work.Job.ID + "-" + randomSuffix()

@@ -12,6 +12,9 @@
 package initproto
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -43,6 +46,8 @@ type Request struct {
 	// OutputLimit caps the bytes forwarded per stream; the init forwards one
 	// byte more so that the worker can tell truncation, then drains the rest.
 	OutputLimit int64 `json:"output_limit"`
+	// Key authenticates the init's frames (see Framer).
+	Key []byte `json:"key"`
 	// ResultPath is read after the job's process ends and sent in Exit.
 	ResultPath     string `json:"result_path"`
 	ResultMaxBytes int64  `json:"result_max_bytes"`
@@ -106,18 +111,59 @@ func ReadRequest(r io.Reader) (*Request, error) {
 	return &req, nil
 }
 
+// MACSize is the length of the tag that ends every frame.
+const MACSize = 16
+
+// ErrBadMAC marks a frame that the init did not write: something in the
+// sandbox wrote to the stream (possible where the sandbox cannot keep the
+// job out of the init's file descriptors, as under gVisor).
+var ErrBadMAC = errors.New("frame failed authentication")
+
+// NewKey returns a fresh per-job frame key.
+func NewKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}
+
+// Framer writes or reads one direction of frames. Every frame carries a
+// truncated HMAC-SHA256 over its sequence number, type and payload, keyed
+// by the per-job key the worker sends in the Request; the job never sees
+// the key, so it can neither forge nor replay nor reorder frames.
+type Framer struct {
+	key []byte
+	seq uint64
+}
+
+// NewFramer returns a framer for key; use one for writing and another for
+// reading.
+func NewFramer(key []byte) *Framer { return &Framer{key: key} }
+
+func (f *Framer) tag(typ byte, payload []byte) []byte {
+	m := hmac.New(sha256.New, f.key)
+	var hdr [9]byte
+	binary.BigEndian.PutUint64(hdr[:8], f.seq)
+	hdr[8] = typ
+	m.Write(hdr[:])
+	m.Write(payload)
+	f.seq++
+	return m.Sum(nil)[:MACSize]
+}
+
 // WriteFrame writes one frame.
-func WriteFrame(w io.Writer, typ byte, payload []byte) error {
-	buf := make([]byte, 5+len(payload))
+func (f *Framer) WriteFrame(w io.Writer, typ byte, payload []byte) error {
+	buf := make([]byte, 5, 5+len(payload)+MACSize)
 	buf[0] = typ
 	binary.BigEndian.PutUint32(buf[1:5], uint32(len(payload)))
-	copy(buf[5:], payload)
+	buf = append(buf, payload...)
+	buf = append(buf, f.tag(typ, payload)...)
 	_, err := w.Write(buf)
 	return err
 }
 
-// ReadFrame reads one frame, refusing unknown types and oversize payloads.
-func ReadFrame(r io.Reader) (byte, []byte, error) {
+// ReadFrame reads one frame, refusing unknown types, oversize payloads and
+// frames whose tag does not check out.
+func (f *Framer) ReadFrame(r io.Reader) (byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -129,14 +175,18 @@ func ReadFrame(r io.Reader) (byte, []byte, error) {
 	case FrameExit:
 		limit = MaxExitBytes
 	default:
-		return 0, nil, fmt.Errorf("unknown frame type %d", hdr[0])
+		return 0, nil, fmt.Errorf("unknown frame type %d: %w", hdr[0], ErrBadMAC)
 	}
 	if n > limit {
 		return 0, nil, fmt.Errorf("frame of type %d is %d bytes: %w", hdr[0], n, ErrFrameTooLarge)
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	body := make([]byte, int(n)+MACSize)
+	if _, err := io.ReadFull(r, body); err != nil {
 		return 0, nil, fmt.Errorf("read frame: %w", err)
+	}
+	payload, tag := body[:n], body[n:]
+	if !hmac.Equal(tag, f.tag(hdr[0], payload)) {
+		return 0, nil, ErrBadMAC
 	}
 	return hdr[0], payload, nil
 }

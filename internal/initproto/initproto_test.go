@@ -178,26 +178,27 @@ func TestFrameRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			wf, rf := framers()
 			var buf bytes.Buffer
-			if err := initproto.WriteFrame(&buf, tt.typ, tt.payload); err != nil {
+			if err := wf.WriteFrame(&buf, tt.typ, tt.payload); err != nil {
 				t.Fatalf("WriteFrame: %v", err)
 			}
 			// A second frame behind it must stay readable.
-			if err := initproto.WriteFrame(&buf, initproto.FrameStdout, []byte("next")); err != nil {
+			if err := wf.WriteFrame(&buf, initproto.FrameStdout, []byte("next")); err != nil {
 				t.Fatalf("WriteFrame: %v", err)
 			}
-			typ, payload, err := initproto.ReadFrame(&buf)
+			typ, payload, err := rf.ReadFrame(&buf)
 			if err != nil {
 				t.Fatalf("ReadFrame: %v", err)
 			}
 			if typ != tt.typ || !bytes.Equal(payload, tt.payload) {
 				t.Errorf("ReadFrame = (%d, %d bytes), want (%d, %d bytes)", typ, len(payload), tt.typ, len(tt.payload))
 			}
-			typ, payload, err = initproto.ReadFrame(&buf)
+			typ, payload, err = rf.ReadFrame(&buf)
 			if err != nil || typ != initproto.FrameStdout || string(payload) != "next" {
 				t.Errorf("second frame = (%d, %q, %v)", typ, payload, err)
 			}
-			if _, _, err := initproto.ReadFrame(&buf); !errors.Is(err, io.EOF) {
+			if _, _, err := rf.ReadFrame(&buf); !errors.Is(err, io.EOF) {
 				t.Errorf("after the last frame err = %v, want io.EOF", err)
 			}
 		})
@@ -229,7 +230,7 @@ func TestReadFrameRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := &noBigReads{t: t, r: bytes.NewReader(tt.in), max: 1 << 10}
-			typ, payload, err := initproto.ReadFrame(r)
+			typ, payload, err := initproto.NewFramer(testKey).ReadFrame(r)
 			if err == nil {
 				t.Fatalf("ReadFrame = (%d, %q), want an error", typ, payload)
 			}
@@ -247,10 +248,11 @@ func TestReadFrameRejects(t *testing.T) {
 }
 
 func FuzzReadFrame(f *testing.F) {
+	wf, _ := framers()
 	var ok bytes.Buffer
-	_ = initproto.WriteFrame(&ok, initproto.FrameStdout, []byte("out"))
-	_ = initproto.WriteFrame(&ok, initproto.FrameStderr, []byte("err"))
-	_ = initproto.WriteFrame(&ok, initproto.FrameExit, []byte(`{"exit_code":0,"duration_ns":1}`))
+	_ = wf.WriteFrame(&ok, initproto.FrameStdout, []byte("out"))
+	_ = wf.WriteFrame(&ok, initproto.FrameStderr, []byte("err"))
+	_ = wf.WriteFrame(&ok, initproto.FrameExit, []byte(`{"exit_code":0,"duration_ns":1}`))
 	f.Add(ok.Bytes())
 	f.Add([]byte{})
 	f.Add([]byte{initproto.FrameStdout})
@@ -259,10 +261,11 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(7, 0, nil))
 	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		wf, rf := framers()
 		r := bytes.NewReader(data)
 		for {
 			before := r.Len()
-			typ, payload, err := initproto.ReadFrame(r)
+			typ, payload, err := rf.ReadFrame(r)
 			if err != nil {
 				if payload != nil {
 					t.Fatalf("payload of %d bytes alongside error %v", len(payload), err)
@@ -277,12 +280,12 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatalf("accepted a %d-byte output frame", len(payload))
 			case len(payload) > initproto.MaxExitBytes:
 				t.Fatalf("accepted a %d-byte exit frame", len(payload))
-			case consumed != 5+len(payload):
+			case consumed != 5+len(payload)+initproto.MACSize:
 				t.Fatalf("consumed %d bytes for a %d-byte payload", consumed, len(payload))
 			}
 			// What was read must write back to the same bytes.
 			var buf bytes.Buffer
-			if err := initproto.WriteFrame(&buf, typ, payload); err != nil {
+			if err := wf.WriteFrame(&buf, typ, payload); err != nil {
 				t.Fatal(err)
 			}
 			start := len(data) - before
@@ -312,4 +315,44 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatal("accepted a request with no command")
 		}
 	})
+}
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// framers returns a writer and a reader framer on the same key.
+func framers() (w, r *initproto.Framer) {
+	return initproto.NewFramer(testKey), initproto.NewFramer(testKey)
+}
+
+// TestFramesAreAuthenticated: frames from anyone without the key, replayed
+// or reordered frames are refused.
+func TestFramesAreAuthenticated(t *testing.T) {
+	t.Parallel()
+	var first, second bytes.Buffer
+	wf, _ := framers()
+	_ = wf.WriteFrame(&first, initproto.FrameStdout, []byte("one"))
+	_ = wf.WriteFrame(&second, initproto.FrameExit, []byte(`{"exit_code":0}`))
+	var forged bytes.Buffer
+	_ = initproto.NewFramer([]byte("another key, as a job would guess")).WriteFrame(&forged, initproto.FrameExit, []byte(`{"exit_code":0}`))
+	flipped := append([]byte(nil), first.Bytes()...)
+	flipped[6] ^= 1
+	tests := map[string][]byte{
+		"forged with another key": forged.Bytes(),
+		"reordered":               second.Bytes(),
+		"payload flipped":         flipped,
+		"replayed":                append(append([]byte(nil), first.Bytes()...), first.Bytes()...),
+	}
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, rf := framers()
+			r := bytes.NewReader(in)
+			var err error
+			for err == nil {
+				_, _, err = rf.ReadFrame(r)
+			}
+			if !errors.Is(err, initproto.ErrBadMAC) {
+				t.Errorf("err = %v, want ErrBadMAC", err)
+			}
+		})
+	}
 }

@@ -14,12 +14,13 @@ import (
 type frameWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+	f  *initproto.Framer
 }
 
 func (f *frameWriter) frame(typ byte, p []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return initproto.WriteFrame(f.w, typ, p)
+	return f.f.WriteFrame(f.w, typ, p)
 }
 
 // forward copies r into frames of typ until limit+1 bytes have gone out,

@@ -46,8 +46,9 @@ func Main(stdin io.Reader, stdout, stderr io.Writer) int {
 	// them keeps the job from killing us while its own dispositions reset to
 	// default on exec.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGALRM)
+	// Every signal: Go's runtime crashes on SIGSEGV, SIGABRT and the like
+	// unless they are handled here.
+	signal.Notify(sigs)
 	go func() {
 		for range sigs {
 		}
@@ -58,7 +59,11 @@ func Main(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "brig init: %v\n", err)
 		return 1
 	}
-	out := &frameWriter{w: stdout}
+	if len(req.Key) < 16 {
+		fmt.Fprintln(stderr, "brig init: request carries no frame key")
+		return 1
+	}
+	out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
 	exit, err := run(req, out)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig init: %v\n", err)
