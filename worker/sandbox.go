@@ -36,7 +36,7 @@ const (
 	// runscPidsGuard: under gVisor the host's pids cgroup also counts the
 	// sandbox's own threads and helper processes, and gVisor panics when it
 	// runs out; the job's own limit is enforced inside as RLIMIT_NPROC.
-	runscPidsGuard = 1024
+	runscPidsGuard = 4096
 )
 
 // outcome is how a sandboxed job ended.
@@ -235,10 +235,9 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 		{Name: "core", Soft: 0, Hard: 0},
 	}
 	if spec.Runtime == schema.RuntimeRunsc {
-		// RLIMIT_NPROC is per sandbox under gVisor (under runc it would count
-		// uid 65534 across every container of the host).
-		ulimits = append(ulimits, &units.Ulimit{Name: "nproc", Soft: pids, Hard: pids})
-		pids = max(runscPidsGuard, 16*pids)
+		// The job's own limit is RLIMIT_NPROC, set by the init on the job
+		// alone (initRequest); Docker's limit only guards the host.
+		pids = max(runscPidsGuard, 64*pids)
 	}
 	host := &container.HostConfig{
 		NetworkMode:    netMode,
@@ -344,7 +343,14 @@ func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Reques
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		envList = append(envList, k+"="+env[k])
 	}
+	var nproc int64
+	if spec.Runtime == schema.RuntimeRunsc {
+		// Per sandbox under gVisor; under runc RLIMIT_NPROC would count uid
+		// 65534 across every container of the host, so the pids cgroup does it.
+		nproc = spec.Limits.Pids
+	}
 	return &initproto.Request{
+		NProc:          nproc,
 		Command:        spec.Command,
 		Env:            envList,
 		Dir:            schema.WorkDir,

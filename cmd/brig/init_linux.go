@@ -10,3 +10,8 @@ import (
 func sandboxInit(stdin io.Reader, stdout, stderr io.Writer) int {
 	return sandboxinit.Main(stdin, stdout, stderr)
 }
+
+// sandboxExec runs a job's command under its own limits (not for humans).
+func sandboxExec(args []string, stderr io.Writer) int {
+	return sandboxinit.Exec(args, stderr)
+}

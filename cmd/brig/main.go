@@ -44,6 +44,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if args[0] == "sandbox-init" {
 		return sandboxInit(stdin, stdout, stderr)
 	}
+	if args[0] == "sandbox-exec" {
+		return sandboxExec(args[1:], stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmds := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{

@@ -46,6 +46,9 @@ type Request struct {
 	// OutputLimit caps the bytes forwarded per stream; the init forwards one
 	// byte more so that the worker can tell truncation, then drains the rest.
 	OutputLimit int64 `json:"output_limit"`
+	// NProc, when set, is the job's RLIMIT_NPROC (its pids limit where the
+	// runtime cannot count pids per container, as under gVisor).
+	NProc int64 `json:"nproc,omitempty"`
 	// Key authenticates the init's frames (see Framer).
 	Key []byte `json:"key"`
 	// ResultPath is read after the job's process ends and sent in Exit.

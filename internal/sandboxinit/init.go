@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -92,7 +93,17 @@ func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stderr pipe: %w", err)
 	}
-	cmd := exec.Command(req.Command[0], req.Command[1:]...)
+	argv := req.Command
+	if req.NProc > 0 {
+		// The limit must bind the job, not this init: under gVisor it counts
+		// the uid's threads, and an init that cannot make one dies.
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own binary: %w", err)
+		}
+		argv = append([]string{self, ExecCommand, strconv.FormatInt(req.NProc, 10)}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = req.Dir, req.Env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
 	start := time.Now()
