@@ -24,6 +24,7 @@ Usage:
   brig run [flags] FILE|-                 run code and stream its output
   brig watch JOB_ID                       replay and follow a job's events
   brig cancel JOB_ID                      cancel a queued or running job
+  brig bench [--n N] [--json]             measure brig against its floors (needs brig dev)
   brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
@@ -56,6 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"image":      cmdImage,
 		"deploy":     cmdDeploy,
 		"cancel":     cmdCancel,
+		"bench":      cmdBench,
 		"dispatcher": cmdDispatcher,
 		"worker":     cmdWorker,
 	}

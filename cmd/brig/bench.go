@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/internal/bench"
+)
+
+func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig bench", stderr)
+	srv := addServerFlag(fs)
+	n := fs.Int("n", 20, "samples per latency figure")
+	asJSON := fs.Bool("json", false, "print the figures as JSON")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	nc, err := nats.Connect(srv.url, nats.Name("brig-bench"), nats.Timeout(2*time.Second))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig bench: %s unreachable (start `brig dev` first): %v\n", srv.url, err)
+		return exitBrig
+	}
+	defer nc.Close()
+	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		fmt.Fprintf(stderr, "brig bench: docker: %v\n", err)
+		return exitBrig
+	}
+	defer docker.Close()
+	figs, err := bench.Run(ctx, bench.Config{Conn: nc, Docker: docker, N: *n,
+		Progress: func(s string) { fmt.Fprintf(stderr, "brig bench: %s…\n", s) }})
+	if err != nil {
+		fmt.Fprintf(stderr, "brig bench: %v\n", err)
+		return exitBrig
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(figs)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tp50 ms\tp95 ms\tp99 ms\tjobs/s\tratio\tto floor")
+	for _, f := range figs {
+		cell := func(v float64, format string) string {
+			if v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf(format, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, cell(f.P50, "%.1f"), cell(f.P95, "%.1f"), cell(f.P99, "%.1f"),
+			cell(f.Rate, "%.1f"), cell(f.Ratio, "%.2f×"), f.Floor)
+	}
+	_ = tw.Flush()
+	return 0
+}
