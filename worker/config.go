@@ -67,6 +67,14 @@ type Config struct {
 	Backoff time.Duration
 	// Streams sizes the streams this worker ensures.
 	Streams bus.Config
+	// Prewarm is how many started, single-use containers the worker keeps
+	// ready per container template (image, runtime, limits, network) that
+	// jobs used in the last PrewarmIdle; 0 turns prewarming off. A
+	// prewarmed container still serves exactly one job.
+	Prewarm int
+	// PrewarmIdle empties a template's pool after no job used it for this
+	// long (default 5m).
+	PrewarmIdle time.Duration
 	// PrepareEgress makes Start prepare the network of jobs with network:
 	// true (the brig-egress Docker network and the host firewall rules that
 	// keep it off the host, NATS and private ranges; see internal/egress)
@@ -107,6 +115,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Backoff == 0 {
 		c.Backoff = time.Second
+	}
+	if c.PrewarmIdle == 0 {
+		c.PrewarmIdle = 5 * time.Minute
 	}
 	return c
 }

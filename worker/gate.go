@@ -89,8 +89,29 @@ type jobGate struct {
 
 // openGate starts the job's gateway. onDenied is called for each denial.
 func (w *Worker) openGate(ctx context.Context, work *schema.Work, onDenied func(schema.AuthError)) (*jobGate, error) {
+	g, err := w.newGate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.bind(work, onDenied)
+	return g, nil
+}
+
+// newGate creates a gateway socket that serves no job yet (a prewarmed
+// container's, until it is handed a job).
+func (w *Worker) newGate(ctx context.Context) (*jobGate, error) {
 	g := &jobGate{sock: filepath.Join(w.sockDir, randomSuffix()+randomSuffix()+".sock")}
-	ln, err := w.gw.Listen(ctx, g.sock, gateway.Binding{
+	ln, err := w.gw.Listen(ctx, g.sock, gateway.Binding{})
+	if err != nil {
+		return nil, err
+	}
+	g.ln = ln
+	return g, nil
+}
+
+// bind ties the socket to its job.
+func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
+	g.ln.Bind(gateway.Binding{
 		JobID:    work.Job.ID,
 		Deadline: time.Now().Add(work.Spec.Timeout() + gatewayGrace),
 		OnDenied: func(ae schema.AuthError) {
@@ -100,11 +121,6 @@ func (w *Worker) openGate(ctx context.Context, work *schema.Work, onDenied func(
 			onDenied(ae)
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	g.ln = ln
-	return g, nil
 }
 
 func (g *jobGate) close() { g.ln.Close() }

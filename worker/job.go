@@ -128,12 +128,20 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	if err := w.checkCredential(ctx, work); err != nil {
 		return nil, cleanup, err
 	}
-	gate, err := w.openGate(ctx, work, func(ae schema.AuthError) {
+	onDenied := func(ae schema.AuthError) {
 		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
 		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
-	})
-	if err != nil {
-		return nil, cleanup, err
+	}
+	box := w.warm.take(work.Spec)
+	var gate *jobGate
+	if box != nil {
+		gate = box.gate
+		gate.bind(work, onDenied)
+	} else {
+		var err error
+		if gate, err = w.openGate(ctx, work, onDenied); err != nil {
+			return nil, cleanup, err
+		}
 	}
 	defer gate.close()
 	pump := newOutputPump(ctx, em, log)
@@ -141,6 +149,7 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	var start time.Time
 	out, err := w.runSandbox(ctx, &sandboxJob{
 		work:        work,
+		box:         box,
 		gatewaySock: gate.sock,
 		env:         brigEnv(work),
 		onOutput:    pump.add,

@@ -73,6 +73,8 @@ type sandboxJob struct {
 	gatewaySock string
 	// env is brig's own environment for the job (token, gateway, paths).
 	env map[string]string
+	// box, when set, is a prewarmed container to run in.
+	box *warmBox
 }
 
 // runSandbox runs one job in a fresh container. On success the caller
@@ -80,27 +82,19 @@ type sandboxJob struct {
 // platform failures unless they are *jobFailure.
 func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, err error) {
 	spec := sj.work.Spec
-	id, err := w.createContainer(ctx, sj)
-	if err != nil {
-		return nil, err
+	box := sj.box
+	if box == nil {
+		if box, err = w.startContainer(ctx, sj.work, sj.gatewaySock); err != nil {
+			return nil, err
+		}
 	}
+	id, hijack := box.id, box.hijack
 	defer func() {
 		if err != nil {
 			w.removeContainer(ctx, id)
 		}
 	}()
-
-	hijack, err := w.cfg.Docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
-	if err != nil {
-		return nil, fmt.Errorf("attach container for job %s: %w", sj.work.Job.ID, err)
-	}
 	defer hijack.Close()
-	sctx, cancelStart := context.WithTimeout(ctx, startBudget) // a wedged runtime must not hold the slot
-	err = w.cfg.Docker.ContainerStart(sctx, id, container.StartOptions{})
-	cancelStart()
-	if err != nil {
-		return nil, dockerError("start", sj.work.Job.ID, err, spec)
-	}
 	if sj.onStart != nil {
 		sj.onStart()
 	}
@@ -143,6 +137,29 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	}
 	w.settle(ctx, id, out)
 	return out, nil
+}
+
+// startContainer creates, attaches and starts a container for work (whose
+// job id may be empty, for a prewarmed one); on error nothing is left.
+func (w *Worker) startContainer(ctx context.Context, work *schema.Work, sock string) (*warmBox, error) {
+	id, err := w.createContainer(ctx, &sandboxJob{work: work, gatewaySock: sock})
+	if err != nil {
+		return nil, err
+	}
+	hijack, err := w.cfg.Docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		w.removeContainer(ctx, id)
+		return nil, fmt.Errorf("attach container for job %s: %w", work.Job.ID, err)
+	}
+	sctx, cancelStart := context.WithTimeout(ctx, startBudget) // a wedged runtime must not hold the slot
+	err = w.cfg.Docker.ContainerStart(sctx, id, container.StartOptions{})
+	cancelStart()
+	if err != nil {
+		hijack.Close()
+		w.removeContainer(ctx, id)
+		return nil, dockerError("start", work.Job.ID, err, work.Spec)
+	}
+	return &warmBox{id: id, hijack: hijack}, nil
 }
 
 // readFrames demultiplexes the attach stream and consumes the init's frames
@@ -227,7 +244,7 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 		OpenStdin:       true,
 		StdinOnce:       true,
 		NetworkDisabled: !spec.Network,
-		Labels:          map[string]string{LabelJob: work.Job.ID, LabelWorker: w.cfg.ID},
+		Labels:          map[string]string{LabelJob: orDefault(work.Job.ID, "prewarmed"), LabelWorker: w.cfg.ID},
 	}
 	ulimits := []*units.Ulimit{
 		{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles},
@@ -257,7 +274,7 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 			Ulimits:    ulimits,
 		},
 	}
-	name := "brig-" + work.Job.ID + "-" + randomSuffix()
+	name := "brig-" + orDefault(work.Job.ID, "warm") + "-" + randomSuffix()
 	resp, err := w.cfg.Docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
 		if spec.Network && cerrdefs.IsNotFound(err) {
@@ -365,3 +382,10 @@ func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Reques
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -40,6 +40,7 @@ type Worker struct {
 	egress     egressState
 	ring       *keys.Ring
 	gw         *gateway.Gateway
+	warm       *warmPool // nil without prewarming
 
 	mu      sync.Mutex
 	started bool
@@ -128,6 +129,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		consumers = append(consumers, cons)
 	}
 	base := context.WithoutCancel(ctx)
+	if w.cfg.Prewarm > 0 {
+		w.warm = newWarmPool(w, base)
+	}
 	fetchCtx, fetchCancel := context.WithCancel(base)
 	jobCtx, jobCancel := context.WithCancel(base)
 	w.fetchCancel, w.jobCancel = fetchCancel, jobCancel
@@ -169,6 +173,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		<-done
 	}
 	w.jobCancel()
+	w.warm.stop()
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -18,6 +18,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	listen := fs.String("listen", "127.0.0.1:4222", "NATS client address")
 	data := fs.String("data", defaultDataDir(), "data dir (JetStream store, runtime files)")
 	slots := fs.Int("slots", 0, "jobs the worker runs at once (default 2 × CPUs)")
+	prewarm := fs.Int("prewarm", 2, "started single-use containers kept ready per container template in use (0: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
@@ -34,7 +35,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		DataDir:    filepath.Join(*data, "jetstream"),
 		Logger:     log,
 		Progress:   stderr,
-		Worker:     worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run")},
+		Worker:     worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm},
 		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key")},
 	})
 	if err != nil {

@@ -77,6 +77,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	id := fs.String("id", "", "worker id, the label on its containers (default: hostname)")
 	pools := fs.String("pools", "default", "comma-separated pools to serve")
 	slots := fs.Int("slots", 0, "jobs run at once (default 2 × CPUs)")
+	prewarm := fs.Int("prewarm", 2, "started single-use containers kept ready per container template in use (0: off)")
 	runtimeDir := fs.String("runtime-dir", "", "where containers' mounted files live (default $TMPDIR/brig-<uid>)")
 	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -100,7 +101,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	defer docker.Close()
 	w, err := worker.New(worker.Config{
 		Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
-		Slots: *slots, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
+		Slots: *slots, Prewarm: *prewarm, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
 	})
 	if err == nil {
 		err = w.Start(ctx)

@@ -71,7 +71,7 @@ func (l *Listener) childID() string {
 	n := l.calls
 	l.mu.Unlock()
 	suffix := "-c" + strconv.Itoa(n)
-	parent := l.b.JobID
+	parent := l.binding().JobID
 	if len(parent)+len(suffix) > 64 {
 		sum := sha256.Sum256([]byte(parent))
 		parent = hex.EncodeToString(sum[:12])

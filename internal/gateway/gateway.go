@@ -89,12 +89,28 @@ func (g *Gateway) Listen(ctx context.Context, path string, b Binding) (*Listener
 		ln.Close()
 		return nil, fmt.Errorf("gateway socket for job %s: %w", b.JobID, err)
 	}
-	lctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), b.Deadline)
+	// Calls are bounded by the binding's deadline; the listener itself
+	// lives until Close (a prewarmed container's socket waits for its job).
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Listener{g: g, ln: ln, b: b, path: path, ctx: lctx, cancel: cancel,
 		slots: make(chan struct{}, MaxConns), conns: map[net.Conn]struct{}{}}
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
+}
+
+// Bind ties an unbound listener (Listen with a zero Binding, for a
+// prewarmed container) to its job. Until then every call is denied.
+func (l *Listener) Bind(b Binding) {
+	l.mu.Lock()
+	l.b = b
+	l.mu.Unlock()
+}
+
+func (l *Listener) binding() Binding {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b
 }
 
 // Close stops serving, ends every connection and removes the socket. Safe

@@ -40,10 +40,11 @@ func (l *Listener) authorize(req *Request) *Response {
 		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: err.Error()}}
 	}
 	resource := sc.Kind + ":" + sc.Name
+	b := l.binding()
 	deny := func(msg string) *Response {
 		ae := schema.AuthError{Resource: resource, Action: sc.Action, Message: msg}
-		if l.b.OnDenied != nil {
-			l.b.OnDenied(ae)
+		if b.OnDenied != nil {
+			b.OnDenied(ae)
 		}
 		return &Response{Error: &Error{Type: schema.ErrAuthError, Message: msg, Resource: resource, Action: sc.Action}}
 	}
@@ -61,7 +62,11 @@ func (l *Listener) authorize(req *Request) *Response {
 	case err != nil:
 		// The key store did not answer: not the job's fault, but no proof.
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "cannot verify token now: " + err.Error()}}
-	case claims.JobID != l.b.JobID:
+	case b.JobID == "":
+		return deny("this socket serves no job yet")
+	case time.Now().After(b.Deadline):
+		return &Response{Error: &Error{Type: ErrTimeout, Message: "the job's time is up"}}
+	case claims.JobID != b.JobID:
 		return deny("token belongs to another job")
 	case !claims.Allows(sc.String()):
 		return deny(fmt.Sprintf("scope %s is not granted to this job", sc))
@@ -114,7 +119,7 @@ func (l *Listener) perform(ctx context.Context, req *Request) *Response {
 
 // callTimeout is what the job asked for, within what is left of its time.
 func (l *Listener) callTimeout(req *Request) time.Duration {
-	left := time.Until(l.b.Deadline)
+	left := time.Until(l.binding().Deadline)
 	if req.TimeoutMS > 0 {
 		asked := time.Duration(min(req.TimeoutMS, schema.MaxTimeoutMS)) * time.Millisecond
 		return min(asked, left)
