@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
@@ -50,18 +47,8 @@ func TestCancelQueuedJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	// A function whose pool has no worker: the job stays queued.
-	js, err := jetstream.New(stack.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := functions.Open(ctx, js, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fn := schema.Function{Name: "idle-" + randomHex(4), Image: "brig/python:latest", Command: []string{"python3", "/work/main.py"}, Pool: "nobody-" + randomHex(4)}
-	if _, err := store.Put(ctx, fn); err != nil {
-		t.Fatal(err)
-	}
+	deploy(ctx, t, fn)
 	job := schema.Job{ID: newID("cancel-queued"), Function: fn.Name, Code: `print("must not run")`}
 	h, err := brig.Submit(ctx, job)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
@@ -279,4 +280,20 @@ func names(list []container.Summary) string {
 		out = append(out, fmt.Sprintf("%.12s %v (%s)", c.ID, c.Names, c.State))
 	}
 	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// deploy stores a function definition on the shared stack.
+func deploy(ctx context.Context, t *testing.T, fn schema.Function) {
+	t.Helper()
+	js, err := jetstream.New(stack.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := functions.Open(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, fn); err != nil {
+		t.Fatalf("deploy %s: %v", fn.Name, err)
+	}
 }

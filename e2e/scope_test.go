@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -384,22 +381,12 @@ func TestFunctionCapsScopes(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
-	js, err := jetstream.New(stack.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := functions.Open(ctx, js, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	name := "d" + randomHex(4)
 	fn := schema.Function{
 		Name: "capped-" + randomHex(4), Image: "brig/python:latest", Command: []string{"python3", "/work/main.py"},
 		Scopes: []string{"dict:" + name + ":read"},
 	}
-	if _, err := store.Put(ctx, fn); err != nil {
-		t.Fatalf("deploy: %v", err)
-	}
+	deploy(ctx, t, fn)
 	job := scopedJob("capped", tryCalls+`
 d = brig.Dict("`+name+`")
 probe("get", lambda: d.get("k"))

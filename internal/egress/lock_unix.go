@@ -4,12 +4,13 @@ package egress
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/brig-dev/brig/internal/filelock"
 )
 
 // lockPath serialises Ensure across the processes of a host (two workers
@@ -31,34 +32,9 @@ func lockHost(ctx context.Context, log *slog.Logger) (func(), error) {
 		log.Warn("preparing the egress network without a lock", "err", err)
 		return func() {}, nil
 	}
-	tick := time.NewTicker(lockPollInterval)
-	defer tick.Stop()
-	for {
-		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = flock(f, syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("egress: lock %s: %w", lockPath, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("egress: wait for %s: %w", lockPath, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-func flock(f *os.File, how int) error {
-	conn, err := f.SyscallConn()
+	unlock, err := filelock.Lock(ctx, f, lockPollInterval, nil)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("egress: lock %s: %w", lockPath, err)
 	}
-	var ferr error
-	if err := conn.Control(func(fd uintptr) { ferr = syscall.Flock(int(fd), how) }); err != nil {
-		return err
-	}
-	return ferr
+	return unlock, nil
 }

@@ -4,7 +4,6 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/brig-dev/brig/internal/filelock"
 )
 
 // lockPollInterval is how often a waiting build retries the lock. flock
@@ -30,28 +31,13 @@ func lockRef(ctx context.Context, ref string, out io.Writer, log *slog.Logger) (
 		log.Warn("building without a lock; concurrent builds of this image may both run", "ref", ref, "err", err)
 		return func() {}, nil
 	}
-	var tick *time.Ticker
-	for {
-		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = flock(f, syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock build of %s: %w", ref, err)
-		}
-		if tick == nil {
-			fmt.Fprintf(out, "waiting for another build of %s to finish\n", ref)
-			tick = time.NewTicker(lockPollInterval)
-			defer tick.Stop()
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for another build of %s: %w", ref, ctx.Err())
-		case <-tick.C:
-		}
+	unlock, err := filelock.Lock(ctx, f, lockPollInterval, func() {
+		fmt.Fprintf(out, "waiting for another build of %s to finish\n", ref)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lock build of %s: %w", ref, err)
 	}
+	return unlock, nil
 }
 
 // openLockFile opens (creating it if needed) the lock file for ref in the
@@ -75,16 +61,4 @@ func lockNameRune(r rune) rune {
 		return r
 	}
 	return '_'
-}
-
-func flock(f *os.File, how int) error {
-	conn, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := conn.Control(func(fd uintptr) { ferr = syscall.Flock(int(fd), how) }); err != nil {
-		return err
-	}
-	return ferr
 }
