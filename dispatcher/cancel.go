@@ -3,12 +3,10 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
@@ -57,7 +55,7 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	if ev, err := bus.TerminalEvent(ctx, d.js, id); err != nil || ev != nil {
 		return statusOf(ev), err
 	}
-	if started, err := d.started(ctx, id); err != nil {
+	if started, err := bus.HasEvent(ctx, d.js, id, schema.EventStarted); err != nil {
 		return "", err
 	} else if started {
 		// Its worker kills it and stores a richer terminal event; wait for it.
@@ -81,18 +79,6 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	// Whoever stored the terminal event first decided the status.
 	final, err := bus.TerminalEvent(ctx, d.js, id)
 	return statusOf(final), err
-}
-
-func (d *Dispatcher) started(ctx context.Context, id string) (bool, error) {
-	stream, err := d.js.Stream(ctx, schema.StreamEvents)
-	if err != nil {
-		return false, err
-	}
-	_, err = stream.GetLastMsgForSubject(ctx, schema.EventSubject(id, schema.EventStarted))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 func statusOf(ev *schema.Event) string {

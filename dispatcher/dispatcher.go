@@ -289,7 +289,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered 
 	}
 	// On a redelivery the accepted event may be this submission's own.
 	if delivered == 1 {
-		if seen, err := bus.Accepted(ctx, d.js, job.ID); err != nil {
+		if seen, err := bus.HasEvent(ctx, d.js, job.ID, schema.EventAccepted); err != nil {
 			return err
 		} else if seen {
 			return &duplicate{jobID: job.ID}
@@ -348,7 +348,7 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection
 	}
 	// A rejection names its job by what the payload claims: never let it
 	// end a job that brig already accepted.
-	if seen, err := bus.Accepted(ctx, d.js, r.jobID); err != nil {
+	if seen, err := bus.HasEvent(ctx, d.js, r.jobID, schema.EventAccepted); err != nil {
 		log.Error("look up job; will retry", "err", err)
 		_ = msg.NakWithDelay(d.cfg.Backoff)
 		return

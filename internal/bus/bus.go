@@ -114,18 +114,19 @@ func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*
 	return nil, nil
 }
 
-// Accepted reports whether a dispatcher has accepted a job with this id.
-func Accepted(ctx context.Context, js jetstream.JetStream, jobID string) (bool, error) {
+// HasEvent reports whether a job has stored an event of the given type
+// (accepted: a dispatcher took it; started: a worker runs or ran it).
+func HasEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (bool, error) {
 	stream, err := js.Stream(ctx, schema.StreamEvents)
 	if err != nil {
 		return false, fmt.Errorf("open stream %s: %w", schema.StreamEvents, err)
 	}
-	_, err = stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, schema.EventAccepted))
+	_, err = stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, eventType))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("look up accepted event of %s: %w", jobID, err)
+		return false, fmt.Errorf("look up %s event of %s: %w", eventType, jobID, err)
 	}
 	return true, nil
 }
