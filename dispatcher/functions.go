@@ -21,13 +21,18 @@ type Resolver interface {
 }
 
 // BuiltinFunction returns a fresh copy of brig's built-in function of that
-// name (today: python).
+// name: python, or echo (queue-only, no container).
 func BuiltinFunction(name string) (*schema.Function, bool) {
-	if name == "python" {
-		fn := schema.Python()
-		return &fn, true
+	var fn schema.Function
+	switch name {
+	case "python":
+		fn = schema.Python()
+	case "echo":
+		fn = schema.Echo()
+	default:
+		return nil, false
 	}
-	return nil, false
+	return &fn, true
 }
 
 // Builtin resolves brig's built-in functions only.

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/brig-dev/brig/schema"
@@ -182,5 +183,41 @@ func TestBuiltinResolve(t *testing.T) {
 	a.Scopes[0] = "none"
 	if _, ok := b.Env["X"]; ok || b.Scopes[0] != "*" {
 		t.Errorf("Resolve returns shared state: %+v", b)
+	}
+}
+
+func TestBuiltinEcho(t *testing.T) {
+	t.Parallel()
+	fn, err := Builtin{}.Resolve(t.Context(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := buildSpec(&schema.Job{ID: "e1", Function: "echo", Stdin: "x"}, fn)
+	if !spec.Echo || spec.Image != "" {
+		t.Errorf("echo spec = %+v, want a queue-only spec without an image", spec)
+	}
+	if err := spec.Validate(); err != nil {
+		t.Errorf("echo spec invalid: %v", err)
+	}
+	// A python spec without an image is still refused: only echo may lack one.
+	py := buildSpec(&schema.Job{ID: "p1", Function: "python"}, python(t))
+	py.Image = ""
+	if err := py.Validate(); err == nil {
+		t.Error("a container spec without an image validated")
+	}
+}
+
+func TestReuseRefusedUnderGVisor(t *testing.T) {
+	t.Parallel()
+	job := &schema.Job{ID: "r1", Function: "python", SingleUse: schema.Ptr(false), Runtime: schema.RuntimeRunsc}
+	spec := buildSpec(job, python(t))
+	err := spec.Validate()
+	if err == nil || !strings.Contains(err.Error(), "single_use") {
+		t.Errorf("reuse under runsc: err = %v, want one naming single_use", err)
+	}
+	job.Runtime = schema.RuntimeRunc
+	spec = buildSpec(job, python(t))
+	if err := spec.Validate(); err != nil || spec.SingleUse {
+		t.Errorf("reuse under runc: err = %v, single_use %v", err, spec.SingleUse)
 	}
 }

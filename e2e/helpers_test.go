@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +146,9 @@ func countTerminal(t *testing.T, jobID string) int {
 	return n
 }
 
-// containersOf lists every container, running or not, of a job.
+// containersOf lists every container, running or not, of a job: those
+// made for it (labelled with its id) and those its started events name (a
+// prewarmed container is labelled before it has a job).
 func containersOf(t *testing.T, jobID string) []container.Summary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
@@ -157,7 +160,43 @@ func containersOf(t *testing.T, jobID string) []container.Summary {
 	if err != nil {
 		t.Fatalf("list containers of %s: %v", jobID, err)
 	}
+	for _, id := range startedContainers(ctx, t, jobID) {
+		if slices.ContainsFunc(list, func(c container.Summary) bool { return c.ID == id }) {
+			continue
+		}
+		more, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("id", id))})
+		if err != nil {
+			t.Fatalf("list container %s of %s: %v", id, jobID, err)
+		}
+		list = append(list, more...)
+	}
 	return list
+}
+
+// startedContainers returns the container the job's last stored started
+// event names, if any.
+func startedContainers(ctx context.Context, t *testing.T, jobID string) []string {
+	t.Helper()
+	js, err := jetstream.New(stack.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, schema.StreamEvents)
+	if err != nil {
+		t.Fatalf("events stream: %v", err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, schema.EventStarted))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("started event of %s: %v", jobID, err)
+	}
+	var ev schema.Event
+	if err := json.Unmarshal(msg.Data, &ev); err != nil || ev.Container == "" {
+		t.Fatalf("started event of %s names no container: %s (%v)", jobID, msg.Data, err)
+	}
+	return []string{ev.Container}
 }
 
 // eventually polls cond until it reports done, failing the test with cond's

@@ -45,17 +45,28 @@ type hostileCase struct {
 	runsc *[4]string
 }
 
+// hostileMode is how a case runs: on a runtime, single-use (prewarmed or
+// cold, as the shared worker has it) or in reuse mode.
+type hostileMode struct {
+	name, runtime string
+	reuse         bool
+}
+
 func TestHostile(t *testing.T) {
 	t.Parallel()
 	slots := make(chan struct{}, hostileInFlight)
-	for _, rt := range []string{schema.RuntimeRunc, schema.RuntimeRunsc} {
-		t.Run(rt, func(t *testing.T) {
+	for _, m := range []hostileMode{
+		{schema.RuntimeRunc, schema.RuntimeRunc, false},
+		{schema.RuntimeRunsc, schema.RuntimeRunsc, false},
+		{"runc-reuse", schema.RuntimeRunc, true},
+	} {
+		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			requireRuntime(t, rt)
+			requireRuntime(t, m.runtime)
 			for _, c := range hostileCases() {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
-					runHostile(t, rt, c, slots)
+					runHostile(t, m, c, slots)
 				})
 			}
 		})
@@ -85,9 +96,12 @@ func requireRuntime(t *testing.T, rt string) {
 	t.Skipf("the Docker daemon has no %s runtime (it has %v); run .ci/run once to register it", rt, have)
 }
 
-// runHostile runs one case on runtime rt, then a hello world on the same
-// runtime, and waits for both jobs' containers to be gone.
-func runHostile(t *testing.T, rt string, c hostileCase, slots chan struct{}) {
+// runHostile runs one case in mode m, then a canary of the same template:
+// it must succeed and, in reuse mode where it may run in the hostile job's
+// container, find nothing the case left. Single-use containers of both
+// jobs must be gone afterwards.
+func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{}) {
+	rt := m.runtime
 	job := pythonJob("hostile-"+c.name, c.code)
 	job.Runtime = rt
 	job.Timeout = c.timeout.Milliseconds()
@@ -99,19 +113,22 @@ func runHostile(t *testing.T, rt string, c hostileCase, slots chan struct{}) {
 		}
 		job.Args = args
 	}
-	hello := pythonJob("hostile-after-"+c.name, `print("hello")`)
-	hello.Runtime = rt
+	after := pythonJob("hostile-after-"+c.name, canaryCode)
+	after.Runtime, after.Limits = rt, c.limits
+	if m.reuse {
+		job.SingleUse, after.SingleUse = schema.Ptr(false), schema.Ptr(false)
+	}
 
-	var ev, after *schema.Event
+	var ev, aev *schema.Event
 	var err, afterErr error
 	func() {
 		slots <- struct{}{}
 		defer func() { <-slots }() // also when runJob gives up on the test
 		ev, err = runJob(t, job)
-		after, afterErr = runJob(t, hello)
+		aev, afterErr = runJob(t, after)
 	}()
 
-	t.Logf("%s on %s: %s", c.name, rt, brief(ev))
+	t.Logf("%s on %s: %s", c.name, m.name, brief(ev))
 	typ, status, errType, msg := c.typ, c.status, c.errType, c.msg
 	if rt == schema.RuntimeRunsc && c.runsc != nil {
 		typ, status, errType, msg = c.runsc[0], c.runsc[1], c.runsc[2], c.runsc[3]
@@ -124,10 +141,22 @@ func runHostile(t *testing.T, rt string, c hostileCase, slots chan struct{}) {
 	if c.check != nil {
 		c.check(t, rt, ev)
 	}
-	if afterErr != nil || after.Status != schema.StatusSucceeded || after.Stdout != "hello\n" {
-		t.Errorf("hello world after the case: err=%v event %s", afterErr, brief(after))
+	if afterErr != nil || aev.Status != schema.StatusSucceeded || aev.Stdout != "clean\n" {
+		t.Fatalf("canary after the case: err=%v event %s", afterErr, brief(aev))
 	}
-	for _, id := range []string{job.ID, hello.ID} {
+	var found canary
+	probeOutput(t, aev, &found)
+	if !found.clean() {
+		t.Errorf("the job after the case found what it left: %+v", found)
+	}
+	ids := []string{job.ID, after.ID}
+	if m.reuse {
+		ids = ids[:0] // reused containers stay; the worker's stop removes them
+		if ev.Status == schema.StatusTimeout || ev.Status == schema.StatusOOM {
+			ids = append(ids, job.ID) // such a job takes its container with it
+		}
+	}
+	for _, id := range ids {
 		eventually(t, pollBudget, func(context.Context) (bool, string) {
 			left := containersOf(t, id)
 			return len(left) == 0, "containers of job " + id + " still exist: " + names(left)

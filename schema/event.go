@@ -65,6 +65,11 @@ type Event struct {
 
 	// started
 	Worker string `json:"worker,omitempty"`
+	// Container is the Docker id of the container running the attempt.
+	Container string `json:"container,omitempty"`
+	// Sandbox says how that container came to the job: SandboxCold,
+	// SandboxPrewarmed or SandboxReused.
+	Sandbox string `json:"sandbox,omitempty"`
 
 	// terminal
 	Status          string          `json:"status,omitempty"`
@@ -78,6 +83,13 @@ type Event struct {
 	AuthErrors      []AuthError     `json:"auth_errors,omitempty"`
 	Error           *ErrorInfo      `json:"error,omitempty"`
 }
+
+// How a started job's container came to it.
+const (
+	SandboxCold      = "cold"      // created, attached and started for the job
+	SandboxPrewarmed = "prewarmed" // started before the job; serves it alone
+	SandboxReused    = "reused"    // served earlier jobs of the function (single_use: false)
+)
 
 // AuthError is one denied resource call.
 type AuthError struct {

@@ -22,6 +22,9 @@ type Function struct {
 	// Pool routes the function's jobs (default "default").
 	Pool    string `json:"pool,omitempty"`
 	Runtime string `json:"runtime,omitempty"`
+	// Echo is set on the built-in echo function only (never deployed):
+	// its jobs run no container.
+	Echo bool `json:"-"`
 }
 
 // Defaults applied when neither the job nor its function says otherwise.
@@ -36,6 +39,13 @@ const (
 	WorkDir            = "/work"
 	ResultFile         = "out/result.json"
 )
+
+// Echo is the built-in echo function: a queue-only function that runs no
+// container. Its result's stdout is the job's stdin and its output the
+// job's args; it measures and tests brig's own path.
+func Echo() Function {
+	return Function{Name: "echo", Echo: true}
+}
 
 // Python is the built-in python function.
 func Python() Function {

@@ -56,6 +56,9 @@ func (f *Function) Validate() error {
 		return fieldErr("pool", "must be empty (the default pool) or 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Pool))
 	case f.Runtime != "" && f.Runtime != RuntimeRunc && f.Runtime != RuntimeRunsc:
 		return fieldErr("runtime", "must be %q or %q, got %q", RuntimeRunc, RuntimeRunsc, clip(f.Runtime))
+	case f.Runtime == RuntimeRunsc && f.SingleUse != nil && !*f.SingleUse:
+		return fieldErr("single_use", "false is not available with runtime %q: gVisor lets a job read its init's memory, "+
+			"so a reused sandbox could show one job's data to the next", RuntimeRunsc)
 	}
 	return nil
 }

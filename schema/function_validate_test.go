@@ -66,6 +66,7 @@ func TestFunctionValidate(t *testing.T) {
 			f.Restricted, f.Network, f.SingleUse = schema.Ptr(false), schema.Ptr(true), schema.Ptr(false)
 			f.Pool = "gpu-1"
 			f.Runtime = schema.RuntimeRunsc
+			f.SingleUse = schema.Ptr(true)
 		}, ""},
 
 		{"name empty", func(f *schema.Function) { f.Name = "" }, "name"},
@@ -121,6 +122,10 @@ func TestFunctionValidate(t *testing.T) {
 		{"pool bad", func(f *schema.Function) { f.Pool = "a.b" }, "pool"},
 		{"runtime runc", func(f *schema.Function) { f.Runtime = schema.RuntimeRunc }, ""},
 		{"runtime bad", func(f *schema.Function) { f.Runtime = "kata" }, "runtime"},
+		{"reuse under runc", func(f *schema.Function) { f.SingleUse = schema.Ptr(false) }, ""},
+		{"reuse under runsc", func(f *schema.Function) {
+			f.Runtime, f.SingleUse = schema.RuntimeRunsc, schema.Ptr(false)
+		}, "single_use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,10 +220,13 @@ func (s *RunSpec) Validate() error {
 	switch {
 	case !ValidName(s.Function):
 		return fieldErr("spec.function", "is not a valid name")
-	case s.Image == "":
+	case s.Image == "" && !s.Echo:
 		return fieldErr("spec.image", "is empty")
-	case len(s.Command) == 0:
+	case len(s.Command) == 0 && !s.Echo:
 		return fieldErr("spec.command", "is empty")
+	case !s.SingleUse && s.Runtime == RuntimeRunsc:
+		return fieldErr("single_use", "false is not available with runtime %q: gVisor lets a job read its init's memory, "+
+			"so a reused sandbox could show one job's data to the next", RuntimeRunsc)
 	case !ValidName(s.Pool):
 		return fieldErr("spec.pool", "is not a valid name")
 	case s.TimeoutMS < 1 || s.TimeoutMS > MaxTimeoutMS:

@@ -30,6 +30,10 @@ type RunSpec struct {
 	Restricted bool     `json:"restricted"`
 	Scopes     []string `json:"scopes,omitempty"`
 	Retries    int      `json:"retries,omitempty"`
+	// Echo marks a queue-only job (the built-in echo function): no
+	// container; its result's stdout is the job's stdin and its output the
+	// job's args.
+	Echo bool `json:"echo,omitempty"`
 }
 
 // Timeout returns the spec's timeout as a duration.

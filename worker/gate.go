@@ -111,6 +111,9 @@ func (w *Worker) newGate(ctx context.Context) (*jobGate, error) {
 
 // bind ties the socket to its job.
 func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
+	g.mu.Lock()
+	g.denied = nil
+	g.mu.Unlock()
 	g.ln.Bind(gateway.Binding{
 		JobID:    work.Job.ID,
 		Deadline: time.Now().Add(work.Spec.Timeout() + gatewayGrace),
@@ -124,6 +127,10 @@ func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 }
 
 func (g *jobGate) close() { g.ln.Close() }
+
+// reset unbinds the socket from its finished job and ends the connections
+// that job opened (a reused container's socket, waiting for the next job).
+func (g *jobGate) reset() { g.ln.Reset() }
 
 func (g *jobGate) authErrors() []schema.AuthError {
 	g.mu.Lock()

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,40 +129,44 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	if err := w.checkCredential(ctx, work); err != nil {
 		return nil, cleanup, err
 	}
+	if work.Spec.Echo {
+		return echo(work, em), cleanup, nil
+	}
 	onDenied := func(ae schema.AuthError) {
 		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
 		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
 	}
-	box := w.warm.take(work.Spec)
-	var gate *jobGate
-	if box != nil {
-		gate = box.gate
-		gate.bind(work, onDenied)
-	} else {
-		var err error
-		if gate, err = w.openGate(ctx, work, onDenied); err != nil {
-			return nil, cleanup, err
-		}
+	b, gate, err := w.sandboxFor(ctx, work, onDenied)
+	if err != nil {
+		return nil, cleanup, err
 	}
-	defer gate.close()
 	pump := newOutputPump(ctx, em, log)
 	defer pump.close()
 	var start time.Time
 	out, err := w.runSandbox(ctx, &sandboxJob{
 		work:        work,
-		box:         box,
+		box:         b,
 		gatewaySock: gate.sock,
 		env:         brigEnv(work),
 		onOutput:    pump.add,
-		onStart: func() {
+		onStart: func(b *box) {
 			start = time.Now()
-			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID}, log)
+			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: b.id, Sandbox: b.kind()}, log)
 		},
 	})
 	if err != nil {
+		gate.close()
 		return nil, cleanup, err
 	}
-	cleanup = func() { w.removeContainer(ctx, out.container) }
+	if out.reusable {
+		cleanup = func() {
+			gate.reset()
+			w.reused.put(ctx, work.Spec, out.box)
+		}
+	} else {
+		gate.close()
+		cleanup = func() { w.removeContainer(ctx, out.container) }
+	}
 	pump.close() // every output event goes out before the terminal one
 	ev := em.fromOutcome(out, work.Spec)
 	if ev.DurationMS == 0 {
@@ -169,6 +174,50 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	}
 	blameDenials(ev, gate.authErrors())
 	return ev, cleanup, nil
+}
+
+// echo is the whole run of a queue-only job: no container, no started
+// event; stdout is the job's stdin (within its output cap), output its args.
+func echo(work *schema.Work, em *emitter) *schema.Event {
+	ev := em.next(&schema.Event{Type: schema.EventResult, Status: schema.StatusSucceeded})
+	ev.Stdout = work.Job.Stdin
+	if limit := work.Spec.Limits.OutputBytes; int64(len(ev.Stdout)) > limit {
+		cut := []byte(ev.Stdout[:limit])
+		ev.Stdout, ev.StdoutTruncated = string(cut[:wholeRunes(cut)]), true
+	}
+	if args := bytes.TrimSpace(work.Job.Args); len(args) > 0 && !bytes.Equal(args, []byte("null")) {
+		ev.Output = args
+	}
+	return ev
+}
+
+// sandboxFor returns the container a job runs in, with its gateway bound
+// to the job: a reused one (single_use: false, started on first use), a
+// prewarmed one, or none (a cold start) with a fresh gateway.
+func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied func(schema.AuthError)) (*box, *jobGate, error) {
+	spec := work.Spec
+	if !spec.SingleUse {
+		b := w.reused.take(spec)
+		if b == nil {
+			gate, err := w.newGate(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			if b, err = w.startContainer(ctx, spec, "reuse", gate.sock); err != nil {
+				gate.close()
+				return nil, nil, err
+			}
+			b.gate, b.reuse = gate, true
+		}
+		b.gate.bind(work, onDenied)
+		return b, b.gate, nil
+	}
+	if b := w.warm.take(spec); b != nil {
+		b.gate.bind(work, onDenied)
+		return b, b.gate, nil
+	}
+	gate, err := w.openGate(ctx, work, onDenied)
+	return nil, gate, err
 }
 
 // blameDenials records a job's denied calls in its terminal event; a job

@@ -5,19 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types"
-
 	"github.com/brig-dev/brig/schema"
 )
-
-// warmBox is a started container whose init waits for its one job on
-// stdin, with its gateway socket already mounted (bound when the job
-// arrives).
-type warmBox struct {
-	id     string
-	hijack types.HijackedResponse
-	gate   *jobGate
-}
 
 // template is what makes two jobs' containers interchangeable before they
 // get their job: everything set at container creation.
@@ -48,7 +37,7 @@ type warmPool struct {
 
 type tmplPool struct {
 	spec     schema.RunSpec
-	ready    chan *warmBox
+	ready    chan *box
 	wake     chan struct{}
 	lastUsed time.Time
 }
@@ -60,7 +49,7 @@ func newWarmPool(w *Worker, ctx context.Context) *warmPool {
 
 // take returns a prewarmed container for spec, or nil; either way the
 // template's pool is (re)filled for the jobs after this one.
-func (p *warmPool) take(spec schema.RunSpec) *warmBox {
+func (p *warmPool) take(spec schema.RunSpec) *box {
 	if p == nil {
 		return nil
 	}
@@ -72,7 +61,7 @@ func (p *warmPool) take(spec schema.RunSpec) *warmBox {
 			p.mu.Unlock()
 			return nil
 		}
-		tp = &tmplPool{spec: spec, ready: make(chan *warmBox, p.w.cfg.Prewarm), wake: make(chan struct{}, 1)}
+		tp = &tmplPool{spec: spec, ready: make(chan *box, p.w.cfg.Prewarm), wake: make(chan struct{}, 1)}
 		p.pools[key] = tp
 		p.wg.Add(1)
 		go p.refill(key, tp)
@@ -86,8 +75,8 @@ func (p *warmPool) take(spec schema.RunSpec) *warmBox {
 		}
 	}()
 	select {
-	case box := <-tp.ready:
-		return box
+	case b := <-tp.ready:
+		return b
 	default:
 		return nil
 	}
@@ -102,7 +91,7 @@ func (p *warmPool) refill(key template, tp *tmplPool) {
 	failures := 0
 	for {
 		for len(tp.ready) < cap(tp.ready) && p.ctx.Err() == nil {
-			box, err := p.create(tp.spec)
+			b, err := p.create(tp.spec)
 			if err != nil {
 				failures++
 				p.w.log.Warn("prewarm a container", "image", tp.spec.Image, "err", err)
@@ -113,7 +102,7 @@ func (p *warmPool) refill(key template, tp *tmplPool) {
 				continue
 			}
 			failures = 0
-			tp.ready <- box
+			tp.ready <- b
 		}
 		select {
 		case <-p.ctx.Done():
@@ -133,28 +122,26 @@ func (p *warmPool) refill(key template, tp *tmplPool) {
 	}
 }
 
-func (p *warmPool) create(spec schema.RunSpec) (*warmBox, error) {
+func (p *warmPool) create(spec schema.RunSpec) (*box, error) {
 	gate, err := p.w.newGate(p.ctx)
 	if err != nil {
 		return nil, err
 	}
-	box, err := p.w.startContainer(p.ctx, &schema.Work{Spec: spec}, gate.sock)
+	b, err := p.w.startContainer(p.ctx, spec, "prewarmed", gate.sock)
 	if err != nil {
 		gate.close()
 		return nil, err
 	}
-	box.gate = gate
-	return box, nil
+	b.gate, b.prewarmed = gate, true
+	return b, nil
 }
 
 // drain removes a pool's unused containers.
 func (p *warmPool) drain(tp *tmplPool) {
 	for {
 		select {
-		case box := <-tp.ready:
-			box.hijack.Close()
-			box.gate.close()
-			p.w.removeContainer(context.WithoutCancel(p.ctx), box.id)
+		case b := <-tp.ready:
+			p.w.discard(context.WithoutCancel(p.ctx), b)
 		default:
 			return
 		}

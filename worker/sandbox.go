@@ -14,7 +14,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-units"
 
 	"github.com/brig-dev/brig/internal/gateway"
@@ -51,8 +50,10 @@ type outcome struct {
 	// tampered: the stream carried frames the init did not write.
 	tampered bool
 	// container is removed by the caller once the terminal event is out,
-	// off the latency path.
+	// off the latency path, or kept for the next job when reusable.
 	container string
+	box       *box
+	reusable  bool
 }
 
 // jobFailure is a failure that retrying cannot fix: it ends the job.
@@ -68,38 +69,40 @@ func (f *jobFailure) Error() string { return f.msg }
 type sandboxJob struct {
 	work     *schema.Work
 	onOutput func(stream string, p []byte)
-	onStart  func()
+	onStart  func(*box)
 	// gatewaySock is the host path of the job's gateway socket.
 	gatewaySock string
 	// env is brig's own environment for the job (token, gateway, paths).
 	env map[string]string
-	// box, when set, is a prewarmed container to run in.
-	box *warmBox
+	// box, when set, is a prewarmed or reused container to run in.
+	box *box
 }
 
-// runSandbox runs one job in a fresh container. On success the caller
-// removes outcome.container; on error it is already gone. Errors are
-// platform failures unless they are *jobFailure.
+// runSandbox runs one job in a fresh, prewarmed or reused container. On
+// success the caller removes outcome.container or, in reuse mode, may keep
+// it for the next job when outcome.reusable; on error it is already gone.
+// Errors are platform failures unless they are *jobFailure.
 func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, err error) {
 	spec := sj.work.Spec
-	box := sj.box
-	if box == nil {
-		if box, err = w.startContainer(ctx, sj.work, sj.gatewaySock); err != nil {
+	b := sj.box
+	if b == nil {
+		if b, err = w.startContainer(ctx, spec, sj.work.Job.ID, sj.gatewaySock); err != nil {
 			return nil, err
 		}
 	}
-	id, hijack := box.id, box.hijack
+	id := b.id
 	defer func() {
 		if err != nil {
+			b.close()
 			w.removeContainer(ctx, id)
 		}
 	}()
-	defer hijack.Close()
 	if sj.onStart != nil {
-		sj.onStart()
+		sj.onStart(b)
 	}
 
 	out := &outcome{
+		box:       b,
 		container: id,
 		stdout:    newCapture(spec.Limits.OutputBytes),
 		stderr:    newCapture(spec.Limits.OutputBytes),
@@ -110,21 +113,24 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
 	defer timer.Stop()
 	// Should the kill not end the stream (a wedged daemon), stop reading.
-	hard := time.AfterFunc(spec.Timeout()+hardStopGrace, func() { hijack.Close() })
+	hard := time.AfterFunc(spec.Timeout()+hardStopGrace, b.close)
 	defer hard.Stop()
 	stopOnCancel := context.AfterFunc(ctx, kill)
 	defer stopOnCancel()
 
 	key := initproto.NewKey()
+	b.initLog.Store(out.initLog)
 	go func() {
 		req := initRequest(sj.work, sj.env)
-		req.Key = key
-		if err := initproto.WriteRequest(hijack.Conn, req); err != nil {
+		req.Key, req.Reuse = key, b.reuse
+		if err := initproto.WriteRequest(b.hijack.Conn, req); err != nil {
 			w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
 		}
-		_ = hijack.CloseWrite()
+		if !b.reuse {
+			_ = b.hijack.CloseWrite()
+		}
 	}()
-	out.exit = w.readFrames(hijack.Reader, initproto.NewFramer(key), out, sj.onOutput)
+	out.exit = w.readFrames(b.frames, initproto.NewFramer(key), out, sj.onOutput)
 	if out.tampered {
 		kill()
 	}
@@ -135,21 +141,28 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("job %s interrupted: %w", sj.work.Job.ID, context.Cause(ctx))
 	}
+	b.jobs++
+	out.reusable = b.reuse && !timedOut.Load() && !out.tampered && out.exit != nil && out.exit.Reusable &&
+		b.jobs < reuseMaxJobs
+	if !out.reusable {
+		b.close()
+	}
 	w.settle(ctx, id, out)
 	return out, nil
 }
 
-// startContainer creates, attaches and starts a container for work (whose
-// job id may be empty, for a prewarmed one); on error nothing is left.
-func (w *Worker) startContainer(ctx context.Context, work *schema.Work, sock string) (*warmBox, error) {
-	id, err := w.createContainer(ctx, &sandboxJob{work: work, gatewaySock: sock})
+// startContainer creates, attaches and starts a container for spec; owner
+// is its job's id, or what it waits for ("prewarmed", "reuse"). On error
+// nothing is left.
+func (w *Worker) startContainer(ctx context.Context, spec schema.RunSpec, owner, sock string) (*box, error) {
+	id, err := w.createContainer(ctx, spec, owner, sock)
 	if err != nil {
 		return nil, err
 	}
 	hijack, err := w.cfg.Docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
 		w.removeContainer(ctx, id)
-		return nil, fmt.Errorf("attach container for job %s: %w", work.Job.ID, err)
+		return nil, fmt.Errorf("attach container for job %s: %w", owner, err)
 	}
 	sctx, cancelStart := context.WithTimeout(ctx, startBudget) // a wedged runtime must not hold the slot
 	err = w.cfg.Docker.ContainerStart(sctx, id, container.StartOptions{})
@@ -157,22 +170,16 @@ func (w *Worker) startContainer(ctx context.Context, work *schema.Work, sock str
 	if err != nil {
 		hijack.Close()
 		w.removeContainer(ctx, id)
-		return nil, dockerError("start", work.Job.ID, err, work.Spec)
+		return nil, dockerError("start", owner, err, spec)
 	}
-	return &warmBox{id: id, hijack: hijack}, nil
+	return newBox(id, hijack), nil
 }
 
-// readFrames demultiplexes the attach stream and consumes the init's frames
-// until its Exit frame or the end of the stream.
-func (w *Worker) readFrames(r io.Reader, framer *initproto.Framer, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := stdcopy.StdCopy(pw, writerFunc(func(p []byte) (int, error) { out.initLog.add(p); return len(p), nil }), r)
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close()
+// readFrames consumes the init's frames until its Exit frame or the end of
+// the stream.
+func (w *Worker) readFrames(frames io.Reader, framer *initproto.Framer, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
 	for {
-		typ, payload, err := framer.ReadFrame(pr)
+		typ, payload, err := framer.ReadFrame(frames)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				// Only the init holds the key: the job wrote into the stream.
@@ -207,8 +214,10 @@ func (w *Worker) settle(ctx context.Context, id string, out *outcome) {
 	if out.exit != nil && out.exit.OOMKills > 0 {
 		out.oom = true
 	}
-	if out.exit != nil && out.exit.Signal == 0 {
-		return // clean exit: no need to wait for teardown
+	if out.exit != nil && (out.exit.Signal == 0 || out.box.reuse) {
+		// A clean exit needs no waiting for teardown; a reused sandbox's
+		// init reported its cgroup's OOM kills and keeps running.
+		return
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -223,9 +232,7 @@ func (w *Worker) settle(ctx context.Context, id string, out *outcome) {
 	}
 }
 
-func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, error) {
-	work := sj.work
-	spec := work.Spec
+func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string) (string, error) {
 	netMode, err := w.networkMode(ctx, spec.Network)
 	if err != nil {
 		return "", err
@@ -244,7 +251,7 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 		OpenStdin:       true,
 		StdinOnce:       true,
 		NetworkDisabled: !spec.Network,
-		Labels:          map[string]string{LabelJob: orDefault(work.Job.ID, "prewarmed"), LabelWorker: w.cfg.ID},
+		Labels:          map[string]string{LabelJob: owner, LabelWorker: w.cfg.ID},
 	}
 	ulimits := []*units.Ulimit{
 		{Name: "nofile", Soft: maxOpenFiles, Hard: maxOpenFiles},
@@ -265,7 +272,7 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 		IpcMode:        "private",
 		LogConfig:      container.LogConfig{Type: "none"},
 		Runtime:        spec.Runtime,
-		Mounts:         w.mounts(sj),
+		Mounts:         w.mounts(sock),
 		Resources: container.Resources{
 			Memory:     spec.Limits.MemoryMB << 20,
 			MemorySwap: spec.Limits.MemoryMB << 20,
@@ -274,13 +281,13 @@ func (w *Worker) createContainer(ctx context.Context, sj *sandboxJob) (string, e
 			Ulimits:    ulimits,
 		},
 	}
-	name := "brig-" + orDefault(work.Job.ID, "warm") + "-" + randomSuffix()
+	name := "brig-" + owner + "-" + randomSuffix()
 	resp, err := w.cfg.Docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
 		if spec.Network && cerrdefs.IsNotFound(err) {
 			w.forgetEgress() // removed behind our back: the retry prepares it anew
 		}
-		return "", dockerError("create", work.Job.ID, err, spec)
+		return "", dockerError("create", owner, err, spec)
 	}
 	return resp.ID, nil
 }
@@ -322,13 +329,13 @@ func (w *Worker) removeContainer(ctx context.Context, id string) {
 }
 
 // mounts are brig's files in the container, all read-only but the socket.
-func (w *Worker) mounts(sj *sandboxJob) []mount.Mount {
+func (w *Worker) mounts(sock string) []mount.Mount {
 	ms := []mount.Mount{
 		{Type: mount.TypeBind, Source: w.initBinary, Target: InitPath, ReadOnly: true},
 		{Type: mount.TypeBind, Source: w.pythonPath, Target: PythonPath, ReadOnly: true},
 	}
-	if sj.gatewaySock != "" {
-		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: sj.gatewaySock, Target: gateway.Socket})
+	if sock != "" {
+		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: sock, Target: gateway.Socket})
 	}
 	return ms
 }
@@ -382,10 +389,3 @@ func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Reques
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}

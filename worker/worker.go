@@ -41,6 +41,7 @@ type Worker struct {
 	ring       *keys.Ring
 	gw         *gateway.Gateway
 	warm       *warmPool // nil without prewarming
+	reused     *reusePool
 
 	mu      sync.Mutex
 	started bool
@@ -132,6 +133,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.cfg.Prewarm > 0 {
 		w.warm = newWarmPool(w, base)
 	}
+	w.reused = newReusePool(w)
 	fetchCtx, fetchCancel := context.WithCancel(base)
 	jobCtx, jobCancel := context.WithCancel(base)
 	w.fetchCancel, w.jobCancel = fetchCancel, jobCancel
@@ -174,6 +176,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.jobCancel()
 	w.warm.stop()
+	w.reused.stop()
 	w.log.Info("worker stopped")
 	return nil
 }

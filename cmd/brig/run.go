@@ -31,6 +31,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	network := fs.Bool("network", false, "give the job a network")
 	restricted := fs.Bool("restricted", true, "grant the job no scopes (default true; --allow implies false)")
 	runtime := fs.String("runtime", "", "container runtime: runc or runsc")
+	singleUse := fs.Bool("single-use", true, "run in a fresh container (false: a reused container of the function, see README)")
 	asJSON := fs.Bool("json", false, "print the terminal event as one JSON object instead of the output")
 	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
 	var allow multiFlag
@@ -56,7 +57,12 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		job.Network = schema.Ptr(true)
 	}
 	restrictedSet := false
-	fs.Visit(func(f *flag.Flag) { restrictedSet = restrictedSet || f.Name == "restricted" })
+	fs.Visit(func(f *flag.Flag) {
+		restrictedSet = restrictedSet || f.Name == "restricted"
+		if f.Name == "single-use" {
+			job.SingleUse = schema.Ptr(*singleUse)
+		}
+	})
 	if !*restricted || (len(allow) > 0 && !restrictedSet) {
 		job.Restricted = schema.Ptr(false)
 	}

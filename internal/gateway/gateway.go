@@ -107,6 +107,18 @@ func (l *Listener) Bind(b Binding) {
 	l.mu.Unlock()
 }
 
+// Reset unbinds the listener and ends its open connections: between two
+// jobs of a reused sandbox, nothing the first job opened may speak for the
+// second. Calls already authorized finish as the first job's.
+func (l *Listener) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = Binding{}
+	for c := range l.conns {
+		c.Close()
+	}
+}
+
 func (l *Listener) binding() Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -744,3 +744,29 @@ func TestHalfClose(t *testing.T) {
 		}
 	}
 }
+
+// TestResetBetweenJobs: a reused sandbox's socket serves job after job.
+// After Reset, a connection the first job opened is gone, its token is
+// refused, and nothing is denied in the next job's name until it is bound.
+func TestResetBetweenJobs(t *testing.T) {
+	e := startEnv(t, nil)
+	first := e.Mint(testJob, "dict:d:write", "dict:d:read")
+	old := e.dial()
+	wantOK(t, old.do(Request{ID: 1, Token: first, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
+
+	e.ln.Reset()
+	if resp, err := old.recv(); err == nil {
+		t.Fatalf("the first job's connection still answers after Reset: %+v", resp)
+	}
+	wantError(t, e.dial().do(Request{ID: 2, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "no job")
+
+	var nextDenied []schema.AuthError
+	e.ln.Bind(Binding{JobID: "job-2", Deadline: time.Now().Add(time.Minute),
+		OnDenied: func(ae schema.AuthError) { nextDenied = append(nextDenied, ae) }})
+	// The first job's token, leaked to the second, speaks for no one.
+	wantError(t, e.dial().do(Request{ID: 3, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "another job")
+	wantOK(t, e.dial().do(Request{ID: 4, Token: e.Mint("job-2", "dict:d:read"), Op: OpDictGet, Name: "d", Key: "k"}))
+	if len(nextDenied) != 1 || len(e.denials()) != 0 {
+		t.Errorf("denials: first job %+v, second job %+v; want none and one", e.denials(), nextDenied)
+	}
+}

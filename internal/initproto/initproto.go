@@ -54,6 +54,11 @@ type Request struct {
 	// ResultPath is read after the job's process ends and sent in Exit.
 	ResultPath     string `json:"result_path"`
 	ResultMaxBytes int64  `json:"result_max_bytes"`
+	// Reuse asks the init to wipe the sandbox after the job (every process
+	// killed; /work, /tmp, /dev/shm, /dev/mqueue and System V IPC emptied)
+	// and to wait on stdin for the next request (reuse mode). Each request
+	// brings its own Key.
+	Reuse bool `json:"reuse,omitempty"`
 }
 
 // Exit reports how the job's process ended.
@@ -68,6 +73,12 @@ type Exit struct {
 	DurationNS  int64  `json:"duration_ns"`
 	// OOMKills is the cgroup's OOM-kill count when the init can read it.
 	OOMKills int64 `json:"oom_kills,omitempty"`
+	// Reusable: the init wiped the sandbox after this job and reads the
+	// next request now. False when the request did not ask for reuse or
+	// when anything of the job may have survived.
+	Reusable bool `json:"reusable,omitempty"`
+	// WipeError says why a reuse wipe failed.
+	WipeError string `json:"wipe_error,omitempty"`
 }
 
 // ErrFrameTooLarge marks a frame over its size cap.

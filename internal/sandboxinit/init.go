@@ -55,26 +55,33 @@ func Main(stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	req, err := initproto.ReadRequest(stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "brig init: %v\n", err)
-		return 1
+	for first := true; ; first = false {
+		req, err := initproto.ReadRequest(stdin)
+		if !first && errors.Is(err, io.EOF) {
+			return 0 // a reused sandbox's worker is done with it
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "brig init: %v\n", err)
+			return 1
+		}
+		if len(req.Key) < 16 {
+			fmt.Fprintln(stderr, "brig init: request carries no frame key")
+			return 1
+		}
+		out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
+		exit, err := run(req, out)
+		if err != nil {
+			fmt.Fprintf(stderr, "brig init: %v\n", err)
+			return 1
+		}
+		if err := out.writeExit(exit); err != nil {
+			fmt.Fprintf(stderr, "brig init: report exit: %v\n", err)
+			return 1
+		}
+		if !exit.Reusable {
+			return 0
+		}
 	}
-	if len(req.Key) < 16 {
-		fmt.Fprintln(stderr, "brig init: request carries no frame key")
-		return 1
-	}
-	out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
-	exit, err := run(req, out)
-	if err != nil {
-		fmt.Fprintf(stderr, "brig init: %v\n", err)
-		return 1
-	}
-	if err := out.writeExit(exit); err != nil {
-		fmt.Fprintf(stderr, "brig init: report exit: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
@@ -119,6 +126,7 @@ func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
 	go func() { defer wg.Done(); out.forward(initproto.FrameStderr, stderrR, req.OutputLimit) }()
 
 	exit := &initproto.Exit{}
+	oomBefore := oomKills()
 	if startErr != nil {
 		// Report like a shell would: the command could not be run.
 		fmt.Fprintf(jobStderr(out), "brig: cannot run %q: %v\n", req.Command[0], startErr)
@@ -131,11 +139,21 @@ func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
 	}
 	// The job is over when its main process is: end every process it left.
 	killAll()
-	waitTimeout(&wg, drainGrace)
+	drained := waitTimeout(&wg, drainGrace)
 	stdoutR.Close()
 	stderrR.Close()
 	exit.Result, exit.ResultError = readResult(req.ResultPath, req.ResultMaxBytes)
-	exit.OOMKills = oomKills()
+	exit.OOMKills = oomKills() - oomBefore
+	if req.Reuse {
+		// Reusable only when nothing of this job can reach the next one: its
+		// output goroutines are done (no stale frame follows the Exit), no
+		// OOM kill hit it, and the wipe left nothing.
+		err := wipe()
+		if err != nil {
+			exit.WipeError = err.Error()
+		}
+		exit.Reusable = drained && exit.OOMKills == 0 && err == nil
+	}
 	return exit, nil
 }
 
@@ -190,11 +208,14 @@ func exitCode(ws syscall.WaitStatus) (code, sig int) {
 	return ws.ExitStatus(), 0
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+// waitTimeout waits for wg for at most d and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-time.After(d):
+		return false
 	}
 }

@@ -61,7 +61,7 @@ func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
 		DataDir:    filepath.Join(dir, "jetstream"),
 		Logger:     log,
 		SkipImage:  true,
-		Worker:     e.WorkerConfig(),
+		Worker:     e.sharedWorkerConfig(),
 		Dispatcher: dispatcher.Config{Signer: e.Signer},
 	})
 	if err != nil {
@@ -74,6 +74,15 @@ func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
 // Logger left for the caller).
 func (e *Env) WorkerConfig() worker.Config {
 	return worker.Config{ID: e.WorkerID, InitBinary: e.Binary, RuntimeDir: filepath.Join(e.Dir, "run"), Slots: 4}
+}
+
+// sharedWorkerConfig is the shared stack's worker: like brig dev's, it
+// keeps a prewarmed container per template, so the suite runs on pooled
+// containers (DESIGN §8) as well as cold ones (templates seen first).
+func (e *Env) sharedWorkerConfig() worker.Config {
+	c := e.WorkerConfig()
+	c.Prewarm = 1
+	return c
 }
 
 // Stop stops the stack and reports containers left behind by any worker
