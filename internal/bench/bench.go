@@ -6,6 +6,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -19,21 +20,35 @@ type Figure struct {
 	P95  float64 `json:"p95,omitempty"`
 	P99  float64 `json:"p99,omitempty"`
 	Rate float64 `json:"rate,omitempty"`
-	N    int     `json:"n"`
+	// N is the number of samples or jobs; 0 on a skipped figure.
+	N int `json:"n"`
 	// Floor names the figure this one is compared with; Ratio is
-	// this/floor for latencies and this/floor for rates.
+	// this/floor: p50 over p50 for latencies, rate over rate for rates.
 	Floor string  `json:"floor,omitempty"`
 	Ratio float64 `json:"ratio,omitempty"`
-	Note  string  `json:"note,omitempty"`
+	// Note says what the figure is held to, or why it was skipped.
+	Note string `json:"note,omitempty"`
 }
 
 // latency runs fn n times (after one warm-up) and returns its percentiles.
 func latency(ctx context.Context, name string, n int, fn func(context.Context) error) (Figure, error) {
+	return pacedLatency(ctx, name, n, 0, fn)
+}
+
+// pacedLatency is latency with a pause before each run, off the clock.
+func pacedLatency(ctx context.Context, name string, n int, pause time.Duration, fn func(context.Context) error) (Figure, error) {
 	if err := fn(ctx); err != nil {
 		return Figure{}, fmt.Errorf("%s: %w", name, err)
 	}
 	ds := make([]time.Duration, 0, n)
 	for range n {
+		if pause > 0 {
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return Figure{}, fmt.Errorf("%s: %w", name, ctx.Err())
+			}
+		}
 		start := time.Now()
 		if err := fn(ctx); err != nil {
 			return Figure{}, fmt.Errorf("%s: %w", name, err)
@@ -41,15 +56,24 @@ func latency(ctx context.Context, name string, n int, fn func(context.Context) e
 		ds = append(ds, time.Since(start))
 	}
 	slices.Sort(ds)
-	pct := func(p float64) float64 {
-		i := min(int(p*float64(len(ds))), len(ds)-1)
-		return float64(ds[i].Microseconds()) / 1000
-	}
-	return Figure{Name: name, Unit: "ms", P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), N: n}, nil
+	return Figure{Name: name, Unit: "ms", P50: percentile(ds, 0.50), P95: percentile(ds, 0.95), P99: percentile(ds, 0.99), N: n}, nil
 }
 
-// rate runs fn n times with the given concurrency and returns runs/s.
+// percentile is the nearest-rank p-th percentile of sorted samples, in
+// milliseconds; 0 without samples.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(max(int(math.Ceil(p*float64(len(sorted))))-1, 0), len(sorted)-1)
+	return float64(sorted[i].Microseconds()) / 1000
+}
+
+// rate runs fn n times with the given concurrency and returns runs/s. The
+// first error stops the other runners and is returned.
 func rate(ctx context.Context, name string, n, concurrency int, fn func(context.Context) error) (Figure, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	work := make(chan struct{}, n)
 	for range n {
 		work <- struct{}{}
@@ -68,16 +92,45 @@ func rate(ctx context.Context, name string, n, concurrency int, fn func(context.
 			errs <- nil
 		}()
 	}
+	var first error
 	for range concurrency {
-		if err := <-errs; err != nil {
-			return Figure{}, fmt.Errorf("%s: %w", name, err)
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
 		}
+	}
+	if first != nil {
+		return Figure{}, fmt.Errorf("%s: %w", name, first)
 	}
 	return Figure{Name: name, Unit: "jobs/s", Rate: float64(n) / time.Since(start).Seconds(), N: n}, nil
 }
 
-// compare sets f's floor and ratio.
-func compare(f *Figure, floor Figure) {
+// target is the ratio to its floor a brig figure is held to (DESIGN §8):
+// at most Max for latencies, at least Min for rates; the zero target holds
+// it to nothing.
+type target struct {
+	Max, Min float64
+}
+
+// String is the target as the table shows it.
+func (t target) String() string {
+	if t.Max > 0 {
+		return fmt.Sprintf("target ≤ %g×", t.Max)
+	}
+	return fmt.Sprintf("target ≥ %g×", t.Min)
+}
+
+// met reports whether ratio meets the target.
+func (t target) met(ratio float64) bool {
+	if t.Max > 0 {
+		return ratio > 0 && ratio <= t.Max
+	}
+	return ratio >= t.Min
+}
+
+// compare sets f's floor and ratio, and notes its target and whether the
+// ratio meets it, after what the note already says.
+func compare(f *Figure, floor Figure, t target) {
 	f.Floor = floor.Name
 	switch {
 	case f.Unit == "ms" && floor.P50 > 0:
@@ -85,4 +138,19 @@ func compare(f *Figure, floor Figure) {
 	case f.Unit == "jobs/s" && floor.Rate > 0:
 		f.Ratio = f.Rate / floor.Rate
 	}
+	if t == (target{}) {
+		return
+	}
+	verdict := "missed"
+	switch {
+	case f.Ratio == 0:
+		verdict = "floor not measured"
+	case t.met(f.Ratio):
+		verdict = "met"
+	}
+	note := fmt.Sprintf("%s: %s", t, verdict)
+	if f.Note != "" {
+		note = f.Note + "; " + note
+	}
+	f.Note = note
 }

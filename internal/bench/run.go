@@ -2,134 +2,278 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats.go"
 
-	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
 
 // Config of a run.
 type Config struct {
-	Conn   *nats.Conn
+	// Conn reaches the brig under test. Required.
+	Conn *nats.Conn
+	// Docker is the daemon that brig's workers use. Required.
 	Docker *client.Client
 	// Image of the python sandbox (default brig/python:latest).
 	Image string
-	// N is the number of samples per latency figure (default 20).
+	// N is the number of samples per latency figure (default 20); the
+	// JetStream floor and the echo figure beside it take 5×N, the echo
+	// throughput 100×N jobs.
 	N int
-	// Progress is told what runs now.
+	// InitBinary is the static brig binary that the bench's own cold
+	// worker mounts as its containers' init (default: this executable).
+	InitBinary string
+	// Logger receives the cold worker's logs (default: discard).
+	Logger *slog.Logger
+	// Progress is told what runs now, and which figures are skipped.
 	Progress func(string)
 }
 
-// Run measures everything, floors first.
+func (c Config) withDefaults() Config {
+	if c.Image == "" {
+		c.Image = "brig/python:latest"
+	}
+	if c.N == 0 {
+		c.N = 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Progress == nil {
+		c.Progress = func(string) {}
+	}
+	return c
+}
+
+// Sizes of brig's throughput figures.
+const (
+	queueConcurrency = 64
+	reuseConcurrency = 8
+	minReuseJobs     = 40
+)
+
+// runner measures the figures in the order they are printed: each brig
+// figure right after its floor.
+type runner struct {
+	cfg      Config
+	c        *sdk.Client
+	figs     []Figure
+	rawCold  Figure          // paces the warm path
+	base     context.Context // removals outlive the run's cancellation
+	removing sync.WaitGroup
+}
+
+// Run measures everything, each brig figure after its floor. A figure
+// whose jobs brig rejects (a function it does not have) is skipped with a
+// note; any other error ends the run, with the figures so far.
 func Run(ctx context.Context, cfg Config) ([]Figure, error) {
-	if cfg.Image == "" {
-		cfg.Image = "brig/python:latest"
+	if cfg.Conn == nil || cfg.Docker == nil {
+		return nil, errors.New("bench: Conn and Docker are required")
 	}
-	if cfg.N == 0 {
-		cfg.N = 20
-	}
-	if cfg.Progress == nil {
-		cfg.Progress = func(string) {}
-	}
-	var removing sync.WaitGroup
-	removeLater := func(id string) {
-		removing.Add(1)
-		go func() {
-			defer removing.Done()
-			_ = cfg.Docker.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
-		}()
-	}
-	defer removing.Wait()
 	c, err := sdk.New(cfg.Conn)
 	if err != nil {
 		return nil, err
 	}
-	var figs []Figure
-	add := func(f Figure, err error) error {
-		if err == nil {
-			figs = append(figs, f)
+	defer c.Close()
+	r := &runner{cfg: cfg.withDefaults(), c: c, base: context.WithoutCancel(ctx)}
+	defer r.removing.Wait()
+	for _, part := range []func(context.Context) error{r.cold, r.warm, r.queue, r.throughput} {
+		if err := part(ctx); err != nil {
+			return r.figs, err
 		}
+	}
+	return r.figs, nil
+}
+
+// removeLater removes a raw container off the clock.
+func (r *runner) removeLater(id string) {
+	r.removing.Add(1)
+	go func() {
+		defer r.removing.Done()
+		_ = r.cfg.Docker.ContainerRemove(r.base, id, container.RemoveOptions{Force: true})
+	}()
+}
+
+func (r *runner) rawColdJob() func(context.Context) error {
+	return rawCold(r.cfg.Docker, r.cfg.Image, r.removeLater)
+}
+
+// cold: the raw Engine API floor, then brig with no prewarmed container.
+func (r *runner) cold(ctx context.Context) (err error) {
+	r.cfg.Progress("raw Engine API cold floor")
+	floor, err := latency(ctx, "raw Engine API create+start+wait", r.cfg.N, r.rawColdJob())
+	if err != nil {
 		return err
 	}
-
-	cfg.Progress("raw Engine API cold floor")
-	cold := rawCold(cfg.Docker, cfg.Image, removeLater)
-	rawColdFig, err := latency(ctx, "raw Engine API create+start+wait", cfg.N, cold)
-	if err := add(rawColdFig, err); err != nil {
-		return figs, err
+	r.figs = append(r.figs, floor)
+	r.rawCold = floor
+	r.cfg.Progress("brig cold path (a worker of the bench's own, prewarming off)")
+	pool, err := startColdPool(ctx, r.cfg)
+	if err != nil {
+		return fmt.Errorf("brig cold path: %w", err)
 	}
-	cfg.Progress("raw prewarmed floor")
-	setup, run := rawPrewarmed(cfg.Docker, cfg.Image)
-	warm := make([]*warmRaw, 0, cfg.N+1)
-	for range cfg.N + 1 {
+	defer func() {
+		if serr := pool.stop(r.base); serr != nil {
+			err = errors.Join(err, fmt.Errorf("brig cold path: clean up: %w", serr))
+		}
+	}()
+	_, err = r.brigLatency(ctx, "brig submit → terminal event (cold)", r.cfg.N, pythonJob(r.c, pool.Function, true),
+		floor, target{Max: 1.1}, "no prewarmed container")
+	return err
+}
+
+// warm: the prewarmed floor, then brig's single-use path, which the
+// worker of `brig dev` prewarms. Its pool refills one container at a time,
+// each a cold start, so back-to-back jobs would outrun it and time cold
+// starts too (the throughput figures show that case): the jobs are paced
+// by the raw cold p50, which lets the pool refill one container per job.
+func (r *runner) warm(ctx context.Context) error {
+	r.cfg.Progress("raw prewarmed floor")
+	floor, err := r.rawPrewarmedFigure(ctx)
+	if err != nil {
+		return err
+	}
+	r.figs = append(r.figs, floor)
+	r.cfg.Progress("brig warm path")
+	name := "brig submit → terminal event (single-use)"
+	pause := time.Duration(r.rawCold.P50 * float64(time.Millisecond))
+	f, err := pacedLatency(ctx, name, r.cfg.N, pause, pythonJob(r.c, "python", true))
+	_, err = r.add(f, err, name, "ms", floor, target{Max: 1.2},
+		fmt.Sprintf("prewarmed by the worker, jobs %.0f ms apart", r.rawCold.P50))
+	return err
+}
+
+func (r *runner) rawPrewarmedFigure(ctx context.Context) (Figure, error) {
+	setup, run := rawPrewarmed(r.cfg.Docker, r.cfg.Image)
+	warm := make([]*warmRaw, 0, r.cfg.N+1)
+	defer func() {
+		for _, w := range warm {
+			r.removeLater(w.id)
+		}
+	}()
+	for range r.cfg.N + 1 {
 		w, err := setup(ctx)
 		if err != nil {
-			for _, w := range warm {
-				removeLater(w.id)
-			}
-			return figs, fmt.Errorf("prewarm: %w", err)
+			return Figure{}, fmt.Errorf("prewarm: %w", err)
 		}
 		warm = append(warm, w)
 	}
-	defer func() {
-		for _, w := range warm {
-			removeLater(w.id)
-		}
-	}()
 	i := 0
-	warmFig, err := latency(ctx, "raw prewarmed container, job fed on stdin", cfg.N, func(ctx context.Context) error {
+	return latency(ctx, "raw prewarmed container, job fed on stdin", r.cfg.N, func(ctx context.Context) error {
 		w := warm[i]
 		i++
 		return run(ctx, w)
 	})
-	if err := add(warmFig, err); err != nil {
-		return figs, err
-	}
-	cfg.Progress("raw JetStream")
-	jsLat, jsThr, err := rawJetStream(ctx, cfg.Conn, cfg.N*5)
-	if err := add(jsLat, err); err != nil {
-		return figs, err
-	}
-	figs = append(figs, jsThr)
+}
 
-	cfg.Progress("brig single-use path")
-	job := func(ctx context.Context) error {
-		ev, err := c.Run(ctx, schema.Job{Function: "python", Code: oneLiner})
+// queue: raw JetStream, then brig's echo function, which runs no
+// container: its latency through the SDK, and its latency and throughput
+// with results on reply_to. An SDK handle creates a stream consumer per
+// job, which lingers for minutes after the job; a stream takes 1000 by
+// default, too few for a throughput run.
+func (r *runner) queue(ctx context.Context) error {
+	r.cfg.Progress("raw JetStream")
+	lat, thr, err := rawJetStream(ctx, r.cfg.Conn, r.cfg.N*5)
+	if err != nil {
+		return err
+	}
+	r.figs = append(r.figs, lat)
+	r.cfg.Progress("brig queue-only latency (echo)")
+	sdkLat, err := r.brigLatency(ctx, "brig queue-only submit → terminal event (echo, SDK)", r.cfg.N, echoJob(r.c),
+		lat, target{}, "no container; one stream consumer per job")
+	if err != nil {
+		return err
+	}
+	reply, err := newReplyClient(r.cfg.Conn, r.c)
+	if err != nil {
+		return err
+	}
+	defer reply.close()
+	echo := echoJob(reply)
+	replyName := "brig queue-only submit → terminal event (echo, reply_to)"
+	thrName := fmt.Sprintf("brig queue-only throughput (echo, reply_to), concurrency %d", queueConcurrency)
+	if sdkLat.N == 0 { // brig has no echo
+		r.figs = append(r.figs, skipped(replyName, "ms", lat, sdkLat.Note), thr, skipped(thrName, "jobs/s", thr, sdkLat.Note))
+		return nil
+	}
+	if _, err := r.brigLatency(ctx, replyName, lat.N, echo, lat, target{}, "no container"); err != nil {
+		return err
+	}
+	r.figs = append(r.figs, thr)
+	r.cfg.Progress("brig queue-only throughput (echo)")
+	_, err = r.brigRate(ctx, thrName, max(r.cfg.N*100, 200), queueConcurrency, echo, thr, target{Min: 0.5}, "no container")
+	return err
+}
+
+// throughput: container churn, then brig single-use, at each concurrency;
+// then reuse mode against single-use.
+func (r *runner) throughput(ctx context.Context) error {
+	single := pythonJob(r.c, "python", true)
+	var last Figure
+	for _, conc := range []int{1, 4, 8} {
+		r.cfg.Progress(fmt.Sprintf("churn and brig single-use at concurrency %d", conc))
+		n := max(conc*4, 8)
+		churn, err := rate(ctx, fmt.Sprintf("raw container churn, concurrency %d", conc), n, conc, r.rawColdJob())
 		if err != nil {
 			return err
 		}
-		if ev.Stdout != "hello\n" {
-			return fmt.Errorf("brig job printed %q", ev.Stdout)
+		r.figs = append(r.figs, churn)
+		last, err = r.brigRate(ctx, fmt.Sprintf("brig single-use throughput, concurrency %d", conc), n, conc, single,
+			churn, target{Min: 0.9}, "")
+		if err != nil {
+			return err
 		}
-		return nil
 	}
-	brigFig, err := latency(ctx, "brig submit → terminal event (single-use)", cfg.N, job)
-	if err != nil {
-		return figs, err
+	r.cfg.Progress("brig reuse mode")
+	reuse := pythonJob(r.c, "python", false)
+	// The first job of each concurrent runner starts its container cold;
+	// the figure is the steady state after that.
+	if _, err := rate(ctx, "brig reuse warm-up", reuseConcurrency, reuseConcurrency, reuse); err != nil && !errors.Is(err, sdk.ErrRejected) {
+		return fmt.Errorf("brig reuse warm-up: %w", err)
 	}
-	compare(&brigFig, warmFig)
-	brigFig.Note = "warm when the worker prewarms (brig dev does); DESIGN §8 targets ≤ 1.2× the prewarmed floor"
-	figs = append(figs, brigFig)
+	_, err := r.brigRate(ctx, fmt.Sprintf("brig reuse throughput, concurrency %d", reuseConcurrency),
+		max(minReuseJobs, r.cfg.N*10), reuseConcurrency, reuse, last, target{Min: 10}, "single_use: false; after one job per runner")
+	return err
+}
 
-	for _, conc := range []int{1, 4, 8} {
-		cfg.Progress(fmt.Sprintf("churn at concurrency %d", conc))
-		n := max(conc*4, 8)
-		churn, err := rate(ctx, fmt.Sprintf("raw container churn, concurrency %d", conc), n, conc, cold)
-		if err != nil {
-			return figs, err
-		}
-		figs = append(figs, churn)
-		thr, err := rate(ctx, fmt.Sprintf("brig single-use throughput, concurrency %d", conc), n, conc, job)
-		if err != nil {
-			return figs, err
-		}
-		compare(&thr, churn)
-		figs = append(figs, thr)
+// brigLatency measures a brig latency figure and adds it.
+func (r *runner) brigLatency(ctx context.Context, name string, n int, fn func(context.Context) error, floor Figure, t target, note string) (Figure, error) {
+	f, err := latency(ctx, name, n, fn)
+	return r.add(f, err, name, "ms", floor, t, note)
+}
+
+// brigRate measures a brig rate figure and adds it.
+func (r *runner) brigRate(ctx context.Context, name string, n, conc int, fn func(context.Context) error, floor Figure, t target, note string) (Figure, error) {
+	f, err := rate(ctx, name, n, conc, fn)
+	return r.add(f, err, name, "jobs/s", floor, t, note)
+}
+
+// add compares a brig figure with its floor and adds it, or adds it
+// skipped when brig rejected its jobs.
+func (r *runner) add(f Figure, err error, name, unit string, floor Figure, t target, note string) (Figure, error) {
+	if errors.Is(err, sdk.ErrRejected) {
+		f = skipped(name, unit, floor, "skipped, brig rejected its jobs: "+err.Error())
+		r.cfg.Progress(f.Name + ": " + f.Note)
+		r.figs = append(r.figs, f)
+		return f, nil
 	}
-	return figs, nil
+	if err != nil {
+		return f, err
+	}
+	f.Note = note
+	compare(&f, floor, t)
+	r.figs = append(r.figs, f)
+	return f, nil
+}
+
+// skipped is a figure that was not measured, and why.
+func skipped(name, unit string, floor Figure, why string) Figure {
+	return Figure{Name: name, Unit: unit, Floor: floor.Name, Note: why}
 }

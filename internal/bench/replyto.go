@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+)
+
+// replyWait bounds the wait for a terminal event on reply_to, which core
+// NATS delivers at most once.
+const replyWait = 30 * time.Second
+
+// replyClient runs jobs whose events come back as the core-NATS copies a
+// job's reply_to asks for, all on one subscription, where an SDK handle
+// creates a stream consumer per job: brig's queue without that cost.
+type replyClient struct {
+	c      *sdk.Client
+	prefix string
+	sub    *nats.Subscription
+
+	mu      sync.Mutex
+	waiting map[string]chan *schema.Event // by job id
+}
+
+func newReplyClient(nc *nats.Conn, c *sdk.Client) (*replyClient, error) {
+	r := &replyClient{c: c, prefix: nats.NewInbox(), waiting: map[string]chan *schema.Event{}}
+	sub, err := nc.Subscribe(r.prefix+".*", r.onMsg)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to reply_to: %w", err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	r.sub = sub
+	return r, nil
+}
+
+func (r *replyClient) close() { _ = r.sub.Unsubscribe() }
+
+func (r *replyClient) onMsg(m *nats.Msg) {
+	ev, err := schema.DecodeEvent(m.Data)
+	if err != nil || !schema.IsTerminal(ev.Type) {
+		return
+	}
+	r.mu.Lock()
+	ch := r.waiting[ev.JobID]
+	delete(r.waiting, ev.JobID)
+	r.mu.Unlock()
+	if ch != nil {
+		ch <- ev
+	}
+}
+
+// Run submits job and waits for its terminal event, with the errors of
+// sdk.Client.Run: a *sdk.JobError unless the job succeeded.
+func (r *replyClient) Run(ctx context.Context, job schema.Job) (*schema.Event, error) {
+	job.ID = sdk.NewJobID()
+	job.ReplyTo = r.prefix + "." + job.ID
+	if err := job.Validate(); err != nil {
+		return nil, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	data, err := json.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *schema.Event, 1)
+	r.mu.Lock()
+	r.waiting[job.ID] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.waiting, job.ID)
+		r.mu.Unlock()
+	}()
+	if err := r.c.PublishRaw(ctx, job.Function, job.ID, data); err != nil {
+		return nil, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	t := time.NewTimer(replyWait)
+	defer t.Stop()
+	select {
+	case ev := <-ch:
+		if ev.Status != schema.StatusSucceeded {
+			return ev, &sdk.JobError{Event: ev}
+		}
+		return ev, nil
+	case <-t.C:
+		return nil, fmt.Errorf("job %s: no terminal event on reply_to within %s", job.ID, replyWait)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("job %s: %w", job.ID, ctx.Err())
+	}
+}
