@@ -73,7 +73,16 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	}
 	ev := &schema.Event{JobID: id, Type: schema.EventCancelled, Status: schema.StatusCancelled, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrCancelled, Message: "job cancelled by request"}}
-	if _, err := d.pub.Publish(ctx, ev, ""); err != nil {
+	// The job's reply_to is in its accepted event (none before that).
+	accepted, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	if err != nil {
+		return "", err
+	}
+	replyTo := ""
+	if accepted != nil {
+		replyTo = accepted.ReplyTo
+	}
+	if _, err := d.pub.Publish(ctx, ev, replyTo); err != nil {
 		return "", err
 	}
 	// Whoever stored the terminal event first decided the status.

@@ -27,6 +27,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Functions resolves function names (default: Builtin).
 	Functions Resolver
+	// Concurrency is how many submissions one dispatcher handles at once
+	// (default 64); each waits on a few JetStream round trips.
+	Concurrency int
 	// MaxJobBytes caps a submission (default schema.DefaultMaxJobBytes).
 	MaxJobBytes int
 	// Streams sizes the streams this dispatcher ensures.
@@ -63,6 +66,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxJobBytes == 0 {
 		c.MaxJobBytes = schema.DefaultMaxJobBytes
 	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
@@ -85,8 +91,8 @@ func (c Config) validate() error {
 	if c.Conn == nil {
 		return errors.New("dispatcher: Conn is required")
 	}
-	if c.MaxJobBytes < 0 || c.MaxDeliver < 1 {
-		return errors.New("dispatcher: MaxJobBytes and MaxDeliver must be positive")
+	if c.MaxJobBytes < 0 || c.MaxDeliver < 1 || c.Concurrency < 1 {
+		return errors.New("dispatcher: MaxJobBytes, MaxDeliver and Concurrency must be positive")
 	}
 	return nil
 }
@@ -103,6 +109,12 @@ type Dispatcher struct {
 	subs    []*nats.Subscription
 	ctx     context.Context
 	cancel  context.CancelFunc
+
+	// slots bounds the submissions in hand; handling waits for them all.
+	slots    chan struct{}
+	handling sync.WaitGroup
+	// jobs serialises the submissions of one job id (resubmissions).
+	jobs keyedMutex
 }
 
 // New validates cfg and returns a Dispatcher ready to Start.
@@ -126,10 +138,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		}
 	}
 	return &Dispatcher{
-		cfg: cfg,
-		log: cfg.Logger.With("role", "dispatcher"),
-		js:  js,
-		pub: events.NewPublisher(cfg.Conn, js),
+		cfg:   cfg,
+		log:   cfg.Logger.With("role", "dispatcher"),
+		js:    js,
+		pub:   events.NewPublisher(cfg.Conn, js),
+		slots: make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
 
@@ -159,8 +172,14 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	// Handlers outlive the Start call: they run until Stop.
 	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	cc, err := cons.Consume(func(msg jetstream.Msg) { d.handle(d.ctx, msg) },
-		jetstream.PullMaxMessages(16))
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		d.slots <- struct{}{}
+		d.handling.Add(1)
+		go func() {
+			defer func() { <-d.slots; d.handling.Done() }()
+			d.handle(d.ctx, msg)
+		}()
+	}, jetstream.PullMaxMessages(2*d.cfg.Concurrency))
 	if err != nil {
 		d.cancel()
 		return fmt.Errorf("dispatcher: consume: %w", err)
@@ -196,8 +215,10 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	}
 	d.unsubscribe()
 	cc.Drain()
+	handled := make(chan struct{})
+	go func() { <-cc.Closed(); d.handling.Wait(); close(handled) }()
 	select {
-	case <-cc.Closed():
+	case <-handled:
 	case <-ctx.Done():
 	}
 	d.cancel()
@@ -282,18 +303,20 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered 
 		return invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), want)
 	}
 	log := d.log.With("job", job.ID, "function", job.Function)
-	if done, err := bus.TerminalEvent(ctx, d.js, job.ID); err != nil {
-		return err
-	} else if done != nil {
-		return &duplicate{jobID: job.ID}
-	}
-	// On a redelivery the accepted event may be this submission's own.
+	defer d.jobs.lock(job.ID)()
+	// A first delivery is a duplicate when the job has any event at all (a
+	// rejection, an acceptance); on a redelivery the accepted event may be
+	// this submission's own, and only a terminal one makes it a duplicate.
 	if delivered == 1 {
-		if seen, err := bus.HasEvent(ctx, d.js, job.ID, schema.EventAccepted); err != nil {
+		if seen, err := bus.HasEvent(ctx, d.js, job.ID, ""); err != nil {
 			return err
 		} else if seen {
 			return &duplicate{jobID: job.ID}
 		}
+	} else if done, err := bus.TerminalEvent(ctx, d.js, job.ID); err != nil {
+		return err
+	} else if done != nil {
+		return &duplicate{jobID: job.ID}
 	}
 	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
 	if errors.Is(err, ErrFunctionNotFound) {
@@ -312,7 +335,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered 
 		return err
 	}
 	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, Token: tok, AcceptedAt: now}
-	if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, job.ReplyTo); err != nil {
+	if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo}, job.ReplyTo); err != nil {
 		return err
 	}
 	return d.route(ctx, &work, log)

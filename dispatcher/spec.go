@@ -13,6 +13,7 @@ func buildSpec(job *schema.Job, fn *schema.Function) schema.RunSpec {
 		Function:   fn.Name,
 		Image:      fn.Image,
 		Command:    slices.Clone(fn.Command),
+		Warmup:     slices.Clone(fn.Warmup),
 		Env:        maps.Clone(fn.Env),
 		CodeFile:   orDefault(fn.CodeFile, schema.DefaultCodeFile),
 		Pool:       orDefault(fn.Pool, schema.DefaultPool),

@@ -26,6 +26,7 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Function:   "python",
 		Image:      "brig/python:latest",
 		Command:    []string{"python3", "/work/main.py"},
+		Warmup:     []string{"python3", "-c", "pass"},
 		Env:        fn.Env,
 		CodeFile:   "main.py",
 		Pool:       "default",

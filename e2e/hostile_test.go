@@ -237,10 +237,19 @@ func forkBomb() hostileCase {
 	const timeout = 20 * time.Second
 	return hostileCase{
 		name: "fork-bomb",
+		// Every process forks for ever; one refused fork ends the main
+		// one, while the others hold on to their slot (a process that
+		// exited would free one and keep the race going).
 		code: `
-import os
+import os, time
+main = os.getpid()
 while True:
-    os.fork()
+    try:
+        os.fork()
+    except BlockingIOError:
+        if os.getpid() == main:
+            raise
+        time.sleep(60)
 `,
 		timeout: timeout,
 		// Enough memory for 64 pythons: the pids limit, not memory, must stop it.

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Size caps on whole messages.
@@ -137,6 +138,21 @@ func jsonFieldError(err error) error {
 // encoding/json would also accept a case-insensitive match; brig does not,
 // so that no two readers of one message can disagree on a field.
 func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	f, ok := jsonFields(t)[key]
+	return f, ok
+}
+
+// fieldsByType caches jsonFields: every message decoded checks each of its
+// keys, and walking a type's fields by reflection each time cost more than
+// the rest of decoding.
+var fieldsByType sync.Map // reflect.Type → map[string]reflect.StructField
+
+// jsonFields maps the JSON names of t's fields to the fields.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m := map[string]reflect.StructField{}
 	for _, f := range reflect.VisibleFields(t) {
 		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || (f.Anonymous && tag == "") || tag == "-" {
@@ -145,11 +161,12 @@ func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
 		if tag == "" {
 			tag = f.Name
 		}
-		if tag == key {
-			return f, true
+		if _, dup := m[tag]; !dup {
+			m[tag] = f
 		}
 	}
-	return reflect.StructField{}, false
+	fieldsByType.Store(t, m)
+	return m
 }
 
 // fieldName quotes a key that would not read as one segment of a path: an

@@ -63,6 +63,10 @@ type Event struct {
 	Action   string `json:"action,omitempty"`
 	Message  string `json:"message,omitempty"`
 
+	// accepted: the job's reply_to, so that whoever ends the job later (a
+	// cancellation while it is queued) copies the terminal event there too.
+	ReplyTo string `json:"reply_to,omitempty"`
+
 	// started
 	Worker string `json:"worker,omitempty"`
 	// Container is the Docker id of the container running the attempt.

@@ -5,6 +5,13 @@ type Function struct {
 	Name    string   `json:"name"`
 	Image   string   `json:"image"`
 	Command []string `json:"command"`
+	// Warmup, when set, is run by the init of a prewarmed container before
+	// its job arrives, so that the job's command starts with the image's
+	// files already read (e.g. python3 -c "import numpy"). It runs as the
+	// job would, with no job data; every process it starts is killed and
+	// the sandbox wiped before the job. Skipped when the job is already
+	// waiting.
+	Warmup []string `json:"warmup,omitempty"`
 	// Env is the base environment of the job's process.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where a job's code is written, relative to /work
@@ -53,6 +60,7 @@ func Python() Function {
 		Name:    "python",
 		Image:   "brig/python:latest",
 		Command: []string{"python3", "/work/main.py"},
+		Warmup:  []string{"python3", "-c", "pass"},
 		Env: map[string]string{
 			"PATH":                    "/usr/local/bin:/usr/bin:/bin",
 			"HOME":                    "/tmp",

@@ -81,17 +81,28 @@ func (f *Function) validateImage() error {
 }
 
 func (f *Function) validateCommand() error {
-	switch {
-	case len(f.Command) == 0:
-		return fieldErr("command", "is empty")
-	case len(f.Command) > MaxCommandArgs:
-		return fieldErr("command", "has %d entries, at most %d allowed", len(f.Command), MaxCommandArgs)
-	case f.Command[0] == "":
-		return fieldErr("command[0]", "is empty; it names the program to run")
+	if err := validArgv("command", f.Command); err != nil {
+		return err
 	}
-	for i, arg := range f.Command {
+	if f.Warmup != nil {
+		return validArgv("warmup", f.Warmup)
+	}
+	return nil
+}
+
+// validArgv checks a program and its arguments.
+func validArgv(field string, argv []string) error {
+	switch {
+	case len(argv) == 0:
+		return fieldErr(field, "is empty")
+	case len(argv) > MaxCommandArgs:
+		return fieldErr(field, "has %d entries, at most %d allowed", len(argv), MaxCommandArgs)
+	case argv[0] == "":
+		return fieldErr(field+"[0]", "is empty; it names the program to run")
+	}
+	for i, arg := range argv {
 		if strings.ContainsRune(arg, 0) {
-			return fieldErr(fmt.Sprintf("command[%d]", i), "contains a NUL byte")
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "contains a NUL byte")
 		}
 	}
 	return nil

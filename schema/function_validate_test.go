@@ -90,6 +90,10 @@ func TestFunctionValidate(t *testing.T) {
 		{"command empty later arg", func(f *schema.Function) { f.Command = []string{"sh", ""} }, ""},
 		{"command NUL", func(f *schema.Function) { f.Command = []string{"sh", "a\x00b"} }, "command[1]"},
 		{"command too long", func(f *schema.Function) { f.Command = make([]string, schema.MaxCommandArgs+1); f.Command[0] = "x" }, "command"},
+		{"warmup set", func(f *schema.Function) { f.Warmup = []string{"python3", "-c", "import json"} }, ""},
+		{"warmup empty", func(f *schema.Function) { f.Warmup = []string{} }, "warmup"},
+		{"warmup empty program", func(f *schema.Function) { f.Warmup = []string{""} }, "warmup[0]"},
+		{"warmup NUL", func(f *schema.Function) { f.Warmup = []string{"x", "a\x00b"} }, "warmup[1]"},
 
 		{"env bad key", func(f *schema.Function) { f.Env = map[string]string{"1X": "v"} }, `env["1X"]`},
 		{"env key with =", func(f *schema.Function) { f.Env = map[string]string{"A=B": "v"} }, `env["A=B"]`},

@@ -17,21 +17,44 @@ var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 func checkKeys(data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	err := walkValue(dec, t, "")
+	err := walkValue(dec, t, nil)
 	if _, ok := err.(*FieldError); ok {
 		return err
 	}
 	return nil
 }
 
+// keyPath is where in the message the walk is, rendered only for an error.
+type keyPath struct {
+	parent *keyPath
+	key    string // a struct field or map key
+	index  int    // an array index, when isIndex
+	kind   byte   // 'f' field, 'm' map key, 'i' index
+}
+
+func (p *keyPath) String() string {
+	if p == nil {
+		return ""
+	}
+	at := p.parent.String()
+	switch p.kind {
+	case 'i':
+		return fmt.Sprintf("%s[%d]", at, p.index)
+	case 'm':
+		return fmt.Sprintf("%s[%q]", at, clip(p.key))
+	}
+	return joinPath(at, fieldName(p.key))
+}
+
 // walkValue consumes one JSON value. A nil t (free-form JSON, or a type
-// with its own decoder) is consumed without checks.
-func walkValue(dec *json.Decoder, t reflect.Type, at string) error {
+// with its own decoder) is skipped without checks.
+func walkValue(dec *json.Decoder, t reflect.Type, at *keyPath) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t != nil && reflect.PointerTo(t).Implements(jsonUnmarshaler) {
-		t = nil
+	if t == nil || reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		var skip json.RawMessage
+		return dec.Decode(&skip)
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -42,11 +65,11 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string) error {
 		return walkObject(dec, t, at)
 	case json.Delim('['):
 		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := walkValue(dec, elem, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+			if err := walkValue(dec, elem, &keyPath{parent: at, index: i, kind: 'i'}); err != nil {
 				return err
 			}
 		}
@@ -56,7 +79,7 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string) error {
 	return nil
 }
 
-func walkObject(dec *json.Decoder, t reflect.Type, at string) error {
+func walkObject(dec *json.Decoder, t reflect.Type, at *keyPath) error {
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -65,22 +88,22 @@ func walkObject(dec *json.Decoder, t reflect.Type, at string) error {
 		}
 		key, _ := tok.(string)
 		var child reflect.Type
-		path := joinPath(at, fieldName(key))
-		switch {
-		case t != nil && t.Kind() == reflect.Struct:
+		here := &keyPath{parent: at, key: key, kind: 'f'}
+		switch t.Kind() {
+		case reflect.Struct:
 			f, ok := jsonField(t, key)
 			if !ok {
-				return &FieldError{Field: path, Msg: "is not a known field (names are case-sensitive)"}
+				return &FieldError{Field: here.String(), Msg: "is not a known field (names are case-sensitive)"}
 			}
 			child = f.Type
-		case t != nil && t.Kind() == reflect.Map:
-			child, path = t.Elem(), fmt.Sprintf("%s[%q]", at, clip(key))
+		case reflect.Map:
+			child, here.kind = t.Elem(), 'm'
 		}
-		if t != nil && seen[key] {
-			return &FieldError{Field: path, Msg: "appears more than once"}
+		if seen[key] {
+			return &FieldError{Field: here.String(), Msg: "appears more than once"}
 		}
 		seen[key] = true
-		if err := walkValue(dec, child, path); err != nil {
+		if err := walkValue(dec, child, here); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,8 @@ type RunSpec struct {
 	Function string   `json:"function"`
 	Image    string   `json:"image"`
 	Command  []string `json:"command"`
+	// Warmup is the function's warm-up command for prewarmed containers.
+	Warmup []string `json:"warmup,omitempty"`
 	// Env is the function's base environment; the job's env overrides it.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where the job's code goes, relative to /work.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +22,15 @@ type Client struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	ownsNC bool
+
+	// The live path: jobs submitted without a reply_to of their own name
+	// the client's inbox, where brig copies each event once it is stored.
+	mu         sync.Mutex
+	inbox      string
+	inboxSub   *nats.Subscription
+	live       map[string]*Handle // by job id
+	reconnects uint64
+	closed     chan struct{}
 }
 
 // Option configures a Client.
@@ -57,7 +68,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: jetstream: %w", err)
 	}
-	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler)}
+	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, closed: make(chan struct{})}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -66,8 +77,21 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Close closes the connection if the client opened it.
+// Close ends the client's subscriptions, and closes the connection if the
+// client opened it. Safe to call twice.
 func (c *Client) Close() {
+	c.mu.Lock()
+	select {
+	case <-c.closed:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	close(c.closed)
+	if c.inboxSub != nil {
+		_ = c.inboxSub.Unsubscribe()
+	}
+	c.mu.Unlock()
 	if c.ownsNC {
 		c.nc.Close()
 	}
@@ -79,8 +103,12 @@ func NewJobID() string {
 }
 
 // Submit publishes a job and returns a handle on its events. An empty
-// job.ID gets a fresh one. The handle subscribes before the job is
-// published, so no event is missed.
+// job.ID gets a fresh one. No event is missed: a job without a reply_to of
+// its own gets the client's inbox as reply_to, subscribed before the job
+// is published, where brig copies each event once it is stored; a job
+// with its own reply_to, an id brig has seen before, or a reconnect while
+// the job runs (copies may be lost) replay the job's events from the
+// stream instead.
 func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 	if job.ID == "" {
 		job.ID = NewJobID()
@@ -88,21 +116,145 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 	if err := job.Validate(); err != nil {
 		return nil, &JobError{Event: rejectedLocally(job.ID, err)}
 	}
+	h := c.newHandle(job.ID)
+	live := false
+	if job.ReplyTo == "" {
+		subject, ok, err := c.follow(h)
+		if err != nil {
+			h.Stop()
+			return nil, err
+		}
+		job.ReplyTo, live = subject, ok
+	}
+	if !live {
+		if err := h.replay(ctx); err != nil {
+			h.Stop()
+			return nil, err
+		}
+	}
 	data, err := json.Marshal(job)
 	if err != nil {
+		h.Stop()
 		return nil, fmt.Errorf("sdk: encode job: %w", err)
-	}
-	h, err := c.Watch(ctx, job.ID)
-	if err != nil {
-		return nil, err
 	}
 	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
-	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+	ack, err := c.js.PublishMsg(ctx, msg)
+	if err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
 	}
+	switch {
+	case ack.Duplicate && live:
+		// brig has this id already, with another reply_to: read the
+		// stream, where that job's events are.
+		c.forget(h)
+		if err := h.replay(ctx); err != nil {
+			h.Stop()
+			return nil, err
+		}
+	case live:
+		// A dispatcher drops, without a word, a submission whose id brig
+		// accepted longer ago than the stream's deduplication window: a
+		// handle that hears nothing soon reads the stream as well.
+		time.AfterFunc(silenceWait, func() {
+			if h.silent() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := h.replay(ctx); err != nil {
+					c.log.Warn("replay a silent job's events", "job", h.ID, "err", err)
+				}
+			}
+		})
+	}
 	return h, nil
+}
+
+// silenceWait is how long a submitted job may go without its accepted event
+// before its handle reads the stream too (a dispatcher's backlog is the
+// usual reason; the replay then costs one consumer).
+const silenceWait = 2 * time.Second
+
+// follow registers h on the client's inbox and returns the reply_to that
+// reaches it; ok is false when another live handle follows the same id.
+func (c *Client) follow(h *Handle) (subject string, ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.closed:
+		return "", false, errors.New("sdk: client closed")
+	default:
+	}
+	if c.inboxSub == nil {
+		inbox := c.nc.NewInbox()
+		sub, err := c.nc.Subscribe(inbox+".>", c.onInbox)
+		if err != nil {
+			return "", false, fmt.Errorf("sdk: subscribe to the client's inbox: %w", err)
+		}
+		_ = sub.SetPendingLimits(-1, 256<<20) // a burst of events must not be dropped
+		c.inbox, c.inboxSub = inbox, sub
+		c.reconnects = c.nc.Stats().Reconnects
+		go c.watchReconnects()
+	}
+	if _, taken := c.live[h.ID]; taken {
+		return "", false, nil
+	}
+	c.live[h.ID] = h
+	return c.inbox + "." + h.ID, true, nil
+}
+
+// forget takes h off the inbox.
+func (c *Client) forget(h *Handle) {
+	c.mu.Lock()
+	if c.live[h.ID] == h {
+		delete(c.live, h.ID)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) onInbox(msg *nats.Msg) {
+	ev, err := schema.DecodeEvent(msg.Data)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	h := c.live[ev.JobID]
+	c.mu.Unlock()
+	if h != nil {
+		h.deliver(ev)
+	}
+}
+
+// watchReconnects switches every live handle to a replay from the stream
+// after a reconnect: copies published while the client was away are lost.
+func (c *Client) watchReconnects() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-t.C:
+		}
+		n := c.nc.Stats().Reconnects
+		c.mu.Lock()
+		changed := n != c.reconnects
+		c.reconnects = n
+		var hs []*Handle
+		if changed {
+			for _, h := range c.live {
+				hs = append(hs, h)
+			}
+		}
+		c.mu.Unlock()
+		for _, h := range hs {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := h.replay(ctx); err != nil {
+				c.log.Warn("replay a job's events after a reconnect", "job", h.ID, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // Run submits a job and waits for its terminal event. The error is nil only

@@ -5,17 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/schema"
 )
 
+// replayIdle is how long the server keeps a replay consumer whose handle
+// vanished without Stop (a crashed client); a handle deletes its own as
+// soon as the job ends or it is stopped.
+const replayIdle = time.Minute
+
 // Handle follows one job's events.
 type Handle struct {
 	ID string
 
-	cc     jetstream.ConsumeContext
+	c      *Client
 	events chan schema.Event
 	done   chan struct{} // closed when the terminal event arrived
 	quit   chan struct{} // closed by Stop
@@ -24,8 +30,34 @@ type Handle struct {
 
 	mu       sync.Mutex
 	queue    []schema.Event
+	seen     map[eventKey]bool
 	terminal *schema.Event
 	err      error
+	// The replay from the events stream, when the handle has one (Watch, a
+	// resubmitted id, a reconnect that may have lost live events).
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext
+}
+
+// eventKey identifies an event across its live copy and its replay.
+type eventKey struct {
+	typ     string
+	attempt int
+	seq     int64
+}
+
+func (c *Client) newHandle(jobID string) *Handle {
+	h := &Handle{
+		ID:     jobID,
+		c:      c,
+		events: make(chan schema.Event),
+		done:   make(chan struct{}),
+		quit:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		seen:   map[eventKey]bool{},
+	}
+	go h.forward()
+	return h
 }
 
 // Watch follows a job by id, replaying its events from the first; use it
@@ -34,42 +66,58 @@ func (c *Client) Watch(ctx context.Context, jobID string) (*Handle, error) {
 	if !schema.ValidID(jobID) {
 		return nil, fmt.Errorf("sdk: invalid job id %q", jobID)
 	}
-	cons, err := c.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{schema.EventsFilter(jobID)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sdk: watch job %s: %w", jobID, err)
+	h := c.newHandle(jobID)
+	if err := h.replay(ctx); err != nil {
+		h.Stop()
+		return nil, err
 	}
-	h := &Handle{
-		ID:     jobID,
-		events: make(chan schema.Event),
-		done:   make(chan struct{}),
-		quit:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-	}
-	cc, err := cons.Consume(h.onMsg)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: watch job %s: %w", jobID, err)
-	}
-	h.cc = cc
-	go h.forward()
 	return h, nil
 }
 
-// onMsg queues an event; it never blocks on the reader of Events.
-func (h *Handle) onMsg(msg jetstream.Msg) {
-	ev, err := schema.DecodeEvent(msg.Data())
-	if err != nil || ev.JobID != h.ID {
+// replay reads the job's events from the stream, from the first; events
+// the handle has already delivered are skipped.
+func (h *Handle) replay(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cc != nil || h.terminal != nil {
+		return nil
+	}
+	cons, err := h.c.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{schema.EventsFilter(h.ID)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: replayIdle,
+	})
+	if err != nil {
+		return fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if ev, err := schema.DecodeEvent(msg.Data()); err == nil {
+			h.deliver(ev)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+	}
+	h.cons, h.cc = cons, cc
+	return nil
+}
+
+// deliver queues an event of the job once; it never blocks on the reader
+// of Events. The terminal event ends the handle's subscriptions.
+func (h *Handle) deliver(ev *schema.Event) {
+	if ev.JobID != h.ID {
 		return // not an event of this job
 	}
+	key := eventKey{ev.Type, ev.Attempt, ev.Seq}
 	h.mu.Lock()
-	if h.terminal != nil {
+	if h.terminal != nil || h.seen[key] {
 		h.mu.Unlock()
-		return // nothing follows the terminal event
+		return // nothing follows the terminal event; a replayed copy
 	}
+	h.seen[key] = true
 	h.queue = append(h.queue, *ev)
-	if schema.IsTerminal(ev.Type) {
+	terminal := schema.IsTerminal(ev.Type)
+	if terminal {
 		h.terminal, h.err = ev, resultError(ev)
 		close(h.done)
 	}
@@ -77,6 +125,41 @@ func (h *Handle) onMsg(msg jetstream.Msg) {
 	select {
 	case h.wake <- struct{}{}:
 	default:
+	}
+	if terminal {
+		go h.unsubscribe()
+	}
+}
+
+// silent reports whether no event has arrived yet and the handle is not
+// stopped.
+func (h *Handle) silent() bool {
+	select {
+	case <-h.quit:
+		return false
+	default:
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen) == 0
+}
+
+// unsubscribe ends the live and replay subscriptions and deletes the
+// replay's consumer from the server.
+func (h *Handle) unsubscribe() {
+	h.c.forget(h)
+	h.mu.Lock()
+	cons, cc := h.cons, h.cc
+	h.cons, h.cc = nil, nil
+	h.mu.Unlock()
+	if cc == nil {
+		return
+	}
+	cc.Stop()
+	if info := cons.CachedInfo(); info != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.c.js.DeleteConsumer(ctx, schema.StreamEvents, info.Name)
 	}
 }
 
@@ -137,7 +220,7 @@ func (h *Handle) Result(ctx context.Context) (*schema.Event, error) {
 // Stop ends the subscription. Safe to call twice.
 func (h *Handle) Stop() {
 	h.stop.Do(func() {
-		h.cc.Stop()
+		h.unsubscribe()
 		close(h.quit)
 	})
 }

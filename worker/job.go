@@ -23,7 +23,9 @@ const publishTries = 5
 // handle runs one delivery of a job and settles it with JetStream: ack only
 // after the terminal event is stored; NakWithDelay on platform failures
 // while the retry budget lasts; a terminal error event after it.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+// releaseSlot hands the job's slot back early, for a job that runs no
+// container.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("work without metadata", "err", err)
@@ -36,9 +38,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.rejectWork(ctx, msg, err)
 		return
 	}
+	if work.Spec.Echo {
+		w.quick <- struct{}{}
+		defer func() { <-w.quick }()
+		releaseSlot()
+	}
 	job := &work.Job
 	log := w.log.With("job", job.ID, "attempt", attempt)
-	done, err := bus.TerminalEvent(ctx, w.js, job.ID)
+	done, err := w.endedAlready(ctx, job.ID, attempt)
 	if err != nil {
 		w.retry(msg, attempt, log, err)
 		return
@@ -88,6 +95,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("ack job", "err", err)
 	}
 	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS)
+}
+
+// endedAlready returns the job's terminal event if it has one. Before a
+// job's first delivery only its dispatcher and a cancellation write its
+// events, and a terminal one is then the last: one lookup of the last event
+// suffices. After that, a worker racing a cancellation may have stored
+// events behind the terminal one, so every terminal subject is looked up.
+func (w *Worker) endedAlready(ctx context.Context, jobID string, attempt int) (*schema.Event, error) {
+	if attempt > 1 {
+		return bus.TerminalEvent(ctx, w.js, jobID)
+	}
+	last, err := bus.LastEvent(ctx, w.js, jobID)
+	if err != nil || last == nil || !schema.IsTerminal(last.Type) {
+		return nil, err
+	}
+	return last, nil
 }
 
 // retryable reports whether a job's own failure may be retried.
@@ -203,7 +226,7 @@ func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied fun
 			if err != nil {
 				return nil, nil, err
 			}
-			if b, err = w.startContainer(ctx, spec, "reuse", gate.sock); err != nil {
+			if b, err = w.startContainer(ctx, spec, "reuse", gate.sock, nil, nil); err != nil {
 				gate.close()
 				return nil, nil, err
 			}
@@ -251,7 +274,8 @@ func (w *Worker) publishTerminal(ctx context.Context, em *emitter, ev *schema.Ev
 func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error) {
 	var peek struct {
 		Job struct {
-			ID string `json:"id"`
+			ID      string `json:"id"`
+			ReplyTo string `json:"reply_to"`
 		} `json:"job"`
 	}
 	_ = json.Unmarshal(msg.Data(), &peek)
@@ -261,7 +285,11 @@ func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error)
 		_ = msg.Term()
 		return
 	}
-	em := &emitter{w: w, job: &schema.Job{ID: id}, attempt: 1, seq: 1}
+	job := &schema.Job{ID: id, Function: "x", ReplyTo: peek.Job.ReplyTo}
+	if job.Validate() != nil {
+		job.ReplyTo = "" // not a subject brig may publish to
+	}
+	em := &emitter{w: w, job: job, attempt: 1, seq: 1}
 	ev := em.terminal(schema.StatusRejected, schema.ErrInvalidJob, fmt.Sprintf("invalid work message: %v", cause))
 	if err := w.publishTerminal(ctx, em, ev); err != nil {
 		_ = msg.NakWithDelay(w.cfg.Backoff)

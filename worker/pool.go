@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,11 +16,12 @@ type template struct {
 	memoryMB, pids int64
 	cpus           float64
 	network        bool
+	warmup         string // the warm-up command, NUL-separated
 }
 
 func templateOf(spec schema.RunSpec) template {
 	return template{image: spec.Image, runtime: spec.Runtime, memoryMB: spec.Limits.MemoryMB,
-		pids: spec.Limits.Pids, cpus: spec.Limits.CPUs, network: spec.Network}
+		pids: spec.Limits.Pids, cpus: spec.Limits.CPUs, network: spec.Network, warmup: strings.Join(spec.Warmup, "\x00")}
 }
 
 // warmPool keeps Prewarm started containers per template that jobs used
@@ -40,7 +42,12 @@ type tmplPool struct {
 	ready    chan *box
 	wake     chan struct{}
 	lastUsed time.Time
+	lastMiss time.Time
 }
+
+// missQuiet is how long after a job found its pool empty refills skip the
+// warm-up.
+const missQuiet = 2 * time.Second
 
 func newWarmPool(w *Worker, ctx context.Context) *warmPool {
 	ctx, cancel := context.WithCancel(ctx)
@@ -78,6 +85,13 @@ func (p *warmPool) take(spec schema.RunSpec) *box {
 	case b := <-tp.ready:
 		return b
 	default:
+		if ok {
+			// The pool fell behind its jobs: refills skip the warm-up for
+			// a while, so that the CPU goes to making containers.
+			p.mu.Lock()
+			tp.lastMiss = time.Now()
+			p.mu.Unlock()
+		}
 		return nil
 	}
 }
@@ -91,7 +105,13 @@ func (p *warmPool) refill(key template, tp *tmplPool) {
 	failures := 0
 	for {
 		for len(tp.ready) < cap(tp.ready) && p.ctx.Err() == nil {
-			b, err := p.create(tp.spec)
+			p.mu.Lock()
+			warmup := tp.spec.Warmup
+			if time.Since(tp.lastMiss) < missQuiet {
+				warmup = nil
+			}
+			p.mu.Unlock()
+			b, err := p.create(tp.spec, warmup)
 			if err != nil {
 				failures++
 				p.w.log.Warn("prewarm a container", "image", tp.spec.Image, "err", err)
@@ -122,12 +142,12 @@ func (p *warmPool) refill(key template, tp *tmplPool) {
 	}
 }
 
-func (p *warmPool) create(spec schema.RunSpec) (*box, error) {
+func (p *warmPool) create(spec schema.RunSpec, warmup []string) (*box, error) {
 	gate, err := p.w.newGate(p.ctx)
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.w.startContainer(p.ctx, spec, "prewarmed", gate.sock)
+	b, err := p.w.startContainer(p.ctx, spec, "prewarmed", gate.sock, warmup, nil)
 	if err != nil {
 		gate.close()
 		return nil, err

@@ -84,12 +84,36 @@ type sandboxJob struct {
 // Errors are platform failures unless they are *jobFailure.
 func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, err error) {
 	spec := sj.work.Spec
+	out := &outcome{
+		stdout:  newCapture(spec.Limits.OutputBytes),
+		stderr:  newCapture(spec.Limits.OutputBytes),
+		initLog: newCapture(initStderrCap),
+	}
+	// The job goes to the init as early as possible: a cold container gets
+	// it before it is started, so that the init finds it at once.
+	key := initproto.NewKey()
+	feed := func(b *box) {
+		b.initLog.Store(out.initLog)
+		go func() {
+			req := initRequest(sj.work, sj.env)
+			req.Key, req.Reuse = key, b.reuse
+			if err := initproto.WriteRequest(b.hijack.Conn, req); err != nil {
+				w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
+			}
+			if !b.reuse {
+				_ = b.hijack.CloseWrite()
+			}
+		}()
+	}
 	b := sj.box
 	if b == nil {
-		if b, err = w.startContainer(ctx, spec, sj.work.Job.ID, sj.gatewaySock); err != nil {
+		if b, err = w.startContainer(ctx, spec, sj.work.Job.ID, sj.gatewaySock, nil, feed); err != nil {
 			return nil, err
 		}
+	} else {
+		feed(b)
 	}
+	out.box, out.container = b, b.id
 	id := b.id
 	defer func() {
 		if err != nil {
@@ -101,13 +125,6 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 		sj.onStart(b)
 	}
 
-	out := &outcome{
-		box:       b,
-		container: id,
-		stdout:    newCapture(spec.Limits.OutputBytes),
-		stderr:    newCapture(spec.Limits.OutputBytes),
-		initLog:   newCapture(initStderrCap),
-	}
 	var timedOut atomic.Bool
 	kill := func() { _ = w.cfg.Docker.ContainerKill(context.WithoutCancel(ctx), id, "KILL") }
 	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
@@ -118,18 +135,6 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	stopOnCancel := context.AfterFunc(ctx, kill)
 	defer stopOnCancel()
 
-	key := initproto.NewKey()
-	b.initLog.Store(out.initLog)
-	go func() {
-		req := initRequest(sj.work, sj.env)
-		req.Key, req.Reuse = key, b.reuse
-		if err := initproto.WriteRequest(b.hijack.Conn, req); err != nil {
-			w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
-		}
-		if !b.reuse {
-			_ = b.hijack.CloseWrite()
-		}
-	}()
 	out.exit = w.readFrames(b.frames, initproto.NewFramer(key), out, sj.onOutput)
 	if out.tampered {
 		kill()
@@ -152,10 +157,12 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 }
 
 // startContainer creates, attaches and starts a container for spec; owner
-// is its job's id, or what it waits for ("prewarmed", "reuse"). On error
-// nothing is left.
-func (w *Worker) startContainer(ctx context.Context, spec schema.RunSpec, owner, sock string) (*box, error) {
-	id, err := w.createContainer(ctx, spec, owner, sock)
+// is its job's id, or what it waits for ("prewarmed", "reuse"). Its init
+// runs warmup first, when given, unless the job is already there.
+// beforeStart, when set, is given the attached box before the container
+// starts.
+func (w *Worker) startContainer(ctx context.Context, spec schema.RunSpec, owner, sock string, warmup []string, beforeStart func(*box)) (*box, error) {
+	id, err := w.createContainer(ctx, spec, owner, sock, warmup)
 	if err != nil {
 		return nil, err
 	}
@@ -164,15 +171,19 @@ func (w *Worker) startContainer(ctx context.Context, spec schema.RunSpec, owner,
 		w.removeContainer(ctx, id)
 		return nil, fmt.Errorf("attach container for job %s: %w", owner, err)
 	}
+	b := newBox(id, hijack)
+	if beforeStart != nil {
+		beforeStart(b)
+	}
 	sctx, cancelStart := context.WithTimeout(ctx, startBudget) // a wedged runtime must not hold the slot
 	err = w.cfg.Docker.ContainerStart(sctx, id, container.StartOptions{})
 	cancelStart()
 	if err != nil {
-		hijack.Close()
+		b.close()
 		w.removeContainer(ctx, id)
 		return nil, dockerError("start", owner, err, spec)
 	}
-	return newBox(id, hijack), nil
+	return b, nil
 }
 
 // readFrames consumes the init's frames until its Exit frame or the end of
@@ -232,7 +243,7 @@ func (w *Worker) settle(ctx context.Context, id string, out *outcome) {
 	}
 }
 
-func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string) (string, error) {
+func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string, warmup []string) (string, error) {
 	netMode, err := w.networkMode(ctx, spec.Network)
 	if err != nil {
 		return "", err
@@ -241,7 +252,7 @@ func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner
 	cpus := min(spec.Limits.CPUs, float64(w.hostCPUs))
 	cfg := &container.Config{
 		Image:           spec.Image,
-		Entrypoint:      []string{InitPath, "sandbox-init"},
+		Entrypoint:      initCommand(warmup),
 		User:            "65534:65534",
 		Env:             []string{},
 		Hostname:        "sandbox",
@@ -290,6 +301,16 @@ func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner
 		return "", dockerError("create", owner, err, spec)
 	}
 	return resp.ID, nil
+}
+
+// initCommand is the init's command line: brig's binary, and the warm-up
+// command it runs before the job when there is one.
+func initCommand(warmup []string) []string {
+	cmd := []string{InitPath, "sandbox-init"}
+	if len(warmup) > 0 {
+		cmd = append(append(cmd, "--warmup"), warmup...)
+	}
+	return cmd
 }
 
 // networkMode is none for a job without a network and brig's egress

@@ -22,6 +22,10 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
+// quickJobs bounds the queue-only jobs (no container) a worker handles at
+// once; they hand their slot back as soon as they are decoded.
+const quickJobs = 256
+
 // ErrStopped is returned by Start on a worker that was stopped.
 var ErrStopped = errors.New("worker stopped")
 
@@ -33,6 +37,7 @@ type Worker struct {
 	pub *events.Publisher
 
 	slots      chan struct{}
+	quick      chan struct{} // queue-only jobs in hand, which hold no slot
 	initBinary string
 	pythonPath string
 	sockDir    string
@@ -72,6 +77,7 @@ func New(cfg Config) (*Worker, error) {
 		js:      js,
 		pub:     events.NewPublisher(cfg.Conn, js),
 		slots:   make(chan struct{}, cfg.Slots),
+		quick:   make(chan struct{}, quickJobs),
 		running: map[string]context.CancelCauseFunc{},
 	}, nil
 }
@@ -205,8 +211,10 @@ func (w *Worker) fetchLoop(fetchCtx, jobCtx context.Context, pool string, cons j
 			w.jobs.Add(1)
 			go func() {
 				defer w.jobs.Done()
-				defer w.release(1)
-				w.handle(jobCtx, msg)
+				var once sync.Once
+				release := func() { once.Do(func() { w.release(1) }) }
+				defer release()
+				w.handle(jobCtx, msg, release)
 			}()
 		}
 		w.release(n - got)

@@ -31,7 +31,7 @@ func TestDeployExample(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
 	}
-	want := "deployed grader (revision 1)\ndeployed cache-reader (revision 2)\n"
+	want := "deployed grader (revision 1)\ndeployed cache-reader (revision 2)\ndeployed fast-grader (revision 3)\n"
 	if stdout != want {
 		t.Errorf("stdout = %q, want %q", stdout, want)
 	}
@@ -45,8 +45,11 @@ func TestDeployExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fn.Limits.MemoryMB != 128 || fn.TimeoutMS != 10_000 || len(fn.Scopes) != 2 {
+	if fn.Limits.MemoryMB != 128 || fn.TimeoutMS != 10_000 || len(fn.Scopes) != 2 || len(fn.Warmup) != 3 {
 		t.Errorf("grader = %+v", fn)
+	}
+	if fast, err := r.Resolve(t.Context(), "fast-grader"); err != nil || fast.SingleUse == nil || *fast.SingleUse {
+		t.Errorf("fast-grader = %+v, %v; want single_use false", fast, err)
 	}
 	if fn, err := r.Resolve(t.Context(), "python"); err != nil || fn.Name != "python" {
 		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +37,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		DataDir:    filepath.Join(*data, "jetstream"),
 		Logger:     log,
 		Progress:   stderr,
-		Worker:     worker.Config{Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm},
+		Worker:     worker.Config{ID: devWorkerID(*data), Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm},
 		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key")},
 	})
 	if err != nil {
@@ -52,4 +54,21 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// devWorkerID names a dev stack's worker after the host and its data dir:
+// a restarted brig dev removes the containers it left, and two brig devs
+// on one host (other ports, other data dirs) never remove each other's.
+func devWorkerID(data string) string {
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		abs = data
+	}
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(abs))
+	id := "dev-" + hex.EncodeToString(sum[:4])
+	if host != "" {
+		id += "-" + host
+	}
+	return id // the worker makes it a valid name (and cuts the host part to fit)
 }

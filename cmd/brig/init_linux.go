@@ -7,8 +7,8 @@ import (
 )
 
 // sandboxInit is the init of every sandbox container (not for humans).
-func sandboxInit(stdin io.Reader, stdout, stderr io.Writer) int {
-	return sandboxinit.Main(stdin, stdout, stderr)
+func sandboxInit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return sandboxinit.Main(args, stdin, stdout, stderr)
 }
 
 // sandboxExec runs a job's command under its own limits (not for humans).

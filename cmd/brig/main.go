@@ -43,7 +43,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if args[0] == "sandbox-init" {
-		return sandboxInit(stdin, stdout, stderr)
+		return sandboxInit(args[1:], stdin, stdout, stderr)
 	}
 	if args[0] == "sandbox-exec" {
 		return sandboxExec(args[1:], stderr)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,20 +91,51 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	return nil
 }
 
-// TerminalEvent returns the stored terminal event of a job, or nil if it has
-// none yet.
-func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
-	stream, err := js.Stream(ctx, schema.StreamEvents)
+// eventsStreams caches a handle on the events stream per JetStream
+// context: opening one costs a stream-info round trip, and lookups come
+// several per job.
+var eventsStreams sync.Map // jetstream.JetStream → jetstream.Stream
+
+func eventsStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	if s, ok := eventsStreams.Load(js); ok {
+		return s.(jetstream.Stream), nil
+	}
+	s, err := js.Stream(ctx, schema.StreamEvents)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", schema.StreamEvents, err)
 	}
-	for _, typ := range []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled} {
-		msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, typ))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+	eventsStreams.Store(js, s)
+	return s, nil
+}
+
+// TerminalEvent returns the stored terminal event of a job, or nil if it has
+// none yet. The four terminal subjects are looked up at once.
+func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
+	stream, err := eventsStream(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	types := []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
+	found := make([]*jetstream.RawStreamMsg, len(types))
+	errs := make([]error, len(types))
+	var wg sync.WaitGroup
+	for i, typ := range types {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, typ))
+			if !errors.Is(err, jetstream.ErrMsgNotFound) {
+				found[i], errs[i] = msg, err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("look up terminal event of %s: %w", jobID, err)
+	}
+	for _, msg := range found {
+		if msg == nil {
 			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up terminal event of %s: %w", jobID, err)
 		}
 		ev, err := schema.DecodeEvent(msg.Data)
 		if err != nil {
@@ -114,19 +146,72 @@ func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*
 	return nil, nil
 }
 
-// HasEvent reports whether a job has stored an event of the given type
-// (accepted: a dispatcher took it; started: a worker runs or ran it).
-func HasEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (bool, error) {
-	stream, err := js.Stream(ctx, schema.StreamEvents)
+// LastEvent returns the job's most recently stored event of any type, or
+// nil when it has none (one lookup).
+func LastEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
+	stream, err := eventsStream(ctx, js)
 	if err != nil {
-		return false, fmt.Errorf("open stream %s: %w", schema.StreamEvents, err)
+		return nil, err
 	}
-	_, err = stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, eventType))
+	msg, err := stream.GetLastMsgForSubject(ctx, schema.EventsFilter(jobID))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up the last event of %s: %w", jobID, err)
+	}
+	ev, err := schema.DecodeEvent(msg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("decode the last event of %s: %w", jobID, err)
+	}
+	return ev, nil
+}
+
+// FindEvent returns the job's last stored event of the given type, or nil.
+func FindEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (*schema.Event, error) {
+	stream, err := eventsStream(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, eventType))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up %s event of %s: %w", eventType, jobID, err)
+	}
+	ev, err := schema.DecodeEvent(msg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s event of %s: %w", eventType, jobID, err)
+	}
+	return ev, nil
+}
+
+// HasEvent reports whether a job has stored an event of the given type
+// (accepted: a dispatcher took it; started: a worker runs or ran it), or of
+// any type when eventType is "".
+func HasEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (bool, error) {
+	stream, err := eventsStream(ctx, js)
+	if err != nil {
+		return false, err
+	}
+	subject := schema.EventsFilter(jobID)
+	if eventType != "" {
+		subject = schema.EventSubject(jobID, eventType)
+	}
+	_, err = stream.GetLastMsgForSubject(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("look up %s event of %s: %w", eventType, jobID, err)
+		return false, fmt.Errorf("look up %s events of %s: %w", orAny(eventType), jobID, err)
 	}
 	return true, nil
+}
+
+func orAny(eventType string) string {
+	if eventType == "" {
+		return "any"
+	}
+	return eventType
 }

@@ -29,8 +29,9 @@ import (
 // every process of the job is gone.
 const drainGrace = 2 * time.Second
 
-// Main runs the init and returns the process exit code.
-func Main(stdin io.Reader, stdout, stderr io.Writer) int {
+// Main runs the init and returns the process exit code. args may be
+// "--warmup" and a command to run before the first request (see warmUp).
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Outside a container's PID namespace, killAll would signal every
 	// process of this user: refuse to run anywhere but as PID 1.
 	if os.Getpid() != 1 {
@@ -55,6 +56,16 @@ func Main(stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	if len(args) > 0 {
+		if args[0] != "--warmup" || len(args) < 2 {
+			fmt.Fprintf(stderr, "brig init: unknown arguments %q\n", args)
+			return 2
+		}
+		if err := warmUp(args[1:]); err != nil {
+			fmt.Fprintf(stderr, "brig init: warm-up: %v\n", err)
+			return 1
+		}
+	}
 	for first := true; ; first = false {
 		req, err := initproto.ReadRequest(stdin)
 		if !first && errors.Is(err, io.EOF) {
@@ -186,20 +197,31 @@ func reap(pid int) syscall.WaitStatus {
 }
 
 // killAll kills every process this init may signal (all but itself) and
-// reaps them.
+// reaps them. The kill is repeated until nothing is left: a process forked
+// while kill(-1) ran can miss it (gVisor lets a fork bomb's child through),
+// and waiting for it would hang the init.
 func killAll() {
-	_ = syscall.Kill(-1, syscall.SIGKILL)
 	for {
-		var ws syscall.WaitStatus
-		_, err := syscall.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
+		_ = syscall.Kill(-1, syscall.SIGKILL)
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil { // ECHILD: nothing left
+				return
+			}
+			if pid == 0 { // some live on: signal again
+				break
+			}
 		}
-		if err != nil { // ECHILD: nothing left
-			return
-		}
+		time.Sleep(killRetry)
 	}
 }
+
+// killRetry paces killAll's repeated kills.
+const killRetry = 2 * time.Millisecond
 
 func exitCode(ws syscall.WaitStatus) (code, sig int) {
 	if ws.Signaled() {
