@@ -18,8 +18,8 @@ import (
 const replyWait = 30 * time.Second
 
 // replyClient runs jobs whose events come back as the core-NATS copies a
-// job's reply_to asks for, all on one subscription, where an SDK handle
-// creates a stream consumer per job: brig's queue without that cost.
+// job's reply_to asks for, all on one subscription: the bare wire, without
+// the SDK's handle per job (which follows its job the same way).
 type replyClient struct {
 	c      *sdk.Client
 	prefix string

@@ -175,9 +175,7 @@ func (r *runner) rawPrewarmedFigure(ctx context.Context) (Figure, error) {
 
 // queue: raw JetStream, then brig's echo function, which runs no
 // container: its latency through the SDK, and its latency and throughput
-// with results on reply_to. An SDK handle creates a stream consumer per
-// job, which lingers for minutes after the job; a stream takes 1000 by
-// default, too few for a throughput run.
+// with results on reply_to.
 func (r *runner) queue(ctx context.Context) error {
 	r.cfg.Progress("raw JetStream")
 	lat, thr, err := rawJetStream(ctx, r.cfg.Conn, r.cfg.N*5)
@@ -187,7 +185,7 @@ func (r *runner) queue(ctx context.Context) error {
 	r.figs = append(r.figs, lat)
 	r.cfg.Progress("brig queue-only latency (echo)")
 	sdkLat, err := r.brigLatency(ctx, "brig queue-only submit → terminal event (echo, SDK)", r.cfg.N, echoJob(r.c),
-		lat, target{}, "no container; one stream consumer per job")
+		lat, target{}, "no container; through the SDK")
 	if err != nil {
 		return err
 	}
