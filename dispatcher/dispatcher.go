@@ -14,6 +14,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
@@ -27,6 +28,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Functions resolves function names (default: Builtin).
 	Functions Resolver
+	// NoWorkerWait is how long a job may wait for a live worker of its pool
+	// (the registry) before it is refused with a terminal NotFound error
+	// (default 1m).
+	NoWorkerWait time.Duration
+	// Metrics records the dispatcher's Prometheus metrics (nil: none).
+	Metrics *metrics.Dispatcher
 	// Concurrency is how many submissions one dispatcher handles at once
 	// (default 64); each waits on a few JetStream round trips.
 	Concurrency int
@@ -68,6 +75,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 64
+	}
+	if c.NoWorkerWait == 0 {
+		c.NoWorkerWait = time.Minute
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5

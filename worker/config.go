@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -75,6 +76,15 @@ type Config struct {
 	// PrewarmIdle empties a template's pool after no job used it for this
 	// long (default 5m).
 	PrewarmIdle time.Duration
+	// Labels describe the worker to operators (brig status), e.g. zone=a.
+	Labels map[string]string
+	// PoolLimits caps, per pool, how many of its jobs run at once across
+	// every worker of the pool (the pool consumer's MaxAckPending; workers
+	// of one pool should agree, the last one started wins). 0 or absent:
+	// no cap beyond each worker's slots.
+	PoolLimits map[string]int
+	// Metrics records the worker's Prometheus metrics (nil: none).
+	Metrics *metrics.Worker
 	// PrepareEgress makes Start prepare the network of jobs with network:
 	// true (the brig-egress Docker network and the host firewall rules that
 	// keep it off the host, NATS and private ranges; see internal/egress)
@@ -142,6 +152,16 @@ func (c Config) validate() error {
 	for _, p := range c.Pools {
 		if !schema.ValidName(p) {
 			return fmt.Errorf("worker: pool %q is not a valid name", p)
+		}
+	}
+	for p, n := range c.PoolLimits {
+		if !schema.ValidName(p) || n < 0 {
+			return fmt.Errorf("worker: pool limit %s=%d: want a pool name and a limit ≥ 0", p, n)
+		}
+	}
+	for k, v := range c.Labels {
+		if k == "" || len(k) > 64 || len(v) > 256 {
+			return fmt.Errorf("worker: label %q=%q: keys are 1-64 bytes, values up to 256", k, v)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -26,6 +27,18 @@ type Config struct {
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for client connections (default 10s).
 	ReadyTimeout time.Duration
+
+	// Cluster, when ClusterListen is set, makes the server a node of a
+	// JetStream cluster: ClusterName names it (every node the same),
+	// ClusterListen is this node's HOST:PORT for routes, Routes are the
+	// nats-route://HOST:PORT URLs of the other nodes (its own may be among
+	// them), and Name must be unique in the cluster.
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	// ClusterAdvertise is the HOST:PORT other nodes reach this one at, when
+	// it differs from ClusterListen (a container's name).
+	ClusterAdvertise string
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -64,6 +77,9 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
 	}
+	if err := cluster(opts, cfg); err != nil {
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -80,6 +96,36 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 		}
 	}
 	return ns, nil
+}
+
+// cluster fills in the cluster options of a node.
+func cluster(opts *server.Options, cfg Config) error {
+	if cfg.ClusterListen == "" {
+		if len(cfg.Routes) > 0 || cfg.ClusterName != "" {
+			return fmt.Errorf("nats server: cluster name and routes need a cluster listen address")
+		}
+		return nil
+	}
+	if cfg.Name == "" || cfg.ClusterName == "" {
+		return fmt.Errorf("nats server: a cluster node needs a server name and a cluster name")
+	}
+	host, portStr, err := net.SplitHostPort(cfg.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("nats server: cluster address %q: %w", cfg.ClusterListen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("nats server: cluster port %q: %w", portStr, err)
+	}
+	opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port, Advertise: cfg.ClusterAdvertise}
+	for _, r := range cfg.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("nats server: route %q is not a nats-route://HOST:PORT URL", r)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }
 
 func ctxOrDeadline(ctx context.Context) context.Context {
