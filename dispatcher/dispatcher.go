@@ -14,8 +14,9 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
-	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/metrics"
+	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -125,6 +126,11 @@ type Dispatcher struct {
 	handling sync.WaitGroup
 	// jobs serialises the submissions of one job id (resubmissions).
 	jobs keyedMutex
+
+	registry *registry.Registry
+	seenMu   sync.Mutex
+	seen     []registry.Worker
+	seenAt   time.Time
 }
 
 // New validates cfg and returns a Dispatcher ready to Start.
@@ -170,11 +176,16 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if err := keys.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
+	reg, err := registry.Open(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas)
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	d.registry = reg
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
 		Durable:       bus.DispatcherConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.cfg.AckWait,
-		MaxDeliver:    d.cfg.MaxDeliver,
+		MaxDeliver:    d.cfg.MaxDeliver + d.noWorkerLooks(),
 		FilterSubject: schema.SubmitPrefix + ">",
 	})
 	if err != nil {
@@ -244,11 +255,17 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	err = d.dispatch(ctx, msg, meta.NumDelivered)
+	err = d.dispatch(ctx, msg, meta)
 	var rej *rejection
 	var dup *duplicate
+	var idle *noWorker
 	switch {
+	case errors.As(err, &idle):
+		d.cfg.Metrics.Dispatched(idle.pool, "waiting")
+		d.log.Info("no live worker serves the job's pool; it waits", "job", idle.jobID, "pool", idle.pool, "retry_in", idle.delay)
+		_ = msg.NakWithDelay(idle.delay)
 	case errors.As(err, &dup):
+		d.cfg.Metrics.Dispatched("", "duplicate")
 		d.log.Warn("dropping a submission for a job id brig already knows", "job", dup.jobID, "subject", msg.Subject())
 		_ = msg.TermWithReason(dup.Error())
 	case err == nil:
@@ -256,6 +273,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 			d.log.Warn("ack submission", "err", err)
 		}
 	case errors.As(err, &rej):
+		d.cfg.Metrics.Dispatched(rej.pool, "rejected")
 		d.reject(ctx, msg, rej)
 	case meta.NumDelivered >= uint64(d.cfg.MaxDeliver):
 		d.reject(ctx, msg, &rejection{
@@ -269,13 +287,26 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
+// noWorker is a job whose pool has no live worker yet: it is offered
+// again after delay.
+type noWorker struct {
+	jobID, pool string
+	delay       time.Duration
+}
+
+func (n *noWorker) Error() string { return "no live worker serves pool " + n.pool }
+
 // rejection is a submission brig will not run.
 type rejection struct {
 	jobID   string
 	replyTo string
-	errType string
-	status  string
-	msg     string
+	pool    string // when known, for metrics
+	// accepted: brig published the job's accepted event before refusing
+	// it (no worker came), so the refusal is this job's own end.
+	accepted bool
+	errType  string
+	status   string
+	msg      string
 }
 
 func (r *rejection) Error() string { return r.msg }
@@ -297,7 +328,8 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 // dispatch validates, resolves and routes one submission. It returns a
 // *rejection for anything that must not run, a *duplicate for a job id
 // brig already knows, another error for platform failures worth retrying.
-func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered uint64) error {
+func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	delivered := meta.NumDelivered
 	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
 	if err != nil {
 		return invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
@@ -339,16 +371,82 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, delivered 
 	if err := spec.Validate(); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
+	// Accepted once: a redelivery (the job waited for a worker, or an
+	// earlier attempt failed after accepting) may have published it.
+	accepted := false
+	if delivered > 1 {
+		if accepted, err = bus.HasEvent(ctx, d.js, job.ID, schema.EventAccepted); err != nil {
+			return err
+		}
+	}
+	if !accepted {
+		if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo}, job.ReplyTo); err != nil {
+			return err
+		}
+	}
+	if err := d.awaitWorker(ctx, job, spec.Pool, meta); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	tok, err := d.mint(job.ID, &spec, now)
 	if err != nil {
 		return err
 	}
-	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, Token: tok, AcceptedAt: now}
-	if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo}, job.ReplyTo); err != nil {
+	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, Token: tok, AcceptedAt: now, SubmittedAt: meta.Timestamp.UTC()}
+	if err := d.route(ctx, &work, log); err != nil {
 		return err
 	}
-	return d.route(ctx, &work, log)
+	d.cfg.Metrics.Dispatched(spec.Pool, "routed")
+	d.cfg.Metrics.ObserveDispatch(now.Sub(meta.Timestamp))
+	return nil
+}
+
+// awaitWorker returns nil when a live worker serves pool, a *noWorker while
+// the job may still wait for one, and a *rejection once it waited
+// NoWorkerWait (or would outlast its deliveries).
+func (d *Dispatcher) awaitWorker(ctx context.Context, job *schema.Job, pool string, meta *jetstream.MsgMetadata) error {
+	workers, err := d.workers(ctx)
+	if err != nil {
+		return err
+	}
+	if registry.Serves(workers, pool) {
+		return nil
+	}
+	waited := time.Since(meta.Timestamp)
+	left := d.cfg.NoWorkerWait - waited
+	if left <= 0 || meta.NumDelivered+1 >= uint64(d.cfg.MaxDeliver+d.noWorkerLooks()) {
+		r := invalid(job, schema.ErrNotFound, "no worker serves pool %q: the job waited %s for one (NoWorkerWait %s); start a worker with --pools %s",
+			pool, waited.Round(time.Second), d.cfg.NoWorkerWait, pool)
+		r.status, r.pool, r.accepted = schema.StatusError, pool, true
+		return r
+	}
+	return &noWorker{jobID: job.ID, pool: pool, delay: max(min(left, noWorkerLook), 100*time.Millisecond)}
+}
+
+// noWorkerLook is how often a job waiting for a worker of its pool looks
+// again.
+const noWorkerLook = 2 * time.Second
+
+// noWorkerLooks is how many deliveries waiting for a worker may take; the
+// submission consumer allows them on top of MaxDeliver.
+func (d *Dispatcher) noWorkerLooks() int {
+	return int(d.cfg.NoWorkerWait/noWorkerLook) + 2
+}
+
+// workers returns the live workers, read from the registry at most once a
+// second.
+func (d *Dispatcher) workers(ctx context.Context) ([]registry.Worker, error) {
+	d.seenMu.Lock()
+	defer d.seenMu.Unlock()
+	if time.Since(d.seenAt) < time.Second && d.seen != nil {
+		return d.seen, nil
+	}
+	ws, err := d.registry.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.seen, d.seenAt = ws, time.Now()
+	return ws, nil
 }
 
 func (d *Dispatcher) route(ctx context.Context, work *schema.Work, log *slog.Logger) error {
@@ -380,15 +478,19 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection
 		return
 	}
 	// A rejection names its job by what the payload claims: never let it
-	// end a job that brig already accepted.
-	if seen, err := bus.HasEvent(ctx, d.js, r.jobID, schema.EventAccepted); err != nil {
-		log.Error("look up job; will retry", "err", err)
-		_ = msg.NakWithDelay(d.cfg.Backoff)
-		return
-	} else if seen {
-		log.Warn("rejected a submission that reuses an accepted job id; no event published", "reason", r.msg)
-		_ = msg.TermWithReason(r.msg)
-		return
+	// end a job that brig already accepted (unless this dispatch did).
+	if !r.accepted {
+		seen, err := bus.HasEvent(ctx, d.js, r.jobID, schema.EventAccepted)
+		if err != nil {
+			log.Error("look up job; will retry", "err", err)
+			_ = msg.NakWithDelay(d.cfg.Backoff)
+			return
+		}
+		if seen {
+			log.Warn("rejected a submission that reuses an accepted job id; no event published", "reason", r.msg)
+			_ = msg.TermWithReason(r.msg)
+			return
+		}
 	}
 	ev := &schema.Event{
 		JobID: r.jobID, Type: schema.EventError, Seq: 2, Status: r.status, ExitCode: -1,

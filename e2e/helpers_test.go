@@ -324,7 +324,13 @@ func names(list []container.Summary) string {
 // deploy stores a function definition on the shared stack.
 func deploy(ctx context.Context, t *testing.T, fn schema.Function) {
 	t.Helper()
-	js, err := jetstream.New(stack.Conn)
+	deployOn(ctx, t, stack.Conn, fn)
+}
+
+// deployOn stores a function definition on nc's server.
+func deployOn(ctx context.Context, t *testing.T, nc *nats.Conn, fn schema.Function) {
+	t.Helper()
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}

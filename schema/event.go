@@ -85,7 +85,10 @@ type Event struct {
 	Output          json.RawMessage `json:"output,omitempty"`
 	DurationMS      int64           `json:"duration_ms,omitempty"`
 	AuthErrors      []AuthError     `json:"auth_errors,omitempty"`
-	Error           *ErrorInfo      `json:"error,omitempty"`
+	// Trace is when the job reached each stage (terminal events of jobs
+	// that were dispatched).
+	Trace *Trace     `json:"trace,omitempty"`
+	Error *ErrorInfo `json:"error,omitempty"`
 }
 
 // How a started job's container came to it.
@@ -94,6 +97,17 @@ const (
 	SandboxPrewarmed = "prewarmed" // started before the job; serves it alone
 	SandboxReused    = "reused"    // served earlier jobs of the function (single_use: false)
 )
+
+// Trace times a job through brig: Queued when its submission was stored,
+// Dispatched when a dispatcher routed it to its pool, Started when a worker
+// handed it to a container (zero if it never got one), Finished when its
+// outcome was known.
+type Trace struct {
+	Queued     time.Time `json:"queued"`
+	Dispatched time.Time `json:"dispatched"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished"`
+}
 
 // AuthError is one denied resource call.
 type AuthError struct {

@@ -10,6 +10,8 @@ type Work struct {
 	Spec       RunSpec   `json:"spec"`
 	Token      string    `json:"token,omitempty"`
 	AcceptedAt time.Time `json:"accepted_at"`
+	// SubmittedAt is when the submission was stored (its JetStream time).
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 }
 
 // RunSpec is the resolved, fully defaulted way to run one job.

@@ -19,6 +19,24 @@ type emitter struct {
 	attempt int
 	mu      sync.Mutex
 	seq     int64
+	started time.Time // when the job got its container, if it did
+}
+
+func (e *emitter) startedAt(t time.Time) {
+	e.mu.Lock()
+	e.started = t
+	e.mu.Unlock()
+}
+
+// trace times the job for its terminal event, finished now.
+func (e *emitter) trace(work *schema.Work) *schema.Trace {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	queued := work.SubmittedAt
+	if queued.IsZero() {
+		queued = work.AcceptedAt
+	}
+	return &schema.Trace{Queued: queued, Dispatched: work.AcceptedAt, Started: e.started.UTC(), Finished: time.Now().UTC()}
 }
 
 func (e *emitter) next(ev *schema.Event) *schema.Event {

@@ -87,6 +87,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 		ev = em.terminal(schema.StatusError, schema.ErrInfrastructure,
 			fmt.Sprintf("brig could not run the job after %d attempts: %v", attempt, err))
 	}
+	ev.Trace = em.trace(work)
 	if err := w.publishTerminal(ctx, em, ev); err != nil {
 		w.retry(msg, attempt, log, err)
 		return
@@ -94,7 +95,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.Warn("ack job", "err", err)
 	}
-	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS)
+	var run time.Duration
+	if !ev.Trace.Started.IsZero() {
+		run = ev.Trace.Finished.Sub(ev.Trace.Started)
+	}
+	w.cfg.Metrics.JobEnded(work.Spec.Pool, ev.Status, run, ev.Trace.Finished.Sub(ev.Trace.Queued))
+	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS,
+		"queued_ms", ev.Trace.Dispatched.Sub(ev.Trace.Queued).Milliseconds(), "total_ms", ev.Trace.Finished.Sub(ev.Trace.Queued).Milliseconds())
 }
 
 // endedAlready returns the job's terminal event if it has one. Before a
@@ -174,6 +181,8 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		onOutput:    pump.add,
 		onStart: func(b *box) {
 			start = time.Now()
+			em.startedAt(start)
+			w.cfg.Metrics.ContainerStarted(b.kind())
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: b.id, Sandbox: b.kind()}, log)
 		},
 	})

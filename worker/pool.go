@@ -176,3 +176,17 @@ func (p *warmPool) stop() {
 	p.cancel()
 	p.wg.Wait()
 }
+
+// size is how many prewarmed containers wait, over all templates.
+func (p *warmPool) size() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, tp := range p.pools {
+		n += len(tp.ready)
+	}
+	return n
+}

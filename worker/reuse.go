@@ -128,3 +128,13 @@ func (p *reusePool) stop() {
 		p.w.discard(context.Background(), ib.b)
 	}
 }
+
+// size is how many idle containers wait for their function's next job.
+func (p *reusePool) size() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -54,10 +55,13 @@ type Worker struct {
 	running map[string]context.CancelCauseFunc // by job id
 	cancels *nats.Subscription
 	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
-	fetchCancel context.CancelFunc
-	jobCancel   context.CancelFunc
-	loops       sync.WaitGroup
-	jobs        sync.WaitGroup
+	fetchCancel     context.CancelFunc
+	jobCancel       context.CancelFunc
+	heartbeatCancel context.CancelFunc
+	registry        *registry.Registry
+	startedAt       time.Time
+	loops           sync.WaitGroup
+	jobs            sync.WaitGroup
 }
 
 // New validates cfg and returns a Worker ready to Start.
@@ -118,9 +122,6 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err := w.setupGateway(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	if w.cancels, err = w.cfg.Conn.Subscribe(schema.CancelPrefix+"*", w.onCancel); err != nil {
-		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
-	}
 	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))
 	for _, pool := range w.cfg.Pools {
 		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork, jetstream.ConsumerConfig{
@@ -129,11 +130,25 @@ func (w *Worker) Start(ctx context.Context) error {
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       w.cfg.AckWait,
 			MaxDeliver:    w.cfg.MaxDeliver + schema.MaxRetries, // the job's own retries come on top
+			// The pool's cap on running jobs, over all its workers: a job
+			// is unacked exactly while a worker holds it.
+			MaxAckPending: poolLimit(w.cfg.PoolLimits[pool]),
 		})
 		if err != nil {
 			return fmt.Errorf("worker: consumer for pool %s: %w", pool, err)
 		}
 		consumers = append(consumers, cons)
+	}
+	if w.registry, err = registry.Open(ctx, w.js, w.cfg.Streams.WithDefaults().Replicas); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.startedAt = time.Now().UTC()
+	if err := w.registry.Put(ctx, w.entryLocked()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	// Last: a Start that failed before leaves no subscription behind.
+	if w.cancels, err = w.cfg.Conn.Subscribe(schema.CancelPrefix+"*", w.onCancel); err != nil {
+		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
 	}
 	base := context.WithoutCancel(ctx)
 	if w.cfg.Prewarm > 0 {
@@ -150,6 +165,13 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.fetchLoop(fetchCtx, jobCtx, w.cfg.Pools[i], cons)
 		}()
 	}
+	hbCtx, hbCancel := context.WithCancel(base)
+	w.heartbeatCancel = hbCancel
+	w.loops.Add(1)
+	go func() {
+		defer w.loops.Done()
+		w.heartbeat(hbCtx)
+	}()
 	w.started = true
 	w.log.Info("worker started", "pools", w.cfg.Pools, "slots", w.cfg.Slots, "init", w.initBinary)
 	return nil
@@ -169,6 +191,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 
 	w.fetchCancel()
+	w.heartbeatCancel()
 	w.loops.Wait()
 	defer func() { _ = w.cancels.Unsubscribe() }()
 	done := make(chan struct{})
@@ -183,6 +206,11 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.jobCancel()
 	w.warm.stop()
 	w.reused.stop()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.registry.Remove(rctx, w.cfg.ID); err != nil {
+		w.log.Warn("leave the registry", "err", err)
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -264,6 +292,15 @@ func (w *Worker) removeLeftovers(ctx context.Context) error {
 		w.removeContainer(ctx, c.ID)
 	}
 	return nil
+}
+
+// poolLimit is a pool consumer's MaxAckPending: the configured cap, or none
+// (JetStream's default would cap every pool at 1000 running jobs).
+func poolLimit(n int) int {
+	if n > 0 {
+		return n
+	}
+	return -1
 }
 
 func randomSuffix() string {

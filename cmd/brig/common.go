@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -19,11 +21,10 @@ type serverFlag struct {
 	explicit bool
 }
 
+// addServerFlag registers --server; BRIG_SERVER reaches it through the
+// environment fallback of parseInterleaved, like every other flag.
 func addServerFlag(fs *flag.FlagSet) *serverFlag {
 	s := &serverFlag{url: defaultServer}
-	if env := os.Getenv("BRIG_SERVER"); env != "" {
-		s.url, s.explicit = env, true
-	}
 	fs.Func("server", "NATS server URL (env BRIG_SERVER, default "+defaultServer+")", func(v string) error {
 		s.url, s.explicit = v, true
 		return nil
@@ -50,16 +51,25 @@ func defaultDataDir() string {
 	return filepath.Join(os.TempDir(), "brig-data")
 }
 
+// envHelp tells how flags come from the environment, in the usage texts.
+const envHelp = "Every flag --foo-bar may also come from the environment as BRIG_FOO_BAR\n" +
+	"(used when the flag is not on the command line and the variable is not empty)."
+
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n", name)
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\n%s\n", envHelp)
+	}
 	return fs
 }
 
 // parseInterleaved parses flags that may come before or after the
-// positional arguments (`brig run hello.py --json`) and returns the
-// positionals.
+// positional arguments (`brig run hello.py --json`), then fills the flags
+// left unset from the environment (applyEnv), and returns the positionals.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -67,9 +77,45 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
-			return pos, nil
+			break
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	if err := applyEnv(fs, os.LookupEnv); err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return nil, err
+	}
+	return pos, nil
+}
+
+// envName is the environment variable that stands in for a flag:
+// --foo-bar ← BRIG_FOO_BAR.
+func envName(flagName string) string {
+	return "BRIG_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets each flag that the command line did not set from its
+// environment variable, when that is set and not empty, as if it had been
+// given (fs.Visit lists it afterwards): the command line wins over the
+// environment, which wins over the default. A repeatable flag takes one
+// value from the environment.
+func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		v, ok := lookup(env)
+		if !ok || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for %s (flag -%s): %w", v, env, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
 }

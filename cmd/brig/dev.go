@@ -12,6 +12,7 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -23,8 +24,9 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	prewarm := fs.Int("prewarm", 2, "started single-use containers kept ready per container template in use (0: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
+	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
@@ -32,18 +34,28 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		fmt.Fprintf(stderr, "brig dev: data dir: %v\n", err)
 		return 1
 	}
+	mctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	reg, err := serveMetrics(mctx, *metricsAddr, log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dev: %v\n", err)
+		return 1
+	}
+	workerID := devWorkerID(*data)
+	wm, dm := metrics.NewWorker(reg, workerID), metrics.NewDispatcher(reg)
 	stack, err := devstack.Start(ctx, devstack.Config{
 		Listen:     *listen,
 		DataDir:    filepath.Join(*data, "jetstream"),
 		Logger:     log,
 		Progress:   stderr,
-		Worker:     worker.Config{ID: devWorkerID(*data), Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm},
-		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key")},
+		Worker:     worker.Config{ID: workerID, Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm, Metrics: wm},
+		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key"), Metrics: dm},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dev: %v\n", err)
 		return 1
 	}
+	defer pollQueues(mctx, stack.Conn, dm, log)()
 	fmt.Fprintf(stderr, "ready %s\n", stack.URL())
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "brig dev: shutting down")

@@ -28,8 +28,12 @@ Usage:
   brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
+  brig nats [--cluster ADDR] [flags]      a NATS node with JetStream, alone or in a cluster
+  brig status [--json]                    pools, workers and their free slots, queues, running jobs, recent failures
 
 Every command takes --server URL (env BRIG_SERVER, default nats://127.0.0.1:4222).
+Every flag --foo-bar may also come from the environment as BRIG_FOO_BAR, e.g.
+BRIG_LOG_LEVEL=debug; the command line wins, and an empty variable counts as unset.
 Run 'brig COMMAND -h' for a command's flags.
 `
 
@@ -60,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"bench":      cmdBench,
 		"dispatcher": cmdDispatcher,
 		"worker":     cmdWorker,
+		"nats":       cmdNats,
+		"status":     cmdStatus,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -22,6 +26,35 @@ func connectRole(url, name string) (*nats.Conn, error) {
 	return nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond))
 }
+
+// startRetrying runs start until it succeeds: a role may come up before
+// its NATS cluster has elected a JetStream leader, and then every stream
+// or bucket call times out for a while. It gives up after startPatience,
+// or at once on a permanent error (bad configuration).
+func startRetrying(ctx context.Context, log *slog.Logger, role string, start func(context.Context) error) error {
+	deadline := time.Now().Add(startPatience)
+	for delay := 500 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := start(ctx)
+		var p permanent
+		if err == nil || errors.As(err, &p) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn(role+" cannot start yet; retrying", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// startPatience bounds startRetrying.
+const startPatience = 2 * time.Minute
+
+// permanent marks an error no retry fixes.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
 
 // waitStop blocks until ctx ends, then stops the role within grace.
 func waitStop(ctx context.Context, grace time.Duration, stop func(context.Context) error) error {
@@ -39,10 +72,19 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long to finish the submission in hand on shutdown")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a submission may go unsettled before another dispatcher gets it")
+	metricsAddr := addMetricsFlag(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
+	mctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	reg, err := serveMetrics(mctx, *metricsAddr, log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
+		return exitBrig
+	}
+	m := metrics.NewDispatcher(reg)
 	nc, err := connectRole(srv.url, "brig-dispatcher")
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
@@ -50,19 +92,23 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	}
 	defer nc.Close()
 	streams := bus.Config{Replicas: *replicas}
-	fns, err := dispatcher.OpenKVResolver(ctx, nc, *replicas)
+	var d *dispatcher.Dispatcher
+	err = startRetrying(ctx, log, "dispatcher", func(ctx context.Context) error {
+		fns, err := dispatcher.OpenKVResolver(ctx, nc, *replicas)
+		if err != nil {
+			return err
+		}
+		d, err = dispatcher.New(dispatcher.Config{Conn: nc, Logger: log, KeyFile: *keyFile, Streams: streams, Functions: fns, AckWait: *ackWait, Metrics: m})
+		if err != nil {
+			return permanent{err}
+		}
+		return d.Start(ctx)
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
 		return exitBrig
 	}
-	d, err := dispatcher.New(dispatcher.Config{Conn: nc, Logger: log, KeyFile: *keyFile, Streams: streams, Functions: fns, AckWait: *ackWait})
-	if err == nil {
-		err = d.Start(ctx)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
-		return exitBrig
-	}
+	defer pollQueues(mctx, nc, m, log)()
 	fmt.Fprintln(stderr, "ready dispatcher")
 	if err := waitStop(ctx, *grace, d.Stop); err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: stop: %v\n", err)
@@ -83,10 +129,23 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a job may go without a progress signal before another worker gets it (a dead worker's jobs wait this long)")
+	labels := labelsFlag{}
+	fs.Var(labels, "label", "`KEY=VALUE` describing the worker to operators, e.g. zone=a (repeatable)")
+	poolLimits := poolLimitsFlag{}
+	fs.Var(poolLimits, "pool-limit", "`POOL=N`: at most N of the pool's jobs run at once over all its workers (repeatable)")
+	metricsAddr := addMetricsFlag(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
+	mctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	reg, err := serveMetrics(mctx, *metricsAddr, log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig worker: %v\n", err)
+		return exitBrig
+	}
+	m := metrics.NewWorker(reg, metricsWorkerID(*id))
 	nc, err := connectRole(srv.url, "brig-worker")
 	if err != nil {
 		fmt.Fprintf(stderr, "brig worker: %v\n", err)
@@ -99,13 +158,19 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return exitBrig
 	}
 	defer docker.Close()
-	w, err := worker.New(worker.Config{
-		Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
-		Slots: *slots, Prewarm: *prewarm, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
+	var w *worker.Worker
+	err = startRetrying(ctx, log, "worker", func(ctx context.Context) error {
+		var err error
+		w, err = worker.New(worker.Config{
+			Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
+			Slots: *slots, Prewarm: *prewarm, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
+			Labels: labels, PoolLimits: poolLimits, Metrics: m,
+		})
+		if err != nil {
+			return permanent{err}
+		}
+		return w.Start(ctx)
 	})
-	if err == nil {
-		err = w.Start(ctx)
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "brig worker: %v\n", err)
 		return exitBrig
@@ -116,4 +181,13 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 1
 	}
 	return 0
+}
+
+// metricsWorkerID is the worker label of a worker's metrics: its --id, or
+// the hostname the worker defaults to.
+func metricsWorkerID(id string) string {
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	return id
 }

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/registry"
+	"github.com/brig-dev/brig/schema"
+)
+
+// statusFailureWindow is how far back `brig status` looks for failures.
+const (
+	statusFailureWindow = 15 * time.Minute
+	statusFailuresShown = 10
+	statusEventsScanned = 50_000
+)
+
+// status is what `brig status` shows (and prints with --json).
+type status struct {
+	Server   string            `json:"server"`
+	Cluster  string            `json:"cluster,omitempty"`
+	Streams  []streamStatus    `json:"streams"`
+	Pools    []poolStatus      `json:"pools"`
+	Workers  []registry.Worker `json:"workers"`
+	Running  []runningJob      `json:"running"`
+	Failures []failure         `json:"recent_failures"`
+	Pending  uint64            `json:"submissions_pending"`
+}
+
+type streamStatus struct {
+	Name     string `json:"name"`
+	Msgs     uint64 `json:"msgs"`
+	Replicas int    `json:"replicas"`
+	Current  int    `json:"current"`
+	Leader   string `json:"leader,omitempty"`
+}
+
+type poolStatus struct {
+	Name    string `json:"name"`
+	Workers int    `json:"workers"`
+	Slots   int    `json:"slots"`
+	Free    int    `json:"free"`
+	Queued  uint64 `json:"queued"`
+	Running int    `json:"running"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
+type runningJob struct {
+	JobID  string `json:"job_id"`
+	Worker string `json:"worker"`
+}
+
+type failure struct {
+	Time   time.Time `json:"time"`
+	JobID  string    `json:"job_id"`
+	Status string    `json:"status"`
+	Error  string    `json:"error"`
+}
+
+func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig status", stderr)
+	srv := addServerFlag(fs)
+	asJSON := fs.Bool("json", false, "print the status as one JSON object")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return 2
+	}
+	nc, err := nats.Connect(srv.url, nats.Name("brig-status"), nats.Timeout(3*time.Second))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig status: %s unreachable: %v\n", srv.url, err)
+		return exitBrig
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := readStatus(ctx, nc)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return 0
+	}
+	printStatus(stdout, st)
+	return 0
+}
+
+// readStatus gathers the fleet's state from JetStream: streams, the pool
+// consumers, the worker registry and recent terminal events.
+func readStatus(ctx context.Context, nc *nats.Conn) (*status, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st := &status{Server: nc.ConnectedUrlRedacted(), Cluster: nc.ConnectedClusterName()}
+	for _, name := range []string{schema.StreamSubmit, schema.StreamWork, schema.StreamEvents} {
+		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		info := s.CachedInfo()
+		ss := streamStatus{Name: name, Msgs: info.State.Msgs, Replicas: max(info.Config.Replicas, 1), Current: 1}
+		if c := info.Cluster; c != nil {
+			ss.Leader = c.Leader
+			for _, p := range c.Replicas {
+				if p.Current {
+					ss.Current++
+				}
+			}
+		}
+		st.Streams = append(st.Streams, ss)
+	}
+	reg, err := registry.Open(ctx, js, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st.Workers, err = reg.List(ctx); err != nil {
+		return nil, err
+	}
+	if st.Workers == nil {
+		st.Workers = []registry.Worker{}
+	}
+	pools := map[string]*poolStatus{}
+	pool := func(name string) *poolStatus {
+		if pools[name] == nil {
+			pools[name] = &poolStatus{Name: name}
+		}
+		return pools[name]
+	}
+	for _, w := range st.Workers {
+		for _, p := range w.Pools {
+			ps := pool(p)
+			ps.Workers++
+			ps.Slots += w.Slots
+			ps.Free += w.Free
+		}
+		for _, id := range w.Running {
+			st.Running = append(st.Running, runningJob{JobID: id, Worker: w.ID})
+		}
+	}
+	if work, err := js.Stream(ctx, schema.StreamWork); err == nil {
+		for info := range work.ListConsumers(ctx).Info() {
+			name, ok := strings.CutPrefix(info.Name, bus.WorkConsumer(""))
+			if !ok {
+				continue
+			}
+			ps := pool(name)
+			ps.Queued, ps.Running, ps.Limit = info.NumPending, info.NumAckPending, max(info.Config.MaxAckPending, 0)
+		}
+	}
+	if c, err := js.Consumer(ctx, schema.StreamSubmit, bus.DispatcherConsumer); err == nil {
+		if info, err := c.Info(ctx); err == nil {
+			st.Pending = info.NumPending + uint64(info.NumAckPending)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(pools)) {
+		st.Pools = append(st.Pools, *pools[name])
+	}
+	if st.Failures, err = recentFailures(ctx, js); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// recentFailures reads the terminal events of the last window and keeps
+// the newest that did not succeed.
+func recentFailures(ctx context.Context, js jetstream.JetStream) ([]failure, error) {
+	cons, err := js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{
+			schema.EventsPrefix + "*." + schema.EventResult, schema.EventsPrefix + "*." + schema.EventTimeout,
+			schema.EventsPrefix + "*." + schema.EventError,
+		},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  schema.Ptr(time.Now().Add(-statusFailureWindow)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read recent events: %w", err)
+	}
+	var out []failure
+	for range statusEventsScanned {
+		msg, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond))
+		if err != nil {
+			break // none left in the window
+		}
+		var ev schema.Event
+		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Status == schema.StatusSucceeded {
+			continue
+		}
+		f := failure{Time: ev.Time, JobID: ev.JobID, Status: ev.Status}
+		if ev.Error != nil {
+			f.Error = ev.Error.Type + ": " + ev.Error.Message
+		}
+		out = append(out, f)
+		if len(out) > statusFailuresShown {
+			out = out[1:]
+		}
+	}
+	slices.Reverse(out)
+	if out == nil {
+		out = []failure{}
+	}
+	return out, nil
+}
+
+func printStatus(w io.Writer, st *status) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "server %s", st.Server)
+	if st.Cluster != "" {
+		fmt.Fprintf(tw, " (cluster %s)", st.Cluster)
+	}
+	fmt.Fprintf(tw, "; submissions waiting for a dispatcher: %d\n\n", st.Pending)
+	fmt.Fprintln(tw, "STREAM\tMSGS\tREPLICAS\tCURRENT\tLEADER")
+	for _, s := range st.Streams {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Name, s.Msgs, s.Replicas, s.Current, dash(s.Leader))
+	}
+	fmt.Fprintln(tw, "\nPOOL\tWORKERS\tSLOTS\tFREE\tQUEUED\tRUNNING\tLIMIT")
+	for _, p := range st.Pools {
+		limit := "-"
+		if p.Limit > 0 {
+			limit = fmt.Sprint(p.Limit)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Workers, p.Slots, p.Free, p.Queued, p.Running, limit)
+	}
+	fmt.Fprintln(tw, "\nWORKER\tPOOLS\tSLOTS\tFREE\tRUNNING\tPREWARMED\tREUSABLE\tLABELS\tSEEN")
+	for _, wk := range st.Workers {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(wk.Labels)) {
+			labels = append(labels, k+"="+wk.Labels[k])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s ago\n", wk.ID, strings.Join(wk.Pools, ","), wk.Slots, wk.Free,
+			len(wk.Running), wk.Prewarmed, wk.Reusable, dash(strings.Join(labels, ",")), time.Since(wk.Seen).Round(100*time.Millisecond))
+	}
+	fmt.Fprintln(tw, "\nRUNNING JOB\tWORKER")
+	for _, r := range st.Running {
+		fmt.Fprintf(tw, "%s\t%s\n", r.JobID, r.Worker)
+	}
+	fmt.Fprintf(tw, "\nRECENT FAILURE (%s)\tJOB\tSTATUS\tERROR\n", statusFailureWindow)
+	for _, f := range st.Failures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Time.Local().Format(time.TimeOnly), f.JobID, f.Status, clipLine(f.Error, 100))
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func clipLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Brings docker-compose.yml up, waits until both dispatchers and both
+# workers are ready, runs examples/hello.py through the cluster from the
+# host, and tears everything down again, whatever happened (including the
+# sandbox containers the workers leave behind).
+set -eu
+cd "$(dirname "$0")/.."
+server="nats://127.0.0.1:${BRIG_COMPOSE_PORT:-4222}"
+
+teardown() {
+	docker-compose down -v --remove-orphans --timeout 30 || true
+	for w in worker1 worker2; do
+		ids=$(docker ps -aq --filter "label=brig.worker=$w")
+		[ -z "$ids" ] || docker rm -f $ids >/dev/null
+	done
+}
+fail() {
+	echo "smoke: $*" >&2
+	docker-compose logs --no-color --tail 50 >&2 || true
+	exit 1
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+./deploy/up.sh
+
+# A role that starts before the cluster has a JetStream leader exits and is
+# restarted (restart: on-failure) until it prints its ready line.
+deadline=$(($(date +%s) + 180))
+for svc in dispatcher1 dispatcher2 worker1 worker2; do
+	until docker-compose logs --no-color "$svc" 2>/dev/null | grep -Eq '\| ready (dispatcher|worker)'; do
+		[ "$(date +%s)" -lt "$deadline" ] || fail "$svc not ready after 180s"
+		sleep 1
+	done
+	echo "smoke: $svc ready"
+done
+
+out=$(timeout 120 ./deploy/brig run --server "$server" examples/hello.py) || fail "brig run failed (exit $?): $out"
+echo "$out"
+case "$out" in
+*hello*) echo "smoke: ok" ;;
+*) fail "brig run printed no hello" ;;
+esac

@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+	"github.com/brig-dev/brig/worker"
+)
+
+// clusterNode is one embedded server of the test's cluster.
+type clusterNode struct {
+	cfg natsserver.Config
+	srv *server.Server
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startCluster starts n nodes of one JetStream cluster and waits until it
+// has a JetStream meta leader.
+func startCluster(ctx context.Context, t *testing.T, dir string, n int) []*clusterNode {
+	t.Helper()
+	nodes := make([]*clusterNode, n)
+	var routes []string
+	for i := range nodes {
+		nodes[i] = &clusterNode{cfg: natsserver.Config{
+			Listen: freeAddr(t), DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Name: fmt.Sprintf("n%d", i+1),
+			ClusterName: "brig-e2e", ClusterListen: freeAddr(t), ReadyTimeout: 30 * time.Second,
+		}}
+		routes = append(routes, "nats-route://"+nodes[i].cfg.ClusterListen)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, node := range nodes {
+		node.cfg.Routes = routes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node.srv, errs[i] = natsserver.Start(ctx, node.cfg)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start node %d: %v", i+1, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, node := range nodes {
+			if node.srv != nil {
+				node.srv.Shutdown()
+				node.srv.WaitForShutdown()
+			}
+		}
+	})
+	return nodes
+}
+
+func (n *clusterNode) url() string { return "nats://" + n.cfg.Listen }
+
+// TestCluster runs brig on a three-node JetStream cluster (streams with
+// three replicas) with two dispatchers and two workers, each a `brig`
+// process: it submits a few hundred jobs, kills one NATS node and
+// SIGKILLs one worker while they run, and checks that every job ends in
+// exactly one terminal event, that nothing stays queued, and that the
+// node, brought back, catches up.
+func TestCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "brig-c-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	nodes := startCluster(ctx, t, dir, 3)
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url())
+	}
+	all := strings.Join(urls, ",")
+
+	fe := &faultEnv{t: t, dir: dir}
+	// Each role starts on another node (nats.go shuffles the list; the
+	// first URL decides only the first connection).
+	rotate := func(i int) string { return strings.Join(append(urls[i%3:], urls[:i%3]...), ",") }
+	for i := range 2 {
+		fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--replicas", "3", "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
+			"--grace", "5s", "--ack-wait", "5s", "--log-level", "warn")
+	}
+	var workers []*roleProc
+	for i := range 2 {
+		id := fmt.Sprintf("%s-cluster%d", workerID, i+1)
+		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--replicas", "3", "--id", id,
+			"--runtime-dir", filepath.Join(dir, "run"+strconv.Itoa(i)), "--slots", "3", "--grace", "5s", "--ack-wait", "5s",
+			"--log-level", "warn", "--label", "node="+strconv.Itoa(i+1)))
+		t.Cleanup(func() { removeContainersOf(t, id) })
+	}
+
+	nc, err := nats.Connect(all, nats.Name("cluster-client"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := sdk.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A few hundred jobs: most queue-only, some in containers.
+	const echoJobs, pythonJobs = 240, 60
+	var handles []*sdk.Handle
+	for i := range echoJobs + pythonJobs {
+		job := schema.Job{ID: newID("cluster"), Function: "echo", Stdin: strconv.Itoa(i)}
+		if i%5 == 0 {
+			job = pythonJob("cluster-py", fmt.Sprintf("import time; time.sleep(0.2); print(%d)", i))
+		}
+		h, err := c.Submit(ctx, job)
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		handles = append(handles, h)
+	}
+	defer func() {
+		for _, h := range handles {
+			h.Stop()
+		}
+	}()
+
+	// Mid-run: wait until some containers run, then kill a node and a
+	// worker.
+	eventually(t, jobBudget, func(ctx context.Context) (bool, string) {
+		n := len(containersLabelled(t, workerID+"-cluster1")) + len(containersLabelled(t, workerID+"-cluster2"))
+		return n > 0, "no job container runs yet"
+	})
+	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all).CombinedOutput(); err != nil {
+		t.Errorf("brig status: %v\n%s", err, out)
+	} else {
+		t.Logf("brig status while jobs run:\n%s", out)
+	}
+	killed := nodes[1]
+	killed.srv.Shutdown()
+	killed.srv.WaitForShutdown()
+	if err := workers[0].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed NATS node %s and worker 1 (SIGKILL)", killed.cfg.Name)
+
+	// Every job ends, exactly once.
+	results := map[string]*schema.Event{}
+	for _, h := range handles {
+		rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
+		ev, err := h.Result(rctx)
+		rcancel()
+		if ev == nil {
+			t.Errorf("job %s: no terminal event: %v", h.ID, err)
+			continue
+		}
+		results[h.ID] = ev
+	}
+	lost, duplicated, failed := 0, 0, 0
+	for _, h := range handles {
+		if results[h.ID] == nil {
+			lost++
+			continue
+		}
+		if results[h.ID].Status != schema.StatusSucceeded {
+			failed++
+			t.Errorf("job %s: %s", h.ID, brief(results[h.ID]))
+		}
+		if n := terminalCountOn(t, nc, h.ID); n != 1 {
+			duplicated++
+			t.Errorf("job %s has %d terminal events stored", h.ID, n)
+		}
+	}
+	t.Logf("%d jobs: lost %d, duplicated %d, failed %d", len(handles), lost, duplicated, failed)
+
+	// Nothing stays queued.
+	for _, cc := range [][2]string{{schema.StreamSubmit, "dispatchers"}, {schema.StreamWork, "pool-default"}} {
+		eventually(t, pollBudget, consumerIdle(nc, cc[0], cc[1]))
+	}
+
+	// The node comes back and catches up.
+	if killed.srv, err = natsserver.Start(ctx, killed.cfg); err != nil {
+		t.Fatalf("restart node %s: %v", killed.cfg.Name, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{schema.StreamSubmit, schema.StreamWork, schema.StreamEvents} {
+		eventually(t, 2*time.Minute, func(ctx context.Context) (bool, string) {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return false, err.Error()
+			}
+			info := s.CachedInfo()
+			if info.Cluster == nil {
+				return false, name + ": no cluster info"
+			}
+			state := []string{"leader " + info.Cluster.Leader}
+			done := len(info.Cluster.Replicas) == 2
+			for _, p := range info.Cluster.Replicas {
+				state = append(state, fmt.Sprintf("%s current=%v lag=%d", p.Name, p.Current, p.Lag))
+				done = done && p.Current && p.Lag == 0
+			}
+			return done, name + ": " + strings.Join(state, ", ")
+		})
+	}
+	t.Logf("node %s caught up on every stream", killed.cfg.Name)
+	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", killed.url()).CombinedOutput(); err == nil {
+		t.Logf("brig status from the restarted node:\n%s", out)
+	}
+}
+
+// containersLabelled lists a worker's containers.
+func containersLabelled(t *testing.T, workerID string) []container.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
+	defer cancel()
+	list, err := docker.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", worker.LabelWorker+"="+workerID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// removeContainersOf removes what a killed worker left behind.
+func removeContainersOf(t *testing.T, workerID string) {
+	for _, c := range containersLabelled(t, workerID) {
+		_ = docker.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+	}
+}

@@ -1,0 +1,55 @@
+package worker
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/brig-dev/brig/internal/registry"
+)
+
+// heartbeat keeps the worker's registry entry fresh until ctx ends, and
+// its gauges with it.
+func (w *Worker) heartbeat(ctx context.Context) {
+	t := time.NewTicker(registry.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e := w.entry()
+		w.cfg.Metrics.SetSlots(e.Slots, e.Free)
+		w.cfg.Metrics.SetPoolSize(e.Prewarmed, e.Reusable)
+		pctx, cancel := context.WithTimeout(ctx, registry.Interval)
+		if err := w.registry.Put(pctx, e); err != nil {
+			w.log.Warn("refresh the registry entry", "err", err)
+		}
+		cancel()
+	}
+}
+
+// entry is what the registry says of this worker now.
+func (w *Worker) entry() registry.Worker {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.entryLocked()
+}
+
+// entryLocked is entry with w.mu held.
+func (w *Worker) entryLocked() registry.Worker {
+	running := slices.Sorted(maps.Keys(w.running))
+	return registry.Worker{
+		ID:        w.cfg.ID,
+		Pools:     w.cfg.Pools,
+		Labels:    w.cfg.Labels,
+		Slots:     w.cfg.Slots,
+		Free:      max(w.cfg.Slots-len(running), 0),
+		Running:   running,
+		Prewarmed: w.warm.size(),
+		Reusable:  w.reused.size(),
+		Started:   w.startedAt,
+	}
+}
