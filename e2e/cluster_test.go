@@ -110,13 +110,13 @@ func TestCluster(t *testing.T) {
 	// first URL decides only the first connection).
 	rotate := func(i int) string { return strings.Join(append(urls[i%3:], urls[:i%3]...), ",") }
 	for i := range 2 {
-		fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--replicas", "3", "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
+		fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
 			"--grace", "5s", "--ack-wait", "5s", "--log-level", "warn")
 	}
 	var workers []*roleProc
 	for i := range 2 {
 		id := fmt.Sprintf("%s-cluster%d", workerID, i+1)
-		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--replicas", "3", "--id", id,
+		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--id", id,
 			"--runtime-dir", filepath.Join(dir, "run"+strconv.Itoa(i)), "--slots", "3", "--grace", "5s", "--ack-wait", "5s",
 			"--log-level", "warn", "--label", "node="+strconv.Itoa(i+1)))
 		t.Cleanup(func() { removeContainersOf(t, id) })

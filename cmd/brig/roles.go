@@ -48,6 +48,21 @@ func startRetrying(ctx context.Context, log *slog.Logger, role string, start fun
 	}
 }
 
+// streamReplicas is the replica count a role gives the streams it
+// creates: the one asked for, or the size of the cluster it is connected
+// to (the servers it knows of: named and announced), at most 3.
+func streamReplicas(nc *nats.Conn, asked int, log *slog.Logger) int {
+	if asked > 0 {
+		return asked
+	}
+	n := min(len(nc.Servers()), 3)
+	if nc.ConnectedClusterName() == "" {
+		n = 1
+	}
+	log.Info("stream replicas", "replicas", n, "cluster", nc.ConnectedClusterName())
+	return n
+}
+
 // startPatience bounds startRetrying.
 const startPatience = 2 * time.Minute
 
@@ -68,7 +83,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	fs := newFlagSet("brig dispatcher", stderr)
 	srv := addServerFlag(fs)
 	keyFile := fs.String("key-file", defaultDataDir()+"/dispatcher.key", "Ed25519 signing key (created if absent)")
-	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
+	replicas := fs.Int("replicas", 0, "stream replicas (default: the cluster's size, at most 3; 1 on a lone server)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long to finish the submission in hand on shutdown")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a submission may go unsettled before another dispatcher gets it")
@@ -91,6 +106,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 		return exitBrig
 	}
 	defer nc.Close()
+	*replicas = streamReplicas(nc, *replicas, log)
 	streams := bus.Config{Replicas: *replicas}
 	var d *dispatcher.Dispatcher
 	err = startRetrying(ctx, log, "dispatcher", func(ctx context.Context) error {
@@ -125,7 +141,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	slots := fs.Int("slots", 0, "jobs run at once (default 2 × CPUs)")
 	prewarm := fs.Int("prewarm", 2, "started single-use containers kept ready per container template in use (0: off)")
 	runtimeDir := fs.String("runtime-dir", "", "where containers' mounted files live (default $TMPDIR/brig-<uid>)")
-	replicas := fs.Int("replicas", 1, "stream replicas (3 on a three-node cluster)")
+	replicas := fs.Int("replicas", 0, "stream replicas (default: the cluster's size, at most 3; 1 on a lone server)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a job may go without a progress signal before another worker gets it (a dead worker's jobs wait this long)")
@@ -158,6 +174,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return exitBrig
 	}
 	defer docker.Close()
+	*replicas = streamReplicas(nc, *replicas, log)
 	var w *worker.Worker
 	err = startRetrying(ctx, log, "worker", func(ctx context.Context) error {
 		var err error
