@@ -86,7 +86,8 @@ func (n *clusterNode) url() string { return "nats://" + n.cfg.Listen }
 
 // TestCluster runs brig on a three-node JetStream cluster (streams with
 // three replicas) with two dispatchers and two workers, each a `brig`
-// process: it submits a few hundred jobs, kills one NATS node and
+// process: it submits a few hundred jobs, kills the NATS node that leads
+// the work queue and
 // SIGKILLs one worker while they run, and checks that every job ends in
 // exactly one terminal event, that nothing stays queued, and that the
 // node, brought back, catches up.
@@ -163,13 +164,25 @@ func TestCluster(t *testing.T) {
 	} else {
 		t.Logf("brig status while jobs run:\n%s", out)
 	}
+	// The harder case: the node that leads the work queue.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	killed := nodes[1]
+	if s, err := js.Stream(ctx, schema.StreamWork); err == nil && s.CachedInfo().Cluster != nil {
+		for _, n := range nodes {
+			if n.cfg.Name == s.CachedInfo().Cluster.Leader {
+				killed = n
+			}
+		}
+	}
 	killed.srv.Shutdown()
 	killed.srv.WaitForShutdown()
 	if err := workers[0].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed NATS node %s and worker 1 (SIGKILL)", killed.cfg.Name)
+	t.Logf("killed NATS node %s (the work queue's leader) and worker 1 (SIGKILL)", killed.cfg.Name)
 
 	// Every job ends, exactly once.
 	results := map[string]*schema.Event{}
@@ -208,10 +221,6 @@ func TestCluster(t *testing.T) {
 	// The node comes back and catches up.
 	if killed.srv, err = natsserver.Start(ctx, killed.cfg); err != nil {
 		t.Fatalf("restart node %s: %v", killed.cfg.Name, err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, name := range []string{schema.StreamSubmit, schema.StreamWork, schema.StreamEvents} {
 		eventually(t, 2*time.Minute, func(ctx context.Context) (bool, string) {
