@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -158,6 +159,23 @@ func TestCluster(t *testing.T) {
 	eventually(t, jobBudget, func(ctx context.Context) (bool, string) {
 		n := len(containersLabelled(t, workerID+"-cluster1")) + len(containersLabelled(t, workerID+"-cluster2"))
 		return n > 0, "no job container runs yet"
+	})
+	// brig status sees the fleet at work: both workers, and jobs running.
+	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
+		out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all, "--json").Output()
+		if err != nil {
+			return false, fmt.Sprintf("brig status --json: %v", err)
+		}
+		var st struct {
+			Workers []struct{ ID string } `json:"workers"`
+			Running []struct {
+				JobID string `json:"job_id"`
+			} `json:"running"`
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return false, err.Error()
+		}
+		return len(st.Workers) == 2 && len(st.Running) > 0, fmt.Sprintf("status shows %d workers, %d running jobs", len(st.Workers), len(st.Running))
 	})
 	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all).CombinedOutput(); err != nil {
 		t.Errorf("brig status: %v\n%s", err, out)

@@ -19,10 +19,12 @@ func (w *Worker) track(jobID string, cancel context.CancelCauseFunc) func() {
 	w.mu.Lock()
 	w.running[jobID] = cancel
 	w.mu.Unlock()
+	w.changed()
 	return func() {
 		w.mu.Lock()
 		delete(w.running, jobID)
 		w.mu.Unlock()
+		w.changed()
 	}
 }
 

@@ -9,8 +9,13 @@ import (
 	"github.com/brig-dev/brig/internal/registry"
 )
 
+// entryChangeWait bounds how often a change (a job starting or ending)
+// rewrites the registry entry between heartbeats.
+const entryChangeWait = 250 * time.Millisecond
+
 // heartbeat keeps the worker's registry entry fresh until ctx ends, and
-// its gauges with it.
+// its gauges with it: every registry.Interval, and soon after a job starts
+// or ends.
 func (w *Worker) heartbeat(ctx context.Context) {
 	t := time.NewTicker(registry.Interval)
 	defer t.Stop()
@@ -19,6 +24,12 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.entryChanged:
+			select { // gather the changes of a burst into one write
+			case <-ctx.Done():
+				return
+			case <-time.After(entryChangeWait):
+			}
 		}
 		e := w.entry()
 		w.cfg.Metrics.SetSlots(e.Slots, e.Free)
@@ -51,5 +62,13 @@ func (w *Worker) entryLocked() registry.Worker {
 		Prewarmed: w.warm.size(),
 		Reusable:  w.reused.size(),
 		Started:   w.startedAt,
+	}
+}
+
+// changed tells the heartbeat that the entry changed.
+func (w *Worker) changed() {
+	select {
+	case w.entryChanged <- struct{}{}:
+	default:
 	}
 }

@@ -37,17 +37,19 @@ type Worker struct {
 	js  jetstream.JetStream
 	pub *events.Publisher
 
-	slots      chan struct{}
-	quick      chan struct{} // queue-only jobs in hand, which hold no slot
-	initBinary string
-	pythonPath string
-	sockDir    string
-	hostCPUs   int
-	egress     egressState
-	ring       *keys.Ring
-	gw         *gateway.Gateway
-	warm       *warmPool // nil without prewarming
-	reused     *reusePool
+	slots chan struct{}
+	quick chan struct{} // queue-only jobs in hand, which hold no slot
+	// entryChanged wakes the heartbeat when the running jobs change.
+	entryChanged chan struct{}
+	initBinary   string
+	pythonPath   string
+	sockDir      string
+	hostCPUs     int
+	egress       egressState
+	ring         *keys.Ring
+	gw           *gateway.Gateway
+	warm         *warmPool // nil without prewarming
+	reused       *reusePool
 
 	mu      sync.Mutex
 	started bool
@@ -76,13 +78,14 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
 	return &Worker{
-		cfg:     cfg,
-		log:     cfg.Logger.With("role", "worker", "worker", cfg.ID),
-		js:      js,
-		pub:     events.NewPublisher(cfg.Conn, js),
-		slots:   make(chan struct{}, cfg.Slots),
-		quick:   make(chan struct{}, quickJobs),
-		running: map[string]context.CancelCauseFunc{},
+		cfg:          cfg,
+		log:          cfg.Logger.With("role", "worker", "worker", cfg.ID),
+		js:           js,
+		pub:          events.NewPublisher(cfg.Conn, js),
+		slots:        make(chan struct{}, cfg.Slots),
+		quick:        make(chan struct{}, quickJobs),
+		entryChanged: make(chan struct{}, 1),
+		running:      map[string]context.CancelCauseFunc{},
 	}, nil
 }
 
