@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,19 +110,20 @@ func TestCluster(t *testing.T) {
 	all := strings.Join(urls, ",")
 
 	fe := &faultEnv{t: t, dir: dir}
+	var dispatchers []*roleProc
 	// Each role starts on another node (nats.go shuffles the list; the
 	// first URL decides only the first connection).
 	rotate := func(i int) string { return strings.Join(append(urls[i%3:], urls[:i%3]...), ",") }
 	for i := range 2 {
-		fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
-			"--grace", "5s", "--ack-wait", "5s", "--log-level", "warn")
+		dispatchers = append(dispatchers, fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
+			"--grace", "5s", "--ack-wait", "5s", "--log-level", "warn", "--metrics", "127.0.0.1:0"))
 	}
 	var workers []*roleProc
 	for i := range 2 {
 		id := fmt.Sprintf("%s-cluster%d", workerID, i+1)
 		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--id", id,
 			"--runtime-dir", filepath.Join(dir, "run"+strconv.Itoa(i)), "--slots", "3", "--grace", "5s", "--ack-wait", "5s",
-			"--log-level", "warn", "--label", "node="+strconv.Itoa(i+1)))
+			"--log-level", "warn", "--label", "node="+strconv.Itoa(i+1), "--metrics", "127.0.0.1:0"))
 		t.Cleanup(func() { removeContainersOf(t, id) })
 	}
 
@@ -231,6 +234,17 @@ func TestCluster(t *testing.T) {
 	}
 	t.Logf("%d jobs: lost %d, duplicated %d, failed %d", len(handles), lost, duplicated, failed)
 
+	// The roles' metrics saw the work: the surviving worker ended jobs, and
+	// the dispatchers routed them all (a resubmitted delivery may count
+	// twice, never less).
+	ended := scrape(t, workers[1], `brig_jobs_total{pool="default",status="succeeded"`)
+	routed := scrape(t, dispatchers[0], `brig_dispatch_total{outcome="routed",pool="default"}`) +
+		scrape(t, dispatchers[1], `brig_dispatch_total{outcome="routed",pool="default"}`)
+	if ended < 1 || routed < float64(len(handles)) {
+		t.Errorf("metrics: surviving worker ended %v jobs, dispatchers routed %v of %d", ended, routed, len(handles))
+	}
+	t.Logf("metrics: the surviving worker ended %v jobs; the dispatchers routed %v", ended, routed)
+
 	// Nothing stays queued.
 	for _, cc := range [][2]string{{schema.StreamSubmit, "dispatchers"}, {schema.StreamWork, "pool-default"}} {
 		eventually(t, pollBudget, consumerIdle(nc, cc[0], cc[1]))
@@ -283,4 +297,41 @@ func removeContainersOf(t *testing.T, workerID string) {
 	for _, c := range containersLabelled(t, workerID) {
 		_ = docker.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
 	}
+}
+
+// scrape reads a role's /metrics (the address it printed) and sums the
+// samples whose series starts with prefix.
+func scrape(t *testing.T, p *roleProc, prefix string) float64 {
+	t.Helper()
+	var addr string
+	for _, line := range strings.Split(p.output(), "\n") {
+		if u, ok := strings.CutPrefix(line, "metrics "); ok {
+			addr = strings.TrimSpace(u)
+		}
+	}
+	if addr == "" {
+		t.Fatalf("brig %s printed no metrics address:\n%s", p.name, p.output())
+	}
+	resp, err := http.Get(addr)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }

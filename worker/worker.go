@@ -312,6 +312,12 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
+// NormalizeID is the id a worker configured with id runs under: the
+// hostname when id is empty, made a valid name.
+func NormalizeID(id string) string {
+	return sanitizeID(Config{ID: id}.WithDefaults().ID)
+}
+
 // sanitizeID makes a hostname usable as a worker id: a valid name, or ""
 // for an empty one (which validation then refuses).
 func sanitizeID(id string) string {

@@ -41,7 +41,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		fmt.Fprintf(stderr, "brig dev: %v\n", err)
 		return 1
 	}
-	workerID := devWorkerID(*data)
+	workerID := worker.NormalizeID(devWorkerID(*data))
 	wm, dm := metrics.NewWorker(reg, workerID), metrics.NewDispatcher(reg)
 	stack, err := devstack.Start(ctx, devstack.Config{
 		Listen:     *listen,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -203,8 +202,5 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 // metricsWorkerID is the worker label of a worker's metrics: its --id, or
 // the hostname the worker defaults to.
 func metricsWorkerID(id string) string {
-	if id == "" {
-		id, _ = os.Hostname()
-	}
-	return id
+	return worker.NormalizeID(id)
 }
