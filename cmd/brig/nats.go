@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/natsserver"
 )
 
@@ -30,6 +31,7 @@ func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 	advertise := fs.String("cluster-advertise", "", "HOST:PORT other nodes reach this one at, when not --cluster (a container's name)")
 	httpAddr := fs.String("http", "", "serve nats-server monitoring (/varz, /jsz, /healthz, ...) on HOST:PORT")
 	logLevel := fs.String("log-level", "info", "debug (includes nats-server's notices), info, warn or error")
+	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; a node serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
@@ -49,27 +51,48 @@ func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 		fmt.Fprintf(stderr, "brig nats: %v\n", err)
 		return 1
 	}
-	var mon *http.Server
-	if *httpAddr != "" {
-		if mon, err = serveMonitoring(ns, *httpAddr, log); err != nil {
-			ns.Shutdown()
-			fmt.Fprintf(stderr, "brig nats: %v\n", err)
-			return 1
-		}
+	stopHTTP, err := serveNodeHTTP(ctx, ns, *httpAddr, *metricsAddr, log, stderr)
+	if err != nil {
+		ns.Shutdown()
+		fmt.Fprintf(stderr, "brig nats: %v\n", err)
+		return 1
 	}
 	fmt.Fprintf(stderr, "ready %s\n", ns.ClientURL())
 	<-ctx.Done()
 	log.Info("brig nats: shutting down")
-	if mon != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = mon.Shutdown(sctx)
-		cancel()
-	}
+	stopHTTP()
 	// Shutdown hands this node's raft leaderships to the other nodes before
 	// it closes clients and routes, so the cluster carries on at once.
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	return 0
+}
+
+// serveNodeHTTP serves the node's Prometheus metrics on metricsAddr and
+// nats-server's monitoring on httpAddr, each when its address is set. stop
+// ends both.
+func serveNodeHTTP(ctx context.Context, ns *server.Server, httpAddr, metricsAddr string, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
+	mctx, stopMetrics := context.WithCancel(ctx)
+	reg, err := serveMetrics(mctx, metricsAddr, log, stderr)
+	if err != nil {
+		stopMetrics()
+		return nil, err
+	}
+	metrics.NewNATS(reg, ns)
+	if httpAddr == "" {
+		return stopMetrics, nil
+	}
+	mon, err := serveMonitoring(ns, httpAddr, log)
+	if err != nil {
+		stopMetrics()
+		return nil, err
+	}
+	return func() {
+		stopMetrics()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = mon.Shutdown(sctx)
+		cancel()
+	}, nil
 }
 
 // serveMonitoring serves nats-server's monitoring endpoints on addr. The

@@ -312,3 +312,27 @@ func TestParseInterleavedEnvError(t *testing.T) {
 		t.Errorf("err = %v, stderr = %q; want the bad BRIG_N reported", err, stderr.String())
 	}
 }
+
+func TestNatsMetrics(t *testing.T) {
+	t.Parallel()
+	n := startNats(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--name", "m1",
+		"--metrics", "127.0.0.1:0", "--log-level", "error")
+	m := regexp.MustCompile(`(?m)^metrics (http://\S+/metrics)$`).FindStringSubmatch(n.out.String())
+	if m == nil {
+		t.Fatalf("no metrics line in the output:\n%s", n.out)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`brig_nats_jetstream_enabled{server="m1"} 1`, "go_goroutines "} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d, want 200 with %q:\n%s", m[1], resp.StatusCode, want, body)
+		}
+	}
+	if code := n.shutdown(t); code != 0 {
+		t.Errorf("exit code %d after shutdown, want 0", code)
+	}
+}
