@@ -132,7 +132,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c, err := sdk.New(nc)
+	c, err := sdk.New(nc, sdk.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +221,8 @@ func TestCluster(t *testing.T) {
 	for _, h := range handles {
 		if results[h.ID] == nil {
 			lost++
+			// Lost by brig, or only by the client's handle?
+			t.Errorf("job %s: %d terminal events stored; its events: %s", h.ID, terminalCountOn(t, nc, h.ID), describe(eventsOn(t, c, h.ID)))
 			continue
 		}
 		if results[h.ID].Status != schema.StatusSucceeded {

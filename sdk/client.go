@@ -29,6 +29,7 @@ type Client struct {
 	inbox      string
 	inboxSub   *nats.Subscription
 	live       map[string]*Handle // by job id
+	toReplay   map[*Handle]bool   // live handles whose replay has yet to start
 	reconnects uint64
 	closed     chan struct{}
 }
@@ -68,7 +69,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: jetstream: %w", err)
 	}
-	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, closed: make(chan struct{})}
+	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, toReplay: map[*Handle]bool{}, closed: make(chan struct{})}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -159,11 +160,11 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 		// handle that hears nothing soon reads the stream as well.
 		time.AfterFunc(silenceWait, func() {
 			if h.silent() {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := h.replay(ctx); err != nil {
-					c.log.Warn("replay a silent job's events", "job", h.ID, "err", err)
+				c.mu.Lock()
+				if c.live[h.ID] == h {
+					c.toReplay[h] = true // watchReconnects starts it, and retries
 				}
+				c.mu.Unlock()
 			}
 		})
 	}
@@ -226,7 +227,8 @@ func (c *Client) onInbox(msg *nats.Msg) {
 }
 
 // watchReconnects switches every live handle to a replay from the stream
-// after a reconnect: copies published while the client was away are lost.
+// after a reconnect (copies published while the client was away are lost),
+// and starts the replays of silent handles, retrying those that fail.
 func (c *Client) watchReconnects() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -238,21 +240,31 @@ func (c *Client) watchReconnects() {
 		}
 		n := c.nc.Stats().Reconnects
 		c.mu.Lock()
-		changed := n != c.reconnects
-		c.reconnects = n
-		var hs []*Handle
-		if changed {
+		if n != c.reconnects {
 			for _, h := range c.live {
-				hs = append(hs, h)
+				c.toReplay[h] = true
 			}
 		}
+		c.reconnects = n
+		var hs []*Handle
+		for h := range c.toReplay {
+			hs = append(hs, h)
+		}
 		c.mu.Unlock()
+		// A replay can fail while the cluster elects new leaders; it is
+		// tried again on the next tick until it takes or the job ends.
 		for _, h := range hs {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := h.replay(ctx); err != nil {
-				c.log.Warn("replay a job's events after a reconnect", "job", h.ID, "err", err)
-			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := h.replay(ctx)
 			cancel()
+			c.mu.Lock()
+			if err == nil || c.live[h.ID] != h {
+				delete(c.toReplay, h)
+			}
+			c.mu.Unlock()
+			if err != nil {
+				c.log.Warn("replay a job's events after a reconnect; will retry", "job", h.ID, "err", err)
+			}
 		}
 	}
 }

@@ -35,8 +35,9 @@ type Handle struct {
 	err      error
 	// The replay from the events stream, when the handle has one (Watch, a
 	// resubmitted id, a reconnect that may have lost live events).
-	cons jetstream.Consumer
-	cc   jetstream.ConsumeContext
+	cons      jetstream.Consumer
+	cc        jetstream.ConsumeContext
+	replaying bool // a replay is being set up
 }
 
 // eventKey identifies an event across its live copy and its replay.
@@ -75,20 +76,43 @@ func (c *Client) Watch(ctx context.Context, jobID string) (*Handle, error) {
 }
 
 // replay reads the job's events from the stream, from the first; events
-// the handle has already delivered are skipped.
+// the handle has already delivered are skipped. The handle's lock is not
+// held while the server is asked: the client's inbox keeps delivering.
 func (h *Handle) replay(ctx context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cc != nil || h.terminal != nil {
+	busy := h.cc != nil || h.terminal != nil || h.replaying
+	h.replaying = !busy
+	h.mu.Unlock()
+	if busy {
 		return nil
 	}
+	cons, cc, err := h.consume(ctx)
+	h.mu.Lock()
+	h.replaying = false
+	if err == nil {
+		h.cons, h.cc = cons, cc
+	}
+	ended := h.terminal != nil
+	h.mu.Unlock()
+	select {
+	case <-h.quit:
+		ended = true // stopped while the replay started
+	default:
+	}
+	if ended {
+		go h.unsubscribe() // the terminal event came, or Stop, while the replay started
+	}
+	return err
+}
+
+func (h *Handle) consume(ctx context.Context) (jetstream.Consumer, jetstream.ConsumeContext, error) {
 	cons, err := h.c.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{schema.EventsFilter(h.ID)},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: replayIdle,
 	})
 	if err != nil {
-		return fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+		return nil, nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if ev, err := schema.DecodeEvent(msg.Data()); err == nil {
@@ -96,10 +120,9 @@ func (h *Handle) replay(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+		return nil, nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
-	h.cons, h.cc = cons, cc
-	return nil
+	return cons, cc, nil
 }
 
 // deliver queues an event of the job once; it never blocks on the reader

@@ -209,6 +209,13 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.jobCancel()
 	w.warm.stop()
 	w.reused.stop()
+	// Last sweep: a container whose creation an earlier, killed run of this
+	// worker had asked for may have appeared after the start-up sweep.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)
+	if err := w.removeLeftovers(sctx); err != nil {
+		w.log.Warn("final sweep of containers", "err", err)
+	}
+	scancel()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := w.registry.Remove(rctx, w.cfg.ID); err != nil {
