@@ -52,8 +52,13 @@ func defaultDataDir() string {
 }
 
 // envHelp tells how flags come from the environment, in the usage texts.
-const envHelp = "Every flag --foo-bar may also come from the environment as BRIG_FOO_BAR\n" +
-	"(used when the flag is not on the command line and the variable is not empty)."
+const envHelp = "Every flag --foo-bar of brig dev, dispatcher, worker, nats, status and bench may also come\n" +
+	"from the environment as BRIG_FOO_BAR (used when the flag is not on the command line and the\n" +
+	"variable is not empty); the commands that submit or follow jobs take only BRIG_SERVER."
+
+// jobCommands take only BRIG_SERVER from the environment: a variable left
+// in a shell must not silently set every job's id, limits or scopes.
+var jobCommands = map[string]bool{"brig run": true, "brig watch": true, "brig cancel": true, "brig deploy": true}
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -105,7 +110,7 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if given[f.Name] || (jobCommands[fs.Name()] && f.Name != "server") {
 			return
 		}
 		env := envName(f.Name)

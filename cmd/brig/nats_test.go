@@ -266,7 +266,7 @@ func TestApplyEnv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFlagSet("brig test", io.Discard)
+			fs := newFlagSet("brig dev", io.Discard)
 			fooBar := fs.String("foo-bar", "def", "")
 			n := fs.Int("n", 1, "")
 			asJSON := fs.Bool("json", false, "")
@@ -334,5 +334,21 @@ func TestNatsMetrics(t *testing.T) {
 	}
 	if code := n.shutdown(t); code != 0 {
 		t.Errorf("exit code %d after shutdown, want 0", code)
+	}
+}
+
+// TestEnvJobCommands: commands that submit jobs take only BRIG_SERVER; a
+// BRIG_ID left in a shell must not give every job the same id.
+func TestEnvJobCommands(t *testing.T) {
+	t.Parallel()
+	fs := newFlagSet("brig run", io.Discard)
+	id := fs.String("id", "", "")
+	srv := addServerFlag(fs)
+	env := map[string]string{"BRIG_ID": "same-every-time", "BRIG_SERVER": "nats://x:1"}
+	if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if *id != "" || srv.url != "nats://x:1" {
+		t.Errorf("brig run took id %q and server %q from the environment; want no id and the server", *id, srv.url)
 	}
 }
