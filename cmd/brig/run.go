@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
+	"github.com/brig-dev/brig/worker"
 )
 
 // multiFlag collects a repeatable flag.
@@ -187,6 +189,10 @@ func connectOrEmbed(ctx context.Context, srv *serverFlag, stderr io.Writer, logL
 		DataDir:  dir + "/jetstream",
 		Logger:   newLogger(stderr, logLevel),
 		Progress: stderr,
+		// Its own worker id: a worker removes the containers labelled with
+		// its id when it starts, and must not take another worker's (the
+		// default, the hostname, is any id-less worker's on this host).
+		Worker: worker.Config{ID: "run-" + filepath.Base(dir)},
 	})
 	if err != nil {
 		os.RemoveAll(dir)
