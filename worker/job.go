@@ -113,7 +113,7 @@ func (w *Worker) endedAlready(ctx context.Context, jobID string, attempt int) (*
 	if attempt > 1 {
 		return bus.TerminalEvent(ctx, w.js, jobID)
 	}
-	last, err := bus.LastEvent(ctx, w.js, jobID)
+	last, err := bus.FindEvent(ctx, w.js, jobID, "")
 	if err != nil || last == nil || !schema.IsTerminal(last.Type) {
 		return nil, err
 	}

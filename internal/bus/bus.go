@@ -108,13 +108,38 @@ func eventsStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream
 	return s, nil
 }
 
-// TerminalEvent returns the stored terminal event of a job, or nil if it has
-// none yet. The four terminal subjects are looked up at once.
-func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
+// lastMsg returns the job's last stored event message of eventType (of
+// any type when eventType is ""), or nil when there is none.
+func lastMsg(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (*jetstream.RawStreamMsg, error) {
 	stream, err := eventsStream(ctx, js)
 	if err != nil {
 		return nil, err
 	}
+	subject := schema.EventsFilter(jobID)
+	if eventType != "" {
+		subject = schema.EventSubject(jobID, eventType)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up %s events of %s: %w", orAny(eventType), jobID, err)
+	}
+	return msg, nil
+}
+
+func decodeEvent(msg *jetstream.RawStreamMsg, jobID string) (*schema.Event, error) {
+	ev, err := schema.DecodeEvent(msg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("decode an event of %s: %w", jobID, err)
+	}
+	return ev, nil
+}
+
+// TerminalEvent returns the stored terminal event of a job, or nil if it has
+// none yet. The four terminal subjects are looked up at once.
+func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
 	types := []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
 	found := make([]*jetstream.RawStreamMsg, len(types))
 	errs := make([]error, len(types))
@@ -123,90 +148,37 @@ func TerminalEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, typ))
-			if !errors.Is(err, jetstream.ErrMsgNotFound) {
-				found[i], errs[i] = msg, err
-			}
+			found[i], errs[i] = lastMsg(ctx, js, jobID, typ)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("look up terminal event of %s: %w", jobID, err)
+		return nil, err
 	}
 	for _, msg := range found {
-		if msg == nil {
-			continue
+		if msg != nil {
+			return decodeEvent(msg, jobID)
 		}
-		ev, err := schema.DecodeEvent(msg.Data)
-		if err != nil {
-			return nil, fmt.Errorf("decode terminal event of %s: %w", jobID, err)
-		}
-		return ev, nil
 	}
 	return nil, nil
 }
 
-// LastEvent returns the job's most recently stored event of any type, or
-// nil when it has none (one lookup).
-func LastEvent(ctx context.Context, js jetstream.JetStream, jobID string) (*schema.Event, error) {
-	stream, err := eventsStream(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, schema.EventsFilter(jobID))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("look up the last event of %s: %w", jobID, err)
-	}
-	ev, err := schema.DecodeEvent(msg.Data)
-	if err != nil {
-		return nil, fmt.Errorf("decode the last event of %s: %w", jobID, err)
-	}
-	return ev, nil
-}
-
-// FindEvent returns the job's last stored event of the given type, or nil.
+// FindEvent returns the job's last stored event of the given type, or of
+// any type when eventType is "" (one lookup), or nil when there is none.
 func FindEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (*schema.Event, error) {
-	stream, err := eventsStream(ctx, js)
-	if err != nil {
+	msg, err := lastMsg(ctx, js, jobID, eventType)
+	if err != nil || msg == nil {
 		return nil, err
 	}
-	msg, err := stream.GetLastMsgForSubject(ctx, schema.EventSubject(jobID, eventType))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("look up %s event of %s: %w", eventType, jobID, err)
-	}
-	ev, err := schema.DecodeEvent(msg.Data)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s event of %s: %w", eventType, jobID, err)
-	}
-	return ev, nil
+	return decodeEvent(msg, jobID)
 }
 
 // HasEvent reports whether a job has stored an event of the given type
 // (accepted: a dispatcher took it; started: a worker runs or ran it), or of
 // any type when eventType is "".
 func HasEvent(ctx context.Context, js jetstream.JetStream, jobID, eventType string) (bool, error) {
-	stream, err := eventsStream(ctx, js)
-	if err != nil {
-		return false, err
-	}
-	subject := schema.EventsFilter(jobID)
-	if eventType != "" {
-		subject = schema.EventSubject(jobID, eventType)
-	}
-	_, err = stream.GetLastMsgForSubject(ctx, subject)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("look up %s events of %s: %w", orAny(eventType), jobID, err)
-	}
-	return true, nil
+	msg, err := lastMsg(ctx, js, jobID, eventType)
+	return msg != nil, err
 }
 
 func orAny(eventType string) string {
