@@ -182,7 +182,6 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		onStart: func(b *box) {
 			start = time.Now()
 			em.startedAt(start)
-			w.cfg.Metrics.ContainerStarted(b.kind())
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: b.id, Sandbox: b.kind()}, log)
 		},
 	})
@@ -239,6 +238,7 @@ func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied fun
 				gate.close()
 				return nil, nil, err
 			}
+			w.cfg.Metrics.ContainerStarted("reuse")
 			b.gate, b.reuse = gate, true
 		}
 		b.gate.bind(work, onDenied)

@@ -152,6 +152,7 @@ func (p *warmPool) create(spec schema.RunSpec, warmup []string) (*box, error) {
 		gate.close()
 		return nil, err
 	}
+	p.w.cfg.Metrics.ContainerStarted("prewarmed")
 	b.gate, b.prewarmed = gate, true
 	return b, nil
 }

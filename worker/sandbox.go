@@ -110,6 +110,7 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 		if b, err = w.startContainer(ctx, spec, sj.work.Job.ID, sj.gatewaySock, nil, feed); err != nil {
 			return nil, err
 		}
+		w.cfg.Metrics.ContainerStarted("cold")
 	} else {
 		feed(b)
 	}

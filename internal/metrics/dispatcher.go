@@ -22,7 +22,7 @@ func NewDispatcher(reg prometheus.Registerer) *Dispatcher {
 	return &Dispatcher{
 		dispatched: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "dispatch_total",
-			Help: "Submissions handled, by pool and outcome (accepted, rejected, duplicate, no_worker, retry).",
+			Help: "Submissions handled, by pool and outcome (routed, waiting for a worker of the pool, rejected, duplicate).",
 		}, []string{"pool", "outcome"})),
 		latency: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "dispatch_seconds",
@@ -36,8 +36,8 @@ func NewDispatcher(reg prometheus.Registerer) *Dispatcher {
 	}
 }
 
-// Dispatched counts a submission's outcome: accepted, rejected, duplicate,
-// no_worker (refused: its pool has no worker), retry.
+// Dispatched counts a submission's outcome: routed, waiting (its pool has
+// no live worker yet), rejected (a no-worker refusal included), duplicate.
 func (m *Dispatcher) Dispatched(pool, outcome string) {
 	if m == nil {
 		return

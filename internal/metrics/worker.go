@@ -69,8 +69,8 @@ func (m *Worker) JobEnded(pool, status string, run, total time.Duration) {
 	m.total.WithLabelValues(pool).Observe(seconds(total))
 }
 
-// ContainerStarted counts a container started for a job (kind: cold,
-// prewarmed as made for the pool, reuse as made for reuse mode).
+// ContainerStarted counts a container started (kind: cold, made for the
+// job in hand; prewarmed, made for the pool; reuse, made for reuse mode).
 func (m *Worker) ContainerStarted(kind string) {
 	if m == nil {
 		return
