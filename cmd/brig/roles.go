@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
@@ -70,6 +71,35 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
+// roleBase is what a long-running role sets up first: its metrics endpoint
+// and its NATS connection.
+type roleBase struct {
+	// reg takes the role's collectors; nil (metrics off) when no address
+	// was given.
+	reg prometheus.Registerer
+	nc  *nats.Conn
+	// ctx ends when the role closes: metrics work runs under it.
+	ctx   context.Context
+	close func()
+}
+
+// openRole serves the role's metrics on metricsAddr (none when empty) and
+// connects to url.
+func openRole(ctx context.Context, name, url, metricsAddr string, log *slog.Logger, stderr io.Writer) (*roleBase, error) {
+	mctx, stopMetrics := context.WithCancel(ctx)
+	reg, err := serveMetrics(mctx, metricsAddr, log, stderr)
+	if err != nil {
+		stopMetrics()
+		return nil, err
+	}
+	nc, err := connectRole(url, name)
+	if err != nil {
+		stopMetrics()
+		return nil, err
+	}
+	return &roleBase{reg: reg, nc: nc, ctx: mctx, close: func() { nc.Close(); stopMetrics() }}, nil
+}
+
 // waitStop blocks until ctx ends, then stops the role within grace.
 func waitStop(ctx context.Context, grace time.Duration, stop func(context.Context) error) error {
 	<-ctx.Done()
@@ -91,20 +121,13 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
-	mctx, stopMetrics := context.WithCancel(ctx)
-	defer stopMetrics()
-	reg, err := serveMetrics(mctx, *metricsAddr, log, stderr)
+	role, err := openRole(ctx, "brig-dispatcher", srv.url, *metricsAddr, log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
 		return exitBrig
 	}
-	m := metrics.NewDispatcher(reg)
-	nc, err := connectRole(srv.url, "brig-dispatcher")
-	if err != nil {
-		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
-		return exitBrig
-	}
-	defer nc.Close()
+	defer role.close()
+	nc, m := role.nc, metrics.NewDispatcher(role.reg)
 	*replicas = streamReplicas(nc, *replicas, log)
 	streams := bus.Config{Replicas: *replicas}
 	var d *dispatcher.Dispatcher
@@ -123,7 +146,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
 		return exitBrig
 	}
-	defer pollQueues(mctx, nc, m, log)()
+	defer pollQueues(role.ctx, nc, m, log)()
 	fmt.Fprintln(stderr, "ready dispatcher")
 	if err := waitStop(ctx, *grace, d.Stop); err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: stop: %v\n", err)
@@ -153,20 +176,13 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
-	mctx, stopMetrics := context.WithCancel(ctx)
-	defer stopMetrics()
-	reg, err := serveMetrics(mctx, *metricsAddr, log, stderr)
+	role, err := openRole(ctx, "brig-worker", srv.url, *metricsAddr, log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig worker: %v\n", err)
 		return exitBrig
 	}
-	m := metrics.NewWorker(reg, metricsWorkerID(*id))
-	nc, err := connectRole(srv.url, "brig-worker")
-	if err != nil {
-		fmt.Fprintf(stderr, "brig worker: %v\n", err)
-		return exitBrig
-	}
-	defer nc.Close()
+	defer role.close()
+	nc, m := role.nc, metrics.NewWorker(role.reg, worker.NormalizeID(*id))
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		fmt.Fprintf(stderr, "brig worker: docker: %v\n", err)
@@ -197,10 +213,4 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 		return 1
 	}
 	return 0
-}
-
-// metricsWorkerID is the worker label of a worker's metrics: its --id, or
-// the hostname the worker defaults to.
-func metricsWorkerID(id string) string {
-	return worker.NormalizeID(id)
 }
