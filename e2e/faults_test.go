@@ -29,7 +29,6 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -312,19 +311,9 @@ func TestFaultImageMissing(t *testing.T) {
 	tap := newEngineTap(docker)
 	fe.startWorker(ctx, worker.Config{ID: workerID + "-noimage", Docker: tap, Slots: 1, Backoff: 200 * time.Millisecond})
 
-	js, err := jetstream.New(fe.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := functions.Open(ctx, js, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const image = "brig/does-not-exist:latest"
 	fn := schema.Function{Name: "no-image", Image: image, Command: []string{"python3", "/work/main.py"}}
-	if _, err := store.Put(ctx, fn); err != nil {
-		t.Fatalf("deploy: %v", err)
-	}
+	deployOn(ctx, t, fe.nc, fn)
 	job := pythonJob("noimage", `print("never")`)
 	job.Function = fn.Name
 	ev, err := fe.client.Run(ctx, job)

@@ -58,6 +58,18 @@ func runJob(t *testing.T, job schema.Job) (*schema.Event, error) {
 	return ev, err
 }
 
+// startedOn returns a job's started event, read through c.
+func startedOn(t *testing.T, c *sdk.Client, jobID string) schema.Event {
+	t.Helper()
+	for _, ev := range eventsOn(t, c, jobID) {
+		if ev.Type == schema.EventStarted {
+			return ev
+		}
+	}
+	t.Fatalf("job %s has no started event", jobID)
+	return schema.Event{}
+}
+
 // events collects the stored events of a job, in stream order, up to and
 // including its terminal one.
 func events(t *testing.T, jobID string) []schema.Event {

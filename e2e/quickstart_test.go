@@ -8,10 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-
-	"github.com/brig-dev/brig/worker"
+	"github.com/brig-dev/brig/internal/testenv"
 )
 
 // TestQuickStart runs the README's first command as a newcomer would, with
@@ -41,13 +38,8 @@ func TestQuickStart(t *testing.T) {
 	if !embedded {
 		return // a brig on the default address ran it
 	}
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", worker.LabelWorker))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range list {
-		if strings.HasPrefix(c.Labels[worker.LabelWorker], "run-brig-run-") {
-			t.Errorf("the embedded brig left container %.12s (%s)", c.ID, c.Labels[worker.LabelWorker])
-		}
+	// The embedded brig's worker id is "run-" + its temp dir's name.
+	if err := testenv.RemoveLeftovers(ctx, "run-brig-run-"); err != nil {
+		t.Errorf("the embedded brig: %v", err)
 	}
 }

@@ -104,16 +104,6 @@ func TestReuseModeWipesBetweenJobs(t *testing.T) {
 		j.Function = fn.Name
 		return j
 	}
-	started := func(jobID string) schema.Event {
-		t.Helper()
-		for _, ev := range events(t, jobID) {
-			if ev.Type == schema.EventStarted {
-				return ev
-			}
-		}
-		t.Fatalf("job %s has no started event", jobID)
-		return schema.Event{}
-	}
 	runCanary := func(prefix string, edit func(*schema.Job)) (*canary, schema.Event) {
 		t.Helper()
 		j := job(prefix, canaryCode)
@@ -126,7 +116,7 @@ func TestReuseModeWipesBetweenJobs(t *testing.T) {
 		}
 		var c canary
 		probeOutput(t, ev, &c)
-		return &c, started(j.ID)
+		return &c, startedOn(t, brig, j.ID)
 	}
 
 	first, firstStart := runCanary("reuse-first", nil)
@@ -141,7 +131,7 @@ func TestReuseModeWipesBetweenJobs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dirty job: %v (%s)", err, brief(dev))
 	}
-	dirtyStart := started(dirty.ID)
+	dirtyStart := startedOn(t, brig, dirty.ID)
 	leakedToken := strings.TrimSpace(dev.Stdout)
 
 	// The next job of the function: same container, nothing left, and the
@@ -162,7 +152,7 @@ except brig.AuthError as e:
 	}
 	var got canary
 	probeOutput(t, nev, &got)
-	nextStart := started(next.ID)
+	nextStart := startedOn(t, brig, next.ID)
 	if nextStart.Container != dirtyStart.Container || nextStart.Sandbox != schema.SandboxReused || got.InitStart != first.InitStart {
 		t.Errorf("not reused: dirty job in %.12s, next in %.12s (%s); init start %s then %s",
 			dirtyStart.Container, nextStart.Container, nextStart.Sandbox, first.InitStart, got.InitStart)
@@ -179,7 +169,7 @@ except brig.AuthError as e:
 	if ev, _ := runJob(t, failed); ev.Status != schema.StatusFailed || ev.ExitCode != 3 {
 		t.Errorf("failing job: %s", brief(ev))
 	}
-	if s := started(failed.ID); s.Container != dirtyStart.Container {
+	if s := startedOn(t, brig, failed.ID); s.Container != dirtyStart.Container {
 		t.Errorf("a job after a plain failure got container %.12s, want the reused %.12s", s.Container, dirtyStart.Container)
 	}
 	// ... a timed-out one does not: it is killed and removed.
@@ -187,7 +177,7 @@ except brig.AuthError as e:
 	slow.Timeout = 1000
 	sev, _ := runJob(t, slow)
 	wantStatus(t, sev, schema.EventTimeout, schema.StatusTimeout, schema.ErrTimeout)
-	slowStart := started(slow.ID)
+	slowStart := startedOn(t, brig, slow.ID)
 	after, afterStart := runCanary("reuse-after-timeout", nil)
 	if afterStart.Container == slowStart.Container || afterStart.Sandbox != schema.SandboxCold || !after.clean() {
 		t.Errorf("after a timeout: container %.12s (%s), timed-out one %.12s, found %+v",

@@ -61,7 +61,7 @@ func TestRoutingByPool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("job on pool cpu: %v (%s)", err, brief(ev))
 	}
-	if started := startedOn(t, fe, ev.JobID); started.Worker != cpu.ID() {
+	if started := startedOn(t, fe.client, ev.JobID); started.Worker != cpu.ID() {
 		t.Errorf("pool cpu job ran on %q", started.Worker)
 	}
 	tr := ev.Trace
@@ -101,18 +101,6 @@ func TestRoutingByPool(t *testing.T) {
 	if err != nil || len(ws) != 1 || ws[0].ID != workerID+"-route-late" {
 		t.Errorf("registry after the cpu worker stopped: %+v, %v", ws, err)
 	}
-}
-
-// startedOn returns a job's started event on a fault env.
-func startedOn(t *testing.T, fe *faultEnv, jobID string) schema.Event {
-	t.Helper()
-	for _, ev := range eventsOn(t, fe.client, jobID) {
-		if ev.Type == schema.EventStarted {
-			return ev
-		}
-	}
-	t.Fatalf("job %s has no started event", jobID)
-	return schema.Event{}
 }
 
 // TestPoolConcurrencyLimit: a pool limited to one running job never runs
