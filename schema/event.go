@@ -38,6 +38,11 @@ const (
 	ErrCancelled      = "Cancelled"
 	ErrNonZeroExit    = "NonZeroExit"
 	ErrInfrastructure = "Infrastructure"
+	// ErrQuotaExceeded: a job or tenant went past a documented bound
+	// (storage, resources, calls, request rate) and its code failed after.
+	ErrQuotaExceeded = "QuotaExceeded"
+	// ErrEgressDenied: a job's connection was refused (docs/design.md).
+	ErrEgressDenied = "EgressDenied"
 )
 
 // Output streams of an output event.
@@ -62,6 +67,11 @@ type Event struct {
 	Resource string `json:"resource,omitempty"`
 	Action   string `json:"action,omitempty"`
 	Message  string `json:"message,omitempty"`
+	// AuthErrorCount, on a terminal event, is how many resource calls the
+	// attempt was denied in all (AuthErrors lists the first few); on the
+	// summary auth_error event that follows MaxAuthErrorEvents single ones,
+	// the same total.
+	AuthErrorCount int `json:"auth_error_count,omitempty"`
 
 	// accepted: the job's reply_to, so that whoever ends the job later (a
 	// cancellation while it is queued) copies the terminal event there too.
@@ -83,8 +93,11 @@ type Event struct {
 	StdoutTruncated bool            `json:"stdout_truncated,omitempty"`
 	StderrTruncated bool            `json:"stderr_truncated,omitempty"`
 	Output          json.RawMessage `json:"output,omitempty"`
-	DurationMS      int64           `json:"duration_ms,omitempty"`
-	AuthErrors      []AuthError     `json:"auth_errors,omitempty"`
+	// OutputError says why the job's result.json is not in Output (too
+	// large, too deep, not JSON): the job's business, not brig's failure.
+	OutputError string      `json:"output_error,omitempty"`
+	DurationMS  int64       `json:"duration_ms,omitempty"`
+	AuthErrors  []AuthError `json:"auth_errors,omitempty"`
 	// Trace is when the job reached each stage (terminal events of jobs
 	// that were dispatched).
 	Trace *Trace     `json:"trace,omitempty"`

@@ -297,7 +297,7 @@ func TestSchemaEnums(t *testing.T) {
 		{"event.type", sub(t, event, "type"), eventTypes},
 		{"event.stream", sub(t, event, "stream"), []string{StreamStdout, StreamStderr}},
 		{"event.status", sub(t, event, "status"), []string{StatusSucceeded, StatusFailed, StatusTimeout, StatusOOM, StatusCancelled, StatusRejected, StatusError}},
-		{"event.error.type", sub(t, event, "error", "type"), []string{ErrAuthError, ErrTimeout, ErrOOM, ErrInvalidJob, ErrNotFound, ErrCancelled, ErrNonZeroExit, ErrInfrastructure}},
+		{"event.error.type", sub(t, event, "error", "type"), []string{ErrAuthError, ErrTimeout, ErrOOM, ErrInvalidJob, ErrNotFound, ErrCancelled, ErrNonZeroExit, ErrInfrastructure, ErrQuotaExceeded, ErrEgressDenied}},
 		{"event if terminal then status", sub(t, event["if"].(jsonObject), "type"), terminal},
 	}
 	for _, tt := range tests {
