@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -101,7 +100,7 @@ func (d *Dispatcher) reply(m *nats.Msg, r CancelReply) {
 	if m.Reply == "" {
 		return
 	}
-	data, _ := json.Marshal(r)
+	data, _ := schema.Marshal(r)
 	if err := m.Respond(data); err != nil {
 		d.log.Warn("answer cancellation", "job", r.JobID, "err", err)
 	}

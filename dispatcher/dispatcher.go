@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -274,9 +275,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	case errors.As(err, &rej):
 		d.cfg.Metrics.Dispatched(rej.pool, "rejected")
-		d.reject(ctx, msg, rej)
+		d.reject(ctx, msg, meta, rej)
 	case meta.NumDelivered >= uint64(d.cfg.MaxDeliver):
-		d.reject(ctx, msg, &rejection{
+		d.reject(ctx, msg, meta, &rejection{
 			errType: schema.ErrInfrastructure, status: schema.StatusError,
 			msg: fmt.Sprintf("dispatch failed after %d attempts: %v", meta.NumDelivered, err),
 		})
@@ -296,23 +297,22 @@ type noWorker struct {
 
 func (n *noWorker) Error() string { return "no live worker serves pool " + n.pool }
 
-// rejection is a submission brig will not run.
+// rejection is a submission brig will not run. When the submission was
+// accepted first, the rejection is the job's terminal event.
 type rejection struct {
 	jobID   string
 	replyTo string
 	pool    string // when known, for metrics
-	// accepted: brig published the job's accepted event before refusing
-	// it (no worker came), so the refusal is this job's own end.
-	accepted bool
-	errType  string
-	status   string
-	msg      string
+	errType string
+	status  string
+	msg     string
 }
 
 func (r *rejection) Error() string { return r.msg }
 
-// duplicate is a submission for a job id that already has events: another
-// job's, or this one's from before the dedup window. It must not touch them.
+// duplicate is a submission for a job id that another submission took (it
+// was accepted or rejected under that id), or for a job that has ended. It
+// must not touch that job's events.
 type duplicate struct{ jobID string }
 
 func (d *duplicate) Error() string { return "job id " + d.jobID + " is already taken" }
@@ -328,37 +328,17 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 // dispatch validates, resolves and routes one submission. It returns a
 // *rejection for anything that must not run, a *duplicate for a job id
 // brig already knows, another error for platform failures worth retrying.
+// A job whose work message cannot fit is rejected before it is accepted.
 func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
-	delivered := meta.NumDelivered
-	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
+	job, err := d.decode(msg)
 	if err != nil {
-		return invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
-	}
-	if hdr := msg.Headers().Get(jetstream.MsgIDHeader); hdr != "" && hdr != job.ID {
-		r := invalid(nil, schema.ErrInvalidJob, "invalid job: id: %q does not match the Nats-Msg-Id header %q", job.ID, hdr)
-		if schema.ValidID(hdr) {
-			r.jobID = hdr // the dedup key the client published under
-		}
-		return r
-	}
-	if want := schema.SubmitSubject(job.Function); msg.Subject() != want {
-		return invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), want)
+		return err
 	}
 	log := d.log.With("job", job.ID, "function", job.Function)
 	defer d.jobs.lock(job.ID)()
-	// A first delivery is a duplicate when the job has any event at all (a
-	// rejection, an acceptance); on a redelivery the accepted event may be
-	// this submission's own, and only a terminal one makes it a duplicate.
-	if delivered == 1 {
-		if seen, err := bus.HasEvent(ctx, d.js, job.ID, ""); err != nil {
-			return err
-		} else if seen {
-			return &duplicate{jobID: job.ID}
-		}
-	} else if done, err := bus.TerminalEvent(ctx, d.js, job.ID); err != nil {
+	accepted, err := d.claim(ctx, job.ID, meta)
+	if err != nil {
 		return err
-	} else if done != nil {
-		return &duplicate{jobID: job.ID}
 	}
 	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
 	if errors.Is(err, ErrFunctionNotFound) {
@@ -371,34 +351,88 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 	if err := spec.Validate(); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
-	// Accepted once: a redelivery (the job waited for a worker, or an
-	// earlier attempt failed after accepting) may have published it.
-	accepted := false
-	if delivered > 1 {
-		if accepted, err = bus.HasEvent(ctx, d.js, job.ID, schema.EventAccepted); err != nil {
-			return err
-		}
+	now := time.Now().UTC()
+	out, err := d.workMessage(job, &spec, meta, now)
+	if err != nil {
+		return err
 	}
 	if !accepted {
-		if _, err := d.pub.Publish(ctx, &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo}, job.ReplyTo); err != nil {
+		ev := &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
+		if _, err := d.pub.Publish(ctx, ev, job.ReplyTo); err != nil {
 			return err
 		}
 	}
 	if err := d.awaitWorker(ctx, job, spec.Pool, meta); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	tok, err := d.mint(job.ID, &spec, now)
-	if err != nil {
-		return err
-	}
-	work := schema.Work{Version: schema.Version, Job: *job, Spec: spec, Token: tok, AcceptedAt: now, SubmittedAt: meta.Timestamp.UTC()}
-	if err := d.route(ctx, &work, log); err != nil {
+	if err := d.route(ctx, out, log); err != nil {
 		return err
 	}
 	d.cfg.Metrics.Dispatched(spec.Pool, "routed")
 	d.cfg.Metrics.ObserveDispatch(now.Sub(meta.Timestamp))
 	return nil
+}
+
+// decode strictly decodes a submission and checks that it names its job
+// the way it was published (Nats-Msg-Id, subject).
+func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, error) {
+	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
+	if err != nil {
+		return nil, invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
+	}
+	if hdr := msg.Headers().Get(jetstream.MsgIDHeader); hdr != "" && hdr != job.ID {
+		r := invalid(nil, schema.ErrInvalidJob, "invalid job: id: %q does not match the Nats-Msg-Id header %q", job.ID, hdr)
+		if schema.ValidID(hdr) {
+			r.jobID = hdr // the dedup key the client published under
+		}
+		return nil, r
+	}
+	if want := schema.SubmitSubject(job.Function); msg.Subject() != want {
+		return nil, invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), want)
+	}
+	return job, nil
+}
+
+// claim decides whether this submission may dispatch job id: it reports
+// whether this very submission was accepted already (an earlier delivery
+// published the accepted event), and returns a *duplicate when the id
+// belongs to another submission or the job has ended.
+func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMetadata) (accepted bool, err error) {
+	if meta.NumDelivered == 1 {
+		// The common case, one lookup: an id no event names yet.
+		if seen, err := bus.HasEvent(ctx, d.js, id, ""); err != nil || !seen {
+			return false, err
+		}
+	}
+	acc, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	if err != nil {
+		return false, err
+	}
+	if acc == nil && meta.NumDelivered == 1 {
+		return false, &duplicate{jobID: id} // rejected under this id before
+	}
+	if acc != nil && !acceptedFrom(acc, meta) {
+		return false, &duplicate{jobID: id}
+	}
+	if done, err := bus.TerminalEvent(ctx, d.js, id); err != nil {
+		return false, err
+	} else if done != nil {
+		return false, &duplicate{jobID: id}
+	}
+	return acc != nil, nil
+}
+
+// acceptedFrom reports whether the accepted event acc was published for
+// the submission that meta describes: the one stored at acc.SubmitSeq.
+// Stream sequences are never reused while BRIG_SUBMIT exists, so no other
+// submission of the same id can pass for it. An accepted event of an older
+// brig carries no sequence; a redelivery then counts as its own, as that
+// brig assumed.
+func acceptedFrom(acc *schema.Event, meta *jetstream.MsgMetadata) bool {
+	if acc.SubmitSeq == 0 {
+		return meta.NumDelivered > 1
+	}
+	return acc.SubmitSeq == meta.Sequence.Stream
 }
 
 // awaitWorker returns nil when a live worker serves pool, a *noWorker while
@@ -417,7 +451,7 @@ func (d *Dispatcher) awaitWorker(ctx context.Context, job *schema.Job, pool stri
 	if left <= 0 || meta.NumDelivered+1 >= uint64(d.cfg.MaxDeliver+d.noWorkerLooks()) {
 		r := invalid(job, schema.ErrNotFound, "no worker serves pool %q: the job waited %s for one (NoWorkerWait %s); start a worker with --pools %s",
 			pool, waited.Round(time.Second), d.cfg.NoWorkerWait, pool)
-		r.status, r.pool, r.accepted = schema.StatusError, pool, true
+		r.status, r.pool = schema.StatusError, pool
 		return r
 	}
 	return &noWorker{jobID: job.ID, pool: pool, delay: max(min(left, noWorkerLook), 100*time.Millisecond)}
@@ -449,25 +483,59 @@ func (d *Dispatcher) workers(ctx context.Context) ([]registry.Worker, error) {
 	return ws, nil
 }
 
-func (d *Dispatcher) route(ctx context.Context, work *schema.Work, log *slog.Logger) error {
-	data, err := json.Marshal(work)
+// workMessage builds the work message of a job, its credential minted at
+// now, and checks its size on the very bytes that will be sent: decoding
+// and encoding again can grow a job (an invalid UTF-8 byte becomes the
+// three of U+FFFD), so the submission's size says little. A message that
+// cannot fit is a *rejection naming the limit.
+func (d *Dispatcher) workMessage(job *schema.Job, spec *schema.RunSpec, meta *jetstream.MsgMetadata, now time.Time) (*nats.Msg, error) {
+	tok, err := d.mint(job.ID, spec, now)
 	if err != nil {
-		return fmt.Errorf("encode work for %s: %w", work.Job.ID, err)
+		return nil, err
 	}
-	out := &nats.Msg{Subject: schema.WorkSubject(work.Spec.Pool), Data: data, Header: nats.Header{}}
-	out.Header.Set(jetstream.MsgIDHeader, work.Job.ID)
+	work := schema.Work{Version: schema.Version, Job: *job, Spec: *spec, Token: tok, AcceptedAt: now, SubmittedAt: meta.Timestamp.UTC()}
+	data, err := schema.Marshal(&work)
+	if err != nil {
+		return nil, fmt.Errorf("encode work for %s: %w", job.ID, err)
+	}
+	out := &nats.Msg{Subject: schema.WorkSubject(spec.Pool), Data: data, Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, job.ID)
+	limit, name := d.workLimit()
+	if size := out.Size() - len(out.Subject); size > limit {
+		r := invalid(job, schema.ErrInvalidJob, "invalid job: its work message (the job as brig encodes it, with its run spec "+
+			"and credential) is %d bytes, over the limit of %d bytes (%s); send less code, files, stdin, args or env", size, limit, name)
+		r.pool = spec.Pool
+		return nil, r
+	}
+	return out, nil
+}
+
+// workLimit is the largest work message, headers included, that a worker
+// takes and the server carries, and the name of that limit.
+func (d *Dispatcher) workLimit() (int, string) {
+	if payload := int(d.cfg.Conn.MaxPayload()); payload > 0 && payload < schema.MaxWorkBytes {
+		return payload, "the NATS server's max_payload"
+	}
+	return schema.MaxWorkBytes, "MaxWorkBytes"
+}
+
+func (d *Dispatcher) route(ctx context.Context, out *nats.Msg, log *slog.Logger) error {
+	id, pool := out.Header.Get(jetstream.MsgIDHeader), strings.TrimPrefix(out.Subject, schema.WorkPrefix)
 	ack, err := d.js.PublishMsg(ctx, out)
 	if err != nil {
-		return fmt.Errorf("route job %s to pool %s: %w", work.Job.ID, work.Spec.Pool, err)
+		return fmt.Errorf("route job %s to pool %s: %w", id, pool, err)
 	}
-	log.Info("job routed", "pool", work.Spec.Pool, "duplicate", ack.Duplicate)
+	log.Info("job routed", "pool", pool, "duplicate", ack.Duplicate)
 	return nil
 }
 
 // reject publishes the terminal event of a job that will not run, then
 // terminates the submission. When the job id cannot be read from the
-// payload it is taken from the Nats-Msg-Id header.
-func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection) {
+// payload it is taken from the Nats-Msg-Id header. A rejection names its
+// job by what the payload claims, so it ends a job that brig accepted only
+// when this very submission was accepted as that job: then it is the job's
+// own end, whatever failed after acceptance.
+func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *rejection) {
 	if r.jobID == "" {
 		r.jobID, r.replyTo = peekJob(msg.Data(), msg.Headers())
 	}
@@ -477,20 +545,19 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, r *rejection
 		_ = msg.TermWithReason(r.msg)
 		return
 	}
-	// A rejection names its job by what the payload claims: never let it
-	// end a job that brig already accepted (unless this dispatch did).
-	if !r.accepted {
-		seen, err := bus.HasEvent(ctx, d.js, r.jobID, schema.EventAccepted)
-		if err != nil {
-			log.Error("look up job; will retry", "err", err)
-			_ = msg.NakWithDelay(d.cfg.Backoff)
-			return
-		}
-		if seen {
-			log.Warn("rejected a submission that reuses an accepted job id; no event published", "reason", r.msg)
-			_ = msg.TermWithReason(r.msg)
-			return
-		}
+	acc, err := bus.FindEvent(ctx, d.js, r.jobID, schema.EventAccepted)
+	if err != nil {
+		log.Error("look up job; will retry", "err", err)
+		_ = msg.NakWithDelay(d.cfg.Backoff)
+		return
+	}
+	if acc != nil && !acceptedFrom(acc, meta) {
+		log.Warn("rejected a submission that reuses an accepted job id; no event published", "reason", r.msg)
+		_ = msg.TermWithReason(r.msg)
+		return
+	}
+	if acc != nil && r.replyTo == "" {
+		r.replyTo = acc.ReplyTo
 	}
 	ev := &schema.Event{
 		JobID: r.jobID, Type: schema.EventError, Seq: 2, Status: r.status, ExitCode: -1,

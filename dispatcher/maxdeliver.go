@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -58,6 +60,15 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 		data = work.Job
 	}
 	id, replyTo := peekJob(data, raw.Header)
+	if id != "" && streamName == schema.StreamSubmit {
+		var own bool
+		if own, replyTo, err = d.submissionOf(ctx, id, replyTo, seq, deliveries); err != nil {
+			return err
+		} else if !own {
+			d.log.Warn("dropping a submission JetStream gave up on: it reuses the id of a job accepted from another", "job", id, "seq", seq)
+			id = ""
+		}
+	}
 	if id != "" {
 		ev := &schema.Event{JobID: id, Type: schema.EventError, Seq: 1, Status: schema.StatusError, ExitCode: -1,
 			Attempt: int(deliveries), Error: &schema.ErrorInfo{Type: schema.ErrInfrastructure,
@@ -68,4 +79,21 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 		d.log.Warn("job ended: delivery budget exhausted", "job", id, "stream", streamName, "deliveries", deliveries)
 	}
 	return stream.DeleteMsg(ctx, seq)
+}
+
+// submissionOf reports whether the submission stored at seq may end job id:
+// unless brig accepted another submission as that job. It returns the
+// job's reply_to, replyTo or the accepted event's.
+func (d *Dispatcher) submissionOf(ctx context.Context, id, replyTo string, seq, deliveries uint64) (bool, string, error) {
+	acc, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	if err != nil || acc == nil {
+		return err == nil, replyTo, err
+	}
+	if !acceptedFrom(acc, &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: seq}, NumDelivered: deliveries}) {
+		return false, "", nil
+	}
+	if replyTo == "" {
+		replyTo = acc.ReplyTo
+	}
+	return true, replyTo, nil
 }

@@ -76,6 +76,11 @@ type Event struct {
 	// accepted: the job's reply_to, so that whoever ends the job later (a
 	// cancellation while it is queued) copies the terminal event there too.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// SubmitSeq, on accepted: the BRIG_SUBMIT stream sequence of the
+	// submission brig accepted as this job. A rejection that comes later
+	// from that same submission (a redelivery) ends the job; one from any
+	// other submission of the same id never touches it.
+	SubmitSeq uint64 `json:"submit_seq,omitempty"`
 
 	// started
 	Worker string `json:"worker,omitempty"`

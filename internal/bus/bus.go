@@ -16,7 +16,11 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// Config sizes the streams. Zero values take the documented defaults.
+// Config sizes the streams. Zero values take the documented defaults; a
+// negative limit lifts it (the stream has none). The defaults suit a 2-core
+// box with a few GiB of disk: JetStream reserves each stream's MaxBytes
+// from the server's store when the stream is created, so together they
+// need about 6 GiB of store (75% of the free disk by default).
 type Config struct {
 	// Replicas per stream: 1 (default) on a single server, 3 on a cluster.
 	Replicas int
@@ -24,9 +28,53 @@ type Config struct {
 	DedupWindow time.Duration
 	// EventsMaxAge is how long events stay replayable (default 24h).
 	EventsMaxAge time.Duration
+
+	// SubmitMaxBytes and SubmitMaxMsgs bound BRIG_SUBMIT, the submissions
+	// no dispatcher has taken yet (defaults 256 MiB and 1,000,000). A full
+	// stream refuses the next submission (DiscardNew): the client's
+	// publish fails with JetStream's "maximum bytes/messages exceeded",
+	// and nothing brig accepted is lost. BRIG_SUBMIT has no MaxMsgSize of
+	// its own: a submission over the dispatcher's MaxJobBytes is stored
+	// and rejected with a terminal event naming the limit, which says more
+	// than a refused publish.
+	SubmitMaxBytes int64
+	SubmitMaxMsgs  int64
+	// WorkMaxBytes and WorkMaxMsgs bound BRIG_WORK, the jobs routed to a
+	// pool that no worker has finished (defaults 256 MiB and 1,000,000). A
+	// full stream refuses the dispatcher's publish (DiscardNew); the
+	// dispatcher retries, and a queue that stays full ends the job in a
+	// terminal Infrastructure error. Its MaxMsgSize is schema.MaxWorkBytes,
+	// the limit the dispatcher checks each work message against before it
+	// accepts the job.
+	WorkMaxBytes int64
+	WorkMaxMsgs  int64
+	// EventsMaxBytes and EventsMaxMsgs bound BRIG_EVENTS (defaults 2 GiB
+	// and 10,000,000). A full stream drops its oldest events (DiscardOld)
+	// so that it always takes the terminal event a job is owed; the
+	// trade-off is that under a flood old jobs' events go before their
+	// EventsMaxAge, and a replay of such a job finds less, or nothing.
+	// What one job may write is bounded per job (output and auth_error
+	// caps), so one job cannot push the others out alone.
+	EventsMaxBytes int64
+	EventsMaxMsgs  int64
+	// EventsMaxMsgSize caps one event (default schema.MinServerPayload:
+	// every event brig builds fits in it, a terminal one by construction).
+	EventsMaxMsgSize int32
 }
 
-// WithDefaults fills zero fields.
+// Defaults of Config's limits.
+const (
+	DefaultSubmitMaxBytes   = 256 << 20
+	DefaultSubmitMaxMsgs    = 1_000_000
+	DefaultWorkMaxBytes     = 256 << 20
+	DefaultWorkMaxMsgs      = 1_000_000
+	DefaultEventsMaxBytes   = 2 << 30
+	DefaultEventsMaxMsgs    = 10_000_000
+	DefaultEventsMaxMsgSize = schema.MinServerPayload
+)
+
+// WithDefaults fills zero fields and turns negative limits into -1, which
+// JetStream reads as none.
 func (c Config) WithDefaults() Config {
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -37,7 +85,25 @@ func (c Config) WithDefaults() Config {
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = 24 * time.Hour
 	}
+	c.SubmitMaxBytes = limit(c.SubmitMaxBytes, DefaultSubmitMaxBytes)
+	c.SubmitMaxMsgs = limit(c.SubmitMaxMsgs, DefaultSubmitMaxMsgs)
+	c.WorkMaxBytes = limit(c.WorkMaxBytes, DefaultWorkMaxBytes)
+	c.WorkMaxMsgs = limit(c.WorkMaxMsgs, DefaultWorkMaxMsgs)
+	c.EventsMaxBytes = limit(c.EventsMaxBytes, DefaultEventsMaxBytes)
+	c.EventsMaxMsgs = limit(c.EventsMaxMsgs, DefaultEventsMaxMsgs)
+	c.EventsMaxMsgSize = limit(c.EventsMaxMsgSize, DefaultEventsMaxMsgSize)
 	return c
+}
+
+// limit is v, def when v is zero, -1 (no limit) when v is negative.
+func limit[T int32 | int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
 }
 
 // Consumer names.
@@ -59,6 +125,9 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			Storage:    jetstream.FileStorage,
 			Replicas:   cfg.Replicas,
 			Duplicates: cfg.DedupWindow,
+			MaxBytes:   cfg.SubmitMaxBytes,
+			MaxMsgs:    cfg.SubmitMaxMsgs,
+			Discard:    jetstream.DiscardNew,
 		},
 		{
 			Name:       schema.StreamWork,
@@ -67,6 +136,10 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			Storage:    jetstream.FileStorage,
 			Replicas:   cfg.Replicas,
 			Duplicates: cfg.DedupWindow,
+			MaxBytes:   cfg.WorkMaxBytes,
+			MaxMsgs:    cfg.WorkMaxMsgs,
+			MaxMsgSize: schema.MaxWorkBytes,
+			Discard:    jetstream.DiscardNew,
 		},
 		{
 			Name:        schema.StreamEvents,
@@ -77,18 +150,43 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			MaxAge:      cfg.EventsMaxAge,
 			Duplicates:  cfg.DedupWindow,
 			AllowDirect: true,
+			MaxBytes:    cfg.EventsMaxBytes,
+			MaxMsgs:     cfg.EventsMaxMsgs,
+			MaxMsgSize:  cfg.EventsMaxMsgSize,
+			Discard:     jetstream.DiscardOld,
 		},
 	}
 }
 
-// EnsureStreams creates or updates brig's streams.
+// EnsureStreams creates or updates brig's streams. Updating brings a stream
+// made by an older brig, without limits, to this configuration; lowering a
+// DiscardNew limit below what a stream holds drops nothing, the stream
+// only refuses new messages until it drains.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	for _, sc := range Streams(cfg) {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			if outOfStore(err) {
+				return fmt.Errorf("ensure stream %s: the server's JetStream store cannot reserve its MaxBytes of %d "+
+					"(lower the limits in bus.Config, or give the server more store): %w", sc.Name, sc.MaxBytes, err)
+			}
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// outOfStore reports whether JetStream refused a stream because its store
+// cannot reserve the stream's MaxBytes.
+func outOfStore(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case 10023, 10028, 10047: // insufficient resources; memory, storage resources exceeded
+		return true
+	}
+	return false
 }
 
 // eventsStreams caches a handle on the events stream per JetStream

@@ -199,6 +199,14 @@ func TestOpen(t *testing.T) {
 	if st.History() != functions.History {
 		t.Errorf("bucket history = %d, want %d", st.History(), functions.History)
 	}
+	s, err := js.Stream(ctx, "KV_"+functions.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.MaxBytes != functions.MaxBytes || c.MaxMsgs != functions.MaxMessages || c.MaxMsgSize != schema.MaxFunctionBytes {
+		t.Errorf("bucket: MaxBytes %d, MaxMsgs %d, MaxMsgSize %d; want %d, %d, %d",
+			c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, functions.MaxBytes, functions.MaxMessages, schema.MaxFunctionBytes)
+	}
 }
 
 func TestGetRejectsCorruptEntry(t *testing.T) {

@@ -2,7 +2,6 @@ package functions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -18,6 +18,14 @@ const Bucket = "BRIG_FUNCTIONS"
 
 // History is how many revisions of each definition the bucket keeps.
 const History = 5
+
+// Limits of the bucket: a definition is at most schema.MaxFunctionBytes,
+// History revisions of each are kept, and a full bucket refuses a new
+// definition (brig deploy fails saying so).
+const (
+	MaxBytes    = 16 << 20
+	MaxMessages = 10_000
+)
 
 // ErrNotFound is returned for a name with no deployed definition.
 var ErrNotFound = errors.New("function not found")
@@ -43,13 +51,15 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		}
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "brig function definitions (brig deploy)",
-		History:     History,
-		Replicas:    replicas,
-		Storage:     jetstream.FileStorage,
-	})
+	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:       Bucket,
+		Description:  "brig function definitions (brig deploy)",
+		History:      History,
+		Replicas:     replicas,
+		Storage:      jetstream.FileStorage,
+		MaxValueSize: schema.MaxFunctionBytes,
+		MaxBytes:     MaxBytes,
+	}, MaxMessages)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", Bucket, err)
 	}
@@ -62,7 +72,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 // like a built-in (python) overrides the built-in for every dispatcher
 // that resolves through a Resolver; deleting it brings the built-in back.
 func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
-	data, err := json.Marshal(fn)
+	data, err := schema.Marshal(fn)
 	if err != nil {
 		return 0, fmt.Errorf("function %q: encode: %w", fn.Name, err)
 	}

@@ -19,11 +19,21 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/token"
 )
 
 // Bucket holds public keys by key id.
 const Bucket = "BRIG_KEYS"
+
+// Limits of the bucket: an entry is one 32-byte public key, and keys are
+// never removed, one per dispatcher key ever used. A full bucket refuses a
+// new key, and the dispatcher that brings it fails to start, saying so.
+const (
+	MaxKeyBytes = 256
+	MaxBytes    = 1 << 20
+	MaxKeys     = 4096
+)
 
 // Signer is a dispatcher's signing key.
 type Signer struct {
@@ -98,7 +108,10 @@ func trimSpace(b []byte) []byte {
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, Replicas: max(replicas, 1), History: 1})
+	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket: Bucket, Replicas: max(replicas, 1), History: 1,
+		MaxValueSize: MaxKeyBytes, MaxBytes: MaxBytes,
+	}, MaxKeys)
 	if err != nil {
 		return nil, fmt.Errorf("key bucket: %w", err)
 	}

@@ -13,10 +13,22 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/schema"
 )
 
 // Bucket is the KV bucket of live workers.
 const Bucket = "BRIG_WORKERS"
+
+// Limits of the bucket: an entry is one worker's, rewritten in place and
+// gone after TTL; a full bucket refuses new workers' entries, and their
+// Put fails saying so.
+const (
+	MaxEntryBytes = 64 << 10
+	MaxBytes      = 8 << 20
+	MaxEntries    = 10_000
+)
 
 // Timing: a worker writes its entry every Interval; an entry older than TTL
 // is gone (the worker died or lost its connection).
@@ -49,24 +61,32 @@ type Registry struct {
 // Open opens the bucket, creating it when missing (replicas as the
 // streams; 0 means 1).
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "brig: live workers (rewritten every few seconds)",
-		TTL:         TTL,
-		History:     1,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    max(replicas, 1),
-	})
+	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
+		Bucket:       Bucket,
+		Description:  "brig: live workers (rewritten every few seconds)",
+		TTL:          TTL,
+		History:      1,
+		Storage:      jetstream.MemoryStorage,
+		Replicas:     max(replicas, 1),
+		MaxValueSize: MaxEntryBytes,
+		MaxBytes:     MaxBytes,
+	}, MaxEntries)
 	if err != nil {
 		return nil, fmt.Errorf("registry: open %s: %w", Bucket, err)
 	}
 	return &Registry{kv: kv}, nil
 }
 
-// Put writes w's entry, stamping Seen.
+// Put writes w's entry, stamping Seen. An entry over MaxEntryBytes goes
+// without its Running list (Free still counts the jobs), so that a worker
+// with thousands of slots stays routable.
 func (r *Registry) Put(ctx context.Context, w Worker) error {
 	w.Seen = time.Now().UTC()
-	data, err := json.Marshal(w)
+	data, err := schema.Marshal(w)
+	if err == nil && len(data) > MaxEntryBytes {
+		w.Running = nil
+		data, err = schema.Marshal(w)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,5 +47,30 @@ func TestRegistry(t *testing.T) {
 	}
 	if ws, err := r.List(t.Context()); err != nil || len(ws) != 1 || Serves(ws, "gpu") {
 		t.Errorf("after Remove: %+v, %v", ws, err)
+	}
+}
+
+func TestRegistryBucketLimits(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	r, err := Open(t.Context(), js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := Worker{ID: "big", Pools: []string{"default"}, Slots: 5000}
+	for i := range busy.Slots {
+		busy.Running = append(busy.Running, fmt.Sprintf("job-%060d", i))
+	}
+	if err := r.Put(t.Context(), busy); err != nil {
+		t.Fatalf("entry of a worker running %d jobs: %v", busy.Slots, err)
+	}
+	if ws, err := r.List(t.Context()); err != nil || !Serves(ws, "default") {
+		t.Errorf("List = %+v, %v; want the busy worker, routable", ws, err)
+	}
+	s, err := js.Stream(t.Context(), "KV_"+Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.MaxBytes != MaxBytes || c.MaxMsgs != MaxEntries || c.MaxMsgSize != MaxEntryBytes {
+		t.Errorf("%s: MaxBytes %d, MaxMsgs %d, MaxMsgSize %d; want %d, %d, %d", Bucket, c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, MaxBytes, MaxEntries, MaxEntryBytes)
 	}
 }
