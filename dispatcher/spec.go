@@ -24,6 +24,7 @@ func buildSpec(job *schema.Job, fn *schema.Function) schema.RunSpec {
 		SingleUse:  schema.Bool(job.SingleUse, schema.Bool(fn.SingleUse, true)),
 		Restricted: schema.Bool(job.Restricted, schema.Bool(fn.Restricted, true)),
 		Retries:    job.Retries,
+		Quotas:     fn.Quotas.WithDefaults(),
 		Echo:       fn.Echo,
 	}
 	if !spec.Restricted {

@@ -36,6 +36,7 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Runtime:    "runc",
 		SingleUse:  true,
 		Restricted: true,
+		Quotas:     schema.Quotas{}.WithDefaults(),
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("buildSpec(python) =\n %+v\nwant\n %+v", spec, want)
@@ -110,12 +111,15 @@ func TestBuildSpecFunctionDefaults(t *testing.T) {
 		Limits:  schema.Limits{MemoryMB: 512, CPUs: 4, Pids: 64, OutputBytes: 1000},
 		Network: schema.Ptr(true), SingleUse: schema.Ptr(false), Restricted: schema.Ptr(false),
 		Scopes: []string{"queue:q:put"},
+		Quotas: schema.Quotas{DictMB: 2, Calls: 3},
 	}
 	spec := buildSpec(&schema.Job{ID: "j", Function: "tool", Scopes: []string{"queue:q:put", "queue:q:get"}}, fn)
 	want := schema.RunSpec{
 		Function: "tool", Image: "tool:1", Command: []string{"/bin/tool"}, CodeFile: "src/in.txt",
 		Pool: "gpu", Limits: fn.Limits, TimeoutMS: 9000, Network: true, Runtime: schema.RuntimeRunsc,
 		SingleUse: false, Restricted: false, Scopes: []string{"queue:q:put"},
+		Quotas: schema.Quotas{DictMB: 2, DictKeys: schema.DefaultDictKeys, QueueMB: schema.DefaultQueueMB,
+			QueueMessages: schema.DefaultQueueMessages, Resources: schema.DefaultResources, Calls: 3},
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("buildSpec(tool) =\n %+v\nwant\n %+v", spec, want)

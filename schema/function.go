@@ -26,6 +26,9 @@ type Function struct {
 	Restricted *bool    `json:"restricted,omitempty"`
 	Network    *bool    `json:"network,omitempty"`
 	SingleUse  *bool    `json:"single_use,omitempty"`
+	// Quotas bound what each job of the function may store and start
+	// through its gateway; zero fields take the defaults.
+	Quotas Quotas `json:"quotas,omitzero"`
 	// Pool routes the function's jobs (default "default").
 	Pool    string `json:"pool,omitempty"`
 	Runtime string `json:"runtime,omitempty"`
@@ -46,6 +49,64 @@ const (
 	WorkDir            = "/work"
 	ResultFile         = "out/result.json"
 )
+
+// Quotas bound what one job may make brig store and run on its behalf
+// through its gateway (docs/design.md, "Limits"). A dict or queue gets the
+// byte and count caps of the job that creates it, for good: a later job's
+// quotas do not change an existing one. Going past any of them fails the
+// call with error type QuotaExceeded. Zero means the default.
+type Quotas struct {
+	// DictMB caps the bytes of each dict the job creates (default 64).
+	DictMB int64 `json:"dict_mb,omitempty"`
+	// DictKeys caps the keys of each dict the job creates (default 100000).
+	DictKeys int64 `json:"dict_keys,omitempty"`
+	// QueueMB caps the bytes waiting in each queue the job creates
+	// (default 64).
+	QueueMB int64 `json:"queue_mb,omitempty"`
+	// QueueMessages caps the values waiting in each queue the job creates
+	// (default 100000).
+	QueueMessages int64 `json:"queue_messages,omitempty"`
+	// Resources caps how many dicts and queues one job may create
+	// (default 8); opening existing ones is not counted.
+	Resources int64 `json:"resources,omitempty"`
+	// Calls caps the child jobs (function calls) one job may start
+	// (default 64).
+	Calls int64 `json:"calls,omitempty"`
+}
+
+// Defaults and ceilings of Quotas.
+const (
+	DefaultDictMB        = 64
+	DefaultDictKeys      = 100_000
+	DefaultQueueMB       = 64
+	DefaultQueueMessages = 100_000
+	DefaultResources     = 8
+	DefaultCalls         = 64
+	// MaxQuotaMB and MaxQuotaCount are the most a function may set a byte
+	// quota (in MiB) and a key or message quota to.
+	MaxQuotaMB    = 1024
+	MaxQuotaCount = 10_000_000
+	// MaxResources and MaxCalls are the most a function may set resources
+	// and calls to.
+	MaxResources = 64
+	MaxCalls     = 1024
+)
+
+// WithDefaults fills the zero fields of q with the defaults.
+func (q Quotas) WithDefaults() Quotas {
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&q.DictMB, DefaultDictMB)
+	def(&q.DictKeys, DefaultDictKeys)
+	def(&q.QueueMB, DefaultQueueMB)
+	def(&q.QueueMessages, DefaultQueueMessages)
+	def(&q.Resources, DefaultResources)
+	def(&q.Calls, DefaultCalls)
+	return q
+}
 
 // Echo is the built-in echo function: a queue-only function that runs no
 // container. Its result's stdout is the job's stdin and its output the

@@ -49,6 +49,9 @@ func (f *Function) Validate() error {
 	if err := f.Limits.Validate("limits."); err != nil {
 		return err
 	}
+	if err := f.Quotas.Validate("quotas."); err != nil {
+		return err
+	}
 	switch {
 	case f.TimeoutMS < 0 || f.TimeoutMS > MaxTimeoutMS:
 		return fieldErr("timeout_ms", "must be between 1 and %d ms (0 for the default), got %d", MaxTimeoutMS, f.TimeoutMS)
@@ -137,6 +140,28 @@ func (f *Function) validateScopes() error {
 		}
 		if _, err := ParseScope(s); err != nil {
 			return fieldErr(fmt.Sprintf("scopes[%d]", i), "%s (or %q for all)", err, AllScopes)
+		}
+	}
+	return nil
+}
+
+// Validate checks each quota against its ceiling; prefix is put before the
+// field names in errors (e.g. "quotas.").
+func (q Quotas) Validate(prefix string) error {
+	for _, c := range []struct {
+		field string
+		v     int64
+		most  int64
+	}{
+		{"dict_mb", q.DictMB, MaxQuotaMB},
+		{"dict_keys", q.DictKeys, MaxQuotaCount},
+		{"queue_mb", q.QueueMB, MaxQuotaMB},
+		{"queue_messages", q.QueueMessages, MaxQuotaCount},
+		{"resources", q.Resources, MaxResources},
+		{"calls", q.Calls, MaxCalls},
+	} {
+		if c.v < 0 || c.v > c.most {
+			return fieldErr(prefix+c.field, "must be between 1 and %d (0 for the default), got %d", c.most, c.v)
 		}
 	}
 	return nil

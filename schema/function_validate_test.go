@@ -123,6 +123,18 @@ func TestFunctionValidate(t *testing.T) {
 		{"scopes empty string", func(f *schema.Function) { f.Scopes = []string{""} }, "scopes[0]"},
 		{"scopes too many", func(f *schema.Function) { f.Scopes = scopesOf(schema.MaxScopes + 1) }, "scopes"},
 
+		{"quotas set", func(f *schema.Function) {
+			f.Quotas = schema.Quotas{DictMB: 1, DictKeys: 10, QueueMB: schema.MaxQuotaMB, QueueMessages: schema.MaxQuotaCount,
+				Resources: schema.MaxResources, Calls: schema.MaxCalls}
+		}, ""},
+		{"quotas dict_mb negative", func(f *schema.Function) { f.Quotas.DictMB = -1 }, "quotas.dict_mb"},
+		{"quotas dict_mb too large", func(f *schema.Function) { f.Quotas.DictMB = schema.MaxQuotaMB + 1 }, "quotas.dict_mb"},
+		{"quotas dict_keys too large", func(f *schema.Function) { f.Quotas.DictKeys = schema.MaxQuotaCount + 1 }, "quotas.dict_keys"},
+		{"quotas queue_mb too large", func(f *schema.Function) { f.Quotas.QueueMB = schema.MaxQuotaMB + 1 }, "quotas.queue_mb"},
+		{"quotas queue_messages negative", func(f *schema.Function) { f.Quotas.QueueMessages = -5 }, "quotas.queue_messages"},
+		{"quotas resources too many", func(f *schema.Function) { f.Quotas.Resources = schema.MaxResources + 1 }, "quotas.resources"},
+		{"quotas calls too many", func(f *schema.Function) { f.Quotas.Calls = schema.MaxCalls + 1 }, "quotas.calls"},
+
 		{"pool bad", func(f *schema.Function) { f.Pool = "a.b" }, "pool"},
 		{"runtime runc", func(f *schema.Function) { f.Runtime = schema.RuntimeRunc }, ""},
 		{"runtime bad", func(f *schema.Function) { f.Runtime = "kata" }, "runtime"},
@@ -207,4 +219,17 @@ func FuzzDecodeFunction(f *testing.F) {
 			t.Fatalf("a decoded function does not decode again: %v\n%s", err, again)
 		}
 	})
+}
+
+func TestQuotasWithDefaults(t *testing.T) {
+	t.Parallel()
+	got := schema.Quotas{DictMB: 1, Calls: 2}.WithDefaults()
+	want := schema.Quotas{DictMB: 1, DictKeys: schema.DefaultDictKeys, QueueMB: schema.DefaultQueueMB,
+		QueueMessages: schema.DefaultQueueMessages, Resources: schema.DefaultResources, Calls: 2}
+	if got != want {
+		t.Fatalf("WithDefaults = %+v, want %+v", got, want)
+	}
+	if (schema.Quotas{}).WithDefaults().Validate("") != nil {
+		t.Fatal("the defaults are not valid quotas")
+	}
 }

@@ -34,6 +34,8 @@ type RunSpec struct {
 	Restricted bool     `json:"restricted"`
 	Scopes     []string `json:"scopes,omitempty"`
 	Retries    int      `json:"retries,omitempty"`
+	// Quotas are the function's quotas with the defaults filled in.
+	Quotas Quotas `json:"quotas,omitzero"`
 	// Echo marks a queue-only job (the built-in echo function): no
 	// container; its result's stdout is the job's stdin and its output the
 	// job's args.

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -133,7 +135,7 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 			return nil, err
 		}
 	}
-	data, err := json.Marshal(job)
+	data, err := schema.Marshal(job)
 	if err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("sdk: encode job: %w", err)
@@ -329,4 +331,93 @@ func (c *Client) Cancel(ctx context.Context, jobID string) (string, error) {
 		return r.Status, fmt.Errorf("sdk: cancel job %s: %s", jobID, r.Error)
 	}
 	return r.Status, nil
+}
+
+// ErrDuplicateID is returned by SubmitNew and RunNew for a job id brig has
+// seen before.
+var ErrDuplicateID = errors.New("job id already used")
+
+// SubmitNew is Submit for a job whose id must be new: when brig has seen
+// the id before (the submission is a duplicate within the stream's
+// deduplication window, or the id already has events), it returns an
+// error matching ErrDuplicateID and never the events of the job that
+// holds the id. A caller that must trust the answer to be its own job's
+// (a gateway running a child job) uses it with an unguessable id.
+func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error) {
+	if job.ID == "" {
+		job.ID = NewJobID()
+	}
+	if err := job.Validate(); err != nil {
+		return nil, &JobError{Event: rejectedLocally(job.ID, err)}
+	}
+	dup := fmt.Errorf("sdk: submit job %s: %w", job.ID, ErrDuplicateID)
+	if seen, err := bus.HasEvent(ctx, c.js, job.ID, ""); err != nil {
+		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	} else if seen {
+		return nil, dup
+	}
+	h := c.newHandle(job.ID)
+	live := false
+	if job.ReplyTo == "" {
+		subject, ok, err := c.follow(h)
+		if err != nil || !ok { // !ok: this client follows the id already
+			h.Stop()
+			return nil, cmp.Or(err, dup)
+		}
+		job.ReplyTo, live = subject, true
+	}
+	data, err := schema.Marshal(job)
+	if err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("sdk: encode job: %w", err)
+	}
+	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
+	ack, err := c.js.PublishMsg(ctx, msg)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	case ack.Duplicate:
+		err = dup
+	case !live:
+		// Every event of the id is this job's: it had none before, and
+		// the submission was not a duplicate.
+		err = h.replay(ctx)
+	}
+	if err != nil {
+		h.Stop()
+		return nil, err
+	}
+	if live {
+		time.AfterFunc(silenceWait, func() { c.replayIfSilent(h) })
+	}
+	return h, nil
+}
+
+// replayIfSilent has a live handle that has heard nothing read the stream
+// too (see Submit).
+func (c *Client) replayIfSilent(h *Handle) {
+	if !h.silent() {
+		return
+	}
+	c.mu.Lock()
+	if c.live[h.ID] == h {
+		c.toReplay[h] = true // watchReconnects starts it, and retries
+	}
+	c.mu.Unlock()
+}
+
+// RunNew is Run through SubmitNew: it fails with ErrDuplicateID rather
+// than answer with the events of a job it did not submit.
+func (c *Client) RunNew(ctx context.Context, job schema.Job) (*schema.Event, error) {
+	h, err := c.SubmitNew(ctx, job)
+	var je *JobError
+	switch {
+	case errors.As(err, &je): // rejected before it was sent
+		return je.Event, err
+	case err != nil:
+		return nil, err
+	}
+	defer h.Stop()
+	return h.Result(ctx)
 }

@@ -108,6 +108,28 @@ func TestParseYAMLFields(t *testing.T) {
 	}
 }
 
+// TestParseYAMLQuotas: a function's quotas are read as written; the ones
+// left out stay zero (the defaults are filled in per job).
+func TestParseYAMLQuotas(t *testing.T) {
+	t.Parallel()
+	fns, err := functions.ParseYAML([]byte(`name: small
+image: img
+command: [x]
+quotas:
+  dict_mb: 1
+  queue_messages: 500
+  resources: 2
+  calls: 4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := schema.Quotas{DictMB: 1, QueueMessages: 500, Resources: 2, Calls: 4}
+	if len(fns) != 1 || fns[0].Quotas != want {
+		t.Fatalf("quotas = %+v, want %+v", fns[0].Quotas, want)
+	}
+}
+
 func TestParseYAMLErrors(t *testing.T) {
 	t.Parallel()
 	ok := "- {name: ok, image: img, command: [x]}\n"
@@ -132,6 +154,10 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"invalid name", "name: my.func\nimage: img\ncommand: [x]\n", 0, "name", `functions[0].name: must be`},
 		{"missing name", "image: img\ncommand: [x]\n", 0, "name", "functions[0].name: "},
 		{"missing image", "name: a\ncommand: [x]\n", 0, "image", "functions[0].image (function \"a\"): is empty"},
+		{"unknown quota", "name: a\nimage: img\ncommand: [x]\nquotas: {dict_gb: 1}\n",
+			0, "quotas.dict_gb", `functions[0].quotas.dict_gb (function "a"): is not a known field`},
+		{"quota too large", "name: a\nimage: img\ncommand: [x]\nquotas: {queue_mb: 5000}\n",
+			0, "quotas.queue_mb", `functions[0].quotas.queue_mb (function "a"): must be between 1 and 1024`},
 		{"bad runtime", "name: a\nimage: img\ncommand: [x]\nruntime: kata\n", 0, "runtime", "runtime"},
 		{"duplicate names", ok + ok, 1, "name", `already defined by functions[0]`},
 		{"list element not a mapping", "- just a string\n", 0, "", "functions[0]: must be a mapping"},

@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +15,15 @@ import (
 // The child asks for the caller's granted scopes minus every function:
 // scope, so it never holds more than its caller (its own function may cap it
 // further) and cannot call on in turn: no call chains, no call bombs holding
-// every worker slot.
-func (l *Listener) call(ctx context.Context, req *Request) *Response {
+// every worker slot. Its id is new and unguessable (childID), so its answer
+// can come from no other job. When the call ends before the child does (it
+// timed out, or the job's binding was reset or closed), the child is
+// cancelled, queued or running.
+func (l *Listener) call(ctx context.Context, s *session, req *Request) *Response {
 	if l.g.cfg.Call == nil {
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "function calls are not available on this worker"}}
 	}
-	claims, _ := token.Verify(req.Token, l.g.cfg.Keys(l.ctx), time.Now()) // checked in authorize
+	claims, _ := token.Verify(req.Token, l.g.cfg.Keys(ctx), time.Now()) // checked in authorize
 	if claims == nil {
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "token no longer valid"}}
 	}
@@ -35,7 +35,7 @@ func (l *Listener) call(ctx context.Context, req *Request) *Response {
 		return &Response{Error: &Error{Type: ErrTimeout, Message: "too little time left for a call"}}
 	}
 	job := schema.Job{
-		ID:       l.childID(),
+		ID:       childID(s.b.JobID),
 		Function: req.Name,
 		Code:     req.Code,
 		Args:     req.Args,
@@ -50,33 +50,57 @@ func (l *Listener) call(ctx context.Context, req *Request) *Response {
 	if err := job.Validate(); err != nil {
 		return invalid("call: %v", err)
 	}
+	if err := s.takeChild(); err != nil {
+		return result(nil, false, err)
+	}
 	ev, err := l.g.cfg.Call(ctx, job)
 	if ev == nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &Response{Error: &Error{Type: ErrTimeout, Message: "call ran out of time"}}
+		// No terminal event: the child may be queued or running still. A
+		// call refused as a duplicate started nothing of its own, and what
+		// holds its id was planted there; cancelling it harms no one.
+		l.cancelChild(ctx, job.ID)
+		if ctx.Err() != nil {
+			return result(nil, false, ctx.Err())
 		}
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "call: " + errString(err)}}
 	}
-	data, err := json.Marshal(ev)
+	data, err := schema.MarshalEvent(ev)
 	if err != nil {
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: err.Error()}}
 	}
 	return &Response{OK: true, Found: true, Value: data}
 }
 
-// childID derives a child job id from its parent's, within the id limit.
-func (l *Listener) childID() string {
-	l.mu.Lock()
-	l.calls++
-	n := l.calls
-	l.mu.Unlock()
-	suffix := "-c" + strconv.Itoa(n)
-	parent := l.binding().JobID
-	if len(parent)+len(suffix) > 64 {
-		sum := sha256.Sum256([]byte(parent))
-		parent = hex.EncodeToString(sum[:12])
+// CancelTimeout bounds the cancellation of a child whose call ended first.
+const CancelTimeout = 15 * time.Second
+
+// cancelChild cancels a child job in the background, on a context detached
+// from the call's (which has ended): Reset and Close need not wait for it.
+func (l *Listener) cancelChild(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CancelTimeout)
+	go func() {
+		defer cancel()
+		if err := l.g.cfg.Cancel(ctx, id); err != nil {
+			l.g.cfg.Logger.Warn("cancel a child job whose call ended first", "job", id, "err", err)
+		}
+	}()
+}
+
+// Child ids: a readable prefix of the parent's id, then 128 random bits
+// (26 base32 characters), within schema's 64-character id limit.
+const (
+	childPrefixLen = 24
+	childSep       = "-c"
+)
+
+// childID returns a new child job id of parent. It is unguessable, so no
+// client can submit it ahead of the call, and new at every call, so a
+// retried parent gets its own children.
+func childID(parent string) string {
+	if len(parent) > childPrefixLen {
+		parent = parent[:childPrefixLen]
 	}
-	return parent + suffix
+	return parent + childSep + rand.Text()
 }
 
 func timeLeft(ctx context.Context) time.Duration {

@@ -3,13 +3,13 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,7 +19,13 @@ import (
 )
 
 // Caller runs a child job and returns its terminal event (function.call).
+// It must refuse, with an error, a job whose id brig has seen before,
+// never answer with that job's events: a child's answer comes only from
+// the child the call started (docs/design.md, "Function calls").
 type Caller func(ctx context.Context, job schema.Job) (*schema.Event, error)
+
+// Canceller cancels a job, queued or running (brig.cancel.<id>).
+type Canceller func(ctx context.Context, jobID string) error
 
 // Config of a Gateway.
 type Config struct {
@@ -29,6 +35,9 @@ type Config struct {
 	Keys func(ctx context.Context) token.KeyFunc
 	// Call runs child jobs. Required for function.call.
 	Call Caller
+	// Cancel ends a child whose call ended before it did: the call timed
+	// out, or its job's binding was reset or closed. Required with Call.
+	Cancel Canceller
 	// Replicas of the dict buckets and queue streams it creates (default 1).
 	Replicas int
 	Logger   *slog.Logger
@@ -45,6 +54,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.JS == nil || cfg.Keys == nil {
 		return nil, errors.New("gateway: JS and Keys are required")
 	}
+	if cfg.Call != nil && cfg.Cancel == nil {
+		return nil, errors.New("gateway: Call needs Cancel, to end the children of calls that end first")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,25 +68,54 @@ type Binding struct {
 	JobID string
 	// Deadline bounds every call (the job's timeout plus a grace).
 	Deadline time.Time
+	// Quotas bound what the job may create and start; zero fields take
+	// the defaults.
+	Quotas schema.Quotas
 	// OnDenied is told of every denied call, at once.
 	OnDenied func(schema.AuthError)
+	// OnQuotaExceeded, when set, is told of every call refused for a
+	// quota or the request rate, at once.
+	OnQuotaExceeded func(*Error)
 }
 
 // Listener is one job's socket.
 type Listener struct {
-	g      *Gateway
-	ln     net.Listener
-	b      Binding
-	path   string
+	g    *Gateway
+	ln   net.Listener
+	path string
+	// ctx lives until Close; each binding's session derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the accept loop and every connection
 	slots  chan struct{}
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	cur    *session
+	conns  map[net.Conn]chan struct{} // closed once the connection's slot is free
 	closed bool
-	calls  int
 	once   sync.Once
+}
+
+// session is one binding's life on a listener: every call made under it
+// runs with its context, which Reset, a later Bind and Close end, and
+// counts against its rate and quotas.
+type session struct {
+	b       Binding
+	q       schema.Quotas
+	ctx     context.Context
+	cancel  context.CancelFunc
+	rate    *tokenBucket
+	calls   sync.WaitGroup // requests being handled
+	pending atomic.Int64   // how many
+
+	mu       sync.Mutex
+	created  int64 // dicts and queues created
+	children int64 // child jobs started
+}
+
+func (l *Listener) newSession(b Binding) *session {
+	ctx, cancel := context.WithCancel(l.ctx)
+	return &session{b: b, q: b.Quotas.WithDefaults(), ctx: ctx, cancel: cancel,
+		rate: newTokenBucket(RequestRate, RequestBurst, time.Now())}
 }
 
 // Listen creates the socket at path (mode 0666, so that the job's uid may
@@ -92,41 +133,75 @@ func (g *Gateway) Listen(ctx context.Context, path string, b Binding) (*Listener
 	// Calls are bounded by the binding's deadline; the listener itself
 	// lives until Close (a prewarmed container's socket waits for its job).
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &Listener{g: g, ln: ln, b: b, path: path, ctx: lctx, cancel: cancel,
-		slots: make(chan struct{}, MaxConns), conns: map[net.Conn]struct{}{}}
+	l := &Listener{g: g, ln: ln, path: path, ctx: lctx, cancel: cancel,
+		slots: make(chan struct{}, MaxConns), conns: map[net.Conn]chan struct{}{}}
+	l.cur = l.newSession(b)
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
 }
 
 // Bind ties an unbound listener (Listen with a zero Binding, for a
-// prewarmed container) to its job. Until then every call is denied.
+// prewarmed container) to its job. Until then every call is denied. Calls
+// still running under an earlier binding are ended.
 func (l *Listener) Bind(b Binding) {
 	l.mu.Lock()
-	l.b = b
+	old := l.cur
+	l.cur = l.newSession(b)
 	l.mu.Unlock()
+	old.cancel()
 }
 
-// Reset unbinds the listener and ends its open connections: between two
-// jobs of a reused sandbox, nothing the first job opened may speak for the
-// second. Calls already authorized finish as the first job's.
+// Reset unbinds the listener and ends everything the bound job started:
+// between two jobs of a reused sandbox, nothing the first job opened may
+// speak for the second or hold what the second needs. Every call in flight
+// is ended (its children cancelled, a queue value it took offered again)
+// and every connection closed; Reset returns once their handlers have
+// returned and their connection slots are free, so the next job's calls
+// work at once.
 func (l *Listener) Reset() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = Binding{}
-	for c := range l.conns {
+	old := l.cur
+	l.cur = l.newSession(Binding{})
+	var freed []chan struct{}
+	for c, done := range l.conns {
 		c.Close()
+		freed = append(freed, done)
+	}
+	l.mu.Unlock()
+	old.cancel()
+	old.calls.Wait()
+	for _, done := range freed {
+		<-done
 	}
 }
 
+// session returns the current session, counting one request on it; the
+// caller calls done when the request is answered.
+func (l *Listener) session() *session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.cur
+	s.calls.Add(1)
+	s.pending.Add(1)
+	return s
+}
+
+// done ends a request that session counted.
+func (s *session) done() {
+	s.pending.Add(-1)
+	s.calls.Done()
+}
+
+// binding is the current binding.
 func (l *Listener) binding() Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b
+	return l.cur.b
 }
 
-// Close stops serving, ends every connection and removes the socket. Safe
-// to call twice.
+// Close stops serving, ends every call and connection and removes the
+// socket. Safe to call twice.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		l.cancel()
@@ -153,9 +228,10 @@ func (l *Listener) accept() {
 		select {
 		case l.slots <- struct{}{}:
 		default: // too many connections: refuse rather than queue
-			conn.Close()
+			refuse(conn)
 			continue
 		}
+		done := make(chan struct{})
 		l.mu.Lock()
 		if l.closed { // accepted while Close ran: it will not see this one
 			l.mu.Unlock()
@@ -163,19 +239,29 @@ func (l *Listener) accept() {
 			<-l.slots
 			continue
 		}
-		l.conns[conn] = struct{}{}
+		l.conns[conn] = done
 		l.mu.Unlock()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			defer func() { <-l.slots }()
 			l.serve(conn)
 			l.mu.Lock()
 			delete(l.conns, conn)
 			l.mu.Unlock()
 			conn.Close()
+			<-l.slots
+			close(done)
 		}()
 	}
+}
+
+// refuse answers a connection past MaxConns with one QuotaExceeded
+// response (id 0) and closes it.
+func refuse(conn net.Conn) {
+	_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = conn.Write(encodeResponse(&Response{Error: &Error{Type: ErrQuotaExceeded,
+		Message: fmt.Sprintf("more than %d connections to the gateway at once", MaxConns)}}))
+	conn.Close()
 }
 
 // serve answers requests on one connection in order. A job that hangs up
@@ -184,18 +270,29 @@ func (l *Listener) accept() {
 func (l *Listener) serve(conn net.Conn) {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
-	enc := json.NewEncoder(conn)
 	for sc.Scan() {
-		resp := l.handle(l.ctx, sc.Bytes())
-		err := enc.Encode(resp)
+		s := l.session()
+		resp := l.handle(s, sc.Bytes())
+		_, err := conn.Write(encodeResponse(resp))
 		if resp.settle != nil {
 			resp.settle(err == nil)
 		}
+		s.done()
 		if err != nil {
 			return
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
-		_ = enc.Encode(Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}})
+		_, _ = conn.Write(encodeResponse(&Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}}))
 	}
+}
+
+// encodeResponse is resp as one line, without HTML escaping: what the job
+// stored comes back byte for byte.
+func encodeResponse(resp *Response) []byte {
+	data, err := schema.Marshal(resp)
+	if err != nil { // a Value that is not JSON: never stored by a gateway
+		data, _ = schema.Marshal(&Response{ID: resp.ID, Error: &Error{Type: ErrCallFailed, Message: "cannot encode the response: " + err.Error()}})
+	}
+	return append(data, '\n')
 }

@@ -35,8 +35,9 @@ type testEnv struct {
 	ln   *Listener
 	sock string
 
-	mu     sync.Mutex
-	denied []schema.AuthError
+	mu        sync.Mutex
+	denied    []schema.AuthError
+	cancelled chan string // the ids Cancel was called with
 }
 
 // startEnv starts NATS, publishes a signer and listens; edit may change the
@@ -44,8 +45,11 @@ type testEnv struct {
 func startEnv(t *testing.T, edit func(*Config, *Binding)) *testEnv {
 	t.Helper()
 	_, _, js := natstest.Start(t)
-	e := &testEnv{Keys: natstest.PublishKeys(t, js), t: t, js: js}
-	cfg := Config{JS: js, Keys: e.Ring.Func}
+	e := &testEnv{Keys: natstest.PublishKeys(t, js), t: t, js: js, cancelled: make(chan string, 100)}
+	cfg := Config{JS: js, Keys: e.Ring.Func, Cancel: func(_ context.Context, id string) error {
+		e.cancelled <- id
+		return nil
+	}}
 	b := Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute), OnDenied: func(ae schema.AuthError) {
 		e.mu.Lock()
 		e.denied = append(e.denied, ae)
@@ -337,7 +341,7 @@ func TestCall(t *testing.T) {
 	if err := json.Unmarshal(resp.Value, &ev); err != nil || ev.Status != schema.StatusSucceeded || string(ev.Output) != `{"r":1}` {
 		t.Fatalf("event %s: %v", resp.Value, err)
 	}
-	if got.Function != "f" || got.Code != "print(1)" || string(got.Args) != "[1]" || got.ID != testJob+"-c1" ||
+	if got.Function != "f" || got.Code != "print(1)" || string(got.Args) != "[1]" || !isChildID(got.ID, testJob) ||
 		strings.Join(got.Scopes, ",") != "dict:d:read" || got.Restricted == nil || *got.Restricted ||
 		got.Timeout > 5000 || got.Timeout < 4000 {
 		t.Fatalf("child job %+v", got)
@@ -345,7 +349,7 @@ func TestCall(t *testing.T) {
 	wantError(t, c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
 	// A caller with only function scopes makes a restricted child.
 	wantOK(t, c.do(Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}))
-	if got.ID != testJob+"-c2" || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
+	if !isChildID(got.ID, testJob) || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
 		t.Fatalf("child job %+v", got)
 	}
 }
@@ -392,8 +396,14 @@ func TestMaxConns(t *testing.T) {
 		wantError(t, c.do(Request{ID: 1, Token: tok, Op: "nope", Name: "d"}), ErrInvalidRequest, "unknown operation")
 		conns = append(conns, c)
 	}
+	// One more is told why, and closed.
 	extra := e.dial()
 	_, _ = extra.c.Write([]byte(`{"id":1,"op":"nope","name":"d"}` + "\n")) // may fail: refused
+	resp, err := extra.recv()
+	if err != nil {
+		t.Fatalf("connection %d: no answer (%v), want a QuotaExceeded one", MaxConns+1, err)
+	}
+	wantError(t, resp, ErrQuotaExceeded, "connections")
 	if resp, err := extra.recv(); err == nil {
 		t.Fatalf("connection %d was served: %+v", MaxConns+1, resp)
 	}
@@ -404,7 +414,7 @@ func TestMaxConns(t *testing.T) {
 		c := e.dial()
 		_, _ = c.c.Write([]byte(`{"id":2,"op":"nope","name":"d"}` + "\n"))
 		resp, err := c.recv()
-		if err == nil {
+		if err == nil && resp.Error.Type != ErrQuotaExceeded {
 			wantError(t, resp, ErrInvalidRequest, "unknown operation")
 			break
 		}
@@ -647,9 +657,10 @@ func FuzzHandle(f *testing.F) {
 	}}}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var denied []schema.AuthError
-		l := &Listener{g: g, ctx: context.Background(), b: Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute),
-			OnDenied: func(ae schema.AuthError) { denied = append(denied, ae) }}}
-		resp := l.handle(l.ctx, line)
+		l := &Listener{g: g, ctx: t.Context()}
+		s := l.newSession(Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute),
+			OnDenied: func(ae schema.AuthError) { denied = append(denied, ae) }})
+		resp := l.handle(s, line)
 		if resp == nil || resp.OK || resp.Error == nil {
 			t.Fatalf("handle(%q) = %+v: want an error", line, resp)
 		}

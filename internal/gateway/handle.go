@@ -12,35 +12,43 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// handle checks and performs one request.
-func (l *Listener) handle(ctx context.Context, line []byte) *Response {
+// handle checks and performs one request under session s. Every line
+// counts against the session's request rate, denied and malformed ones too.
+func (l *Listener) handle(s *session, line []byte) *Response {
+	allowed := s.rate.take(time.Now())
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if !allowed { // answered with the request's id when it has one
+		return s.overQuota(&Response{ID: req.ID, Error: &Error{Type: ErrRateLimited, Message: fmt.Sprintf(
+			"more than %d requests a second (bursts of %d) to the gateway; slow down", RequestRate, RequestBurst)}})
+	}
+	if err != nil {
 		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: "malformed request: " + err.Error()}}
 	}
 	if dec.More() {
 		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: "malformed request: data after the JSON object (one request per line)"}}
 	}
-	resp := l.authorize(&req)
-	if resp != nil {
-		resp.ID = req.ID
-		return resp
+	resp := l.authorize(s, &req)
+	if resp == nil {
+		resp = l.perform(s, &req)
 	}
-	resp = l.perform(ctx, &req)
 	resp.ID = req.ID
+	if resp.Error != nil && resp.Error.Type == ErrQuotaExceeded {
+		s.overQuota(resp)
+	}
 	return resp
 }
 
 // authorize returns a denial, or nil when the request may proceed.
-func (l *Listener) authorize(req *Request) *Response {
+func (l *Listener) authorize(s *session, req *Request) *Response {
 	sc, err := requiredScope(req)
 	if err != nil {
 		return &Response{Error: &Error{Type: ErrInvalidRequest, Message: err.Error()}}
 	}
 	resource := sc.Kind + ":" + sc.Name
-	b := l.binding()
+	b := s.b
 	deny := func(msg string) *Response {
 		ae := schema.AuthError{Resource: resource, Action: sc.Action, Message: msg}
 		if b.OnDenied != nil {
@@ -51,7 +59,7 @@ func (l *Listener) authorize(req *Request) *Response {
 	if req.Token == "" {
 		return deny("no token: the request carries no credential")
 	}
-	claims, err := token.Verify(req.Token, l.g.cfg.Keys(l.ctx), time.Now())
+	claims, err := token.Verify(req.Token, l.g.cfg.Keys(s.ctx), time.Now())
 	switch {
 	case errors.Is(err, token.ErrExpired):
 		return deny("token expired")
@@ -74,14 +82,14 @@ func (l *Listener) authorize(req *Request) *Response {
 	return nil
 }
 
-// perform runs an authorized request.
-func (l *Listener) perform(ctx context.Context, req *Request) *Response {
+// perform runs an authorized request, within the session's life.
+func (l *Listener) perform(s *session, req *Request) *Response {
 	if len(req.Value) > MaxValueBytes || len(req.Args) > MaxValueBytes {
 		return invalid("value larger than %d bytes", MaxValueBytes)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.callTimeout(req))
+	ctx, cancel := context.WithTimeout(s.ctx, s.callTimeout(req))
 	defer cancel()
-	r := l.g.resources
+	r := resourceCalls{resources: l.g.resources, s: s}
 	switch req.Op {
 	case OpDictGet:
 		if !kvKeyRe.MatchString(req.Key) || len(req.Key) > MaxKeyLen {
@@ -112,14 +120,14 @@ func (l *Listener) perform(ctx context.Context, req *Request) *Response {
 		resp.settle = settle
 		return resp
 	case OpCall:
-		return l.call(ctx, req)
+		return l.call(ctx, s, req)
 	}
 	return invalid("unknown operation %q", clip(req.Op))
 }
 
 // callTimeout is what the job asked for, within what is left of its time.
-func (l *Listener) callTimeout(req *Request) time.Duration {
-	left := time.Until(l.binding().Deadline)
+func (s *session) callTimeout(req *Request) time.Duration {
+	left := time.Until(s.b.Deadline)
 	if req.TimeoutMS > 0 {
 		asked := time.Duration(min(req.TimeoutMS, schema.MaxTimeoutMS)) * time.Millisecond
 		return min(asked, left)
@@ -135,9 +143,14 @@ func invalid(format string, args ...any) *Response {
 }
 
 func result(value []byte, found bool, err error) *Response {
+	var qe *quotaError
 	switch {
+	case errors.As(err, &qe):
+		return &Response{Error: &Error{Type: ErrQuotaExceeded, Message: qe.Error()}}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Response{Error: &Error{Type: ErrTimeout, Message: "call ran out of time"}}
+	case errors.Is(err, context.Canceled):
+		return &Response{Error: &Error{Type: ErrTimeout, Message: "call ended: the job's gateway was closed or reset"}}
 	case err != nil:
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: err.Error()}}
 	}

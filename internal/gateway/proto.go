@@ -35,14 +35,36 @@ const (
 	ErrInvalidRequest = "InvalidRequest"
 	ErrCallFailed     = "Infrastructure"
 	ErrTimeout        = "Timeout"
+	// ErrQuotaExceeded: the call would go past one of the job's quotas
+	// (schema.Quotas: a dict or queue full, too many dicts and queues
+	// created, too many child calls) or MaxConns; the message names the
+	// limit.
+	ErrQuotaExceeded = schema.ErrQuotaExceeded
+	// ErrRateLimited: the job sent more than RequestRate requests a
+	// second (after a burst of RequestBurst); the request was not
+	// performed and may be sent again later.
+	ErrRateLimited = "RateLimited"
 )
 
-// Caps on what a job may send.
+// Caps on what a job may send (docs/design.md, "Limits"). Each refusal is
+// a typed error for the job, never brig's failure.
 const (
-	MaxLineBytes  = 1 << 20
+	// MaxLineBytes caps one request line (InvalidRequest, and the
+	// connection is closed: the rest of the line is not read).
+	MaxLineBytes = 1 << 20
+	// MaxValueBytes caps a dict value, a queue value and a call's args
+	// (InvalidRequest).
 	MaxValueBytes = 256 << 10
-	MaxKeyLen     = 256
-	MaxConns      = 16
+	// MaxKeyLen caps a dict key (InvalidRequest).
+	MaxKeyLen = 256
+	// MaxConns caps a job's open connections to its gateway; one more is
+	// answered with a QuotaExceeded response (id 0) and closed.
+	MaxConns = 16
+	// RequestRate and RequestBurst bound a job's requests: a token bucket
+	// of RequestBurst requests refilled at RequestRate a second. A request
+	// over it, denied and malformed ones included, gets RateLimited.
+	RequestRate  = 200
+	RequestBurst = 400
 )
 
 // Request is one call from a job.

@@ -39,6 +39,15 @@ func newResources(js jetstream.JetStream, replicas int) *resources {
 	return &resources{js: js, replicas: replicas, queues: map[string]jetstream.Consumer{}}
 }
 
+// resourceCalls performs one session's calls: a dict or queue it creates
+// counts against its quotas and gets their byte and count caps, with
+// DiscardNew, so that a full one refuses the write (docs/design.md,
+// "Limits").
+type resourceCalls struct {
+	*resources
+	s *session
+}
+
 func (r *resources) dictGet(ctx context.Context, name, key string) ([]byte, bool, error) {
 	kv, err := r.js.KeyValue(ctx, DictBucket(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -60,15 +69,28 @@ func (r *resources) dictGet(ctx context.Context, name, key string) ([]byte, bool
 	return entry.Value(), true, nil
 }
 
-func (r *resources) dictPut(ctx context.Context, name, key string, value []byte) error {
+func (r resourceCalls) dictPut(ctx context.Context, name, key string, value []byte) error {
 	kv, err := r.dict(ctx, name)
 	if err != nil {
 		return err
 	}
 	if _, err := kv.Put(ctx, key, value); err != nil {
+		if qe := r.refusal(ctx, err, "dict "+name, "KV_"+DictBucket(name), "keys"); qe != nil {
+			return qe
+		}
 		return fmt.Errorf("dict %s put: %w", name, err)
 	}
 	return nil
+}
+
+// refusal is JetStream's refusal of a write to the stream as a quota
+// error naming the stream's limits, or nil for another error.
+func (r resourceCalls) refusal(ctx context.Context, err error, what, stream, unit string) error {
+	var maxBytes, maxMsgs int64
+	if s, serr := r.js.Stream(ctx, stream); serr == nil {
+		maxBytes, maxMsgs = s.CachedInfo().Config.MaxBytes, s.CachedInfo().Config.MaxMsgs
+	}
+	return storeRefusal(err, what, maxBytes, maxMsgs, unit)
 }
 
 func (r *resources) dictDelete(ctx context.Context, name, key string) error {
@@ -86,12 +108,10 @@ func (r *resources) dictDelete(ctx context.Context, name, key string) error {
 }
 
 // dict opens a dict's bucket, creating it on first write.
-func (r *resources) dict(ctx context.Context, name string) (jetstream.KeyValue, error) {
+func (r resourceCalls) dict(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	kv, err := r.js.KeyValue(ctx, DictBucket(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: DictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes,
-		})
+		kv, err = r.createDict(ctx, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open dict %s: %w", name, err)
@@ -99,11 +119,47 @@ func (r *resources) dict(ctx context.Context, name string) (jetstream.KeyValue, 
 	return kv, nil
 }
 
-func (r *resources) queuePut(ctx context.Context, name string, value []byte) error {
+// createDict creates a dict's bucket with the session's quotas. One that
+// another job created meanwhile keeps its creator's.
+func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	if err := r.s.takeResource("dict", name); err != nil {
+		return nil, err
+	}
+	q := r.s.q
+	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: DictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return r.js.KeyValue(ctx, DictBucket(name))
+	}
+	if err != nil {
+		if qe := storeRefusal(err, "dict "+name, q.DictMB<<20, q.DictKeys, "keys"); qe != nil {
+			return nil, qe
+		}
+		return nil, err
+	}
+	// A bucket's config has no message cap: set it on its stream (a
+	// bucket keeps one message per key, plus a marker per deleted key).
+	stream, err := r.js.Stream(ctx, "KV_"+DictBucket(name))
+	if err != nil {
+		return nil, err
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.MaxMsgs = q.DictKeys
+	if _, err := r.js.UpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("cap the keys of dict %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+func (r resourceCalls) queuePut(ctx context.Context, name string, value []byte) error {
 	if _, err := r.queue(ctx, name, true); err != nil {
 		return err
 	}
 	if _, err := r.js.Publish(ctx, queueSubjectPfx+name, value); err != nil {
+		if qe := r.refusal(ctx, err, "queue "+name, QueueStream(name), "values"); qe != nil {
+			return qe
+		}
 		return fmt.Errorf("queue %s put: %w", name, err)
 	}
 	return nil
@@ -114,7 +170,7 @@ func (r *resources) queuePut(ctx context.Context, name string, value []byte) err
 // again. A queue nobody has written to yet is created, so that the wait can
 // see the first put. It polls with no-wait pulls: a pull request left
 // waiting at the server would take a later value for a caller that is gone.
-func (r *resources) queueGet(ctx context.Context, name string) (value []byte, settle func(bool), err error) {
+func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte, settle func(bool), err error) {
 	cons, err := r.queue(ctx, name, true)
 	if err != nil {
 		return nil, nil, err
@@ -152,7 +208,7 @@ func (r *resources) queueGet(ctx context.Context, name string) (value []byte, se
 // It returns nil, nil for a queue that does not exist and create is false.
 // The consumer acks explicitly with a short wait, so a value taken by a
 // call that died is offered again soon.
-func (r *resources) queue(ctx context.Context, name string, create bool) (jetstream.Consumer, error) {
+func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jetstream.Consumer, error) {
 	r.mu.Lock()
 	cons, ok := r.queues[name]
 	r.mu.Unlock()
@@ -164,10 +220,11 @@ func (r *resources) queue(ctx context.Context, name string, create bool) (jetstr
 		if !create {
 			return nil, nil
 		}
-		stream, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name: QueueStream(name), Subjects: []string{queueSubjectPfx + name},
-			Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
-		})
+		stream, err = r.createQueue(ctx, name)
+	}
+	var qe *quotaError
+	if errors.As(err, &qe) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
@@ -182,4 +239,25 @@ func (r *resources) queue(ctx context.Context, name string, create bool) (jetstr
 	r.queues[name] = cons
 	r.mu.Unlock()
 	return cons, nil
+}
+
+// createQueue creates a queue's stream with the session's quotas. One
+// that another job created meanwhile keeps its creator's.
+func (r resourceCalls) createQueue(ctx context.Context, name string) (jetstream.Stream, error) {
+	if err := r.s.takeResource("queue", name); err != nil {
+		return nil, err
+	}
+	q := r.s.q
+	stream, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: QueueStream(name), Subjects: []string{queueSubjectPfx + name},
+		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
+		MaxBytes: q.QueueMB << 20, MaxMsgs: q.QueueMessages, Discard: jetstream.DiscardNew,
+	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return r.js.Stream(ctx, QueueStream(name))
+	}
+	if qe := storeRefusal(err, "queue "+name, q.QueueMB<<20, q.QueueMessages, "values"); qe != nil {
+		return nil, qe
+	}
+	return stream, err
 }

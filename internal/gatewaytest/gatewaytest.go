@@ -28,11 +28,12 @@ type Env struct {
 	// Listener is the socket's current listener.
 	Listener *gateway.Listener
 
-	t      testing.TB
-	g      *gateway.Gateway
-	mu     sync.Mutex
-	denied []schema.AuthError
-	calls  []schema.Job
+	t         testing.TB
+	g         *gateway.Gateway
+	mu        sync.Mutex
+	denied    []schema.AuthError
+	calls     []schema.Job
+	cancelled []string
 }
 
 // Start runs a gateway and listens on a short socket path (a unix socket's
@@ -49,6 +50,12 @@ func Start(t testing.TB, call gateway.Caller) *Env {
 			e.calls = append(e.calls, job)
 			e.mu.Unlock()
 			return call(ctx, job)
+		}
+		cfg.Cancel = func(_ context.Context, id string) error {
+			e.mu.Lock()
+			e.cancelled = append(e.cancelled, id)
+			e.mu.Unlock()
+			return nil
 		}
 	}
 	var err error
@@ -92,6 +99,14 @@ func (e *Env) Denials() []schema.AuthError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]schema.AuthError(nil), e.denied...)
+}
+
+// Cancelled returns the child jobs cancelled so far (their calls ended
+// first).
+func (e *Env) Cancelled() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.cancelled...)
 }
 
 // Calls returns the child jobs run so far.

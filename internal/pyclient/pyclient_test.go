@@ -372,14 +372,18 @@ func TestCall(t *testing.T) {
 	})
 	out := e.run(ptr(e.Token("function:add:call", "dict:d:read")), `
 ev = brig.call("add", code="print('hi')", args={"a": 1, "b": 2}, timeout=5)
-out["ev"] = {"ok": True, "value": {k: ev.get(k) for k in ("status", "stdout", "output", "job_id")}}
+out["ev"] = {"ok": True, "value": {k: ev.get(k) for k in ("status", "stdout", "output")}}
+out["id"] = {"ok": True, "value": ev.get("job_id")}
 `)
-	wantValue(t, out, "ev", `{"job_id":"job-1-c1","output":{"sum":3},"status":"succeeded","stdout":"hi\n"}`)
+	wantValue(t, out, "ev", `{"output":{"sum":3},"status":"succeeded","stdout":"hi\n"}`)
 	calls := e.Calls()
 	if len(calls) != 1 {
 		t.Fatalf("calls: %+v", calls)
 	}
 	j := calls[0]
+	if id, _ := get(t, out, "id").Value.(string); id != j.ID || !strings.HasPrefix(id, gatewaytest.JobID+"-c") {
+		t.Fatalf("the call answered with job %q; the child was %q", id, j.ID)
+	}
 	if j.Function != "add" || j.Code != "print('hi')" || string(j.Args) != `{"a":1,"b":2}` || j.Timeout > 5000 ||
 		strings.Join(j.Scopes, ",") != "dict:d:read" {
 		t.Fatalf("child job %+v (args %s)", j, j.Args)
@@ -544,4 +548,83 @@ out["next"] = try_(lambda: brig.Dict("d").get("k"))
 		t.Fatalf("interrupted get: %+v", r)
 	}
 	wantValue(t, out, "next", `"v"`)
+}
+
+// TestLimits: every limit the gateway enforces raises its own subclass of
+// BrigError, which the job can catch and go on.
+func TestLimits(t *testing.T) {
+	e := start(t, nil)
+	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobID, Deadline: time.Now().Add(time.Minute),
+		Quotas: schema.Quotas{DictMB: 1, QueueMessages: 3, Resources: 2}})
+	out := e.run(ptr(e.Token("dict:d:write", "queue:q:put", "queue:q:get", "dict:other:write")), `
+def kind(e):
+    return [c.__name__ for c in type(e).__mro__ if c.__module__ == "brig"]
+def catch(f):
+    try:
+        f()
+    except brig.BrigError as e:
+        return {"ok": True, "value": {"classes": kind(e), "type": e.type, "message": e.message}}
+    return {"ok": True, "value": None}
+def fill_dict():
+    for i in range(100):
+        brig.Dict("d").put("k%d" % i, "x" * (100 << 10))
+def fill_queue():
+    for i in range(10):
+        brig.Queue("q").put(i)
+out["dict"] = catch(fill_dict)
+out["queue"] = catch(fill_queue)
+out["got"] = try_(lambda: brig.Queue("q").get())
+out["resources"] = catch(lambda: brig.Dict("other").put("k", 1))
+def flood():
+    for i in range(2000):
+        brig.Dict("d").put("k0", i)
+out["rate"] = catch(flood)
+out["all"] = {"ok": True, "value": sorted(n for n in brig.__all__ if n in ("QuotaExceeded", "RateLimited"))}
+`)
+	for _, tt := range []struct{ name, class, msg string }{
+		{"dict", "QuotaExceeded", "dict d is full: it holds at most 1 MiB"},
+		{"queue", "QuotaExceeded", "queue q is full: it holds at most 3 values"},
+		{"resources", "QuotaExceeded", "at most 2 dicts and queues"},
+		{"rate", "RateLimited", "requests a second"},
+	} {
+		var got struct {
+			Classes []string `json:"classes"`
+			Type    string   `json:"type"`
+			Message string   `json:"message"`
+		}
+		if err := json.Unmarshal(mustJSON(t, get(t, out, tt.name).Value), &got); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got.Classes, ",") != tt.class+",BrigError" || got.Type != tt.class || !strings.Contains(got.Message, tt.msg) {
+			t.Errorf("%s: %+v, want %s (a BrigError) saying %q", tt.name, got, tt.class, tt.msg)
+		}
+	}
+	wantValue(t, out, "got", "0")
+	wantValue(t, out, "all", `["QuotaExceeded","RateLimited"]`)
+}
+
+// TestTooManyConnections: a connection past the gateway's limit raises
+// QuotaExceeded, not a broken pipe.
+func TestTooManyConnections(t *testing.T) {
+	e := start(t, nil)
+	out := e.run(ptr(e.Token("dict:d:read")), `
+held = []
+for i in range(16):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.environ["BRIG_GATEWAY"])
+    held.append(s)
+time.sleep(0.3)
+try:
+    brig.Dict("d").get("k")
+    out["over"] = {"ok": True, "value": None}
+except brig.QuotaExceeded as e:
+    out["over"] = {"ok": True, "value": e.message}
+except brig.BrigError as e:
+    out["over"] = {"ok": True, "value": "%s: %s" % (e.type, e.message)}
+for s in held:
+    s.close()
+`)
+	if msg, _ := get(t, out, "over").Value.(string); !strings.Contains(msg, "more than 16 connections") {
+		t.Fatalf("call past the connection limit: %q, want QuotaExceeded", msg)
+	}
 }

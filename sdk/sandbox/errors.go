@@ -17,6 +17,21 @@ const (
 	// TypeInfrastructure: brig could not perform the call, or the gateway
 	// cannot be reached.
 	TypeInfrastructure = gateway.ErrCallFailed
+	// TypeQuotaExceeded: the call would go past one of the job's limits,
+	// which the message names: a full dict or queue, too many dicts and
+	// queues created, too many child calls, too many connections to the
+	// gateway. Nothing was written.
+	TypeQuotaExceeded = gateway.ErrQuotaExceeded
+	// TypeRateLimited: the job sent more than gateway.RequestRate requests
+	// a second (after a burst of gateway.RequestBurst); the request was
+	// not performed and may be sent again after a pause.
+	TypeRateLimited = gateway.ErrRateLimited
+)
+
+// Sentinels an *Error matches with errors.Is, by its Type.
+var (
+	ErrQuotaExceeded = &Error{Type: TypeQuotaExceeded}
+	ErrRateLimited   = &Error{Type: TypeRateLimited}
 )
 
 // Error is a call the gateway refused or could not perform.
@@ -30,6 +45,13 @@ type Error struct {
 func (e *Error) Error() string { return "brig: " + e.Type + ": " + e.Message }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches an *Error of the same Type with no message, such as
+// ErrQuotaExceeded and ErrRateLimited.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Err == nil && t.Type == e.Type
+}
 
 // AuthError is a call the job's credential does not allow. brig records
 // every denial in the job's events. It also matches *Error (of type

@@ -15,10 +15,12 @@
 // $BRIG_GATEWAY (default /run/brig/gateway.sock) and the token in
 // $BRIG_TOKEN, read at every call. Values are encoded with encoding/json.
 //
-// A failed call returns an *Error (Type TypeInvalidRequest, TypeTimeout or
-// TypeInfrastructure), or an *AuthError when the credential does not allow
-// it; an *AuthError also matches *Error with errors.As. When ctx ends first
-// the call returns ctx's error.
+// A failed call returns an *Error (Type TypeInvalidRequest, TypeTimeout,
+// TypeInfrastructure, TypeQuotaExceeded or TypeRateLimited; the last two
+// match ErrQuotaExceeded and ErrRateLimited with errors.Is), or an
+// *AuthError when the credential does not allow it; an *AuthError also
+// matches *Error with errors.As. When ctx ends first the call returns
+// ctx's error.
 package sandbox
 
 import (
@@ -330,6 +332,11 @@ func (cn *conn) roundTrip(ctx context.Context, line []byte) ([]byte, error) {
 	stop := context.AfterFunc(ctx, func() { _ = cn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := cn.Write(line); err != nil {
+		// A gateway past its connection limit says so, then closes.
+		_ = cn.SetReadDeadline(time.Now().Add(time.Second))
+		if data, rerr := cn.rd.ReadBytes('\n'); rerr == nil {
+			return data, nil
+		}
 		return nil, fmt.Errorf("%w: %w", errSend, err)
 	}
 	data, err := cn.rd.ReadBytes('\n')

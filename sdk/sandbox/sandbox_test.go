@@ -342,7 +342,7 @@ func TestCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.JobID != gatewaytest.JobID+"-c1" || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
+	if calls := e.Calls(); len(calls) != 1 || ev.JobID != calls[0].ID || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
 		ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit {
 		t.Fatalf("event %+v", ev)
 	}
@@ -392,5 +392,39 @@ func TestReconnect(t *testing.T) {
 	c.Close()
 	if _, err := c.Dict("d").Get(ctx, "k", nil); err == nil {
 		t.Fatal("Get after Close succeeded")
+	}
+}
+
+// TestLimits: a full dict or queue, too many resources and too fast a
+// request rate are *Errors of their own types, matched by the sentinels.
+func TestLimits(t *testing.T) {
+	e := start(t, nil)
+	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobID, Deadline: time.Now().Add(time.Minute),
+		Quotas: schema.Quotas{DictMB: 1, QueueMessages: 2, Resources: 2}})
+	ctx := ctx(t)
+	c := e.client("dict:d:write", "queue:q:put", "dict:other:write")
+	big := strings.Repeat("x", 100<<10)
+	var err error
+	for i := 0; err == nil && i < 100; i++ {
+		err = c.Dict("d").Put(ctx, "k"+strings.Repeat("i", i), big)
+	}
+	wantError(t, err, sandbox.TypeQuotaExceeded, "dict d is full")
+	if !errors.Is(err, sandbox.ErrQuotaExceeded) || errors.Is(err, sandbox.ErrRateLimited) {
+		t.Fatalf("errors.Is(%v): wrong sentinel", err)
+	}
+	for i := 0; i < 3; i++ {
+		err = c.Queue("q").Put(ctx, i)
+	}
+	wantError(t, err, sandbox.TypeQuotaExceeded, "queue q is full: it holds at most 2 values")
+	wantError(t, c.Dict("other").Put(ctx, "k", 1), sandbox.TypeQuotaExceeded, "at most 2 dicts and queues")
+	for i := 0; err == nil || errors.Is(err, sandbox.ErrQuotaExceeded); i++ {
+		if i > 5*gateway.RequestBurst {
+			t.Fatal("never rate limited")
+		}
+		err = c.Dict("d").Put(ctx, "k", i)
+	}
+	wantError(t, err, sandbox.TypeRateLimited, "requests a second")
+	if !errors.Is(err, sandbox.ErrRateLimited) {
+		t.Fatalf("errors.Is(%v, ErrRateLimited) = false", err)
 	}
 }

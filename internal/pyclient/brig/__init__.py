@@ -24,11 +24,23 @@ missing key both read as None.
 
 Errors: every failure the gateway reports raises ``BrigError`` (``.type``
 is ``"InvalidRequest"``, ``"Timeout"`` or ``"Infrastructure"``, and
-``.message`` says why). A denied call raises ``AuthError``, a subclass of
-``BrigError`` (so ``except brig.BrigError`` catches every gateway error)
-with ``.resource`` (e.g. ``"dict:cache"``), ``.action`` (e.g. ``"write"``)
-and ``.message``; brig records every denial in the job's events. A value
-that cannot be encoded as JSON raises TypeError or ValueError before
+``.message`` says why), or one of its subclasses (so ``except
+brig.BrigError`` catches every gateway error):
+
+- ``AuthError``: a denied call, with ``.resource`` (e.g. ``"dict:cache"``),
+  ``.action`` (e.g. ``"write"``) and ``.message``; brig records every
+  denial in the job's events.
+- ``QuotaExceeded``: the call would go past one of the job's limits, named
+  in ``.message``: a full dict or queue (a function's ``quotas``: dict_mb,
+  dict_keys, queue_mb, queue_messages; 64 MiB and 100000 by default), more
+  dicts and queues created than ``quotas.resources`` (8), more child calls
+  than ``quotas.calls`` (64), or more than 16 connections to the gateway.
+  Nothing was written; the job may go on (e.g. delete keys and retry).
+- ``RateLimited``: the job sent more than 200 requests a second (after a
+  burst of 400); the request was not performed and may be sent again
+  after a pause.
+
+A value that cannot be encoded as JSON raises TypeError or ValueError before
 anything is sent.
 
 The module keeps one connection to the gateway, opened at the first call and
@@ -44,7 +56,7 @@ import os
 import socket
 import threading
 
-__all__ = ["AuthError", "BrigError", "Dict", "Queue", "call"]
+__all__ = ["AuthError", "BrigError", "Dict", "Queue", "QuotaExceeded", "RateLimited", "call"]
 
 _DEFAULT_SOCKET = "/run/brig/gateway.sock"
 # The gateway reads at most this many bytes per request line and closes the
@@ -58,7 +70,8 @@ class BrigError(Exception):
     ``type`` is one of ``"InvalidRequest"`` (the request was wrong: bad name,
     key or value), ``"Timeout"`` (the call ran out of time),
     ``"Infrastructure"`` (brig could not perform it, or the gateway cannot be
-    reached) or ``"AuthError"`` (see AuthError); ``message`` says why.
+    reached), ``"AuthError"``, ``"QuotaExceeded"`` or ``"RateLimited"`` (see
+    the subclasses of those names); ``message`` says why.
     """
 
     def __init__(self, type, message):
@@ -87,6 +100,42 @@ class AuthError(BrigError):
 
     def __str__(self):
         return "AuthError: %s %s: %s" % (self.resource, self.action, self.message)
+
+
+class QuotaExceeded(BrigError):
+    """The call would go past one of the job's limits; ``message`` names it.
+
+    A full dict or queue, too many dicts and queues created, too many child
+    calls, or too many connections to the gateway. Nothing was written. A
+    subclass of BrigError with ``type`` ``"QuotaExceeded"``.
+    """
+
+    def __init__(self, message):
+        BrigError.__init__(self, "QuotaExceeded", message)
+
+
+class RateLimited(BrigError):
+    """The job sent requests faster than the gateway takes them (200 a
+    second, after a burst of 400). The request was not performed; send it
+    again after a pause. A subclass of BrigError with ``type``
+    ``"RateLimited"``.
+    """
+
+    def __init__(self, message):
+        BrigError.__init__(self, "RateLimited", message)
+
+
+def _error(err):
+    """The exception for a response's error object."""
+    typ = err.get("type") or "Infrastructure"
+    message = err.get("message") or "the gateway refused the call"
+    if typ == "AuthError":
+        return AuthError(err.get("resource", ""), err.get("action", ""), message)
+    if typ == "QuotaExceeded":
+        return QuotaExceeded(message)
+    if typ == "RateLimited":
+        return RateLimited(message)
+    return BrigError(typ, message)
 
 
 class _Conn:
@@ -134,12 +183,25 @@ class _Conn:
                     pass
         self._sock = self._file = None
 
+    def _refusal(self):
+        """The line a gateway that closed the connection left before it
+        did (one past its connection limit is told why), or None."""
+        try:
+            self._sock.settimeout(1)
+            data = self._file.readline()
+        except OSError:
+            return None
+        return data if data.endswith(b"\n") else None
+
     def _round_trip(self, line, reused):
         """Send one request line and return the response line."""
         try:
             self._sock.sendall(line)
         except OSError as e:
             if not reused:
+                data = self._refusal()
+                if data is not None:
+                    return data
                 raise BrigError("Infrastructure", "gateway: send: %s" % e) from None
             # The gateway closed an idle connection: nothing was sent.
             self._drop()
@@ -203,12 +265,7 @@ class _Conn:
                         "gateway: response %r to request %d" % (got, rid),
                     )
             if not resp.get("ok"):
-                err = resp.get("error") or {}
-                typ = err.get("type") or "Infrastructure"
-                message = err.get("message") or "the gateway refused the call"
-                if typ == "AuthError":
-                    raise AuthError(err.get("resource", ""), err.get("action", ""), message)
-                raise BrigError(typ, message)
+                raise _error(resp.get("error") or {})
             return resp
 
 
