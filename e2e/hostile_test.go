@@ -211,7 +211,7 @@ func wantDenied(t *testing.T, what string, got map[string]string, want ...string
 }
 
 func hostileCases() []hostileCase {
-	return []hostileCase{
+	return append([]hostileCase{
 		forkBomb(),
 		memoryHog(),
 		cpuSpin(),
@@ -227,7 +227,7 @@ func hostileCases() []hostileCase {
 		killInit(),
 		forgeFrames(),
 		closedStdout(),
-	}
+	}, brigAttackCases()...)
 }
 
 // forkBomb: every process forks for ever. The pids limit refuses a fork
@@ -855,7 +855,8 @@ print("init survived")
 		typ:     schema.EventResult, status: schema.StatusSucceeded,
 		// gVisor delivers SIGKILL to PID 1 from inside the sandbox, which
 		// Linux refuses: the job can end its own sandbox, and brig says so.
-		runsc: &[4]string{schema.EventError, schema.StatusError, schema.ErrInfrastructure, "init was killed"},
+		// That is the job's doing, never brig's failure (Infrastructure).
+		runsc: &[4]string{schema.EventResult, schema.StatusFailed, schema.ErrNonZeroExit, "init was killed"},
 		check: func(t *testing.T, rt string, ev *schema.Event) {
 			if rt == schema.RuntimeRunsc {
 				return

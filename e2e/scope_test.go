@@ -66,7 +66,7 @@ func expectOK(t *testing.T, got map[string]probeResult, name, want string) {
 		t.Errorf("%s: not run", name)
 	case p.Denied != nil || p.Error != "":
 		t.Errorf("%s: want ok, got denied=%v error=%q", name, p.Denied, p.Error)
-	case want != "" && string(p.OK) != want:
+	case want != "" && !jsonEqual(t, p.OK, []byte(want)):
 		t.Errorf("%s = %s, want %s", name, p.OK, want)
 	}
 }

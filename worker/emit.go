@@ -80,14 +80,16 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 		if out.exit != nil {
 			ev.ExitCode = out.exit.ExitCode
 		}
+	case out.exit == nil && out.exitCode == 137 && spec.Runtime == schema.RuntimeRunsc:
+		// gVisor lets a job SIGKILL its own init (Linux does not): the job
+		// ended its sandbox, which is its business, not brig's failure.
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit,
+			"the sandbox ended without reporting a result: its init was killed, which under gVisor the job itself can do")
+		ev.ExitCode = out.exitCode
 	case out.exit == nil:
 		initLog, _ := out.initLog.result()
-		how := ""
-		if out.exitCode == 137 {
-			how = "; its init was killed (under gVisor the job itself can do that)"
-		}
 		ev = e.terminal(schema.StatusError, schema.ErrInfrastructure,
-			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d%s): %s", out.exitCode, how, initLog))
+			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d): %s", out.exitCode, initLog))
 	case out.exit.ExitCode == 0:
 		ev = e.terminal(schema.StatusSucceeded, "", "")
 		ev.ExitCode = 0
@@ -98,11 +100,8 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 	ev.Stdout, ev.StdoutTruncated = out.stdout.result()
 	ev.Stderr, ev.StderrTruncated = out.stderr.result()
 	if out.exit != nil {
-		ev.Output = out.exit.Result
+		ev.Output, ev.OutputError = jobOutput(out.exit)
 		ev.DurationMS = time.Duration(out.exit.DurationNS).Milliseconds()
-		if out.exit.ResultError != "" {
-			ev.Stderr += "brig: " + schema.ResultFile + " ignored: " + out.exit.ResultError + "\n"
-		}
 	}
 	return ev
 }
@@ -128,10 +127,18 @@ type outputPump struct {
 	closing chan struct{}
 	done    chan struct{}
 	closed  sync.Once
+	sent    int // events published; only run's goroutine touches it
 }
 
+// An attempt's output events: the first pumpFastEvents gather for
+// pumpFlushEvery, later ones for pumpSlowEvery, so that a job trickling a
+// byte at a time makes at most pumpFastEvents + one event a second (plus
+// one per pumpMaxChunk of output, which output_bytes caps) however long it
+// runs (docs/design.md §13).
 const (
 	pumpFlushEvery = 50 * time.Millisecond
+	pumpSlowEvery  = time.Second
+	pumpFastEvents = 100
 	pumpMaxChunk   = 64 << 10
 )
 
@@ -167,8 +174,12 @@ func (p *outputPump) run() {
 			return
 		}
 		p.flush(false)
+		every := pumpFlushEvery
+		if p.sent >= pumpFastEvents {
+			every = pumpSlowEvery
+		}
 		select { // gather what arrives meanwhile into fewer events
-		case <-time.After(pumpFlushEvery):
+		case <-time.After(every):
 		case <-p.closing:
 			p.flush(true)
 			return
@@ -203,6 +214,7 @@ func (p *outputPump) flush(final bool) {
 			p.buf[stream] = data[len(chunk):]
 		}
 		p.mu.Unlock()
+		p.sent++
 		p.em.publish(p.ctx, &schema.Event{Type: schema.EventOutput, Stream: stream, Data: string(chunk)}, p.log)
 	}
 }

@@ -38,9 +38,15 @@ func (w *Worker) setupGateway(ctx context.Context) error {
 		return err
 	}
 	w.gw, err = gateway.New(gateway.Config{
-		JS:       w.js,
-		Keys:     ring.Func,
-		Call:     client.Run,
+		JS:   w.js,
+		Keys: ring.Func,
+		// A child's id is new and unguessable: RunNew refuses one brig has
+		// seen instead of answering with that job's events.
+		Call: client.RunNew,
+		Cancel: func(ctx context.Context, id string) error {
+			_, err := client.Cancel(ctx, id)
+			return err
+		},
 		Replicas: replicas,
 		Logger:   w.log,
 	})
@@ -79,12 +85,16 @@ func (w *Worker) checkCredential(ctx context.Context, work *schema.Work) error {
 	return nil
 }
 
-// jobGate is one job's gateway socket and the denials it saw.
+// jobGate is one job's gateway socket and the denials it saw: the first
+// schema.MaxTerminalAuthErrors of them and how many in all.
 type jobGate struct {
-	ln     *gateway.Listener
-	sock   string
-	mu     sync.Mutex
-	denied []schema.AuthError
+	ln      *gateway.Listener
+	sock    string
+	mu      sync.Mutex
+	denied  []schema.AuthError
+	deniedN int
+	// quota is the first call refused for a quota or the request rate.
+	quota *gateway.Error
 }
 
 // openGate starts the job's gateway. onDenied is called for each denial.
@@ -109,21 +119,48 @@ func (w *Worker) newGate(ctx context.Context) (*jobGate, error) {
 	return g, nil
 }
 
-// bind ties the socket to its job.
+// bind ties the socket to its job. onDenied hears of the first
+// schema.MaxAuthErrorEvents denials one by one; later ones are only
+// counted, so that a job looping on denied calls costs brig a counter, not
+// an event each (docs/design.md, "Limits").
 func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 	g.mu.Lock()
-	g.denied = nil
+	g.denied, g.deniedN, g.quota = nil, 0, nil
 	g.mu.Unlock()
 	g.ln.Bind(gateway.Binding{
 		JobID:    work.Job.ID,
 		Deadline: time.Now().Add(work.Spec.Timeout() + gatewayGrace),
-		OnDenied: func(ae schema.AuthError) {
+		Quotas:   work.Spec.Quotas,
+		OnQuotaExceeded: func(qe *gateway.Error) {
 			g.mu.Lock()
-			g.denied = append(g.denied, ae)
+			if g.quota == nil {
+				g.quota = qe
+			}
 			g.mu.Unlock()
-			onDenied(ae)
+		},
+		OnDenied: func(ae schema.AuthError) {
+			ae = clipAuthError(ae)
+			g.mu.Lock()
+			g.deniedN++
+			n := g.deniedN
+			if len(g.denied) < schema.MaxTerminalAuthErrors {
+				g.denied = append(g.denied, ae)
+			}
+			g.mu.Unlock()
+			if n <= schema.MaxAuthErrorEvents {
+				onDenied(ae)
+			}
 		},
 	})
+}
+
+// clipAuthError bounds a denial's text fields (docs/design.md, "Limits").
+func clipAuthError(ae schema.AuthError) schema.AuthError {
+	return schema.AuthError{
+		Resource: schema.ClipText(ae.Resource, schema.MaxEventTextBytes),
+		Action:   schema.ClipText(ae.Action, schema.MaxEventTextBytes),
+		Message:  schema.ClipText(ae.Message, schema.MaxEventTextBytes),
+	}
 }
 
 func (g *jobGate) close() { g.ln.Close() }
@@ -132,10 +169,11 @@ func (g *jobGate) close() { g.ln.Close() }
 // that job opened (a reused container's socket, waiting for the next job).
 func (g *jobGate) reset() { g.ln.Reset() }
 
-func (g *jobGate) authErrors() []schema.AuthError {
+// authErrors returns the first denials and how many there were in all.
+func (g *jobGate) authErrors() ([]schema.AuthError, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return append([]schema.AuthError(nil), g.denied...)
+	return append([]schema.AuthError(nil), g.denied...), g.deniedN
 }
 
 // brigEnv is the environment brig gives every job.
@@ -146,4 +184,23 @@ func brigEnv(work *schema.Work) map[string]string {
 		"BRIG_JOB_ID":  work.Job.ID,
 		"PYTHONPATH":   PythonPath,
 	}
+}
+
+// quotaError returns the first call refused for a quota or the request
+// rate, or nil.
+func (g *jobGate) quotaError() *gateway.Error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.quota
+}
+
+// blameQuota says why a job that failed after a refused call failed: it
+// went past a quota (or the request rate). blameDenials runs after it, so
+// a denied call, when there was one too, is what the job is blamed for.
+func blameQuota(ev *schema.Event, qe *gateway.Error) {
+	if qe == nil || ev.Status != schema.StatusFailed {
+		return
+	}
+	ev.Error = &schema.ErrorInfo{Type: schema.ErrQuotaExceeded, Message: schema.ClipText(
+		"job failed after a call went past a limit: "+qe.Type+": "+qe.Message, schema.MaxEventTextBytes)}
 }

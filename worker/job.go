@@ -16,9 +16,11 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// publishTries bounds retries of the terminal-event publish before the job
-// is handed back to JetStream.
-const publishTries = 5
+// terminalPublishBudget is how long a worker keeps trying to store a
+// terminal event (the server may be electing a leader) before it hands the
+// job back to JetStream, which runs it again. The event itself always fits
+// (events.Fit): only brig's own failure gets here.
+const terminalPublishBudget = 2 * time.Minute
 
 // handle runs one delivery of a job and settles it with JetStream: ack only
 // after the terminal event is stored; NakWithDelay on platform failures
@@ -88,7 +90,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 			fmt.Sprintf("brig could not run the job after %d attempts: %v", attempt, err))
 	}
 	ev.Trace = em.trace(work)
-	if err := w.publishTerminal(ctx, em, ev); err != nil {
+	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {
 		w.retry(msg, attempt, log, err)
 		return
 	}
@@ -199,11 +201,17 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		cleanup = func() { w.removeContainer(ctx, out.container) }
 	}
 	pump.close() // every output event goes out before the terminal one
+	denied, deniedN := gate.authErrors()
+	if deniedN > schema.MaxAuthErrorEvents {
+		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, AuthErrorCount: deniedN, Message: fmt.Sprintf(
+			"%d resource calls denied in all; the first %d were reported one by one", deniedN, schema.MaxAuthErrorEvents)}, log)
+	}
 	ev := em.fromOutcome(out, work.Spec)
 	if ev.DurationMS == 0 {
 		ev.DurationMS = time.Since(start).Milliseconds()
 	}
-	blameDenials(ev, gate.authErrors())
+	blameQuota(ev, gate.quotaError())
+	blameDenials(ev, denied, deniedN)
 	return ev, cleanup, nil
 }
 
@@ -252,31 +260,37 @@ func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied fun
 	return nil, gate, err
 }
 
-// blameDenials records a job's denied calls in its terminal event; a job
-// that failed after one failed because of it, as far as its caller is
-// concerned.
-func blameDenials(ev *schema.Event, denied []schema.AuthError) {
-	if len(denied) == 0 {
+// blameDenials records a job's first denied calls and their count in its
+// terminal event; a job that failed after one failed because of it, as far
+// as its caller is concerned.
+func blameDenials(ev *schema.Event, denied []schema.AuthError, total int) {
+	if total == 0 {
 		return
 	}
-	ev.AuthErrors = denied
-	if ev.Status == schema.StatusFailed {
+	ev.AuthErrors, ev.AuthErrorCount = denied, total
+	if ev.Status == schema.StatusFailed && len(denied) > 0 {
 		first := denied[0]
-		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: fmt.Sprintf(
-			"job failed after %d denied resource call(s); first: %s %s: %s", len(denied), first.Action, first.Resource, first.Message)}
+		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: schema.ClipText(fmt.Sprintf(
+			"job failed after %d denied resource call(s); first: %s %s: %s", total, first.Action, first.Resource, first.Message), schema.MaxEventTextBytes)}
 	}
 }
 
-// publishTerminal stores the terminal event, retrying briefly.
-func (w *Worker) publishTerminal(ctx context.Context, em *emitter, ev *schema.Event) error {
-	var err error
-	for i := range publishTries {
-		if _, err = w.pub.Publish(context.WithoutCancel(ctx), ev, em.job.ReplyTo); err == nil {
-			return nil
+// publishTerminal stores the terminal event, retrying with backoff for up
+// to terminalPublishBudget while telling JetStream the job is in hand.
+func (w *Worker) publishTerminal(ctx context.Context, msg jetstream.Msg, em *emitter, ev *schema.Event) error {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(terminalPublishBudget)
+	delay := 100 * time.Millisecond
+	for {
+		_, err := w.pub.Publish(ctx, ev, em.job.ReplyTo)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+		w.log.Warn("store terminal event; will retry", "job", em.job.ID, "err", err, "delay", delay)
+		time.Sleep(delay)
+		_ = msg.InProgress()
+		delay = min(2*delay, 5*time.Second)
 	}
-	return err
 }
 
 // rejectWork ends a work message that cannot be decoded.
@@ -300,22 +314,19 @@ func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error)
 	}
 	em := &emitter{w: w, job: job, attempt: 1, seq: 1}
 	ev := em.terminal(schema.StatusRejected, schema.ErrInvalidJob, fmt.Sprintf("invalid work message: %v", cause))
-	if err := w.publishTerminal(ctx, em, ev); err != nil {
+	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {
 		_ = msg.NakWithDelay(w.cfg.Backoff)
 		return
 	}
 	_ = msg.Term()
 }
 
+// decodeExit reads the init's Exit frame. What it says of the job's
+// result is checked by jobOutput: the init runs inside the sandbox.
 func decodeExit(payload []byte) (*initproto.Exit, error) {
 	var e initproto.Exit
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return nil, err
-	}
-	// json.Unmarshal has checked the result is JSON; the init is inside the
-	// sandbox, so its size cap is checked again here.
-	if len(e.Result) > schema.MaxResultBytes {
-		e.Result, e.ResultError = nil, fmt.Sprintf("result is larger than %d bytes", schema.MaxResultBytes)
 	}
 	return &e, nil
 }

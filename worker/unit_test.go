@@ -205,6 +205,9 @@ func TestFromOutcome(t *testing.T) {
 		wantStderr string
 		wantOutput string
 		wantMS     int64
+		// wantOutputErr is output_error; runsc runs the job under gVisor.
+		wantOutputErr string
+		runsc         bool
 	}{
 		{
 			name: "timed out",
@@ -278,19 +281,55 @@ func TestFromOutcome(t *testing.T) {
 			wantMsg: []string{"signal 15"}, wantCode: 143,
 		},
 		{
-			name: "result error appended to stderr",
+			name: "result error in output_error, stderr the job's own",
 			out: func() *outcome {
 				return newOutcome(&initproto.Exit{ResultError: "result is not valid JSON"}, "", "own\n")
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusSucceeded, wantCode: 0,
-			wantStderr: "own\nbrig: out/result.json ignored: result is not valid JSON\n",
+			wantStderr: "own\n", wantOutputErr: "out/result.json: result is not valid JSON",
+		},
+		{
+			name: "result too deep: the job's business",
+			out: func() *outcome {
+				return newOutcome(&initproto.Exit{ExitCode: 2, Result: []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))}, "x", "")
+			},
+			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit, wantCode: 2,
+			wantStdout: "x", wantOutputErr: "out/result.json nests 100 levels deep, over the limit of 64 levels",
+		},
+		{
+			name:  "init killed under gVisor: the job's doing",
+			runsc: true,
+			out: func() *outcome {
+				o := newOutcome(nil, "partial", "")
+				o.exitCode = 137
+				return o
+			},
+			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
+			wantMsg: []string{"init was killed"}, wantCode: 137, wantStdout: "partial",
+		},
+		{
+			name: "init killed under runc: brig's failure",
+			out: func() *outcome {
+				o := newOutcome(nil, "", "")
+				o.exitCode = 137
+				return o
+			},
+			wantType: schema.EventError, wantStatus: schema.StatusError, wantErr: schema.ErrInfrastructure,
+			wantMsg: []string{"container exit code 137"}, wantCode: -1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			em := &emitter{job: &schema.Job{ID: "j"}, attempt: 1, seq: 1}
+			spec := spec
+			if tt.runsc {
+				spec.Runtime = schema.RuntimeRunsc
+			}
 			ev := em.fromOutcome(tt.out(), spec)
+			if ev.OutputError != tt.wantOutputErr {
+				t.Errorf("OutputError = %q, want %q", ev.OutputError, tt.wantOutputErr)
+			}
 			if ev.JobID != "j" || ev.Attempt != 1 || ev.Seq != 2 {
 				t.Errorf("JobID, Attempt, Seq = %q, %d, %d; want j, 1, 2", ev.JobID, ev.Attempt, ev.Seq)
 			}
@@ -411,56 +450,46 @@ func TestDockerError(t *testing.T) {
 
 func TestDecodeExit(t *testing.T) {
 	t.Parallel()
-	big := `"` + strings.Repeat("x", schema.MaxResultBytes) + `"` // 2 bytes over
-	atCap := `"` + strings.Repeat("x", schema.MaxResultBytes-2) + `"`
+	got, err := decodeExit([]byte(`{"exit_code":3,"signal":9,"result":"eyJhIjpbMSwyXX0=","duration_ns":42,"oom_kills":1}`))
+	want := initproto.Exit{ExitCode: 3, Signal: 9, Result: []byte(`{"a":[1,2]}`), DurationNS: 42, OOMKills: 1}
+	if err != nil || !reflect.DeepEqual(*got, want) {
+		t.Errorf("decodeExit = %+v, %v; want %+v", got, err, want)
+	}
+	for _, bad := range []string{"\x00\x01", "", `{"exit_code":"0"}`, `{"result":{"a":1}}`} {
+		if got, err := decodeExit([]byte(bad)); err == nil {
+			t.Errorf("decodeExit(%q) = %+v, want an error", bad, got)
+		}
+	}
+}
+
+// jobOutput carries any result within the caps byte for byte and says why
+// of any other, whatever the init claims.
+func TestJobOutput(t *testing.T) {
+	t.Parallel()
+	atCap := `"` + strings.Repeat("<", schema.MaxResultBytes-2) + `"`
+	deepest := strings.Repeat("[", schema.MaxResultDepth) + strings.Repeat("]", schema.MaxResultDepth)
 	tests := []struct {
-		name       string
-		payload    string
-		wantErr    bool
-		want       initproto.Exit
-		wantResult string
+		name      string
+		exit      initproto.Exit
+		want, why string
 	}{
-		{
-			name:    "full",
-			payload: `{"exit_code":3,"signal":9,"result":{"a":[1,2]},"duration_ns":42,"oom_kills":1}`,
-			want:    initproto.Exit{ExitCode: 3, Signal: 9, DurationNS: 42, OOMKills: 1}, wantResult: `{"a":[1,2]}`,
-		},
-		{name: "no result", payload: `{"exit_code":0}`},
-		{
-			name:    "init's result error kept",
-			payload: `{"exit_code":1,"result_error":"result is not valid JSON"}`,
-			want:    initproto.Exit{ExitCode: 1, ResultError: "result is not valid JSON"},
-		},
-		{name: "result at the cap", payload: `{"result":` + atCap + `}`, wantResult: atCap},
-		{
-			name:    "result over the cap is dropped",
-			payload: `{"exit_code":0,"result":` + big + `}`,
-			want:    initproto.Exit{ResultError: "result is larger than 262144 bytes"},
-		},
-		{name: "result not JSON", payload: `{"exit_code":0,"result":{"a":}`, wantErr: true},
-		{name: "garbage", payload: "\x00\x01", wantErr: true},
-		{name: "empty", payload: "", wantErr: true},
-		{name: "wrong type", payload: `{"exit_code":"0"}`, wantErr: true},
+		{"none", initproto.Exit{}, "", ""},
+		{"as written", initproto.Exit{Result: []byte(" {\n \"a\": \"<&>\"\n}\n")}, "{\n \"a\": \"<&>\"\n}", ""},
+		{"at the size cap", initproto.Exit{Result: []byte(atCap)}, atCap, ""},
+		{"over the size cap", initproto.Exit{Result: []byte(atCap + " 1")}, "", "over the 262144-byte limit"},
+		{"at the depth cap", initproto.Exit{Result: []byte(deepest)}, deepest, ""},
+		{"over the depth cap", initproto.Exit{Result: []byte("[" + deepest + "]")}, "", "65 levels deep"},
+		{"10,000 deep", initproto.Exit{Result: []byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000))}, "", "10000 levels deep"},
+		{"not JSON", initproto.Exit{Result: []byte("{'a': 1}")}, "", "not valid JSON"},
+		{"two values", initproto.Exit{Result: []byte("1 2")}, "", "not valid JSON"},
+		{"init's reason", initproto.Exit{ResultError: "result is not a regular file"}, "", "result.json: result is not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := decodeExit([]byte(tt.payload))
-			if tt.wantErr {
-				if err == nil {
-					t.Errorf("decodeExit = %+v, want an error", got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("decodeExit: %v", err)
-			}
-			if string(got.Result) != tt.wantResult {
-				t.Errorf("Result = %.40s (%d bytes), want %.40s", got.Result, len(got.Result), tt.wantResult)
-			}
-			got.Result = nil
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("decodeExit = %+v, want %+v", *got, tt.want)
+			got, why := jobOutput(&tt.exit)
+			if string(got) != tt.want || !strings.Contains(why, tt.why) || (tt.why == "") != (why == "") {
+				t.Errorf("jobOutput = %.40q (%d bytes), %q; want %.40q, %q", got, len(got), why, tt.want, tt.why)
 			}
 		})
 	}

@@ -103,6 +103,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.started {
 		return nil
 	}
+	// A terminal event at every bound fits in MinServerPayload (events.Fit).
+	if mp := w.cfg.Conn.MaxPayload(); mp < schema.MinServerPayload {
+		return fmt.Errorf("worker: the NATS server's max_payload is %d bytes; brig needs at least %d", mp, schema.MinServerPayload)
+	}
 	info, err := w.cfg.Docker.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("worker: docker: %w", err)

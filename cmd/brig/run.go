@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -129,9 +128,11 @@ func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool
 // it to an exit code.
 func report(ev *schema.Event, asJSON bool, stdout, stderr io.Writer) int {
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		_ = enc.Encode(ev)
+		printEvent(stdout, ev)
 	} else {
+		if ev.OutputError != "" {
+			fmt.Fprintf(stderr, "brig: the job's output was not kept: %s\n", ev.OutputError)
+		}
 		if ev.StdoutTruncated {
 			fmt.Fprintln(stderr, "brig: stdout was truncated at the output limit")
 		}
@@ -211,4 +212,14 @@ func connectOrEmbed(ctx context.Context, srv *serverFlag, stderr io.Writer, logL
 		os.RemoveAll(dir)
 	}
 	return client, cleanup, nil
+}
+
+// printEvent writes ev as one line of JSON, as brig stores it: no HTML
+// escaping, the job's output as the job wrote it.
+func printEvent(w io.Writer, ev *schema.Event) {
+	data, err := schema.MarshalEvent(ev)
+	if err != nil {
+		data, _ = schema.Marshal(ev)
+	}
+	_, _ = w.Write(append(data, '\n'))
 }

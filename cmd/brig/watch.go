@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -32,7 +31,6 @@ func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitBrig
 	}
 	defer h.Stop()
-	enc := json.NewEncoder(stdout)
 	for {
 		select {
 		case ev, ok := <-h.Events():
@@ -43,7 +41,7 @@ func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 				}
 				return exitCode(res)
 			}
-			_ = enc.Encode(ev)
+			printEvent(stdout, &ev)
 		case <-ctx.Done():
 			return 130
 		}

@@ -7,7 +7,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -64,35 +63,27 @@ func (p *Publisher) Publish(ctx context.Context, ev *schema.Event, replyTo strin
 	return true, nil
 }
 
-// encode marshals ev, shrinking a terminal event's captured output until it
-// fits the server's max payload (and flagging the truncation).
+// encode marshals ev within the server's max payload: a terminal event
+// fits by construction (Fit); any other event brig builds is small by
+// construction too (output chunks are capped), and one that is not is an
+// error.
 func (p *Publisher) encode(ev *schema.Event, terminal bool) ([]byte, error) {
-	limit := int(p.nc.MaxPayload()) - 1024 // headers
-	for {
-		data, err := json.Marshal(ev)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s event of job %s: %w", ev.Type, ev.JobID, err)
-		}
-		if len(data) <= limit {
-			return data, nil
-		}
-		if !terminal || (ev.Stdout == "" && ev.Stderr == "" && len(ev.Output) == 0) {
-			return nil, fmt.Errorf("%s event of job %s is %d bytes, over the server's %d", ev.Type, ev.JobID, len(data), limit)
-		}
-		shrink(ev)
+	// BRIG_EVENTS takes messages up to schema.MinServerPayload (its
+	// MaxMsgSize), whatever larger max_payload the server allows.
+	limit := int(min(p.nc.MaxPayload(), schema.MinServerPayload)) - headerRoom
+	if terminal {
+		return Fit(ev, limit)
 	}
+	data, err := schema.MarshalEvent(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event of job %s: %w", ev.Type, ev.JobID, err)
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("%s event of job %s is %d bytes, over the server's %d", ev.Type, ev.JobID, len(data), limit)
+	}
+	return data, nil
 }
 
-// shrink halves the larger of stdout and stderr, or drops the output.
-func shrink(ev *schema.Event) {
-	switch {
-	case len(ev.Stdout) >= len(ev.Stderr) && ev.Stdout != "":
-		ev.Stdout = ev.Stdout[:len(ev.Stdout)/2]
-		ev.StdoutTruncated = true
-	case ev.Stderr != "":
-		ev.Stderr = ev.Stderr[:len(ev.Stderr)/2]
-		ev.StderrTruncated = true
-	default:
-		ev.Output = nil
-	}
-}
+// headerRoom is what a message's headers (Nats-Msg-Id) may take of the
+// server's max payload.
+const headerRoom = 1024
