@@ -348,7 +348,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return fmt.Errorf("resolve function %q: %w", job.Function, err)
 	}
 	spec := buildSpec(job, fn)
-	if err := spec.Validate(); err != nil {
+	if err := errors.Join(spec.Validate(), job.ValidateFor(&spec)); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
 	now := time.Now().UTC()

@@ -408,3 +408,26 @@ func TestDecodeWorkRejects(t *testing.T) {
 		})
 	}
 }
+
+// A job's files must leave room for its code where its function puts it.
+func TestValidateFor(t *testing.T) {
+	t.Parallel()
+	spec := &schema.RunSpec{CodeFile: "src/main.js"}
+	for _, tt := range []struct {
+		files map[string]string
+		code  string
+		want  string
+	}{
+		{map[string]string{"lib.js": "x"}, "1", ""},
+		{map[string]string{"src/main.js": "x"}, "", ""},
+		{map[string]string{"src/main.js": "x"}, "1", "clashes with code"},
+		{map[string]string{"src/main.js/x": "x"}, "1", "lies inside"},
+		{map[string]string{"src": "x"}, "1", "is a file where"},
+		{map[string]string{"src/other.js": "x"}, "1", ""},
+	} {
+		err := (&schema.Job{Code: tt.code, Files: tt.files}).ValidateFor(spec)
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("files %v: %v, want %q", tt.files, err, tt.want)
+		}
+	}
+}

@@ -102,6 +102,27 @@ func (j *Job) validateFiles() error {
 	return nil
 }
 
+// ValidateFor checks what only the job's function decides: the job's
+// files must not clash with where its code goes (spec.CodeFile), which the
+// init would find only when it lays out /work, too late for a clear error.
+func (j *Job) ValidateFor(spec *RunSpec) error {
+	if j.Code == "" || spec.CodeFile == "" {
+		return nil
+	}
+	code := spec.CodeFile
+	for p := range j.Files {
+		switch {
+		case p == code:
+			return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "clashes with code, which this function writes to %q", code)
+		case strings.HasPrefix(p, code+"/"):
+			return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "lies inside %q, where this function writes the code", code)
+		case strings.HasPrefix(code, p+"/"):
+			return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "is a file where this function writes the code to %q", code)
+		}
+	}
+	return nil
+}
+
 // validFilePath accepts only clean relative paths that stay inside /work.
 func validFilePath(p string) error {
 	switch {
