@@ -12,6 +12,7 @@
 package initproto
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Frame types.
@@ -29,11 +31,17 @@ const (
 	FrameExit   byte = 3
 )
 
-// Size caps.
+// Size caps. An Exit frame holds at most MaxResultBytes of result (base64,
+// 4/3 of that) and MaxErrorBytes per error string (at most 6 bytes each
+// once JSON-escaped), so it always fits in MaxExitBytes (see EncodeExit).
 const (
 	MaxRequestBytes = 16 << 20
 	MaxChunk        = 32 << 10
 	MaxExitBytes    = 1 << 20
+	// MaxResultBytes caps Request.ResultMaxBytes, and so Exit.Result.
+	MaxResultBytes = 256 << 10
+	// MaxErrorBytes caps Exit.ResultError and Exit.WipeError.
+	MaxErrorBytes = 4 << 10
 )
 
 // Request tells the init what to run.
@@ -52,8 +60,9 @@ type Request struct {
 	// Key authenticates the init's frames (see Framer).
 	Key []byte `json:"key"`
 	// ResultPath is read after the job's process ends and sent in Exit.
-	ResultPath     string `json:"result_path"`
-	ResultMaxBytes int64  `json:"result_max_bytes"`
+	ResultPath string `json:"result_path"`
+	// ResultMaxBytes caps the result file; at most MaxResultBytes.
+	ResultMaxBytes int64 `json:"result_max_bytes"`
 	// Reuse asks the init to wipe the sandbox after the job (every process
 	// killed; /work, /tmp, /dev/shm, /dev/mqueue and System V IPC emptied)
 	// and to wait on stdin for the next request (reuse mode). Each request
@@ -66,8 +75,12 @@ type Exit struct {
 	ExitCode int `json:"exit_code"`
 	// Signal is the signal that killed the process, 0 if it exited.
 	Signal int `json:"signal,omitempty"`
-	// Result is the content of ResultPath, when present and valid JSON.
-	Result json.RawMessage `json:"result,omitempty"`
+	// Result is the content of ResultPath as the job wrote it, surrounding
+	// whitespace trimmed, at most MaxResultBytes. It travels as base64, so
+	// that its bytes arrive unchanged whatever they are; the init has
+	// checked it is JSON, and the reader must check again: the init runs
+	// inside the sandbox.
+	Result []byte `json:"result,omitempty"`
 	// ResultError says why ResultPath could not be used.
 	ResultError string `json:"result_error,omitempty"`
 	DurationNS  int64  `json:"duration_ns"`
@@ -84,8 +97,63 @@ type Exit struct {
 // ErrFrameTooLarge marks a frame over its size cap.
 var ErrFrameTooLarge = errors.New("frame too large")
 
+// EncodeExit encodes e for an Exit frame: without HTML escaping, with its
+// error strings cut to MaxErrorBytes, and refusing a result over
+// MaxResultBytes, so that the frame never exceeds MaxExitBytes.
+func EncodeExit(e *Exit) ([]byte, error) {
+	if len(e.Result) > MaxResultBytes {
+		return nil, fmt.Errorf("exit result is %d bytes: %w", len(e.Result), ErrFrameTooLarge)
+	}
+	c := *e
+	c.ResultError, c.WipeError = clipError(c.ResultError), clipError(c.WipeError)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&c); err != nil {
+		return nil, fmt.Errorf("encode exit: %w", err)
+	}
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(data) > MaxExitBytes { // unreachable by the caps above
+		return nil, fmt.Errorf("exit is %d bytes: %w", len(data), ErrFrameTooLarge)
+	}
+	return data, nil
+}
+
+// clipError cuts s to at most MaxErrorBytes, on a character boundary.
+func clipError(s string) string {
+	if len(s) <= MaxErrorBytes {
+		return s
+	}
+	const mark = " [cut]"
+	s = s[:MaxErrorBytes-len(mark)]
+	for i := len(s) - 1; i >= max(0, len(s)-utf8.UTFMax); i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:]) {
+				s = s[:i] // a character the cut split
+			}
+			break
+		}
+	}
+	return s + mark
+}
+
+// validate checks what both sides rely on: a command to run, and a result
+// cap that keeps the Exit frame within MaxExitBytes.
+func (r *Request) validate() error {
+	if len(r.Command) == 0 {
+		return errors.New("init request has no command")
+	}
+	if r.ResultMaxBytes < 0 || r.ResultMaxBytes > MaxResultBytes {
+		return fmt.Errorf("init request's result_max_bytes %d is outside [0, %d]", r.ResultMaxBytes, MaxResultBytes)
+	}
+	return nil
+}
+
 // WriteRequest writes a length-prefixed request.
 func WriteRequest(w io.Writer, req *Request) error {
+	if err := req.validate(); err != nil {
+		return err
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode init request: %w", err)
@@ -119,8 +187,8 @@ func ReadRequest(r io.Reader) (*Request, error) {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("decode init request: %w", err)
 	}
-	if len(req.Command) == 0 {
-		return nil, errors.New("init request has no command")
+	if err := req.validate(); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }

@@ -3,7 +3,6 @@ package initproto_test
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -158,7 +157,7 @@ func TestReadRequestOversizeNoAllocation(t *testing.T) {
 
 func TestFrameRoundTrip(t *testing.T) {
 	t.Parallel()
-	exit, err := json.Marshal(initproto.Exit{ExitCode: 3, Signal: 9, Result: json.RawMessage(`{"a":1}`), DurationNS: 42})
+	exit, err := initproto.EncodeExit(&initproto.Exit{ExitCode: 3, Signal: 9, Result: []byte(`{"a":1}`), DurationNS: 42})
 	if err != nil {
 		t.Fatal(err)
 	}

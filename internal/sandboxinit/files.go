@@ -47,8 +47,10 @@ func layout(req *initproto.Request) error {
 	return nil
 }
 
-// readResult returns the JSON the job wrote to path, or why it cannot.
-func readResult(path string, max int64) (json.RawMessage, string) {
+// readResult returns the bytes the job wrote to path, surrounding
+// whitespace trimmed, or why they cannot be sent. The JSON check here only
+// names the problem early: the worker checks the bytes again.
+func readResult(path string, max int64) ([]byte, string) {
 	if path == "" {
 		return nil, ""
 	}

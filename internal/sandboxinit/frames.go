@@ -3,7 +3,6 @@
 package sandboxinit
 
 import (
-	"encoding/json"
 	"io"
 	"sync"
 
@@ -43,8 +42,10 @@ func (f *frameWriter) forward(typ byte, r io.Reader, limit int64) {
 	}
 }
 
+// writeExit sends the Exit frame, encoded so that it fits its cap and the
+// result's bytes arrive as the job wrote them.
 func (f *frameWriter) writeExit(e *initproto.Exit) error {
-	data, err := json.Marshal(e)
+	data, err := initproto.EncodeExit(e)
 	if err != nil {
 		return err
 	}

@@ -56,12 +56,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	// Before anything runs in the sandbox: what every wipe restores.
+	base, err := newBaseline(wipeDirs, touchDirs)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig init: %v\n", err)
+		return 1
+	}
 	if len(args) > 0 {
 		if args[0] != "--warmup" || len(args) < 2 {
 			fmt.Fprintf(stderr, "brig init: unknown arguments %q\n", args)
 			return 2
 		}
-		if err := warmUp(args[1:]); err != nil {
+		if err := warmUp(args[1:], base); err != nil {
 			fmt.Fprintf(stderr, "brig init: warm-up: %v\n", err)
 			return 1
 		}
@@ -80,7 +86,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
-		exit, err := run(req, out)
+		exit, err := run(req, out, base)
 		if err != nil {
 			fmt.Fprintf(stderr, "brig init: %v\n", err)
 			return 1
@@ -95,7 +101,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
+func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.Exit, error) {
 	if err := layout(req); err != nil {
 		return nil, err
 	}
@@ -159,7 +165,7 @@ func run(req *initproto.Request, out *frameWriter) (*initproto.Exit, error) {
 		// Reusable only when nothing of this job can reach the next one: its
 		// output goroutines are done (no stale frame follows the Exit), no
 		// OOM kill hit it, and the wipe left nothing.
-		err := wipe()
+		err := wipe(base)
 		if err != nil {
 			exit.WipeError = err.Error()
 		}

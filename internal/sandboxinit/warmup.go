@@ -25,7 +25,7 @@ var warmupEnv = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG
 // every process it started is killed and the sandbox is wiped, exactly as
 // between two jobs in reuse mode; a failed wipe is an error, and the init
 // then refuses to run a job.
-func warmUp(argv []string) error {
+func warmUp(argv []string, base *baseline) error {
 	if stdinReady() {
 		return nil
 	}
@@ -37,7 +37,7 @@ func warmUp(argv []string) error {
 		stop.Stop()
 	}
 	killAll()
-	if err := wipe(); err != nil {
+	if err := wipe(base); err != nil {
 		return fmt.Errorf("wipe after warm-up: %w", err)
 	}
 	return nil

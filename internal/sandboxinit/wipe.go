@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,24 +20,151 @@ import (
 // read-only): reuse mode empties them between jobs.
 var wipeDirs = []string{"/work", "/tmp", "/dev/shm", "/dev/mqueue"}
 
+// touchDirs hold the other files a job may write (device nodes, the
+// gateway socket): it can set their times.
+var touchDirs = []string{"/dev", "/run"}
+
 // wipe removes everything a finished job could leave for the next one in a
-// reused sandbox: its files and System V IPC objects. Its processes are
-// gone already (killAll).
-func wipe() error {
+// reused sandbox, and checks that the sandbox is as it was before the first
+// job: its files, what it set on the writable mount roots (attributes,
+// ACLs, inode flags, mode, times), on other writable files (times), on the
+// init itself (priorities, affinity, limits) and its System V IPC objects.
+// Its processes are gone already (killAll). What cannot be reset is an
+// error: the sandbox must then not serve another job.
+func wipe(b *baseline) error {
 	var errs []error
-	for _, dir := range wipeDirs {
-		errs = append(errs, emptyDir(dir))
+	for i := range b.roots {
+		errs = append(errs, wipeRoot(&b.roots[i]))
+	}
+	for _, f := range b.touch {
+		errs = append(errs, resetTimes(f.path, &f))
 	}
 	errs = append(errs, removeSysVIPC("/proc/sysvipc"))
+	errs = append(errs, b.proc.checkThreads("/proc/self/task"))
 	return errors.Join(errs...)
+}
+
+// wipeRoot empties a writable mount root, resets what a job could set on
+// the root itself to its baseline and its times to now, and checks the
+// result. Times are set to now rather than to their baseline because only
+// an owner may set explicit times (/tmp, /dev/shm and /dev/mqueue are
+// root's): now works on every root, and leaves atime and mtime saying what
+// ctime, which no one can set, says anyway: when the wipe ran.
+func wipeRoot(base *rootState) error {
+	dir := base.path
+	if base.owned() {
+		_ = unix.Chmod(dir, base.mode&0o7777|0o700) // the job may have locked it
+	}
+	if err := emptyDir(dir); err != nil {
+		return err // emptyDir reads dir, and so must come before the times
+	}
+	since := resetSince()
+	resetErr := resetRoot(base)
+	got, err := readRoot(dir)
+	if err != nil {
+		return fmt.Errorf("wipe: %w", err)
+	}
+	d := base.differences(&got)
+	if !timesSetSince(got.atime, got.mtime, since) {
+		d = append(d, "times not reset")
+	}
+	if len(d) > 0 {
+		return errors.Join(fmt.Errorf("wipe %s: %s differ from before the first job", dir, strings.Join(d, ", ")), resetErr)
+	}
+	return nil
+}
+
+// resetRoot undoes, as far as this process may, what a job set on an
+// emptied root: attributes the baseline lacks go, changed ones are written
+// back, then flags, mode and, last, times. wipeRoot checks the outcome.
+func resetRoot(base *rootState) error {
+	dir := base.path
+	var errs []error
+	now, err := readXattrs(dir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for name, val := range now {
+		want, ok := base.xattrs[name]
+		switch {
+		case !ok:
+			if err := unix.Lremovexattr(dir, name); err != nil && !errors.Is(err, unix.ENODATA) {
+				errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
+			}
+		case want != val:
+			errs = append(errs, setXattr(dir, name, want))
+		}
+	}
+	for name, want := range base.xattrs {
+		if _, ok := now[name]; !ok {
+			errs = append(errs, setXattr(dir, name, want))
+		}
+	}
+	if flags, ok := inodeFlags(dir); ok && base.hasFlags && flags != base.flags {
+		errs = append(errs, setInodeFlags(dir, base.flags))
+	}
+	if base.owned() {
+		errs = append(errs, unix.Chmod(dir, base.mode&0o7777))
+	}
+	errs = append(errs, resetTimes(dir, nil))
+	return errors.Join(errs...)
+}
+
+func setXattr(path, name, val string) error {
+	if err := unix.Lsetxattr(path, name, []byte(val), 0); err != nil {
+		return fmt.Errorf("restore %s: %w", name, err)
+	}
+	return nil
+}
+
+func setInodeFlags(dir string, flags uint32) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("restore inode flags: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags)); err != nil {
+		return fmt.Errorf("restore inode flags: %w", err)
+	}
+	return nil
+}
+
+// resetTimes sets path's atime and mtime to now (write permission is
+// enough for that), and checks they took: a job can set the times of any
+// file it may write, at a moment it chooses. Times still at start, when
+// given, pass too: where setting them changes nothing (gVisor and a socket
+// mounted from the host), a job could not set them either.
+func resetTimes(path string, start *fileTimes) error {
+	since := resetSince()
+	now := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("wipe: reset times of %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fmt.Errorf("wipe: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
+	}
+	if timesSetSince(st.Atim, st.Mtim, since) || start != nil && st.Atim == start.atime && st.Mtim == start.mtime {
+		return nil
+	}
+	return fmt.Errorf("wipe: times of %s not reset", path)
+}
+
+// resetSince is a moment no later than any "now" a filesystem stamps from
+// here on: file times come from a coarse clock, and /dev/mqueue keeps whole
+// seconds only.
+func resetSince() time.Time { return time.Now().Add(-time.Second).Truncate(time.Second) }
+
+// timesSetSince tells whether atime and mtime are one "now" taken after
+// since. It does not compare them with ctime: gVisor leaves a device
+// node's ctime alone when its times are set.
+func timesSetSince(atime, mtime unix.Timespec, since time.Time) bool {
+	return atime == mtime && !time.Unix(mtime.Unix()).Before(since)
 }
 
 // emptyDir removes every entry of dir, and what is left afterwards is
 // checked: a job must not be able to hide a file from the wipe.
 func emptyDir(dir string) error {
-	if dir == "/work" {
-		_ = os.Chmod(dir, 0o755) // the job owns it and may have locked it
-	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
