@@ -306,7 +306,10 @@ func jsonEqual(t *testing.T, got, want []byte) bool {
 func brief(ev *schema.Event) string {
 	c := *ev
 	c.Stdout, c.Stderr, c.Data = clip(c.Stdout), clip(c.Stderr), clip(c.Data)
-	data, _ := json.Marshal(c)
+	if len(c.Output) > 200 {
+		c.Output = json.RawMessage(fmt.Sprintf("%q", fmt.Sprintf("%d bytes: %.100s...", len(c.Output), c.Output)))
+	}
+	data, _ := schema.Marshal(c)
 	return string(data)
 }
 
