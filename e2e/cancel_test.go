@@ -8,7 +8,7 @@ import (
 	"github.com/brig-dev/brig/sdk"
 )
 
-// TestCancelRunningJob publishes on brig.cancel.<job_id> (DESIGN §6) while
+// TestCancelRunningJob publishes on brig.cancel.<job_id> (docs/design.md §6) while
 // the job runs: it must end at once with a terminal `cancelled` event.
 func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()

@@ -341,7 +341,7 @@ func TestFaultImageMissing(t *testing.T) {
 // TestFaultDeliveryBudgetExhausted: a job whose workers all die before
 // settling it uses up its pool consumer's MaxDeliver (whatever the worker
 // configures it to: Config.MaxDeliver plus room for the job's own
-// retries). JetStream then stops delivering it; DESIGN §6 says it must
+// retries). JetStream then stops delivering it; docs/design.md §6 says it must
 // still end in a terminal event, and it must not run again.
 //
 // JetStream reports the exhausted budget of a pull consumer only when a
@@ -428,7 +428,7 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 	defer wcancel()
 	ev, err := h.Result(wctx)
 	if ev == nil {
-		t.Fatalf("DESIGN §6 \"max-delivery ... end in a terminal event\": job %s has no terminal event %s after its "+
+		t.Fatalf("docs/design.md §6 \"max-delivery ... end in a terminal event\": job %s has no terminal event %s after its "+
 			"delivery budget was exhausted (nothing acts on the max_deliveries advisory): %v", h.ID, grace, err)
 	}
 	t.Logf("terminal event %s after the budget ran out", time.Since(exhausted).Round(time.Millisecond))

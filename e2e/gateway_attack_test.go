@@ -17,7 +17,7 @@ import (
 )
 
 // Tests of issue 10's findings 5 to 8: what a job can make of its gateway
-// (docs/design.md, "Limits" and "Function calls").
+// (docs/design.md §4 and §13).
 
 // gatewayRuntimes are the runtimes a gateway attack runs under.
 var gatewayRuntimes = []string{schema.RuntimeRunc, schema.RuntimeRunsc}

@@ -20,7 +20,7 @@ import (
 // The hostile-code suite: code that tries to exhaust, escape or spy on its
 // sandbox, run on both runtimes. For every case brig must end the job with
 // the right terminal event, in bounded time, leave no container behind and
-// keep running jobs afterwards (DESIGN §5).
+// keep running jobs afterwards (docs/design.md §5).
 
 // hostileInFlight bounds this file's jobs in flight: the shared worker has
 // four slots, and one is left for the rest of the suite.

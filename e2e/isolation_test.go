@@ -122,7 +122,7 @@ func TestIsolationDefaults(t *testing.T) {
 		}
 	}
 	for _, k := range f.EnvBrigOrNATS {
-		// DESIGN §4: the job's own scoped token, the gateway's path and its
+		// docs/design.md §4: the job's own scoped token, the gateway's path and its
 		// job id are the only brig variables a container may hold.
 		switch k {
 		case "BRIG_TOKEN", "BRIG_GATEWAY", "BRIG_JOB_ID": // the job's own credential and where to use it

@@ -36,7 +36,7 @@ json.dump({"reached": reached, "errors": errors, "interfaces": interfaces}, open
 
 // TestNetworkJobCannotReachHost gives a job a network (network: true) and
 // has it dial a port this test listens on, on every address of the host,
-// and NATS, on loopback and every address of the host: DESIGN §5 says such
+// and NATS, on loopback and every address of the host: docs/design.md §5 says such
 // a job still cannot reach NATS, the worker or the host.
 func TestNetworkJobCannotReachHost(t *testing.T) {
 	t.Parallel()

@@ -1,6 +1,6 @@
 package schema
 
-// Function is a named definition jobs run under (DESIGN §3).
+// Function is a named definition jobs run under (docs/design.md §3).
 type Function struct {
 	Name    string   `json:"name"`
 	Image   string   `json:"image"`
@@ -51,7 +51,7 @@ const (
 )
 
 // Quotas bound what one job may make brig store and run on its behalf
-// through its gateway (docs/design.md, "Limits"). A dict or queue gets the
+// through its gateway (docs/design.md §13). A dict or queue gets the
 // byte and count caps of the job that creates it, for good: a later job's
 // quotas do not change an existing one. Going past any of them fails the
 // call with error type QuotaExceeded. Zero means the default.

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Resource kinds a credential scope may name (DESIGN §4).
+// Resource kinds a credential scope may name (docs/design.md §4).
 const (
 	ResourceDict     = "dict"
 	ResourceQueue    = "queue"

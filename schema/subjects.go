@@ -1,6 +1,6 @@
 package schema
 
-// Stream names and subject roots (DESIGN §1).
+// Stream names and subject roots (docs/design.md §1).
 const (
 	StreamSubmit = "BRIG_SUBMIT"
 	StreamWork   = "BRIG_WORK"

@@ -10,7 +10,7 @@ import (
 // Marshal encodes v as brig sends it on the wire. encoding/json's default
 // escapes <, > and & as \u003c and the like: one byte of a job's code or
 // result becomes six, so a size checked on the input is not the size sent
-// (docs/design.md, "Limits"). Nothing brig publishes is HTML-escaped.
+// (docs/design.md §13). Nothing brig publishes is HTML-escaped.
 func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

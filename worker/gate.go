@@ -122,7 +122,7 @@ func (w *Worker) newGate(ctx context.Context) (*jobGate, error) {
 // bind ties the socket to its job. onDenied hears of the first
 // schema.MaxAuthErrorEvents denials one by one; later ones are only
 // counted, so that a job looping on denied calls costs brig a counter, not
-// an event each (docs/design.md, "Limits").
+// an event each (docs/design.md §13).
 func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 	g.mu.Lock()
 	g.denied, g.deniedN, g.quota = nil, 0, nil
@@ -154,7 +154,7 @@ func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 	})
 }
 
-// clipAuthError bounds a denial's text fields (docs/design.md, "Limits").
+// clipAuthError bounds a denial's text fields (docs/design.md §13).
 func clipAuthError(ae schema.AuthError) schema.AuthError {
 	return schema.AuthError{
 		Resource: schema.ClipText(ae.Resource, schema.MaxEventTextBytes),

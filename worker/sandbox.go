@@ -316,7 +316,7 @@ func initCommand(warmup []string) []string {
 
 // networkMode is none for a job without a network and brig's egress
 // network for one with it: never Docker's default bridge, from which a job
-// would reach the host, NATS and its neighbours (DESIGN §5).
+// would reach the host, NATS and its neighbours (docs/design.md §5).
 func (w *Worker) networkMode(ctx context.Context, enabled bool) (container.NetworkMode, error) {
 	if !enabled {
 		return "none", nil

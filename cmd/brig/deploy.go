@@ -18,7 +18,7 @@ import (
 const exitDeployInvalid = 1
 
 // cmdDeploy creates or updates the functions defined in a YAML file
-// (DESIGN §3, §7). The whole file is validated before anything is stored.
+// (docs/design.md §3, §7). The whole file is validated before anything is stored.
 // There is no embedded fallback: definitions deployed to a brig that
 // exits with the command would be lost.
 func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

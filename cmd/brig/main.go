@@ -1,5 +1,5 @@
 // Command brig runs untrusted code as restricted functions on NATS
-// JetStream and Docker. See the README and DESIGN §7 for the commands.
+// JetStream and Docker. See the README and docs/design.md §7 for the commands.
 package main
 
 import (
@@ -11,7 +11,7 @@ import (
 	"syscall"
 )
 
-// Exit codes of brig itself (DESIGN §7).
+// Exit codes of brig itself (docs/design.md §7).
 const (
 	exitTimeout = 124
 	exitBrig    = 125

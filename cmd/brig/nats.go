@@ -18,7 +18,7 @@ import (
 	"github.com/brig-dev/brig/internal/natsserver"
 )
 
-// cmdNats runs one node of brig's NATS cluster (DESIGN §9): an embedded
+// cmdNats runs one node of brig's NATS cluster (docs/design.md §9): an embedded
 // nats-server with JetStream, until SIGTERM or SIGINT.
 func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs := newFlagSet("brig nats", stderr)

@@ -146,7 +146,7 @@ func report(ev *schema.Event, asJSON bool, stdout, stderr io.Writer) int {
 	return exitCode(ev)
 }
 
-// exitCode is brig run's exit code for a terminal event (DESIGN §7).
+// exitCode is brig run's exit code for a terminal event (docs/design.md §7).
 func exitCode(ev *schema.Event) int {
 	switch ev.Status {
 	case schema.StatusSucceeded:

@@ -1,4 +1,4 @@
-// Package bench measures brig against the floors it is built on (DESIGN
+// Package bench measures brig against the floors it is built on (docs/design.md
 // §8), in one run on one machine: the raw Engine API, raw JetStream, and
 // brig's own paths through the SDK. `brig bench` prints the result.
 package bench
@@ -105,7 +105,7 @@ func rate(ctx context.Context, name string, n, concurrency int, fn func(context.
 	return Figure{Name: name, Unit: "jobs/s", Rate: float64(n) / time.Since(start).Seconds(), N: n}, nil
 }
 
-// target is the ratio to its floor a brig figure is held to (DESIGN §8):
+// target is the ratio to its floor a brig figure is held to (docs/design.md §8):
 // at most Max for latencies, at least Min for rates; the zero target holds
 // it to nothing.
 type target struct {

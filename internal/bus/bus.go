@@ -1,5 +1,5 @@
 // Package bus declares brig's JetStream layout: the three streams of
-// DESIGN §1 and the durable consumers that dispatchers and workers share.
+// docs/design.md §1 and the durable consumers that dispatchers and workers share.
 // Every role calls EnsureStreams at start-up; it is idempotent, so
 // whichever starts first creates them.
 package bus

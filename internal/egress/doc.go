@@ -1,7 +1,7 @@
 // Package egress prepares the network of jobs that ask for one
 // (`network: true`): a dedicated Docker bridge network, brig-egress, and
 // host firewall rules so that its containers reach the public internet
-// only. DESIGN §5: such a job still cannot reach NATS, the worker or the
+// only. docs/design.md §5: such a job still cannot reach NATS, the worker or the
 // host.
 //
 // Docker's default bridge would let a container reach every address of the

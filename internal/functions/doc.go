@@ -1,4 +1,4 @@
-// Package functions keeps deployed function definitions (DESIGN §3) in the
+// Package functions keeps deployed function definitions (docs/design.md §3) in the
 // JetStream KV bucket BRIG_FUNCTIONS, keyed by function name, and reads
 // them from the YAML files `brig deploy` takes.
 //

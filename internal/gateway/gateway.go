@@ -21,7 +21,7 @@ import (
 // Caller runs a child job and returns its terminal event (function.call).
 // It must refuse, with an error, a job whose id brig has seen before,
 // never answer with that job's events: a child's answer comes only from
-// the child the call started (docs/design.md, "Function calls").
+// the child the call started (docs/design.md §4.3).
 type Caller func(ctx context.Context, job schema.Job) (*schema.Event, error)
 
 // Canceller cancels a job, queued or running (brig.cancel.<id>).

@@ -46,7 +46,7 @@ const (
 	ErrRateLimited = "RateLimited"
 )
 
-// Caps on what a job may send (docs/design.md, "Limits"). Each refusal is
+// Caps on what a job may send (docs/design.md §13). Each refusal is
 // a typed error for the job, never brig's failure.
 const (
 	// MaxLineBytes caps one request line (InvalidRequest, and the

@@ -78,7 +78,7 @@ func (e *Env) WorkerConfig() worker.Config {
 
 // sharedWorkerConfig is the shared stack's worker: like brig dev's, it
 // keeps a prewarmed container per template, so the suite runs on pooled
-// containers (DESIGN §8) as well as cold ones (templates seen first).
+// containers (docs/design.md §8) as well as cold ones (templates seen first).
 func (e *Env) sharedWorkerConfig() worker.Config {
 	c := e.WorkerConfig()
 	c.Prewarm = 1
