@@ -150,6 +150,10 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 	b.jobs++
 	out.reusable = b.reuse && !timedOut.Load() && !out.tampered && out.exit != nil && out.exit.Reusable &&
 		b.jobs < reuseMaxJobs
+	if b.reuse && out.exit != nil && out.exit.WipeError != "" {
+		w.log.Warn("reused container discarded: its wipe could not undo what the job changed",
+			"job", sj.work.Job.ID, "container", id, "reason", schema.ClipText(out.exit.WipeError, schema.MaxEventTextBytes))
+	}
 	if !out.reusable {
 		b.close()
 	}
