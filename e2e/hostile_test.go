@@ -128,7 +128,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 		aev, afterErr = runJob(t, after)
 	}()
 
-	t.Logf("%s on %s: %s", c.name, m.name, brief(ev))
+	t.Logf("%s on %s: %s; %d events stored", c.name, m.name, brief(ev), countStored(t, schema.EventsFilter(job.ID)))
 	typ, status, errType, msg := c.typ, c.status, c.errType, c.msg
 	if rt == schema.RuntimeRunsc && c.runsc != nil {
 		typ, status, errType, msg = c.runsc[0], c.runsc[1], c.runsc[2], c.runsc[3]
