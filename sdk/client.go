@@ -135,17 +135,10 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 			return nil, err
 		}
 	}
-	data, err := schema.Marshal(job)
+	ack, err := c.publishJob(ctx, &job)
 	if err != nil {
 		h.Stop()
-		return nil, fmt.Errorf("sdk: encode job: %w", err)
-	}
-	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
-	ack, err := c.js.PublishMsg(ctx, msg)
-	if err != nil {
-		h.Stop()
-		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+		return nil, err
 	}
 	switch {
 	case ack.Duplicate && live:
@@ -160,15 +153,7 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 		// A dispatcher drops, without a word, a submission whose id brig
 		// accepted longer ago than the stream's deduplication window: a
 		// handle that hears nothing soon reads the stream as well.
-		time.AfterFunc(silenceWait, func() {
-			if h.silent() {
-				c.mu.Lock()
-				if c.live[h.ID] == h {
-					c.toReplay[h] = true // watchReconnects starts it, and retries
-				}
-				c.mu.Unlock()
-			}
-		})
+		time.AfterFunc(silenceWait, func() { c.replayIfSilent(h) })
 	}
 	return h, nil
 }
@@ -277,11 +262,16 @@ func (c *Client) watchReconnects() {
 // returned too.
 func (c *Client) Run(ctx context.Context, job schema.Job) (*schema.Event, error) {
 	h, err := c.Submit(ctx, job)
-	if err != nil {
-		var je *JobError
-		if errors.As(err, &je) {
-			return je.Event, err
-		}
+	return await(ctx, h, err)
+}
+
+// await waits for the terminal event of a job that a submit call returned.
+func await(ctx context.Context, h *Handle, err error) (*schema.Event, error) {
+	var je *JobError
+	switch {
+	case errors.As(err, &je): // rejected before it was sent
+		return je.Event, err
+	case err != nil:
 		return nil, err
 	}
 	defer h.Stop()
@@ -366,17 +356,9 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		}
 		job.ReplyTo, live = subject, true
 	}
-	data, err := schema.Marshal(job)
-	if err != nil {
-		h.Stop()
-		return nil, fmt.Errorf("sdk: encode job: %w", err)
-	}
-	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
-	ack, err := c.js.PublishMsg(ctx, msg)
+	ack, err := c.publishJob(ctx, &job)
 	switch {
 	case err != nil:
-		err = fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
 	case ack.Duplicate:
 		err = dup
 	case !live:
@@ -392,6 +374,21 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		time.AfterFunc(silenceWait, func() { c.replayIfSilent(h) })
 	}
 	return h, nil
+}
+
+// publishJob publishes a submission, deduplicated by the job's id.
+func (c *Client) publishJob(ctx context.Context, job *schema.Job) (*jetstream.PubAck, error) {
+	data, err := schema.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: encode job: %w", err)
+	}
+	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
+	ack, err := c.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	}
+	return ack, nil
 }
 
 // replayIfSilent has a live handle that has heard nothing read the stream
@@ -411,13 +408,5 @@ func (c *Client) replayIfSilent(h *Handle) {
 // than answer with the events of a job it did not submit.
 func (c *Client) RunNew(ctx context.Context, job schema.Job) (*schema.Event, error) {
 	h, err := c.SubmitNew(ctx, job)
-	var je *JobError
-	switch {
-	case errors.As(err, &je): // rejected before it was sent
-		return je.Event, err
-	case err != nil:
-		return nil, err
-	}
-	defer h.Stop()
-	return h.Result(ctx)
+	return await(ctx, h, err)
 }
