@@ -276,18 +276,23 @@ func blameDenials(ev *schema.Event, denied []schema.AuthError, total int) {
 }
 
 // publishTerminal stores the terminal event, retrying with backoff for up
-// to terminalPublishBudget while telling JetStream the job is in hand.
+// to terminalPublishBudget while telling JetStream the job is in hand. It
+// gives up at once when the worker is being stopped hard (ctx) or its
+// connection is closed: the job is then handed back.
 func (w *Worker) publishTerminal(ctx context.Context, msg jetstream.Msg, em *emitter, ev *schema.Event) error {
-	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(terminalPublishBudget)
 	delay := 100 * time.Millisecond
 	for {
-		_, err := w.pub.Publish(ctx, ev, em.job.ReplyTo)
-		if err == nil || time.Now().After(deadline) {
+		_, err := w.pub.Publish(context.WithoutCancel(ctx), ev, em.job.ReplyTo)
+		if err == nil || time.Now().After(deadline) || w.cfg.Conn.IsClosed() {
 			return err
 		}
 		w.log.Warn("store terminal event; will retry", "job", em.job.ID, "err", err, "delay", delay)
-		time.Sleep(delay)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
 		_ = msg.InProgress()
 		delay = min(2*delay, 5*time.Second)
 	}
