@@ -25,6 +25,69 @@ func brigAttackCases() []hostileCase {
 		resultTooDeep(),
 		resultTooLarge(),
 		resultNotJSON(),
+		initLimitCPU(),
+		initLimitThreads(),
+	}
+}
+
+// initLimitCPU: the job shares its init's uid, so it may lower the init's
+// CPU limit and make it burn that second on signals: the kernel kills the
+// init. That ended error/Infrastructure; it is the job's doing.
+func initLimitCPU() hostileCase {
+	return hostileCase{
+		name: "init-cpu-limit",
+		code: `
+import os, resource, sys
+resource.prlimit(1, resource.RLIMIT_CPU, (1, 1))
+print("lowered", flush=True)
+n = 0
+while True:
+    try:
+        os.kill(1, 34 + n % 20)
+    except OSError:
+        pass
+    n += 1
+`,
+		timeout: 60 * time.Second,
+		typ:     schema.EventResult, status: schema.StatusFailed, errType: schema.ErrNonZeroExit,
+		msg:   "init was killed",
+		check: wantInitKilledByJob,
+	}
+}
+
+// initLimitThreads: the job takes away its init's right to make threads
+// (RLIMIT_NPROC counts the uid's) and address space, then makes it work:
+// Go's runtime dies for want of a thread.
+func initLimitThreads() hostileCase {
+	return hostileCase{
+		name: "init-thread-limit",
+		code: `
+import resource, sys
+resource.prlimit(1, resource.RLIMIT_NPROC, (0, 0))
+resource.prlimit(1, resource.RLIMIT_AS, (64 << 20, 64 << 20))
+for i in range(20000):
+    sys.stdout.write("x" * 1000 + "\n")
+sys.stdout.flush()
+`,
+		timeout: 60 * time.Second,
+		// The init may survive (it had its threads already): then the job
+		// simply succeeds. Either way, never Infrastructure.
+		check: wantInitKilledByJob,
+	}
+}
+
+// wantInitKilledByJob accepts a job whose init the job killed as failed
+// (never brig's failure), and a job whose init survived as succeeded.
+func wantInitKilledByJob(t *testing.T, _ string, ev *schema.Event) {
+	t.Helper()
+	switch {
+	case ev.Status == schema.StatusSucceeded:
+	case ev.Status == schema.StatusFailed && ev.Error != nil && ev.Error.Type == schema.ErrNonZeroExit && ev.ExitCode > 0:
+	default:
+		t.Errorf("a job that lowered its init's limits ended %s; want failed/NonZeroExit with the container's exit code, or succeeded", brief(ev))
+	}
+	if ev.Attempt != 1 {
+		t.Errorf("attempt %d: the job's own doing was retried", ev.Attempt)
 	}
 }
 

@@ -146,6 +146,8 @@ func TestDecodeJob(t *testing.T) {
 		{"file main.py with code", jobJSON(map[string]any{"code": "print(1)", "files": files("main.py")}), `files["main.py"]`},
 		{"file main.py without code", with("files", files("main.py")), ""},
 		{"file args.json with args", jobJSON(map[string]any{"args": []int{1}, "files": files("args.json")}), `files["args.json"]`},
+		{"file inside args.json with args", jobJSON(map[string]any{"args": map[string]int{"a": 1}, "files": files("args.json/x")}), `files["args.json/x"]`},
+		{"file inside args.json without args", with("files", files("args.json/x")), ""},
 		{"files nested and hidden", with("files", files("lib/util.py", ".config", "output.txt", "data/..x")), ""},
 		{"too many files", with("files", files(many(schema.MaxFiles+1, func(i int) string { return fmt.Sprint("f", i) })...)), "files"},
 
@@ -384,6 +386,10 @@ func TestDecodeWorkRejects(t *testing.T) {
 		{"invalid job", func(m map[string]any) { m["job"].(map[string]any)["id"] = "a.b" }, "id"},
 		{"invalid spec", func(m map[string]any) { m["spec"].(map[string]any)["image"] = "" }, "spec.image"},
 		{"unresolved limits", func(m map[string]any) { m["spec"].(map[string]any)["limits"] = map[string]any{"memory_mb": 64} }, "spec.limits"},
+		{"runsc under its memory floor", func(m map[string]any) {
+			m["spec"].(map[string]any)["runtime"] = schema.RuntimeRunsc
+			m["spec"].(map[string]any)["limits"].(map[string]any)["memory_mb"] = schema.MinRunscMemoryMB - 1
+		}, "limits.memory_mb"},
 		{"unknown field in spec.limits", func(m map[string]any) {
 			m["spec"].(map[string]any)["limits"].(map[string]any)["swap"] = 1
 		}, "spec.limits.swap"},

@@ -13,23 +13,26 @@ import (
 
 // Bounds a job must stay within. A function may lower them, never raise them.
 const (
-	MaxTimeoutMS    = 60 * 60 * 1000
-	MaxFiles        = 256
-	MaxFilePathLen  = 255
-	MaxEnv          = 128
-	MaxScopes       = 64
-	MaxRetries      = 10
-	MinMemoryMB     = 16
-	MaxMemoryMB     = 64 << 10
-	MaxCPUs         = 64
-	MinPids         = 8
-	MaxPids         = 1 << 16
-	MaxOutputBytes  = 1 << 20
-	MaxReplyToLen   = 256
-	MaxResultBytes  = 256 << 10
-	maxIdentLen     = 64
-	reservedEnvPfx  = "BRIG_"
-	reservedOutPath = "out"
+	MaxTimeoutMS   = 60 * 60 * 1000
+	MaxFiles       = 256
+	MaxFilePathLen = 255
+	MaxEnv         = 128
+	MaxScopes      = 64
+	MaxRetries     = 10
+	MinMemoryMB    = 16
+	MaxMemoryMB    = 64 << 10
+	MaxCPUs        = 64
+	MinPids        = 8
+	// MinRunscMemoryMB is the smallest memory limit a gVisor (runsc) job
+	// may have: gVisor's kernel is charged to the container.
+	MinRunscMemoryMB = 64
+	MaxPids          = 1 << 16
+	MaxOutputBytes   = 1 << 20
+	MaxReplyToLen    = 256
+	MaxResultBytes   = 256 << 10
+	maxIdentLen      = 64
+	reservedEnvPfx   = "BRIG_"
+	reservedOutPath  = "out"
 )
 
 var (
@@ -88,7 +91,7 @@ func (j *Job) validateFiles() error {
 			return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "%s", err)
 		}
 		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
-			if _, isFile := j.Files[dir]; isFile || (j.Code != "" && dir == DefaultCodeFile) {
+			if _, isFile := j.Files[dir]; isFile || (j.Code != "" && dir == DefaultCodeFile) || (len(j.Args) > 0 && dir == "args.json") {
 				return fieldErr(fmt.Sprintf("files[%q]", clip(p)), "lies inside %q, which is a file", dir)
 			}
 		}
@@ -245,6 +248,9 @@ func (s *RunSpec) Validate() error {
 		return fieldErr("spec.image", "is empty")
 	case len(s.Command) == 0 && !s.Echo:
 		return fieldErr("spec.command", "is empty")
+	case s.Runtime == RuntimeRunsc && s.Limits.MemoryMB != 0 && s.Limits.MemoryMB < MinRunscMemoryMB:
+		return fieldErr("limits.memory_mb", "must be at least %d with runtime %q: gVisor's own kernel lives in the job's memory, and the job would end killed before its first instruction",
+			MinRunscMemoryMB, RuntimeRunsc)
 	case !s.SingleUse && s.Runtime == RuntimeRunsc:
 		return fieldErr("single_use", "false is not available with runtime %q: gVisor lets a job read its init's memory, "+
 			"so a reused sandbox could show one job's data to the next", RuntimeRunsc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -80,11 +81,14 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 		if out.exit != nil {
 			ev.ExitCode = out.exit.ExitCode
 		}
-	case out.exit == nil && out.exitCode == 137 && spec.Runtime == schema.RuntimeRunsc:
-		// gVisor lets a job SIGKILL its own init (Linux does not): the job
-		// ended its sandbox, which is its business, not brig's failure.
-		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit,
-			"the sandbox ended without reporting a result: its init was killed, which under gVisor the job itself can do")
+	case out.exit == nil && initEndedByJob(out):
+		// Nothing but the job runs in the sandbox beside the init, and it
+		// shares the init's uid: it can lower the init's limits (a CPU
+		// limit kills it, a thread limit starves Go's runtime) and, under
+		// gVisor, signal it. That is the job's doing, never brig's failure.
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, fmt.Sprintf(
+			"the sandbox ended without reporting a result: its init was killed (container exit code %d) by what ran beside it; "+
+				"a job shares the init's uid and can lower its limits, or under gVisor signal it", out.exitCode))
 		ev.ExitCode = out.exitCode
 	case out.exit == nil:
 		initLog, _ := out.initLog.result()
@@ -104,6 +108,19 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 		ev.DurationMS = time.Duration(out.exit.DurationNS).Milliseconds()
 	}
 	return ev
+}
+
+// initEndedByJob reports whether a sandbox whose init never reported
+// ended the way only something inside it could have made it end: killed by
+// a signal (brig's own kills are timeouts and cancellations, told apart
+// before; an OOM kill is told apart too) or starved by Go's runtime of a
+// thread or memory it needed.
+func initEndedByJob(out *outcome) bool {
+	if out.exitCode > 128 {
+		return true
+	}
+	initLog, _ := out.initLog.result()
+	return out.exitCode == 2 && strings.Contains(initLog, "fatal error:") && !strings.Contains(initLog, "panic:")
 }
 
 func exitMessage(code, signal int) string {

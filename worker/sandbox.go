@@ -36,6 +36,9 @@ const (
 	// sandbox's own threads and helper processes, and gVisor panics when it
 	// runs out; the job's own limit is enforced inside as RLIMIT_NPROC.
 	runscPidsGuard = 4096
+	// initPidsHeadroom is what a runc container's pids limit adds to the
+	// job's for the init's threads (Go's runtime uses about 8).
+	initPidsHeadroom = 16
 )
 
 // outcome is how a sandboxed job ended.
@@ -278,6 +281,10 @@ func (w *Worker) createContainer(ctx context.Context, spec schema.RunSpec, owner
 		// The job's own limit is RLIMIT_NPROC, set by the init on the job
 		// alone (initRequest); Docker's limit only guards the host.
 		pids = max(runscPidsGuard, 64*pids)
+	} else {
+		// The cgroup counts the init's own threads too: without room for
+		// them a job at the smallest pids limit could not even start.
+		pids += initPidsHeadroom
 	}
 	host := &container.HostConfig{
 		NetworkMode:    netMode,

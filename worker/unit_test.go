@@ -308,14 +308,36 @@ func TestFromOutcome(t *testing.T) {
 			wantMsg: []string{"init was killed"}, wantCode: 137, wantStdout: "partial",
 		},
 		{
-			name: "init killed under runc: brig's failure",
+			name: "init killed under runc (the job lowered its CPU limit)",
 			out: func() *outcome {
 				o := newOutcome(nil, "", "")
 				o.exitCode = 137
 				return o
 			},
+			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
+			wantMsg: []string{"container exit code 137", "uid"}, wantCode: 137,
+		},
+		{
+			name: "init starved of threads",
+			out: func() *outcome {
+				o := newOutcome(nil, "", "")
+				o.exitCode = 2
+				o.initLog.add([]byte("runtime: failed to create new OS thread (have 8 already)\nfatal error: newosproc\n"))
+				return o
+			},
+			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
+			wantMsg: []string{"container exit code 2"}, wantCode: 2,
+		},
+		{
+			name: "init panicked: brig's failure",
+			out: func() *outcome {
+				o := newOutcome(nil, "", "")
+				o.exitCode = 2
+				o.initLog.add([]byte("panic: runtime error: index out of range\nfatal error: x\n"))
+				return o
+			},
 			wantType: schema.EventError, wantStatus: schema.StatusError, wantErr: schema.ErrInfrastructure,
-			wantMsg: []string{"container exit code 137"}, wantCode: -1,
+			wantMsg: []string{"container exit code 2", "panic"}, wantCode: -1,
 		},
 	}
 	for _, tt := range tests {

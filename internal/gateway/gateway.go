@@ -228,7 +228,7 @@ func (l *Listener) accept() {
 		select {
 		case l.slots <- struct{}{}:
 		default: // too many connections: refuse rather than queue
-			refuse(conn)
+			l.refuse(conn)
 			continue
 		}
 		done := make(chan struct{})
@@ -257,10 +257,19 @@ func (l *Listener) accept() {
 
 // refuse answers a connection past MaxConns with one QuotaExceeded
 // response (id 0) and closes it.
-func refuse(conn net.Conn) {
+// refuse answers a connection past MaxConns with one QuotaExceeded
+// response, which the job's binding hears of like any other refusal.
+func (l *Listener) refuse(conn net.Conn) {
+	resp := &Response{Error: &Error{Type: ErrQuotaExceeded,
+		Message: fmt.Sprintf("more than %d connections to the gateway at once", MaxConns)}}
+	l.mu.Lock()
+	s := l.cur
+	l.mu.Unlock()
+	if s != nil {
+		s.overQuota(resp)
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = conn.Write(encodeResponse(&Response{Error: &Error{Type: ErrQuotaExceeded,
-		Message: fmt.Sprintf("more than %d connections to the gateway at once", MaxConns)}}))
+	_, _ = conn.Write(encodeResponse(resp))
 	conn.Close()
 }
 

@@ -387,7 +387,15 @@ func TestQueue(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	e := startEnv(t, nil)
+	var mu sync.Mutex
+	var refused []*Error
+	e := startEnv(t, func(_ *Config, b *Binding) {
+		b.OnQuotaExceeded = func(qe *Error) {
+			mu.Lock()
+			refused = append(refused, qe)
+			mu.Unlock()
+		}
+	})
 	tok := e.Mint(testJob)
 	var conns []*rawConn
 	for range MaxConns {
@@ -407,6 +415,11 @@ func TestMaxConns(t *testing.T) {
 	if resp, err := extra.recv(); err == nil {
 		t.Fatalf("connection %d was served: %+v", MaxConns+1, resp)
 	}
+	mu.Lock()
+	if len(refused) != 1 || refused[0].Type != ErrQuotaExceeded {
+		t.Errorf("the binding heard of %v, want the one refused connection (QuotaExceeded blame)", refused)
+	}
+	mu.Unlock()
 	conns[0].c.Close()
 	// The freed slot is given back once the gateway sees the close.
 	deadline := time.Now().Add(5 * time.Second)
