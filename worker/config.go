@@ -73,6 +73,14 @@ type Config struct {
 	// jobs used in the last PrewarmIdle; 0 turns prewarming off. A
 	// prewarmed container still serves exactly one job.
 	Prewarm int
+	// PrewarmMax caps the prewarmed containers this worker holds at once,
+	// over all templates, those being made or removed included (default:
+	// Slots, and at least Prewarm). It keeps PrewarmMax / Prewarm templates
+	// warm: a job of another template evicts the least recently used one
+	// and its containers are removed, so that clients varying their limits
+	// cannot make the worker hold idle containers without end. The cap
+	// never fails a job: one without a ready container starts cold.
+	PrewarmMax int
 	// PrewarmIdle empties a template's pool after no job used it for this
 	// long (default 5m).
 	PrewarmIdle time.Duration
@@ -126,6 +134,9 @@ func (c Config) WithDefaults() Config {
 	if c.Backoff == 0 {
 		c.Backoff = time.Second
 	}
+	if c.PrewarmMax == 0 {
+		c.PrewarmMax = max(c.Slots, c.Prewarm)
+	}
 	if c.PrewarmIdle == 0 {
 		c.PrewarmIdle = 5 * time.Minute
 	}
@@ -148,6 +159,10 @@ func (c Config) validate() error {
 		return errors.New("worker: MaxDeliver must be at least 1")
 	case c.AckWait < time.Second:
 		return errors.New("worker: AckWait must be at least 1s")
+	case c.Prewarm < 0 || c.PrewarmMax < 0:
+		return errors.New("worker: Prewarm and PrewarmMax must not be negative")
+	case c.PrewarmIdle < 0:
+		return errors.New("worker: PrewarmIdle must not be negative")
 	}
 	for _, p := range c.Pools {
 		if !schema.ValidName(p) {

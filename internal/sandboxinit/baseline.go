@@ -24,6 +24,11 @@ type baseline struct {
 	// gateway socket): a job can set their times to now, nothing else.
 	touch []fileTimes
 	proc  procState
+	// sockets are those the network namespace held before any job: the
+	// init's own and any a Docker network keeps there (checkSockets).
+	// socketsErr, when they could not be read, fails every wipe.
+	sockets    socketSet
+	socketsErr error
 }
 
 // fileTimes is a file with its times.
@@ -63,6 +68,7 @@ func newBaseline(roots, touchDirs []string) (*baseline, error) {
 	for _, dir := range touchDirs {
 		b.touch = append(b.touch, writableFiles(dir, roots)...)
 	}
+	b.sockets, b.socketsErr = readSocketSet("/proc/net", "/proc/self/fd")
 	return b, nil
 }
 

@@ -22,9 +22,9 @@ var warmupEnv = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG
 // files read: starting a program cold in a fresh container costs several
 // times more than in a warm one. It is skipped when the request is already
 // waiting on stdin, since then it would only delay the job. Afterwards
-// every process it started is killed and the sandbox is wiped, exactly as
-// between two jobs in reuse mode; a failed wipe is an error, and the init
-// then refuses to run a job.
+// every process it started is killed and the sandbox is wiped as between
+// two jobs in reuse mode, sockets left alone (wipeButSockets); a failed wipe is
+// an error, and the init then refuses to run a job.
 func warmUp(argv []string, base *baseline) error {
 	if stdinReady() {
 		return nil
@@ -37,7 +37,7 @@ func warmUp(argv []string, base *baseline) error {
 		stop.Stop()
 	}
 	killAll()
-	if err := wipe(base); err != nil {
+	if err := wipeButSockets(base); err != nil {
 		return fmt.Errorf("wipe after warm-up: %w", err)
 	}
 	return nil

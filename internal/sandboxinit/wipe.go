@@ -28,10 +28,29 @@ var touchDirs = []string{"/dev", "/run"}
 // reused sandbox, and checks that the sandbox is as it was before the first
 // job: its files, what it set on the writable mount roots (attributes,
 // ACLs, inode flags, mode, times), on other writable files (times), on the
-// init itself (priorities, affinity, limits) and its System V IPC objects.
-// Its processes are gone already (killAll). What cannot be reset is an
-// error: the sandbox must then not serve another job.
+// init itself (priorities, affinity, limits) and its System V IPC objects,
+// and that the network namespace holds no socket a job left (a TIME_WAIT
+// connection's ports are the job's to choose, and stay readable in
+// /proc/net/tcp for a minute). Its processes are gone already (killAll).
+// What cannot be reset is an error: the sandbox must then not serve
+// another job.
+//
+// What still reaches the next job, because nothing in the sandbox can reset
+// it: the namespace's counters (/proc/net/dev's byte and packet counts of
+// lo, /proc/net/snmp, /proc/net/netstat, /proc/net/sockstat's totals), and
+// kernel caches keyed by address, such as TCP metrics of 127.0.0.1. A job
+// can modulate them (bytes sent over lo, connections opened); the next job
+// can read them.
 func wipe(b *baseline) error {
+	return errors.Join(wipeButSockets(b), b.checkSockets())
+}
+
+// wipeButSockets is wipe without the check of the network namespace: what
+// follows a prewarmed container's warm-up, which ran the function's own
+// command with no job's data. Sockets it left (a warm-up may well connect
+// somewhere) reach no one a job could tell anything, and must not make
+// every prewarmed container of such a function unusable.
+func wipeButSockets(b *baseline) error {
 	var errs []error
 	for i := range b.roots {
 		errs = append(errs, wipeRoot(&b.roots[i]))

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
+	"github.com/brig-dev/brig/worker"
+)
+
+// TestPrewarmCapBoundsIdleContainers: jobs of many distinct container
+// templates (limits.pids 9-16) never make a worker hold more than
+// PrewarmMax prewarmed containers that no job runs in; new templates evict
+// old ones, and every job still succeeds.
+func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*jobBudget)
+	defer cancel()
+	dir := t.TempDir()
+	id := workerID + "-prewarmcap"
+	const prewarmMax = 4
+	st, err := devstack.Start(ctx, devstack.Config{
+		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "jetstream"), SkipImage: true, Logger: logger,
+		Worker: worker.Config{ID: id, InitBinary: brigBin, RuntimeDir: filepath.Join(dir, "run"), Slots: 2, Prewarm: 2, PrewarmMax: prewarmMax},
+	})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() { stopWithin(t, "prewarm cap stack", st.Stop) })
+	c, err := sdk.New(st.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// jobContainers are the containers jobs ran in (a prewarmed one keeps
+	// its label while it serves its job and is being removed).
+	var mu sync.Mutex
+	jobContainers := map[string]bool{}
+	idle := func(ctx context.Context) ([]string, error) {
+		list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+			filters.Arg("label", worker.LabelWorker+"="+id), filters.Arg("label", worker.LabelJob+"=prewarmed"))})
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var ids []string
+		for _, s := range list {
+			if !jobContainers[s.ID] {
+				ids = append(ids, s.ID[:12])
+			}
+		}
+		return ids, nil
+	}
+
+	// Sample all along: one job runs at a time, in a container not yet
+	// known while it runs, so at most prewarmMax + 1 are unaccounted for.
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var peak int
+	var peakIDs []string
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for sampleCtx.Err() == nil {
+			if ids, err := idle(sampleCtx); err == nil && len(ids) > peak {
+				peak, peakIDs = len(ids), ids
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	for i, pids := range []int64{9, 10, 11, 12, 13, 14, 15, 16, 9, 16} {
+		j := pythonJob(fmt.Sprintf("prewarmcap-%d", pids), "print('ok')")
+		j.Limits = &schema.Limits{Pids: pids}
+		ev, err := c.Run(ctx, j)
+		if err != nil {
+			t.Fatalf("job %d (pids %d): %v (%s)", i, pids, err, brief(ev))
+		}
+		started := startedOn(t, c, j.ID)
+		mu.Lock()
+		jobContainers[started.Container] = true
+		mu.Unlock()
+		// Between jobs: no more than the cap wait.
+		if ids, err := idle(ctx); err != nil {
+			t.Fatal(err)
+		} else if len(ids) > prewarmMax {
+			t.Errorf("after job %d: %d prewarmed containers wait, cap %d: %v", i, len(ids), prewarmMax, ids)
+		}
+		time.Sleep(300 * time.Millisecond) // let refills and evictions run
+	}
+	// The pools fill up to the cap (so the bound above was tested) and stay there.
+	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
+		ids, err := idle(ctx)
+		return err == nil && len(ids) == prewarmMax, fmt.Sprintf("prewarmed containers: %v (%v), want %d", ids, err, prewarmMax)
+	})
+	time.Sleep(2 * time.Second)
+	stopSampling()
+	<-sampled
+	if ids, _ := idle(ctx); len(ids) > prewarmMax {
+		t.Errorf("at rest: %d prewarmed containers, cap %d: %v", len(ids), prewarmMax, ids)
+	}
+	if peak > prewarmMax+1 {
+		t.Errorf("at most %d prewarmed containers existed at once while one job ran; cap %d (+1 for the job's): %v", peak, prewarmMax, peakIDs)
+	}
+	t.Logf("peak of idle prewarmed containers sampled: %d (cap %d)", peak, prewarmMax)
+}
