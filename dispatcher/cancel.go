@@ -20,6 +20,17 @@ const CancelQueue = "brig-dispatchers"
 // itself.
 const workerCancelWait = 5 * time.Second
 
+// MaxCancels bounds the cancellations one dispatcher handles at once
+// (docs/design.md §13.7). Each may wait up to workerCancelWait for a
+// running job's worker; past the bound a request is answered at once with
+// ErrBusy rather than queued, so a flood of cancellations costs a
+// dispatcher a fixed amount of memory.
+const MaxCancels = 64
+
+// ErrBusy is the CancelReply error of a cancellation refused because
+// MaxCancels are in hand; the caller should try again.
+const ErrBusy = "busy; try again"
+
 // CancelReply answers a request on brig.cancel.<job_id>.
 type CancelReply struct {
 	JobID string `json:"job_id"`
@@ -38,7 +49,14 @@ func (d *Dispatcher) onCancel(m *nats.Msg) {
 		d.reply(m, CancelReply{JobID: id, Error: "invalid job id"})
 		return
 	}
+	select {
+	case d.cancels <- struct{}{}:
+	default:
+		d.reply(m, CancelReply{JobID: id, Error: ErrBusy})
+		return
+	}
 	go func() {
+		defer func() { <-d.cancels }()
 		ctx, cancel := context.WithTimeout(d.ctx, workerCancelWait+10*time.Second)
 		defer cancel()
 		status, err := d.cancelJob(ctx, id)

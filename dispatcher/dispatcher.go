@@ -62,6 +62,9 @@ type Config struct {
 	// TokenGrace (defaults 1h and 30s).
 	QueueAllowance time.Duration
 	TokenGrace     time.Duration
+
+	// advisoryRecheck overrides the package's advisoryRecheck (tests).
+	advisoryRecheck time.Duration
 }
 
 // WithDefaults fills zero fields.
@@ -96,6 +99,9 @@ func (c Config) WithDefaults() Config {
 	if c.TokenGrace == 0 {
 		c.TokenGrace = 30 * time.Second
 	}
+	if c.advisoryRecheck == 0 {
+		c.advisoryRecheck = advisoryRecheck
+	}
 	return c
 }
 
@@ -125,8 +131,14 @@ type Dispatcher struct {
 	// slots bounds the submissions in hand; handling waits for them all.
 	slots    chan struct{}
 	handling sync.WaitGroup
-	// jobs serialises the submissions of one job id (resubmissions).
+	// jobs serialises the submissions of one job id (resubmissions) within
+	// this process; across dispatchers, the first event of a job is
+	// published conditionally (events.Publisher.PublishFirst).
 	jobs keyedMutex
+	// cancels and advisories bound the cancellations (MaxCancels) and
+	// max-deliveries advisories (MaxAdvisories) in hand.
+	cancels    chan struct{}
+	advisories chan struct{}
 
 	registry *registry.Registry
 	seenMu   sync.Mutex
@@ -160,6 +172,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		js:    js,
 		pub:   events.NewPublisher(cfg.Conn, js),
 		slots: make(chan struct{}, cfg.Concurrency),
+
+		cancels:    make(chan struct{}, MaxCancels),
+		advisories: make(chan struct{}, MaxAdvisories),
 	}, nil
 }
 
@@ -357,8 +372,13 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return err
 	}
 	if !accepted {
+		// The accepted event must be the job's first: of two submissions
+		// racing for one id (on this dispatcher or another), the one whose
+		// first event is stored owns it; the other is a duplicate.
 		ev := &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
-		if _, err := d.pub.Publish(ctx, ev, job.ReplyTo); err != nil {
+		if err := d.pub.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
+			return &duplicate{jobID: job.ID}
+		} else if err != nil {
 			return err
 		}
 	}
@@ -534,7 +554,9 @@ func (d *Dispatcher) route(ctx context.Context, out *nats.Msg, log *slog.Logger)
 // payload it is taken from the Nats-Msg-Id header. A rejection names its
 // job by what the payload claims, so it ends a job that brig accepted only
 // when this very submission was accepted as that job: then it is the job's
-// own end, whatever failed after acceptance.
+// own end, whatever failed after acceptance. Before acceptance the
+// rejection must be the id's first event (PublishFirst): when another
+// submission got there first, this one is a duplicate and writes nothing.
 func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *rejection) {
 	if r.jobID == "" {
 		r.jobID, r.replyTo = peekJob(msg.Data(), msg.Headers())
@@ -563,7 +585,18 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		JobID: r.jobID, Type: schema.EventError, Seq: 2, Status: r.status, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: r.errType, Message: r.msg},
 	}
-	if _, err := d.pub.Publish(ctx, ev, r.replyTo); err != nil {
+	if acc == nil {
+		err = d.pub.PublishFirst(ctx, ev, r.replyTo)
+	} else {
+		_, err = d.pub.Publish(ctx, ev, r.replyTo)
+	}
+	if errors.Is(err, events.ErrNotFirst) {
+		d.cfg.Metrics.Dispatched("", "duplicate")
+		log.Warn("rejected a submission for a job id another submission took; no event published", "reason", r.msg)
+		_ = msg.TermWithReason(r.msg)
+		return
+	}
+	if err != nil {
 		log.Error("publish rejection; will retry", "err", err)
 		_ = msg.NakWithDelay(d.cfg.Backoff)
 		return

@@ -34,6 +34,12 @@ func NewPublisher(nc *nats.Conn, js jetstream.JetStream) *Publisher {
 // (the stream dropped this one as a duplicate); the reply copy is then not
 // sent either.
 func (p *Publisher) Publish(ctx context.Context, ev *schema.Event, replyTo string) (stored bool, err error) {
+	return p.publish(ctx, ev, replyTo, nil)
+}
+
+// publish stores ev with the message headers hdr adds (nil: none) and, when
+// it was stored, copies it to replyTo.
+func (p *Publisher) publish(ctx context.Context, ev *schema.Event, replyTo string, hdr func(nats.Header)) (stored bool, err error) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
@@ -48,6 +54,9 @@ func (p *Publisher) Publish(ctx context.Context, ev *schema.Event, replyTo strin
 	}
 	msg := &nats.Msg{Subject: schema.EventSubject(ev.JobID, ev.Type), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	if hdr != nil {
+		hdr(msg.Header)
+	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("publish %s event of job %s: %w", ev.Type, ev.JobID, err)
