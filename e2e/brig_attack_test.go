@@ -99,50 +99,49 @@ const floodCalls = 12_000
 // event, which outgrew the server's max payload: the job ran 15 times and
 // ended error/Infrastructure with its stdout lost.
 func denialFloodRaw() hostileCase {
-	return hostileCase{
-		name: "denial-flood-raw",
-		code: fmt.Sprintf(`
-import json, os, socket, sys
+	return denialFlood("denial-flood-raw", `
 s = socket.socket(socket.AF_UNIX)
 s.connect(os.environ["BRIG_GATEWAY"])
 f = s.makefile("rwb")
 req = json.dumps({"op": "dict.get", "name": "x", "key": "k", "token": ""}).encode() + b"\n"
-kinds = {}
-for i in range(%d):
+def call():
     f.write(req)
     f.flush()
-    t = json.loads(f.readline()).get("error", {}).get("type", "none")
-    kinds[t] = kinds.get(t, 0) + 1
-json.dump(kinds, open("/work/out/result.json", "w"))
-print("flooded")
-sys.exit(1)
-`, floodCalls),
-		timeout: 90 * time.Second,
-		typ:     schema.EventResult, status: schema.StatusFailed, errType: schema.ErrAuthError,
-		check: wantFloodOutcome(floodCalls),
-	}
+    return json.loads(f.readline()).get("error", {}).get("type", "none")
+`)
 }
 
 // denialFloodCaught: the same flood through the Python client, each
 // brig.AuthError caught.
 func denialFloodCaught() hostileCase {
-	return hostileCase{
-		name: "denial-flood-caught",
-		code: fmt.Sprintf(`
-import brig, json, sys
-kinds = {}
+	return denialFlood("denial-flood-caught", `
+import brig
 d = brig.Dict("x")
-for i in range(%d):
+def call():
     try:
         d.get("k")
-        t = "none"
+        return "none"
     except brig.BrigError as e:
-        t = e.type
+        return e.type
+`)
+}
+
+// denialFlood makes floodCalls calls with call() (defined by setup), counts
+// the answers by error type into result.json, prints one line and exits 1.
+func denialFlood(name, setup string) hostileCase {
+	return hostileCase{
+		name: name,
+		code: fmt.Sprintf(`
+import json, os, socket, sys
+%s
+kinds = {}
+for i in range(%d):
+    t = call()
     kinds[t] = kinds.get(t, 0) + 1
 json.dump(kinds, open("/work/out/result.json", "w"))
 print("flooded")
 sys.exit(1)
-`, floodCalls),
+`, setup, floodCalls),
 		timeout: 90 * time.Second,
 		typ:     schema.EventResult, status: schema.StatusFailed, errType: schema.ErrAuthError,
 		check: wantFloodOutcome(floodCalls),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,15 +193,8 @@ func TestCloseCancelsChildren(t *testing.T) {
 // TestRateLimit: past the burst, requests get RateLimited at once, denied
 // ones count too, and the bucket refills.
 func TestRateLimit(t *testing.T) {
-	var mu sync.Mutex
-	var limited []*Error
-	e := startEnv(t, func(_ *Config, b *Binding) {
-		b.OnQuotaExceeded = func(qe *Error) {
-			mu.Lock()
-			limited = append(limited, qe)
-			mu.Unlock()
-		}
-	})
+	var quota quotaRecorder
+	e := startEnv(t, quota.bind)
 	c := e.dial()
 	bad := e.Mint(testJob) // every call denied
 	const sent = RequestBurst + 300
@@ -233,11 +227,9 @@ func TestRateLimit(t *testing.T) {
 	if len(e.denials()) != denied {
 		t.Fatalf("%d denials reported for %d denied requests", len(e.denials()), denied)
 	}
-	mu.Lock()
-	if len(limited) != rateLimited {
+	if limited := quota.refusals(); len(limited) != rateLimited {
 		t.Errorf("OnQuotaExceeded told of %d refusals, want %d", len(limited), rateLimited)
 	}
-	mu.Unlock()
 	time.Sleep(100 * time.Millisecond) // RequestRate/10 tokens come back
 	wantError(t, c.do(Request{ID: 1, Token: bad, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "not granted")
 }
@@ -419,4 +411,25 @@ func (l *Listener) inFlight() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return int(l.cur.pending.Load())
+}
+
+// quotaRecorder collects the refusals a binding hears of (OnQuotaExceeded).
+type quotaRecorder struct {
+	mu  sync.Mutex
+	got []*Error
+}
+
+// bind is a startEnv option that records into r.
+func (r *quotaRecorder) bind(_ *Config, b *Binding) {
+	b.OnQuotaExceeded = func(qe *Error) {
+		r.mu.Lock()
+		r.got = append(r.got, qe)
+		r.mu.Unlock()
+	}
+}
+
+func (r *quotaRecorder) refusals() []*Error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
 }

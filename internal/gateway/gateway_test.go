@@ -387,15 +387,8 @@ func TestQueue(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	var mu sync.Mutex
-	var refused []*Error
-	e := startEnv(t, func(_ *Config, b *Binding) {
-		b.OnQuotaExceeded = func(qe *Error) {
-			mu.Lock()
-			refused = append(refused, qe)
-			mu.Unlock()
-		}
-	})
+	var quota quotaRecorder
+	e := startEnv(t, quota.bind)
 	tok := e.Mint(testJob)
 	var conns []*rawConn
 	for range MaxConns {
@@ -415,11 +408,9 @@ func TestMaxConns(t *testing.T) {
 	if resp, err := extra.recv(); err == nil {
 		t.Fatalf("connection %d was served: %+v", MaxConns+1, resp)
 	}
-	mu.Lock()
-	if len(refused) != 1 || refused[0].Type != ErrQuotaExceeded {
+	if refused := quota.refusals(); len(refused) != 1 || refused[0].Type != ErrQuotaExceeded {
 		t.Errorf("the binding heard of %v, want the one refused connection (QuotaExceeded blame)", refused)
 	}
-	mu.Unlock()
 	conns[0].c.Close()
 	// The freed slot is given back once the gateway sees the close.
 	deadline := time.Now().Add(5 * time.Second)
