@@ -688,7 +688,7 @@ func pollUntil(ctx context.Context, t *testing.T, period time.Duration, cond fun
 // containers are removed after the terminal event, off its path.
 func waitNoContainers(t *testing.T, label string) {
 	t.Helper()
-	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
+	eventually(t, removalBudget, func(ctx context.Context) (bool, string) {
 		list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", label))})
 		if err != nil {
 			return false, err.Error()
@@ -696,6 +696,11 @@ func waitNoContainers(t *testing.T, label string) {
 		return len(list) == 0, fmt.Sprintf("containers with label %s: %s", label, names(list))
 	})
 }
+
+// removalBudget bounds the wait for a worker to remove its containers:
+// after TestLoad's 300 jobs a loaded daemon took over 30 s to answer one
+// container list while it worked through the removals.
+const removalBudget = 3 * time.Minute
 
 // wantRetriedAfter checks that a job's container was created n times, each
 // retry at least backoff after the one before.

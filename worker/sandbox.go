@@ -99,7 +99,7 @@ func (w *Worker) runSandbox(ctx context.Context, sj *sandboxJob) (_ *outcome, er
 		b.initLog.Store(out.initLog)
 		go func() {
 			req := initRequest(sj.work, sj.env)
-			req.Key, req.Reuse = key, b.reuse
+			req.Key, req.Reuse, req.GatewayPath = key, b.reuse, sj.gatewaySock
 			if err := initproto.WriteRequest(b.hijack.Conn, req); err != nil {
 				w.log.Warn("feed job to container", "job", sj.work.Job.ID, "err", err)
 			}

@@ -68,6 +68,11 @@ type Request struct {
 	// and to wait on stdin for the next request (reuse mode). Each request
 	// brings its own Key.
 	Reuse bool `json:"reuse,omitempty"`
+	// GatewayPath is the host path of the job's gateway socket. The
+	// gateway's ends of the job's connections show in the sandbox's
+	// /proc/net/unix under it until the worker resets the gateway, after
+	// the wipe; the wipe leaves those alone.
+	GatewayPath string `json:"gateway_path,omitempty"`
 }
 
 // Exit reports how the job's process ended.

@@ -165,7 +165,7 @@ func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.E
 		// Reusable only when nothing of this job can reach the next one: its
 		// output goroutines are done (no stale frame follows the Exit), no
 		// OOM kill hit it, and the wipe left nothing.
-		err := wipe(base)
+		err := wipe(base, req.GatewayPath)
 		if err != nil {
 			exit.WipeError = err.Error()
 		}

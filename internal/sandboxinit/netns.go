@@ -37,6 +37,7 @@ type netSocket struct {
 	table string
 	inode uint64 // 0 for sockets no process holds (TIME_WAIT, for one)
 	state string // TCP's st column, hex ("06" is TIME_WAIT); unix: st
+	path  string // unix: the name it is bound at, or its listener's
 }
 
 // socketSet is the inodes of sockets a wipe leaves alone: those the
@@ -125,7 +126,10 @@ func parseSocketTable(table, data string, inodeCol int) ([]netSocket, error) {
 		}
 		s := netSocket{table: table, inode: ino}
 		if table == "unix" {
-			s.state = f[5]
+			if len(f) <= inodeCol+1 {
+				continue // unnamed: it carries nothing the job chose
+			}
+			s.state, s.path = f[5], f[inodeCol+1]
 		} else {
 			s.state = f[3]
 		}
@@ -152,7 +156,7 @@ func leftSockets(socks []netSocket, keep socketSet) []netSocket {
 // socket belongs to no one), so the sandbox must not be reused. The error
 // counts what was left per table and TCP state, not the addresses, which
 // the job chose.
-func checkSockets(procNet, procFD string, keep socketSet) error {
+func checkSockets(procNet, procFD string, keep socketSet, gatewayPath string) error {
 	socks, err := readSockets(procNet)
 	if err != nil {
 		return fmt.Errorf("wipe: %w", err)
@@ -162,20 +166,38 @@ func checkSockets(procNet, procFD string, keep socketSet) error {
 		own[ino] = true
 	}
 	addOwnSockets(own, procFD)
-	left := leftSockets(socks, own)
+	left := leftSockets(gatewaySocketsOut(socks, gatewayPath), own)
 	if len(left) == 0 {
 		return nil
 	}
 	return fmt.Errorf("wipe: network namespace holds %d socket(s) left by a job: %s", len(left), describeSockets(left))
 }
 
+// gatewaySocketsOut drops the gateway's own ends of the job's connections:
+// the kernel lists them in the namespace of the side that connected, under
+// the gateway socket's host path (gatewayPath), until the worker resets the
+// gateway, which it does only after this wipe. Their name is brig's.
+func gatewaySocketsOut(socks []netSocket, gatewayPath string) []netSocket {
+	if gatewayPath == "" {
+		return socks
+	}
+	kept := socks[:0:0]
+	for _, s := range socks {
+		if s.table != "unix" || s.path != gatewayPath {
+			kept = append(kept, s)
+		}
+	}
+	return kept
+}
+
 // checkSockets fails when the sandbox's network namespace holds a socket
 // that was not there before the first job (see the function).
-func (b *baseline) checkSockets() error {
+// gatewayPath is the host path of the job's gateway socket.
+func (b *baseline) checkSockets(gatewayPath string) error {
 	if b.socketsErr != nil {
 		return fmt.Errorf("wipe: sockets before the first job: %w", b.socketsErr)
 	}
-	return checkSockets("/proc/net", "/proc/self/fd", b.sockets)
+	return checkSockets("/proc/net", "/proc/self/fd", b.sockets, gatewayPath)
 }
 
 // describeSockets summarises sockets as "tcp TIME_WAIT ×3, unix ×1".

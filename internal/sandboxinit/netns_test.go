@@ -22,7 +22,8 @@ const sampleTCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm-
 
 const sampleUnix = `Num       RefCount Protocol Flags    Type St Inode Path
 0000000000000000: 00000002 00000000 00010000 0001 01 777 /tmp/.s
-0000000000000000: 00000003 00000000 00000000 0001 03 778
+0000000000000000: 00000003 00000000 00000000 0001 03 778 @secret
+0000000000000000: 00000003 00000000 00000000 0001 03 779
 `
 
 func TestParseSocketTable(t *testing.T) {
@@ -46,7 +47,7 @@ func TestParseSocketTable(t *testing.T) {
 
 	u, err := parseSocketTable("unix", sampleUnix, 6)
 	if err != nil || len(u) != 2 || u[0].inode != 777 || u[1].inode != 778 {
-		t.Errorf("unix: %+v, %v", u, err)
+		t.Errorf("unix: %+v, %v; want the two named sockets, not the unnamed one (a gateway connection)", u, err)
 	}
 	// Header only: nothing there.
 	if s, err := parseSocketTable("udp", strings.SplitAfter(sampleTCP, "\n")[0], 9); err != nil || len(s) != 0 {
@@ -70,18 +71,19 @@ func TestCheckSockets(t *testing.T) {
 	write("udp6", header)
 	write("unix", strings.SplitAfter(sampleUnix, "\n")[0])
 	noFD := filepath.Join(dir, "nofd")
+	const gw = "/var/lib/brig/gw/0123abcd.sock"
 
 	keep, err := readSocketSet(dir, noFD)
 	if err != nil || !keep[4242] || len(keep) != 1 {
 		t.Fatalf("baseline: %v, %v", keep, err)
 	}
-	if err := checkSockets(dir, noFD, keep); err != nil {
+	if err := checkSockets(dir, noFD, keep, gw); err != nil {
 		t.Errorf("nothing left: %v", err)
 	}
 
 	write("tcp", sampleTCP)
 	write("unix", sampleUnix)
-	err = checkSockets(dir, noFD, keep)
+	err = checkSockets(dir, noFD, keep, gw)
 	if err == nil {
 		t.Fatal("TIME_WAIT and unix sockets left: no error")
 	}
@@ -94,8 +96,21 @@ func TestCheckSockets(t *testing.T) {
 		t.Errorf("error names the job's ports: %q", err)
 	}
 
+	// The gateway's ends of the job's connections (named after its host
+	// path, inode 0 before accept) are brig's and pass.
+	write("tcp", header)
+	write("unix", strings.SplitAfter(sampleUnix, "\n")[0]+
+		"0000000000000000: 00000003 00000000 00000000 0001 02 0 "+gw+"\n"+
+		"0000000000000000: 00000003 00000000 00000000 0001 03 9001 "+gw+"\n")
+	if err := checkSockets(dir, noFD, keep, gw); err != nil {
+		t.Errorf("only the gateway's ends left: %v", err)
+	}
+	if err := checkSockets(dir, noFD, keep, "/other.sock"); err == nil {
+		t.Error("named sockets of another path passed")
+	}
+
 	write("unix", "Num RefCount\n0000: bad\n")
-	if err := checkSockets(dir, noFD, keep); err == nil || !strings.Contains(err.Error(), "unix") {
+	if err := checkSockets(dir, noFD, keep, gw); err == nil || !strings.Contains(err.Error(), "unix") {
 		t.Errorf("unreadable table: %v", err)
 	}
 }

@@ -41,8 +41,8 @@ var touchDirs = []string{"/dev", "/run"}
 // kernel caches keyed by address, such as TCP metrics of 127.0.0.1. A job
 // can modulate them (bytes sent over lo, connections opened); the next job
 // can read them.
-func wipe(b *baseline) error {
-	return errors.Join(wipeButSockets(b), b.checkSockets())
+func wipe(b *baseline, gatewayPath string) error {
+	return errors.Join(wipeButSockets(b), b.checkSockets(gatewayPath))
 }
 
 // wipeButSockets is wipe without the check of the network namespace: what
