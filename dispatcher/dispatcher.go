@@ -139,6 +139,8 @@ type Dispatcher struct {
 	// max-deliveries advisories (MaxAdvisories) in hand.
 	cancels    chan struct{}
 	advisories chan struct{}
+	// advisoryKeys holds the stream/seq of each advisory being checked.
+	advisoryKeys sync.Map
 
 	registry *registry.Registry
 	seenMu   sync.Mutex

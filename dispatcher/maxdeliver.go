@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,14 +63,21 @@ func (d *Dispatcher) onMaxDeliveries(m *nats.Msg) {
 		d.log.Warn("ignoring a max-deliveries advisory", "subject", m.Subject, "stream", adv.Stream, "consumer", adv.Consumer, "seq", adv.StreamSeq, "reason", err)
 		return
 	}
+	// One check per message: copies of one advisory, forged or not, must
+	// not take the slots that other messages' advisories need.
+	key := adv.Stream + "/" + strconv.FormatUint(adv.StreamSeq, 10)
+	if _, checking := d.advisoryKeys.LoadOrStore(key, true); checking {
+		return
+	}
 	select {
 	case d.advisories <- struct{}{}:
 	default:
+		d.advisoryKeys.Delete(key)
 		d.log.Warn("too many max-deliveries advisories in hand; dropping one", "subject", m.Subject, "seq", adv.StreamSeq)
 		return
 	}
 	go func() {
-		defer func() { <-d.advisories }()
+		defer func() { <-d.advisories; d.advisoryKeys.Delete(key) }()
 		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.advisoryRecheck+30*time.Second)
 		defer cancel()
 		if err := d.verifyExhausted(ctx, &adv); err != nil {
@@ -167,6 +175,11 @@ func exhaustedCount(ctx context.Context, stream jetstream.Stream, cons jetstream
 		return false, fmt.Errorf("consumer %s has not delivered message %d", adv.Consumer, adv.StreamSeq)
 	}
 	if before.NumAckPending == 0 {
+		// Nothing in hand: the message, if it is still there, was given
+		// up on; if it is gone, it was settled.
+		if _, err := stream.GetMsg(ctx, adv.StreamSeq); err != nil {
+			return false, fmt.Errorf("message %d is gone: %w", adv.StreamSeq, err)
+		}
 		return true, nil
 	}
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))

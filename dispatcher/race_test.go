@@ -137,8 +137,16 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	advisory(schema.StreamWork, "evil", schema.StreamWork, "evil", workSeq)
 	advisory(schema.StreamWork, poolCons, schema.StreamWork, poolCons, workSeq)
 	advisory(schema.StreamWork, bus.WorkConsumer("other"), schema.StreamWork, bus.WorkConsumer("other"), workSeq)
+	// Copies of one advisory take one checking slot, not all of them.
+	for range 3 * MaxAdvisories {
+		advisory(schema.StreamWork, poolCons, schema.StreamWork, poolCons, workSeq)
+	}
 	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.d.advisories); n > 1 {
+		t.Errorf("%d advisory checks in hand for copies of one advisory, want 1", n)
 	}
 	time.Sleep(2 * time.Second) // past advisoryRecheck
 

@@ -199,12 +199,18 @@ func (w *Worker) startContainer(ctx context.Context, spec schema.RunSpec, owner,
 func (w *Worker) readFrames(frames io.Reader, framer *initproto.Framer, out *outcome, onOutput func(string, []byte)) *initproto.Exit {
 	for {
 		typ, payload, err := framer.ReadFrame(frames)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				// Only the init holds the key: the job wrote into the stream.
-				out.tampered = true
-				out.initLog.add([]byte("brig: bad frame in the sandbox's stream: " + err.Error() + "\n"))
-			}
+		switch {
+		case errors.Is(err, initproto.ErrBadMAC), errors.Is(err, initproto.ErrFrameTooLarge):
+			// Only the init holds the key: the job wrote into the stream.
+			out.tampered = true
+			out.initLog.add([]byte("brig: bad frame in the sandbox's stream: " + err.Error() + "\n"))
+			return nil
+		case err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+			// The attach stream itself broke (the daemon, the connection):
+			// brig's failure, which the missing exit report will say.
+			out.initLog.add([]byte("brig: the sandbox's stream broke: " + err.Error() + "\n"))
+			return nil
+		case err != nil:
 			return nil
 		}
 		switch typ {

@@ -126,6 +126,10 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 		return nil, err
 	}
 	q := r.s.q
+	// Creating and capping are one step for brig: the job's session ending
+	// between them would leave a dict without its key cap for good.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createBudget)
+	defer cancel()
 	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: DictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
 	})
@@ -141,16 +145,21 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 	// A bucket's config has no message cap: set it on its stream (a
 	// bucket keeps one message per key, plus a marker per deleted key).
 	stream, err := r.js.Stream(ctx, "KV_"+DictBucket(name))
-	if err != nil {
-		return nil, err
+	if err == nil {
+		cfg := stream.CachedInfo().Config
+		cfg.MaxMsgs = q.DictKeys
+		_, err = r.js.UpdateStream(ctx, cfg)
 	}
-	cfg := stream.CachedInfo().Config
-	cfg.MaxMsgs = q.DictKeys
-	if _, err := r.js.UpdateStream(ctx, cfg); err != nil {
+	if err != nil { // no uncapped dict is left behind
+		_ = r.js.DeleteKeyValue(ctx, DictBucket(name))
 		return nil, fmt.Errorf("cap the keys of dict %s: %w", name, err)
 	}
 	return kv, nil
 }
+
+// createBudget bounds the creation of a dict or queue, which goes on when
+// the job that asked for it ends meanwhile.
+const createBudget = 10 * time.Second
 
 func (r resourceCalls) queuePut(ctx context.Context, name string, value []byte) error {
 	if _, err := r.queue(ctx, name, true); err != nil {

@@ -129,13 +129,33 @@ func parseSocketTable(table, data string, inodeCol int) ([]netSocket, error) {
 			if len(f) <= inodeCol+1 {
 				continue // unnamed: it carries nothing the job chose
 			}
-			s.state, s.path = f[5], f[inodeCol+1]
+			// The path is all the rest, spaces included, exactly as the
+			// kernel printed it: "P x" must not pass for the gateway's P.
+			s.state, s.path = f[5], afterField(sc.Text(), inodeCol)
 		} else {
 			s.state = f[3]
 		}
 		socks = append(socks, s)
 	}
 	return socks, sc.Err()
+}
+
+// afterField returns what follows field n (from 0) of line and the one
+// space the kernel prints after it.
+func afterField(line string, n int) string {
+	i := 0
+	for range n + 1 {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		for i < len(line) && line[i] != ' ' {
+			i++
+		}
+	}
+	if i < len(line) {
+		i++
+	}
+	return line[i:]
 }
 
 // leftSockets returns the sockets of socks that are not in keep. A socket

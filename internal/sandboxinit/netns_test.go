@@ -108,6 +108,14 @@ func TestCheckSockets(t *testing.T) {
 	if err := checkSockets(dir, noFD, keep, "/other.sock"); err == nil {
 		t.Error("named sockets of another path passed")
 	}
+	// A name that only starts like the gateway's is the job's.
+	for _, name := range []string{gw + " S-D", gw + " ", " " + gw, gw + "x"} {
+		write("unix", strings.SplitAfter(sampleUnix, "\n")[0]+
+			"0000000000000000: 00000003 00000000 00000000 0002 01 9002 "+name+"\n")
+		if err := checkSockets(dir, noFD, keep, gw); err == nil {
+			t.Errorf("a socket named %q passed for the gateway's", name)
+		}
+	}
 
 	write("unix", "Num RefCount\n0000: bad\n")
 	if err := checkSockets(dir, noFD, keep, gw); err == nil || !strings.Contains(err.Error(), "unix") {
