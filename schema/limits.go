@@ -24,6 +24,15 @@ const (
 	MinServerPayload = 1 << 20
 )
 
+// Clipped returns ae with each text field cut to MaxEventTextBytes.
+func (ae AuthError) Clipped() AuthError {
+	return AuthError{
+		Resource: ClipText(ae.Resource, MaxEventTextBytes),
+		Action:   ClipText(ae.Action, MaxEventTextBytes),
+		Message:  ClipText(ae.Message, MaxEventTextBytes),
+	}
+}
+
 // ClipText cuts s to at most n bytes on a character boundary, marking the
 // cut with "...".
 func ClipText(s string, n int) string {

@@ -139,7 +139,7 @@ func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 			g.mu.Unlock()
 		},
 		OnDenied: func(ae schema.AuthError) {
-			ae = clipAuthError(ae)
+			ae = ae.Clipped() // docs/design.md §13
 			g.mu.Lock()
 			g.deniedN++
 			n := g.deniedN
@@ -152,15 +152,6 @@ func (g *jobGate) bind(work *schema.Work, onDenied func(schema.AuthError)) {
 			}
 		},
 	})
-}
-
-// clipAuthError bounds a denial's text fields (docs/design.md §13).
-func clipAuthError(ae schema.AuthError) schema.AuthError {
-	return schema.AuthError{
-		Resource: schema.ClipText(ae.Resource, schema.MaxEventTextBytes),
-		Action:   schema.ClipText(ae.Action, schema.MaxEventTextBytes),
-		Message:  schema.ClipText(ae.Message, schema.MaxEventTextBytes),
-	}
 }
 
 func (g *jobGate) close() { g.ln.Close() }

@@ -17,19 +17,28 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 	if err != nil {
 		return nil, err
 	}
-	stream, err := js.Stream(ctx, bucketStream(cfg.Bucket))
+	if err := CapBucket(ctx, js, cfg.Bucket, maxMsgs); err != nil {
+		return nil, err
+	}
+	return kv, nil
+}
+
+// CapBucket sets the message limit of KV bucket name, which a bucket's own
+// config cannot carry, on the bucket's stream.
+func CapBucket(ctx context.Context, js jetstream.JetStream, name string, maxMsgs int64) error {
+	stream, err := js.Stream(ctx, bucketStream(name))
 	if err != nil {
-		return nil, fmt.Errorf("open the stream of bucket %s: %w", cfg.Bucket, err)
+		return fmt.Errorf("open the stream of bucket %s: %w", name, err)
 	}
 	sc := stream.CachedInfo().Config
 	if sc.MaxMsgs == maxMsgs {
-		return kv, nil
+		return nil
 	}
 	sc.MaxMsgs = maxMsgs
 	if _, err := js.UpdateStream(ctx, sc); err != nil {
-		return nil, fmt.Errorf("limit bucket %s to %d messages: %w", cfg.Bucket, maxMsgs, err)
+		return fmt.Errorf("limit bucket %s to %d messages: %w", name, maxMsgs, err)
 	}
-	return kv, nil
+	return nil
 }
 
 // bucketStream is the stream behind KV bucket name.

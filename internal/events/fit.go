@@ -77,11 +77,7 @@ func clipFields(ev *schema.Event) {
 	if ev.AuthErrors != nil {
 		clipped := make([]schema.AuthError, len(ev.AuthErrors))
 		for i, ae := range ev.AuthErrors {
-			clipped[i] = schema.AuthError{
-				Resource: schema.ClipText(ae.Resource, schema.MaxEventTextBytes),
-				Action:   schema.ClipText(ae.Action, schema.MaxEventTextBytes),
-				Message:  schema.ClipText(ae.Message, schema.MaxEventTextBytes),
-			}
+			clipped[i] = ae.Clipped()
 		}
 		ev.AuthErrors = clipped
 	}

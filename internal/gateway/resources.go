@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/bus"
 )
 
 // Names of the JetStream objects behind a job's resources.
@@ -142,16 +144,9 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 		}
 		return nil, err
 	}
-	// A bucket's config has no message cap: set it on its stream (a
-	// bucket keeps one message per key, plus a marker per deleted key).
-	stream, err := r.js.Stream(ctx, "KV_"+DictBucket(name))
-	if err == nil {
-		cfg := stream.CachedInfo().Config
-		cfg.MaxMsgs = q.DictKeys
-		_, err = r.js.UpdateStream(ctx, cfg)
-	}
-	if err != nil { // no uncapped dict is left behind
-		_ = r.js.DeleteKeyValue(ctx, DictBucket(name))
+	// A bucket keeps one message per key, plus a marker per deleted key.
+	if err := bus.CapBucket(ctx, r.js, DictBucket(name), q.DictKeys); err != nil {
+		_ = r.js.DeleteKeyValue(ctx, DictBucket(name)) // no uncapped dict is left behind
 		return nil, fmt.Errorf("cap the keys of dict %s: %w", name, err)
 	}
 	return kv, nil
