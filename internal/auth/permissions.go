@@ -1,0 +1,55 @@
+package auth
+
+import (
+	"fmt"
+
+	"github.com/nats-io/jwt/v2"
+)
+
+// Permissions is the allow-list of a role (docs/design.md §10). There are
+// no deny rules: a subject not listed is refused. (NATS's 2026 advisories
+// were bypasses of deny rules through overlapping wildcards and queue
+// groups; an allow-list has no such overlap to get wrong.)
+//
+// A client holds no JetStream API at all. Creating a consumer would let it
+// choose a push consumer's deliver subject, and the server would then
+// publish the stream's messages there on its behalf: on brig.cancel.<id>,
+// brig.work.<pool> or $KV.BRIG_FUNCTIONS.<name>. It replays events through
+// the dispatchers' brig.replay service instead, and submits with a plain
+// publish to brig.submit.>, which the stream stores and acknowledges to
+// the client's inbox.
+func Permissions(role Role, tenant string) (jwt.Permissions, error) {
+	var p jwt.Permissions
+	allow := func(pub, sub []string) jwt.Permissions {
+		p.Pub.Allow.Add(pub...)
+		p.Sub.Allow.Add(sub...)
+		return p
+	}
+	if (role == RoleClient) != (tenant != "") {
+		return p, fmt.Errorf("auth: a tenant goes with the client role and no other (role %q, tenant %q)", role, tenant)
+	}
+	if tenant != "" && !ValidTenant(tenant) {
+		return p, fmt.Errorf("auth: invalid tenant name %q (1-32 of a-z, 0-9 and -, starting with a letter)", tenant)
+	}
+	// What every brig role uses of JetStream: the API, acks, flow control,
+	// KV buckets (theirs: functions, keys, workers, jobs' dicts and
+	// queues) and replies to their own requests.
+	js := []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "_INBOX.>"}
+	switch role {
+	case RoleAdmin, RoleSystem:
+		return allow([]string{">"}, []string{">"}), nil
+	case RoleDispatcher:
+		return allow(append(js, "brig.events.>", "brig.work.>"),
+			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "$JS.EVENT.ADVISORY.>"}), nil
+	case RoleWorker:
+		// A worker publishes events; its gateway puts on jobs' queues
+		// (brig.queue.<name>, streams BRIG_QUEUE_<name>), and submits,
+		// follows and cancels the child jobs its jobs call (as a client
+		// would).
+		return allow(append(js, "brig.events.>", "brig.queue.>", "brig.submit.>", "brig.cancel.>", "brig.replay.>"),
+			[]string{"_INBOX.>", "brig.cancel.>"}), nil
+	case RoleClient:
+		return allow([]string{"brig.submit.>", "brig.cancel.*", "brig.replay.*"}, []string{"_INBOX.>"}), nil
+	}
+	return p, fmt.Errorf("auth: unknown role %q", role)
+}
