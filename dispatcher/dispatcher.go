@@ -62,6 +62,9 @@ type Config struct {
 	// TokenGrace (defaults 1h and 30s).
 	QueueAllowance time.Duration
 	TokenGrace     time.Duration
+	// MaxReplays bounds the replay requests in hand (default MaxReplays,
+	// docs/design.md §13.7); past it a request is answered busy.
+	MaxReplays int
 
 	// advisoryRecheck overrides the package's advisoryRecheck (tests).
 	advisoryRecheck time.Duration
@@ -99,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	if c.TokenGrace == 0 {
 		c.TokenGrace = 30 * time.Second
 	}
+	if c.MaxReplays == 0 {
+		c.MaxReplays = MaxReplays
+	}
 	if c.advisoryRecheck == 0 {
 		c.advisoryRecheck = advisoryRecheck
 	}
@@ -109,8 +115,8 @@ func (c Config) validate() error {
 	if c.Conn == nil {
 		return errors.New("dispatcher: Conn is required")
 	}
-	if c.MaxJobBytes < 0 || c.MaxDeliver < 1 || c.Concurrency < 1 {
-		return errors.New("dispatcher: MaxJobBytes, MaxDeliver and Concurrency must be positive")
+	if c.MaxJobBytes < 0 || c.MaxDeliver < 1 || c.Concurrency < 1 || c.MaxReplays < 1 {
+		return errors.New("dispatcher: MaxJobBytes, MaxDeliver, Concurrency and MaxReplays must be positive")
 	}
 	return nil
 }
@@ -139,6 +145,8 @@ type Dispatcher struct {
 	// max-deliveries advisories (MaxAdvisories) in hand.
 	cancels    chan struct{}
 	advisories chan struct{}
+	// replays bounds the replay requests in hand (Config.MaxReplays).
+	replays chan struct{}
 	// advisoryKeys holds the stream/seq of each advisory being checked.
 	advisoryKeys sync.Map
 
@@ -177,6 +185,7 @@ func New(cfg Config) (*Dispatcher, error) {
 
 		cancels:    make(chan struct{}, MaxCancels),
 		advisories: make(chan struct{}, MaxAdvisories),
+		replays:    make(chan struct{}, cfg.MaxReplays),
 	}, nil
 }
 
@@ -226,6 +235,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.consume = cc
 	for subject, handler := range map[string]nats.MsgHandler{
 		schema.CancelPrefix + "*":                 d.onCancel,
+		schema.ReplayPrefix + "*":                 d.onReplay,
 		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
 		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
 	} {
@@ -261,6 +271,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	d.cancel()
+	d.waitReplays(ctx) // each follow deletes its consumer as it ends
 	d.log.Info("dispatcher stopped")
 	return nil
 }
@@ -360,6 +371,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
 	if errors.Is(err, ErrFunctionNotFound) {
 		return invalid(job, schema.ErrNotFound, "function %q not found", job.Function)
+	}
+	if errors.Is(err, ErrFunctionInvalid) {
+		return brokenFunction(job, err)
 	}
 	if err != nil {
 		return fmt.Errorf("resolve function %q: %w", job.Function, err)

@@ -15,7 +15,15 @@ import (
 // ErrFunctionNotFound is returned by a Resolver for an unknown name.
 var ErrFunctionNotFound = errors.New("function not found")
 
-// Resolver looks up function definitions.
+// ErrFunctionInvalid is matched by a Resolver's error for a function whose
+// definition exists but cannot be used; for KVResolver, a stored
+// definition that does not decode or validate (functions.ErrInvalidStored).
+var ErrFunctionInvalid = functions.ErrInvalidStored
+
+// Resolver looks up function definitions. An error matching
+// ErrFunctionNotFound rejects the job (NotFound), one matching
+// ErrFunctionInvalid ends it at once (brokenFunction); any other is the
+// platform's, and the submission is retried.
 type Resolver interface {
 	Resolve(ctx context.Context, name string) (*schema.Function, error)
 }
@@ -75,4 +83,15 @@ func (r KVResolver) Resolve(ctx context.Context, name string) (*schema.Function,
 		return nil, fmt.Errorf("%q: %w", name, ErrFunctionNotFound)
 	}
 	return fn, err
+}
+
+// brokenFunction ends a job whose function's definition cannot be used.
+// The job is not at fault, brig's store is, so the status is error and the
+// type Infrastructure (docs/design.md §2.4, which operators alert on); but
+// reading the definition again gives the same answer, so it ends at once
+// rather than after MaxDeliver attempts.
+func brokenFunction(job *schema.Job, err error) *rejection {
+	r := invalid(job, schema.ErrInfrastructure, "%v; redeploy it with brig deploy", err)
+	r.status = schema.StatusError
+	return r
 }

@@ -22,7 +22,8 @@ func TestPeekJob(t *testing.T) {
 		wantReplyTo string
 	}{
 		{"id and reply_to", `{"id":"job-1","reply_to":"_INBOX.abc"}`, nil, "job-1", "_INBOX.abc"},
-		{"other fields invalid", `{"id":"job-1","reply_to":"r.1","timeout":"x","nope":1}`, nil, "job-1", "r.1"},
+		{"other fields invalid", `{"id":"job-1","reply_to":"_INBOX.r1","timeout":"x","nope":1}`, nil, "job-1", "_INBOX.r1"},
+		{"reply_to outside the inboxes", `{"id":"job-1","reply_to":"r.1"}`, nil, "job-1", ""},
 		{"own events subject", `{"id":"job-1","reply_to":"brig.events.job-1.copy"}`, nil, "job-1", "brig.events.job-1.copy"},
 		{"reply_to inside brig", `{"id":"job-1","reply_to":"brig.work.default"}`, nil, "job-1", ""},
 		{"reply_to of another job", `{"id":"job-1","reply_to":"brig.events.job-2.x"}`, nil, "job-1", ""},

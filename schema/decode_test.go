@@ -169,6 +169,9 @@ func TestDecodeJob(t *testing.T) {
 		{"reply_to other job", with("reply_to", "brig.events.OTHERJOB.x"), "reply_to"},
 		{"reply_to own id prefix", with("reply_to", "brig.events."+testJobID+"x.y"), "reply_to"},
 		{"reply_to too long", with("reply_to", strings.Repeat("a", schema.MaxReplyToLen+1)), "reply_to"},
+		{"reply_to outside the inboxes", with("reply_to", "myapp.results"), "reply_to"},
+		{"reply_to inbox-like prefix", with("reply_to", "_INBOXES.x"), "reply_to"},
+		{"reply_to bare inbox prefix", with("reply_to", "_INBOX"), "reply_to"},
 		{"reply_to own events", with("reply_to", "brig.events."+testJobID+".x"), ""},
 		{"reply_to inbox", with("reply_to", "_INBOX.abc"), ""},
 

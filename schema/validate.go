@@ -175,8 +175,10 @@ func (j *Job) validateReplyTo() error {
 		return fieldErr("reply_to", "%s", err)
 	}
 	own := strings.TrimSuffix(EventsFilter(j.ID), ">")
-	if strings.HasPrefix(j.ReplyTo, "brig.") && !strings.HasPrefix(j.ReplyTo, own) {
-		return fieldErr("reply_to", "must not be inside brig.> (other than this job's own %s>)", own)
+	if !strings.HasPrefix(j.ReplyTo, ReplyPrefix) && !strings.HasPrefix(j.ReplyTo, own) {
+		// brig's roles publish the copies, and may publish only on inboxes
+		// (docs/design.md §10): a client can subscribe nowhere else.
+		return fieldErr("reply_to", "must be an inbox subject %s... (or this job's own %s>)", ReplyPrefix, own)
 	}
 	return nil
 }

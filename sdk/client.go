@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -34,6 +33,11 @@ type Client struct {
 	toReplay   map[*Handle]bool   // live handles whose replay has yet to start
 	reconnects uint64
 	closed     chan struct{}
+	// replayQuiet is replayQuiet (tests shorten it).
+	replayQuiet time.Duration
+
+	// dial holds the options WithCreds and WithNATSOptions give Connect.
+	dial []nats.Option
 }
 
 // Option configures a Client.
@@ -50,9 +54,38 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithCreds makes Connect authenticate with a NATS .creds file: brig's
+// servers refuse anonymous clients (`brig dev` writes
+// DATA/creds/default.creds; docs/design.md §10).
+func WithCreds(file string) Option {
+	return func(c *Client) error {
+		if file == "" {
+			return errors.New("sdk: empty credentials file name")
+		}
+		c.dial = append(c.dial, nats.UserCredentials(file))
+		return nil
+	}
+}
+
+// WithNATSOptions passes options to the nats.Connect of Connect (TLS with
+// nats.RootCAs, reconnect policy, ...). New ignores it: its connection is
+// made already.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(c *Client) error {
+		c.dial = append(c.dial, opts...)
+		return nil
+	}
+}
+
 // Connect dials a NATS server and returns a client that owns the connection.
 func Connect(ctx context.Context, url string, opts ...Option) (*Client, error) {
-	nc, err := nats.Connect(url, nats.Name("brig-sdk"))
+	var pre Client // collects the dial options
+	for _, o := range opts {
+		if err := o(&pre); err != nil {
+			return nil, err
+		}
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("brig-sdk")}, pre.dial...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: connect %s: %w", url, err)
 	}
@@ -71,7 +104,8 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: jetstream: %w", err)
 	}
-	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, toReplay: map[*Handle]bool{}, closed: make(chan struct{})}
+	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, toReplay: map[*Handle]bool{},
+		closed: make(chan struct{}), replayQuiet: replayQuiet}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -111,7 +145,8 @@ func NewJobID() string {
 // is published, where brig copies each event once it is stored; a job
 // with its own reply_to, an id brig has seen before, or a reconnect while
 // the job runs (copies may be lost) replay the job's events from the
-// stream instead.
+// stream instead, through the dispatchers' replay service (the client
+// needs no JetStream API beyond its submission, docs/design.md §10).
 func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 	if job.ID == "" {
 		job.ID = NewJobID()
@@ -160,7 +195,7 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 
 // silenceWait is how long a submitted job may go without its accepted event
 // before its handle reads the stream too (a dispatcher's backlog is the
-// usual reason; the replay then costs one consumer).
+// usual reason; the replay then costs one request to a dispatcher).
 const silenceWait = 2 * time.Second
 
 // follow registers h on the client's inbox and returns the reply_to that
@@ -215,7 +250,8 @@ func (c *Client) onInbox(msg *nats.Msg) {
 
 // watchReconnects switches every live handle to a replay from the stream
 // after a reconnect (copies published while the client was away are lost),
-// and starts the replays of silent handles, retrying those that fail.
+// and starts the replays of silent handles, retrying those that fail. A
+// replay that runs already asks again by itself after a reconnect.
 func (c *Client) watchReconnects() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -238,8 +274,9 @@ func (c *Client) watchReconnects() {
 			hs = append(hs, h)
 		}
 		c.mu.Unlock()
-		// A replay can fail while the cluster elects new leaders; it is
-		// tried again on the next tick until it takes or the job ends.
+		// A replay's first request can fail while the connection is down;
+		// it is tried again on the next tick until it is out or the job
+		// ends.
 		for _, h := range hs {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := h.replay(ctx)
@@ -341,7 +378,7 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		return nil, &JobError{Event: rejectedLocally(job.ID, err)}
 	}
 	dup := fmt.Errorf("sdk: submit job %s: %w", job.ID, ErrDuplicateID)
-	if seen, err := bus.HasEvent(ctx, c.js, job.ID, ""); err != nil {
+	if seen, err := c.peek(ctx, job.ID); err != nil {
 		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
 	} else if seen {
 		return nil, dup
@@ -374,6 +411,48 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		time.AfterFunc(silenceWait, func() { c.replayIfSilent(h) })
 	}
 	return h, nil
+}
+
+// peek asks the replay service whether a job has any stored event. It
+// asks again while the dispatchers are busy, none answers (between
+// restarts) or an answer is lost, until ctx ends.
+func (c *Client) peek(ctx context.Context, jobID string) (bool, error) {
+	pause := replayRetryMin
+	for {
+		seen, err := c.peekOnce(ctx, jobID)
+		if err == nil || ctx.Err() != nil {
+			return seen, err
+		}
+		c.log.Debug("ask whether a job id is taken; will ask again", "job", jobID, "err", err)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w (last answer: %w)", ctx.Err(), err)
+		}
+		pause = min(2*pause, replayRetryMax)
+	}
+}
+
+// peekWait bounds one peek: a dispatcher answers it with a lookup or two.
+const peekWait = 5 * time.Second
+
+func (c *Client) peekOnce(ctx context.Context, jobID string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, peekWait)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(ctx, schema.ReplaySubject(jobID), []byte(`{"peek":true}`))
+	if err != nil {
+		return false, fmt.Errorf("ask whether job id %s is taken: %w", jobID, err)
+	}
+	if ctl := msg.Header.Get(replayHeader); ctl != "" {
+		return false, fmt.Errorf("ask whether job id %s is taken: %s %s", jobID, ctl, msg.Header.Get(replayErrorHeader))
+	}
+	var r struct {
+		Exists bool `json:"exists"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return false, fmt.Errorf("ask whether job id %s is taken: bad answer: %w", jobID, err)
+	}
+	return r.Exists, nil
 }
 
 // publishJob publishes a submission, deduplicated by the job's id.

@@ -15,8 +15,9 @@ import (
 	"github.com/brig-dev/brig/sdk"
 )
 
-// serverURL is the NATS URL of the brig the examples run against.
-var serverURL string
+// serverURL is the NATS URL of the brig the examples run against, and
+// credsFile the credential of its default tenant.
+var serverURL, credsFile string
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "sdk examples need Docker and the python image:", err)
 		os.Exit(1)
 	}
-	serverURL = env.Stack.URL()
+	serverURL, credsFile = env.Stack.URL(), env.Stack.ClientCreds
 	code := m.Run()
 	if err := env.Stop(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 // Run submits a job and waits for its terminal event.
 func Example() {
 	ctx := context.Background()
-	c, err := sdk.Connect(ctx, serverURL)
+	c, err := sdk.Connect(ctx, serverURL, sdk.WithCreds(credsFile))
 	if err != nil {
 		panic(err)
 	}
@@ -55,7 +56,7 @@ func Example() {
 // Submit returns a handle whose events arrive as the job runs.
 func ExampleClient_Submit() {
 	ctx := context.Background()
-	c, err := sdk.Connect(ctx, serverURL)
+	c, err := sdk.Connect(ctx, serverURL, sdk.WithCreds(credsFile))
 	if err != nil {
 		panic(err)
 	}
@@ -90,7 +91,7 @@ func ExampleClient_Submit() {
 // event comes back too.
 func ExampleClient_Run_timeout() {
 	ctx := context.Background()
-	c, err := sdk.Connect(ctx, serverURL)
+	c, err := sdk.Connect(ctx, serverURL, sdk.WithCreds(credsFile))
 	if err != nil {
 		panic(err)
 	}
@@ -106,7 +107,7 @@ func ExampleClient_Run_timeout() {
 // Watch picks a job up again by id and replays it from its first event.
 func ExampleClient_Watch() {
 	ctx := context.Background()
-	c, err := sdk.Connect(ctx, serverURL)
+	c, err := sdk.Connect(ctx, serverURL, sdk.WithCreds(credsFile))
 	if err != nil {
 		panic(err)
 	}

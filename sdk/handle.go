@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/schema"
 )
-
-// replayIdle is how long the server keeps a replay consumer whose handle
-// vanished without Stop (a crashed client); a handle deletes its own as
-// soon as the job ends or it is stopped.
-const replayIdle = time.Minute
 
 // Handle follows one job's events.
 type Handle struct {
@@ -33,14 +29,17 @@ type Handle struct {
 	seen     map[eventKey]bool
 	terminal *schema.Event
 	err      error
-	// The replay from the events stream, when the handle has one (Watch, a
-	// resubmitted id, a reconnect that may have lost live events).
-	cons      jetstream.Consumer
-	cc        jetstream.ConsumeContext
-	replaying bool // a replay is being set up
+	// replaying: the handle reads the job's events through the
+	// dispatchers' replay service (Watch, a resubmitted id, a reconnect or
+	// a silence that may have lost live events) until the job ends or the
+	// handle stops.
+	replaying bool
+	// replayErr is the last failure of the replay, kept to explain a
+	// Result that times out.
+	replayErr error
 }
 
-// eventKey identifies an event across its live copy and its replay.
+// eventKey identifies an event across its live copy and its replays.
 type eventKey struct {
 	typ     string
 	attempt int
@@ -75,58 +74,253 @@ func (c *Client) Watch(ctx context.Context, jobID string) (*Handle, error) {
 	return h, nil
 }
 
-// replay reads the job's events from the stream, from the first; events
-// the handle has already delivered are skipped. The handle's lock is not
-// held while the server is asked: the client's inbox keeps delivering.
+// replay has the job's events read from the stream, from the first,
+// unless a replay runs already or the job ended; events the handle has
+// already delivered are skipped. It returns once the first request is
+// out; the replay then runs on its own (follow) until the job ends or the
+// handle stops.
 func (h *Handle) replay(ctx context.Context) error {
 	h.mu.Lock()
-	busy := h.cc != nil || h.terminal != nil || h.replaying
-	h.replaying = !busy
+	busy := h.replaying || h.terminal != nil
+	h.replaying = true
 	h.mu.Unlock()
 	if busy {
 		return nil
 	}
-	cons, cc, err := h.consume(ctx)
-	h.mu.Lock()
-	h.replaying = false
-	if err == nil {
-		h.cons, h.cc = cons, cc
+	a, err := h.ask(ctx)
+	if err != nil {
+		h.mu.Lock()
+		h.replaying = false
+		h.mu.Unlock()
+		return err
 	}
-	ended := h.terminal != nil
-	h.mu.Unlock()
-	select {
-	case <-h.quit:
-		ended = true // stopped while the replay started
-	default:
-	}
-	if ended {
-		go h.unsubscribe() // the terminal event came, or Stop, while the replay started
-	}
-	return err
+	go h.follow(context.WithoutCancel(ctx), a)
+	return nil
 }
 
-func (h *Handle) consume(ctx context.Context) (jetstream.Consumer, jetstream.ConsumeContext, error) {
-	cons, err := h.c.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{schema.EventsFilter(h.ID)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: replayIdle,
-	})
+// replayAsk is one request to the replay service and the subscription
+// its answers come to: a fresh inbox, so that answers to an earlier
+// request (from a follow still running for it) never mix in.
+type replayAsk struct {
+	sub        *nats.Subscription
+	ctrl       chan *nats.Msg // the first control message that ends the request
+	heard      atomic.Int64   // unix nanoseconds of the last message
+	reconnects uint64         // the connection's reconnects when it was sent
+}
+
+// ask sends one replay request. The answers' subscription is in place on
+// the server (flushed) before the request leaves.
+func (h *Handle) ask(ctx context.Context) (*replayAsk, error) {
+	nc := h.c.nc
+	a := &replayAsk{ctrl: make(chan *nats.Msg, 1), reconnects: nc.Stats().Reconnects}
+	a.heard.Store(time.Now().UnixNano())
+	sub, err := nc.Subscribe(nc.NewInbox(), a.onMsg(h))
 	if err != nil {
-		return nil, nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		if ev, err := schema.DecodeEvent(msg.Data()); err == nil {
-			h.deliver(ev)
+	_ = sub.SetPendingLimits(-1, 256<<20) // a job's events come in a burst
+	a.sub = sub
+	ctx, cancel := context.WithTimeout(ctx, replayAskWait)
+	defer cancel()
+	if err := nc.FlushWithContext(ctx); err != nil {
+		a.stop()
+		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+	}
+	if err := nc.PublishRequest(schema.ReplaySubject(h.ID), sub.Subject, nil); err != nil {
+		a.stop()
+		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+	}
+	return a, nil
+}
+
+// onMsg takes the answers to a request: events go to the handle (in the
+// order the dispatcher sent them), control messages to follow.
+func (a *replayAsk) onMsg(h *Handle) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		a.heard.Store(time.Now().UnixNano())
+		c := m.Header.Get(replayHeader)
+		if c == "" && m.Header.Get(statusHeader) == "" {
+			if ev, err := schema.DecodeEvent(m.Data); err == nil {
+				h.deliver(ev)
+			}
+			return
 		}
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
+		if c == replayAlive {
+			return
+		}
+		select {
+		case a.ctrl <- m:
+		default: // a later control message; the first one decides
+		}
 	}
-	return cons, cc, nil
+}
+
+func (a *replayAsk) stop() { _ = a.sub.Unsubscribe() }
+
+// lost reports whether answers to the request may have been lost: the
+// connection reconnected (the server drops what it could not deliver),
+// the subscription dropped messages, or nothing came for quiet (the
+// request or the dispatcher following it was lost; a follow says it is
+// alive every few seconds).
+func (a *replayAsk) lost(nc *nats.Conn, quiet time.Duration) bool {
+	if nc.Stats().Reconnects != a.reconnects {
+		return true
+	}
+	if n, err := a.sub.Dropped(); err == nil && n > 0 {
+		return true
+	}
+	return time.Since(time.Unix(0, a.heard.Load())) > quiet
+}
+
+// The replay protocol's wire, as dispatcher/replay.go speaks it
+// (docs/design.md §6): forwarded events carry no replayHeader; a control
+// message has an empty body and one of these values.
+const (
+	replayHeader      = "Brig-Replay"
+	replayErrorHeader = "Brig-Error"
+	replayEnd         = "end"
+	replayIdle        = "idle"
+	replayBusy        = "busy"
+	replayError       = "error"
+	replayAlive       = "alive"
+	// statusHeader carries the server's 503 when no dispatcher took the
+	// request (no responders).
+	statusHeader = "Status"
+)
+
+// Timing of a replay.
+const (
+	// replayQuiet is how long a request may go unanswered, not even by a
+	// heartbeat (every 5 s), before it is sent again.
+	replayQuiet = 15 * time.Second
+	// replayAskWait bounds sending one request.
+	replayAskWait = 10 * time.Second
+	// replayRetryMin and replayRetryMax bound the pause before asking
+	// again after busy, an error, or no dispatcher at all.
+	replayRetryMin = 100 * time.Millisecond
+	replayRetryMax = 5 * time.Second
+	// replayTick is how often a replay looks for lost answers.
+	replayTick = 500 * time.Millisecond
+)
+
+// replayNext is what follow does after a request ended.
+type replayNext int
+
+const (
+	replayDone  replayNext = iota // the job ended, or the handle or client stopped
+	replayAgain                   // ask again now
+	replayLater                   // ask again after a pause
+)
+
+// follow runs a replay: it asks again until the job's terminal event has
+// come (by whatever path) or the handle stops.
+func (h *Handle) follow(ctx context.Context, a *replayAsk) {
+	pause := replayRetryMin
+	for {
+		next := h.await(a)
+		a.stop()
+		switch next {
+		case replayDone:
+			return
+		case replayAgain:
+			pause = replayRetryMin
+		case replayLater:
+			if !h.sleep(pause) {
+				return
+			}
+			pause = min(2*pause, replayRetryMax)
+		}
+		for {
+			var err error
+			if a, err = h.ask(ctx); err == nil {
+				break
+			}
+			h.failed(err)
+			if !h.sleep(pause) {
+				return
+			}
+			pause = min(2*pause, replayRetryMax)
+		}
+	}
+}
+
+// await waits until request a ends and says what to do next.
+func (h *Handle) await(a *replayAsk) replayNext {
+	t := time.NewTicker(replayTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return replayDone
+		case <-h.quit:
+			return replayDone
+		case <-h.c.closed:
+			return replayDone
+		case m := <-a.ctrl:
+			return h.onControl(m)
+		case <-t.C:
+			if a.lost(h.c.nc, h.c.replayQuiet) {
+				return replayAgain
+			}
+		}
+	}
+}
+
+// onControl reads the control message that ended a request.
+func (h *Handle) onControl(m *nats.Msg) replayNext {
+	switch m.Header.Get(replayHeader) {
+	case replayEnd:
+		if h.ended() {
+			return replayDone
+		}
+		// Only the terminal event precedes end; without it the message
+		// was not the dispatcher's answer to this request.
+		return replayLater
+	case replayIdle:
+		return replayAgain
+	case replayBusy:
+		return replayLater
+	case replayError:
+		h.failed(fmt.Errorf("sdk: replay job %s: %s", h.ID, m.Header.Get(replayErrorHeader)))
+		return replayLater
+	}
+	if m.Header.Get(statusHeader) == "503" {
+		h.failed(fmt.Errorf("sdk: replay job %s: no dispatcher answers", h.ID))
+	}
+	return replayLater
+}
+
+// failed records a replay's failure; the replay goes on.
+func (h *Handle) failed(err error) {
+	h.c.log.Warn("replay a job's events; will ask again", "job", h.ID, "err", err)
+	h.mu.Lock()
+	h.replayErr = err
+	h.mu.Unlock()
+}
+
+// sleep pauses for d; it reports false when the replay should end instead.
+func (h *Handle) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-h.done:
+	case <-h.quit:
+	case <-h.c.closed:
+	}
+	return false
+}
+
+func (h *Handle) ended() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.terminal != nil
 }
 
 // deliver queues an event of the job once; it never blocks on the reader
-// of Events. The terminal event ends the handle's subscriptions.
+// of Events. The terminal event takes the handle off the client's inbox
+// (a replay sees the handle done and ends too).
 func (h *Handle) deliver(ev *schema.Event) {
 	if ev.JobID != h.ID {
 		return // not an event of this job
@@ -150,7 +344,7 @@ func (h *Handle) deliver(ev *schema.Event) {
 	default:
 	}
 	if terminal {
-		go h.unsubscribe()
+		h.unsubscribe()
 	}
 }
 
@@ -167,24 +361,9 @@ func (h *Handle) silent() bool {
 	return len(h.seen) == 0
 }
 
-// unsubscribe ends the live and replay subscriptions and deletes the
-// replay's consumer from the server.
-func (h *Handle) unsubscribe() {
-	h.c.forget(h)
-	h.mu.Lock()
-	cons, cc := h.cons, h.cc
-	h.cons, h.cc = nil, nil
-	h.mu.Unlock()
-	if cc == nil {
-		return
-	}
-	cc.Stop()
-	if info := cons.CachedInfo(); info != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = h.c.js.DeleteConsumer(ctx, schema.StreamEvents, info.Name)
-	}
-}
+// unsubscribe takes the handle off the client's inbox. A replay ends by
+// itself once the job has ended or the handle stopped.
+func (h *Handle) unsubscribe() { h.c.forget(h) }
 
 // forward moves queued events to the Events channel in order.
 func (h *Handle) forward() {
@@ -227,6 +406,12 @@ func (h *Handle) Result(ctx context.Context) (*schema.Event, error) {
 	select {
 	case <-h.done:
 	case <-ctx.Done():
+		h.mu.Lock()
+		rerr := h.replayErr
+		h.mu.Unlock()
+		if rerr != nil {
+			return nil, fmt.Errorf("sdk: waiting for job %s: %w (last replay failure: %w)", h.ID, ctx.Err(), rerr)
+		}
 		return nil, fmt.Errorf("sdk: waiting for job %s: %w", h.ID, ctx.Err())
 	case <-h.quit:
 		select {

@@ -13,5 +13,8 @@
 //	}
 //
 // A dispatcher resolves names through a Resolver: deployed definitions
-// first, then its built-ins.
+// first, then its built-ins. A stored value that Put would not have
+// written (by hand, or by a brig whose schema differs) is an
+// *InvalidStoredError: permanent, so the dispatcher ends the job at once
+// instead of retrying.
 package functions

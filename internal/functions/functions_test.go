@@ -3,8 +3,10 @@ package functions_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/functions"
@@ -209,7 +211,11 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-func TestGetRejectsCorruptEntry(t *testing.T) {
+// TestInvalidStoredDefinition: values written around Put (nats kv put) are
+// permanent *InvalidStoredErrors naming the key, its revision and the
+// field, for Get, Resolve (no fallback to a built-in of that name) and
+// List; deleting one makes the name unknown again.
+func TestInvalidStoredDefinition(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	_, _, js := natstest.Start(t)
@@ -218,19 +224,93 @@ func TestGetRejectsCorruptEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, "broken", []byte(`{"name":"broken","image":"x","command":["x"],"extra":1}`)); err != nil {
-		t.Fatal(err)
+	builtins := func(name string) (*schema.Function, bool) {
+		fn := schema.Python()
+		fn.Name = name
+		return &fn, true // every name: none may be used instead of a broken one
 	}
-	if _, err := kv.Put(ctx, "alias", []byte(`{"name":"other","image":"x","command":["x"]}`)); err != nil {
-		t.Fatal(err)
+	resolver := functions.Resolver{Store: store, Fallback: builtins}
+	tests := []struct {
+		key, value string
+		field      string // of the *schema.FieldError
+		want       string // in the message
+	}{
+		{"garbage", `{garbage}`, "(message)", "is not valid JSON"},
+		{"empty", ``, "(message)", "is not a JSON object"},
+		{"list", `["python3", "/work/main.py"]`, "(message)", "is not a JSON object"},
+		{"shape", `{"name":"shape","image":"x","command":"python3 main.py"}`, "command", "must be an array"},
+		{"extra", `{"name":"extra","image":"x","command":["x"],"colour":1}`, "colour", "is not a known field"},
+		{"tiny", `{"name":"tiny","image":"x","command":["x"],"limits":{"memory_mb":1}}`, "limits.memory_mb", "limits.memory_mb"},
+		{"alias", `{"name":"other","image":"x","command":["x"]}`, "name", `is "other", not its key "alias"`},
+		{"python", `{garbage}`, "(message)", "is not valid JSON"},
 	}
-	for _, name := range []string{"broken", "alias"} {
-		_, err := store.Get(ctx, name)
-		if err == nil || errors.Is(err, functions.ErrNotFound) {
-			t.Errorf("Get(%s): err = %v, want a corruption error", name, err)
+	for _, tt := range tests {
+		rev, err := kv.Put(ctx, tt.key, []byte(tt.value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for op, call := range map[string]func() error{
+			"Get":     func() error { _, err := store.Get(ctx, tt.key); return err },
+			"Resolve": func() error { _, err := resolver.Resolve(ctx, tt.key); return err },
+		} {
+			err := call()
+			var ise *functions.InvalidStoredError
+			var fe *schema.FieldError
+			switch {
+			case !errors.Is(err, functions.ErrInvalidStored) || errors.Is(err, functions.ErrNotFound):
+				t.Errorf("%s(%s): err = %v, want ErrInvalidStored", op, tt.key, err)
+			case !errors.As(err, &ise) || ise.Name != tt.key || ise.Revision != rev:
+				t.Errorf("%s(%s): err = %#v, want an InvalidStoredError for %s revision %d", op, tt.key, err, tt.key, rev)
+			case !errors.As(err, &fe) || fe.Field != tt.field:
+				t.Errorf("%s(%s): err = %v, want a field error for %s", op, tt.key, err, tt.field)
+			case !strings.Contains(err.Error(), `function "`+tt.key+`": its stored definition`) || !strings.Contains(err.Error(), tt.want):
+				t.Errorf("%s(%s): message %q does not name the function and say %q", op, tt.key, err, tt.want)
+			}
 		}
 	}
-	if _, err := store.List(ctx); err == nil {
-		t.Error("List of a bucket with corrupt entries succeeded")
+	if _, err := store.List(ctx); !errors.Is(err, functions.ErrInvalidStored) {
+		t.Errorf("List of a bucket with invalid entries: err = %v, want ErrInvalidStored", err)
+	}
+	// Deleting or purging one is the way out: the name is unknown again.
+	if err := store.Delete(ctx, "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "python"); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"garbage", "python"} {
+		if _, err := store.Get(ctx, key); !errors.Is(err, functions.ErrNotFound) {
+			t.Errorf("Get(%s) after delete: err = %v, want ErrNotFound", key, err)
+		}
+	}
+	if fn, err := resolver.Resolve(ctx, "python"); err != nil || fn.Image != "brig/python:latest" {
+		t.Errorf("Resolve(python) after purge = %+v, %v; want the built-in", fn, err)
+	}
+}
+
+// TestUnreachableStore: a store that cannot be read is neither unknown nor
+// invalid, so the dispatcher retries.
+func TestUnreachableStore(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url, _, js := natstest.Start(t)
+	if _, err := openStore(t, js).Put(ctx, grader()); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := functions.Resolver{Store: openStore(t, own), Fallback: func(string) (*schema.Function, bool) { return nil, false }}
+	nc.Close()
+	for _, name := range []string{"grader", "nope"} {
+		_, err := resolver.Resolve(ctx, name)
+		if err == nil || errors.Is(err, functions.ErrNotFound) || errors.Is(err, functions.ErrInvalidStored) {
+			t.Errorf("Resolve(%s) on a closed connection: err = %v, want a platform error", name, err)
+		}
 	}
 }

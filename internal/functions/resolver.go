@@ -20,8 +20,11 @@ type Resolver struct {
 }
 
 // Resolve returns the definition of name, or an error wrapping
-// ErrNotFound when neither the store nor Fallback has one. Other errors
-// are the platform's and worth retrying.
+// ErrNotFound when neither the store nor Fallback has one. A stored
+// definition that is invalid is an *InvalidStoredError (ErrInvalidStored),
+// permanent, and Fallback is not asked: a broken deployed python must not
+// turn into the built-in one, whose scopes may be wider. Other errors are
+// the platform's and worth retrying.
 func (r Resolver) Resolve(ctx context.Context, name string) (*schema.Function, error) {
 	if r.Store != nil {
 		fn, err := r.Store.Get(ctx, name)

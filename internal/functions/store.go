@@ -88,7 +88,8 @@ func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
 }
 
 // Get returns the deployed definition of name, or an error wrapping
-// ErrNotFound.
+// ErrNotFound (none, or a deleted one), an *InvalidStoredError (a value
+// that is not a valid definition), or the bucket's error.
 func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) {
 	entry, err := s.entry(ctx, name)
 	if err != nil {
@@ -97,7 +98,8 @@ func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) 
 	return decodeEntry(entry)
 }
 
-// List returns every deployed definition, sorted by name.
+// List returns every deployed definition, sorted by name. An invalid one
+// fails the whole list with its *InvalidStoredError.
 func (s *Store) List(ctx context.Context) ([]schema.Function, error) {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -151,14 +153,15 @@ func (s *Store) entry(ctx context.Context, name string) (jetstream.KeyValueEntry
 	return entry, nil
 }
 
-// decodeEntry reads a stored definition back as strictly as Put wrote it.
+// decodeEntry reads a stored definition back as strictly as Put wrote it;
+// anything else is an *InvalidStoredError.
 func decodeEntry(entry jetstream.KeyValueEntry) (*schema.Function, error) {
 	fn, err := schema.DecodeFunction(entry.Value())
-	if err != nil {
-		return nil, fmt.Errorf("stored function %q (revision %d) is invalid: %w", entry.Key(), entry.Revision(), err)
+	if err == nil && fn.Name != entry.Key() {
+		err = &schema.FieldError{Field: "name", Msg: fmt.Sprintf("is %q, not its key %q", fn.Name, entry.Key())}
 	}
-	if fn.Name != entry.Key() {
-		return nil, fmt.Errorf("stored function %q (revision %d) is named %q", entry.Key(), entry.Revision(), fn.Name)
+	if err != nil {
+		return nil, &InvalidStoredError{Name: entry.Key(), Revision: entry.Revision(), Err: err}
 	}
 	return fn, nil
 }
