@@ -1,11 +1,15 @@
 #!/bin/sh
 # Brings docker-compose.yml up, waits until both dispatchers and both
 # workers are ready, runs examples/hello.py through the cluster from the
-# host, and tears everything down again, whatever happened (including the
-# sandbox containers the workers leave behind).
+# host as the default tenant (its client credential, which deploy/up.sh
+# mints), checks that an anonymous client is refused, and tears everything
+# down again, whatever happened (including the sandbox containers the
+# workers leave behind). The authority and credentials under
+# BRIG_COMPOSE_DIR stay for the next run.
 set -eu
 cd "$(dirname "$0")/.."
 server="nats://127.0.0.1:${BRIG_COMPOSE_PORT:-4222}"
+creds="${BRIG_COMPOSE_DIR:-/var/lib/brig-compose}/creds/default.creds"
 
 teardown() {
 	docker-compose down -v --remove-orphans --timeout 30 || true
@@ -35,9 +39,17 @@ for svc in dispatcher1 dispatcher2 worker1 worker2; do
 	echo "smoke: $svc ready"
 done
 
-out=$(timeout 120 ./deploy/brig run --server "$server" examples/hello.py) || fail "brig run failed (exit $?): $out"
+out=$(timeout 120 ./deploy/brig run --server "$server" --creds "$creds" examples/hello.py) || fail "brig run failed (exit $?): $out"
 echo "$out"
 case "$out" in
-*hello*) echo "smoke: ok" ;;
+*hello*) ;;
 *) fail "brig run printed no hello" ;;
 esac
+
+# No credential, no way in: the run must end with 125 (brig could not reach
+# the server), never run the job.
+code=0
+out=$(env -u BRIG_CREDS timeout 60 ./deploy/brig run --server "$server" examples/hello.py 2>&1) || code=$?
+[ "$code" -eq 125 ] || fail "an anonymous brig run exited $code, want 125: $out"
+echo "smoke: an anonymous client is refused"
+echo "smoke: ok"

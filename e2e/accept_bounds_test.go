@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
@@ -144,7 +145,7 @@ func TestAcceptBoundsRoutingFailure(t *testing.T) {
 	fe := newFaultEnv(ctx, t)
 	streams := bus.Config{WorkMaxMsgs: 1}
 	fe.startWorker(ctx, worker.Config{ID: workerID + "-fullq", Streams: streams, Slots: 1})
-	fe.startDispatcher(ctx, fe.nc, func(c *dispatcher.Config) {
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher), func(c *dispatcher.Config) {
 		c.Streams, c.MaxDeliver, c.Backoff = streams, 3, 50*time.Millisecond
 	})
 	js, err := jetstream.New(fe.nc)

@@ -22,7 +22,8 @@ func TestCancelRunningJob(t *testing.T) {
 	}
 	defer h.Stop()
 	waitForEvent(ctx, t, h.Events(), schema.EventStarted)
-	if err := stack.Conn.Publish(schema.CancelSubject(job.ID), nil); err != nil {
+	// On the tenant's client connection: a client may cancel (§10).
+	if err := clientNC.Publish(schema.CancelSubject(job.ID), nil); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	ev, err := h.Result(ctx)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,18 +23,17 @@ type cliResult struct {
 	stderr string
 }
 
-// brigCLI runs the static brig binary with args, with no BRIG_SERVER from
-// the environment.
+// brigCLI runs the static brig binary with args. Nothing of the test's
+// environment picks its server or credential: BRIG_SERVER, BRIG_CREDS and
+// BRIG_TLS_CA are removed, and XDG_DATA_HOME is an empty dir, so there is
+// no local dev's default.creds to fall back on; every call names its
+// --creds (docs/design.md §10).
 func brigCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, brigBin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BRIG_SERVER=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	cmd.Env = append(scrubbedEnv("BRIG_SERVER=", "BRIG_CREDS=", "BRIG_TLS_CA=", "XDG_DATA_HOME="), "XDG_DATA_HOME="+t.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -45,6 +45,18 @@ func brigCLI(t *testing.T, args ...string) cliResult {
 		t.Fatalf("brig %s: still running after %s", strings.Join(args, " "), jobBudget)
 	}
 	return cliResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// scrubbedEnv is the test's environment without the variables that start
+// with any of prefixes.
+func scrubbedEnv(prefixes ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // codeFile writes python code to a file in a temp dir.
@@ -64,14 +76,22 @@ func wantExit(t *testing.T, r cliResult, want int) {
 	}
 }
 
+// TestCLI runs brig's job commands against the shared stack as the
+// default tenant does, with its client credential; deploy and status,
+// which need more, with the admin's.
 func TestCLI(t *testing.T) {
 	t.Parallel()
 	url := stack.URL()
+	client := []string{"--server", url, "--creds", stack.ClientCreds}
+	admin := []string{"--server", url, "--creds", stack.AdminCreds}
 	hiID := newID("cli-hi")
+	cmd := func(name string, flags []string, rest ...string) []string {
+		return append(append([]string{name}, flags...), rest...)
+	}
 
 	t.Run("run --json", func(t *testing.T) {
 		t.Parallel()
-		r := brigCLI(t, "run", "--server", url, "--json", "--id", hiID, codeFile(t, `print("hi")`))
+		r := brigCLI(t, cmd("run", client, "--json", "--id", hiID, codeFile(t, `print("hi")`))...)
 		wantExit(t, r, 0)
 		var ev schema.Event
 		if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil {
@@ -85,8 +105,8 @@ func TestCLI(t *testing.T) {
 			name string
 			args []string
 		}{
-			{"watch flags last", []string{"watch", hiID, "--server", url}},
-			{"watch flags first", []string{"watch", "--server", url, hiID}},
+			{"watch flags last", append([]string{"watch", hiID}, client...)},
+			{"watch flags first", cmd("watch", client, hiID)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := brigCLI(t, tc.args...)
@@ -97,7 +117,7 @@ func TestCLI(t *testing.T) {
 	})
 	t.Run("exit code", func(t *testing.T) {
 		t.Parallel()
-		r := brigCLI(t, "run", "--server", url, codeFile(t, "import sys\nprint('before exit')\nsys.exit(7)"))
+		r := brigCLI(t, cmd("run", client, codeFile(t, "import sys\nprint('before exit')\nsys.exit(7)"))...)
 		wantExit(t, r, 7)
 		if r.stdout != "before exit\n" {
 			t.Errorf("streamed stdout %q, want %q", r.stdout, "before exit\n")
@@ -105,23 +125,87 @@ func TestCLI(t *testing.T) {
 	})
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
-		r := brigCLI(t, "run", "--server", url, "--timeout", "1s", codeFile(t, "while True:\n    pass"))
+		r := brigCLI(t, cmd("run", client, "--timeout", "1s", codeFile(t, "while True:\n    pass"))...)
 		wantExit(t, r, 124)
 	})
 	t.Run("rejected job", func(t *testing.T) {
 		t.Parallel()
-		r := brigCLI(t, "run", "--server", url, "--function", "nosuch", codeFile(t, `print("hi")`))
+		r := brigCLI(t, cmd("run", client, "--function", "nosuch", codeFile(t, `print("hi")`))...)
 		wantExit(t, r, 125)
 	})
 	t.Run("unreachable server", func(t *testing.T) {
 		t.Parallel()
-		r := brigCLI(t, "run", "--server", "nats://127.0.0.1:1", codeFile(t, `print("hi")`))
+		r := brigCLI(t, "run", "--server", "nats://127.0.0.1:1", "--creds", stack.ClientCreds, codeFile(t, `print("hi")`))
 		wantExit(t, r, 125)
 		if strings.Contains(r.stderr, "embedded") {
 			t.Errorf("fell back to an embedded brig despite --server: %s", r.stderr)
 		}
 	})
+	t.Run("no credential", func(t *testing.T) {
+		t.Parallel()
+		// The server refuses an anonymous client; brig must say so and
+		// not fall back to an embedded brig, since the server was named.
+		r := brigCLI(t, "run", "--server", url, codeFile(t, `print("hi")`))
+		wantExit(t, r, 125)
+		if strings.Contains(r.stderr, "embedded") {
+			t.Errorf("fell back to an embedded brig despite --server: %s", r.stderr)
+		}
+	})
+	t.Run("deploy and status", func(t *testing.T) {
+		t.Parallel()
+		name := "cli-fn-" + randomHex(4)
+		defs := filepath.Join(t.TempDir(), "functions.yaml")
+		if err := os.WriteFile(defs, []byte(cliFunction(name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A tenant may not deploy: only the admin's credential stores
+		// functions (§10).
+		if r := brigCLI(t, cmd("deploy", client, defs)...); r.code == 0 {
+			t.Errorf("brig deploy with a client credential succeeded:\n%s%s", r.stdout, r.stderr)
+		}
+		if r := brigCLI(t, cmd("run", client, "--function", name, codeFile(t, `print("hi")`))...); r.code != 125 {
+			t.Errorf("a job of the function a client failed to deploy: exit %d, want 125 (no such function)\nstderr: %s", r.code, clip(r.stderr))
+		}
+		r := brigCLI(t, cmd("deploy", admin, defs)...)
+		wantExit(t, r, 0)
+		if !strings.Contains(r.stdout, "deployed "+name) {
+			t.Errorf("brig deploy printed %q, want \"deployed %s ...\"", r.stdout, name)
+		}
+		r = brigCLI(t, cmd("run", client, "--function", name, codeFile(t, `print("deployed by admin")`))...)
+		wantExit(t, r, 0)
+		if r.stdout != "deployed by admin\n" {
+			t.Errorf("stdout %q of a job of the admin's function", r.stdout)
+		}
 
+		if r := brigCLI(t, cmd("status", client, "--json")...); r.code == 0 {
+			t.Errorf("brig status with a client credential succeeded:\n%s", clip(r.stdout))
+		}
+		r = brigCLI(t, cmd("status", admin, "--json")...)
+		wantExit(t, r, 0)
+		var st struct {
+			Workers []struct{ ID string } `json:"workers"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("brig status --json: %v: %q", err, clip(r.stdout))
+		}
+		if !slices.ContainsFunc(st.Workers, func(w struct{ ID string }) bool { return w.ID == workerID }) {
+			t.Errorf("brig status shows workers %+v, want the shared worker %s", st.Workers, workerID)
+		}
+	})
+}
+
+// cliFunction is a function definition for brig deploy: python under
+// another name.
+func cliFunction(name string) string {
+	return `name: ` + name + `
+image: brig/python:latest
+command: ["python3", "/work/main.py"]
+env:
+  PATH: /usr/local/bin:/usr/bin:/bin
+  HOME: /tmp
+  LANG: C.UTF-8
+  PYTHONUNBUFFERED: "1"
+`
 }
 
 // checkWatchOutput wants JSON lines of the job's events, from accepted to

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/internal/testenv"
 	"github.com/brig-dev/brig/schema"
@@ -46,16 +47,17 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startCluster starts n nodes of one JetStream cluster and waits until it
-// has a JetStream meta leader.
-func startCluster(ctx context.Context, t *testing.T, dir string, n int) []*clusterNode {
+// startCluster starts n nodes of one JetStream cluster, all trusting a,
+// and waits until it has a JetStream meta leader. (Their routes are not
+// authenticated: only the nodes reach them, on loopback.)
+func startCluster(ctx context.Context, t *testing.T, dir string, n int, a *auth.Authority) []*clusterNode {
 	t.Helper()
 	nodes := make([]*clusterNode, n)
 	var routes []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{cfg: natsserver.Config{
 			Listen: freeAddr(t), DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Name: fmt.Sprintf("n%d", i+1),
-			ClusterName: "brig-e2e", ClusterListen: freeAddr(t), ReadyTimeout: 30 * time.Second,
+			ClusterName: "brig-e2e", ClusterListen: freeAddr(t), ReadyTimeout: 30 * time.Second, Auth: a,
 		}}
 		routes = append(routes, "nats-route://"+nodes[i].cfg.ClusterListen)
 	}
@@ -103,41 +105,58 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	nodes := startCluster(ctx, t, dir, 3)
+	a, _, err := auth.OpenOrCreate(filepath.Join(dir, "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := startCluster(ctx, t, dir, 3, a)
 	var urls []string
 	for _, n := range nodes {
 		urls = append(urls, n.url())
 	}
 	all := strings.Join(urls, ",")
 
-	fe := &faultEnv{t: t, dir: dir}
+	fe := &faultEnv{t: t, dir: dir, auth: a}
+	adminCreds := fe.credsFile(auth.RoleAdmin)
 	var dispatchers []*roleProc
 	// Each role starts on another node (nats.go shuffles the list; the
 	// first URL decides only the first connection).
 	rotate := func(i int) string { return strings.Join(append(urls[i%3:], urls[:i%3]...), ",") }
 	for i := range 2 {
-		dispatchers = append(dispatchers, fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
+		dispatchers = append(dispatchers, fe.startRole(ctx, "dispatcher", "--server", rotate(i), "--creds", fe.credsFile(auth.RoleDispatcher), "--key-file", filepath.Join(dir, fmt.Sprintf("d%d.key", i)),
 			"--grace", "5s", "--ack-wait", "5s", "--log-level", "warn", "--metrics", "127.0.0.1:0"))
 	}
 	var workers []*roleProc
 	for i := range 2 {
 		id := fmt.Sprintf("%s-cluster%d", workerID, i+1)
-		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--id", id,
+		workers = append(workers, fe.startRole(ctx, "worker", "--server", rotate(i+1), "--creds", fe.credsFile(auth.RoleWorker), "--id", id,
 			"--runtime-dir", filepath.Join(dir, "run"+strconv.Itoa(i)), "--slots", "3", "--grace", "5s", "--ack-wait", "5s",
 			"--log-level", "warn", "--label", "node="+strconv.Itoa(i+1), "--metrics", "127.0.0.1:0"))
 		// A killed worker leaves containers behind; expected here.
 		t.Cleanup(func() { _ = testenv.RemoveLeftovers(context.Background(), id) })
 	}
 
-	nc, err := nats.Connect(all, nats.Name("cluster-client"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	// The jobs are a tenant's, submitted and followed on its client
+	// credential; nc, an admin's, inspects the streams.
+	clusterConn := func(name string, u auth.User) *nats.Conn {
+		token, seed, err := a.UserJWT(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(all, nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
+			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		if err != nil {
+			t.Fatalf("connect %s: %v", name, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	nc := clusterConn("cluster-admin", auth.User{Role: auth.RoleAdmin})
+	c, err := sdk.New(clusterConn("cluster-client", auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant}), sdk.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	c, err := sdk.New(nc, sdk.WithLogger(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer c.Close()
 
 	// A few hundred jobs: most queue-only, some in containers.
 	const echoJobs, pythonJobs = 240, 60
@@ -167,7 +186,7 @@ func TestCluster(t *testing.T) {
 	})
 	// brig status sees the fleet at work: both workers, and jobs running.
 	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
-		out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all, "--json").Output()
+		out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all, "--creds", adminCreds, "--json").Output()
 		if err != nil {
 			return false, fmt.Sprintf("brig status --json: %v", err)
 		}
@@ -182,7 +201,7 @@ func TestCluster(t *testing.T) {
 		}
 		return len(st.Workers) == 2 && len(st.Running) > 0, fmt.Sprintf("status shows %d workers, %d running jobs", len(st.Workers), len(st.Running))
 	})
-	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", all, "--creds", adminCreds).CombinedOutput(); err != nil {
 		t.Errorf("brig status: %v\n%s", err, out)
 	} else {
 		t.Logf("brig status while jobs run:\n%s", out)
@@ -278,7 +297,7 @@ func TestCluster(t *testing.T) {
 		})
 	}
 	t.Logf("node %s caught up on every stream", killed.cfg.Name)
-	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", killed.url()).CombinedOutput(); err == nil {
+	if out, err := exec.CommandContext(ctx, brigBin, "status", "--server", killed.url(), "--creds", adminCreds).CombinedOutput(); err == nil {
 		t.Logf("brig status from the restarted node:\n%s", out)
 	}
 }

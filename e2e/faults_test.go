@@ -28,6 +28,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/schema"
@@ -50,7 +51,7 @@ func TestFaultWorkerKilledMidJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), faultBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	fe.startDispatcher(ctx, fe.nc)
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher))
 	id := workerID + "-sigkill"
 	runDir := filepath.Join(fe.dir, "run")
 	first := fe.workerProc(ctx, id, runDir, 1)
@@ -155,9 +156,10 @@ func TestFaultNATSRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), faultBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	roles := fe.connect(t, "roles") // reconnects forever, as `brig dispatcher` does
-	fe.startDispatcher(ctx, roles)
-	wcfg := worker.Config{ID: workerID + "-natsrestart", Conn: roles, Slots: 2}
+	// Both reconnect forever, as `brig dispatcher` and `brig worker` do.
+	dconn, wconn := fe.roleConn(auth.RoleDispatcher), fe.roleConn(auth.RoleWorker)
+	fe.startDispatcher(ctx, dconn)
+	wcfg := worker.Config{ID: workerID + "-natsrestart", Conn: wconn, Slots: 2}
 	w := fe.startWorker(ctx, wcfg) // creates the pool's consumer
 	if err := w.Stop(ctx); err != nil {
 		t.Fatalf("stop worker: %v", err)
@@ -182,7 +184,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	})
 
 	fe.restartServer(ctx, t)
-	for _, nc := range []*nats.Conn{roles, fe.nc} {
+	for _, nc := range []*nats.Conn{dconn, wconn, fe.nc, fe.clientNC} {
 		pollUntil(ctx, t, pollEvery, func() (bool, string) {
 			return nc.IsConnected(), fmt.Sprintf("connection %s: %s", nc.Opts.Name, nc.Status())
 		})
@@ -228,7 +230,7 @@ func TestFaultDockerUnreachable(t *testing.T) {
 	defer dead.Close()
 
 	t.Run("at start", func(t *testing.T) {
-		w, err := worker.New(worker.Config{Conn: fe.nc, Docker: dead, Logger: logger, ID: workerID + "-nodocker",
+		w, err := worker.New(worker.Config{Conn: fe.roleConn(auth.RoleWorker), Docker: dead, Logger: logger, ID: workerID + "-nodocker",
 			InitBinary: brigBin, RuntimeDir: filepath.Join(fe.dir, "run-nodocker")})
 		if err != nil {
 			t.Fatalf("new worker: %v", err)
@@ -250,7 +252,7 @@ func TestFaultDockerUnreachable(t *testing.T) {
 	})
 
 	t.Run("mid-way", func(t *testing.T) {
-		fe.startDispatcher(ctx, fe.nc)
+		fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher))
 		tap := newEngineTap(docker)
 		fe.startWorker(ctx, worker.Config{ID: workerID + "-flaky", Docker: tap, Slots: 1, MaxDeliver: 2, Backoff: 200 * time.Millisecond})
 		failures := 0 // how many creates fail from now on; -1 for all
@@ -307,7 +309,7 @@ func TestFaultImageMissing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), faultBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	fe.startDispatcher(ctx, fe.nc)
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher))
 	tap := newEngineTap(docker)
 	fe.startWorker(ctx, worker.Config{ID: workerID + "-noimage", Docker: tap, Slots: 1, Backoff: 200 * time.Millisecond})
 
@@ -352,7 +354,7 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), faultBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	fe.startDispatcher(ctx, fe.nc)
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher))
 	advisories, err := fe.nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + schema.StreamWork + ".>")
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +376,7 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 	// are expected; keep them out of the log.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	dyingWorker := func(n int) *nats.Conn {
-		nc := fe.connect(t, fmt.Sprintf("dying-worker-%d", n))
+		nc := fe.connect(t, fmt.Sprintf("dying-worker-%d", n), auth.User{Role: auth.RoleWorker})
 		fe.startWorker(ctx, worker.Config{ID: fmt.Sprintf("%s-budget%d", workerID, n), Conn: nc, Docker: tap,
 			Logger: quiet, Slots: 1, MaxDeliver: 2, AckWait: time.Second})
 		// Let the held create return before the worker's Stop waits for it.
@@ -442,15 +444,25 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 }
 
 // faultEnv is one test's own brig, to break at will: an embedded NATS
-// server on a random port with its store in a temp dir, the test's own
-// connection to it, and whatever roles the test starts.
+// server on a random port with its store in a temp dir, its authority
+// (docs/design.md §10), the test's own connections to it, and whatever
+// roles the test starts.
 type faultEnv struct {
-	t      *testing.T
-	dir    string // short, for unix socket paths: store, runtime dirs, keys
-	addr   string // the server's host:port, kept across restarts
-	srv    *server.Server
-	nc     *nats.Conn
-	client *sdk.Client
+	t    *testing.T
+	dir  string // short, for unix socket paths: store, runtime dirs, keys
+	addr string // the server's host:port, kept across restarts
+	srv  *server.Server
+	// auth is the authority the server trusts; it outlives restarts, and
+	// so do the credentials it minted.
+	auth *auth.Authority
+	// nc is an admin connection: the test inspects streams, deploys and
+	// forges on it. client is a tenant's, on clientNC with the default
+	// tenant's client credential.
+	nc       *nats.Conn
+	clientNC *nats.Conn
+	client   *sdk.Client
+	credsMu  sync.Mutex
+	creds    map[auth.Role]string // minted files, by role
 }
 
 func newFaultEnv(ctx context.Context, t *testing.T) *faultEnv {
@@ -461,14 +473,19 @@ func newFaultEnv(ctx context.Context, t *testing.T) *faultEnv {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	fe := &faultEnv{t: t, dir: dir}
+	if fe.auth, _, err = auth.OpenOrCreate(filepath.Join(dir, "auth")); err != nil {
+		t.Fatal(err)
+	}
 	fe.startServer(ctx, "127.0.0.1:0")
 	// Registered once, before any role: whichever server runs last goes
 	// down after the roles have stopped.
 	t.Cleanup(func() { fe.srv.Shutdown(); fe.srv.WaitForShutdown() })
-	fe.nc = fe.connect(t, "test-client")
-	if fe.client, err = sdk.New(fe.nc); err != nil {
+	fe.nc = fe.connect(t, "test-admin", auth.User{Role: auth.RoleAdmin})
+	fe.clientNC = fe.connect(t, "test-client", auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant})
+	if fe.client, err = sdk.New(fe.clientNC); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(fe.client.Close)
 	return fe
 }
 
@@ -477,7 +494,8 @@ func (fe *faultEnv) url() string { return "nats://" + fe.addr }
 func (fe *faultEnv) startServer(ctx context.Context, listen string) {
 	t := fe.t
 	t.Helper()
-	srv, err := natsserver.Start(ctx, natsserver.Config{Listen: listen, DataDir: filepath.Join(fe.dir, "jetstream"), Logger: logger.With("role", "nats")})
+	srv, err := natsserver.Start(ctx, natsserver.Config{Listen: listen, DataDir: filepath.Join(fe.dir, "jetstream"),
+		Logger: logger.With("role", "nats"), Auth: fe.auth})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
@@ -493,16 +511,54 @@ func (fe *faultEnv) restartServer(ctx context.Context, t *testing.T) {
 	fe.startServer(ctx, fe.addr)
 }
 
-// connect dials the server the way brig's long-running roles do: it
-// reconnects forever.
-func (fe *faultEnv) connect(t *testing.T, name string) *nats.Conn {
+// connect dials the server with a fresh credential for u, the way brig's
+// long-running roles do: it reconnects forever.
+func (fe *faultEnv) connect(t *testing.T, name string, u auth.User) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(fe.url(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	token, seed, err := fe.auth.UserJWT(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(fe.url(), nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect %s: %v", name, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// roleConn is a connection with role's credential, for an in-process
+// dispatcher or worker; it lasts as long as the env, as those roles do
+// (their Stop is a cleanup of the env's test, not of a subtest).
+func (fe *faultEnv) roleConn(role auth.Role) *nats.Conn {
+	fe.t.Helper()
+	return fe.connect(fe.t, "test-"+string(role), auth.User{Role: role})
+}
+
+// credsFile is a .creds file of role's, minted once per env, for the
+// roles run as processes and the CLI (--creds).
+func (fe *faultEnv) credsFile(role auth.Role) string {
+	t := fe.t
+	t.Helper()
+	fe.credsMu.Lock()
+	defer fe.credsMu.Unlock()
+	if path, ok := fe.creds[role]; ok {
+		return path
+	}
+	data, err := fe.auth.Creds(auth.User{Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(fe.dir, "creds", string(role)+".creds")
+	if err := auth.WriteSecret(path, data); err != nil {
+		t.Fatal(err)
+	}
+	if fe.creds == nil {
+		fe.creds = map[auth.Role]string{}
+	}
+	fe.creds[role] = path
+	return path
 }
 
 // startDispatcher starts an in-process dispatcher on nc that resolves
@@ -535,7 +591,7 @@ func (fe *faultEnv) startWorker(ctx context.Context, cfg worker.Config) *worker.
 	t := fe.t
 	t.Helper()
 	if cfg.Conn == nil {
-		cfg.Conn = fe.nc
+		cfg.Conn = fe.roleConn(auth.RoleWorker)
 	}
 	if cfg.Docker == nil {
 		cfg.Docker = docker
@@ -565,13 +621,14 @@ func (fe *faultEnv) startWorker(ctx context.Context, cfg worker.Config) *worker.
 
 // workerProc runs `brig worker` as a process.
 func (fe *faultEnv) workerProc(ctx context.Context, id, runtimeDir string, slots int) *roleProc {
-	return fe.startRole(ctx, "worker", "--server", fe.url(), "--id", id, "--runtime-dir", runtimeDir,
-		"--slots", strconv.Itoa(slots), "--grace", "5s", "--ack-wait", "6s")
+	return fe.startRole(ctx, "worker", "--server", fe.url(), "--creds", fe.credsFile(auth.RoleWorker), "--id", id,
+		"--runtime-dir", runtimeDir, "--slots", strconv.Itoa(slots), "--grace", "5s", "--ack-wait", "6s")
 }
 
 // dispatcherProc runs `brig dispatcher` as a process.
 func (fe *faultEnv) dispatcherProc(ctx context.Context, keyFile string) *roleProc {
-	return fe.startRole(ctx, "dispatcher", "--server", fe.url(), "--key-file", keyFile, "--grace", "5s", "--ack-wait", "5s")
+	return fe.startRole(ctx, "dispatcher", "--server", fe.url(), "--creds", fe.credsFile(auth.RoleDispatcher),
+		"--key-file", keyFile, "--grace", "5s", "--ack-wait", "5s")
 }
 
 // storedCounts maps each subject matching filter to its number of stored
@@ -771,17 +828,20 @@ type roleProc struct {
 
 // startRole runs `brigBin args...` and waits for its "ready" line. The
 // process is stopped (SIGTERM, then SIGKILL) when the test ends, and its
-// stderr logged if the test failed.
+// stderr logged if the test failed. Its server and credential are those
+// args name, never the environment's (BRIG_SERVER, BRIG_CREDS and
+// BRIG_TLS_CA are removed).
 func (fe *faultEnv) startRole(ctx context.Context, args ...string) *roleProc {
-	t := fe.t
+	fe.t.Helper()
+	return startProc(ctx, fe.t, scrubbedEnv("BRIG_SERVER=", "BRIG_CREDS=", "BRIG_TLS_CA="), args...)
+}
+
+// startProc runs `brigBin args...` with env as startRole does.
+func startProc(ctx context.Context, t *testing.T, env []string, args ...string) *roleProc {
 	t.Helper()
 	p := &roleProc{name: args[0], ready: make(chan struct{}), exited: make(chan struct{})}
 	p.cmd = exec.Command(brigBin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BRIG_SERVER=") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
+	p.cmd.Env = env
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the tests
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -16,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -356,4 +358,29 @@ func deployOn(ctx context.Context, t *testing.T, nc *nats.Conn, fn schema.Functi
 	if _, err := store.Put(ctx, fn); err != nil {
 		t.Fatalf("deploy %s: %v", fn.Name, err)
 	}
+}
+
+// connectAs opens a connection to st with a fresh credential for u,
+// closed when the test ends.
+func connectAs(t *testing.T, st *devstack.Stack, u auth.User) *nats.Conn {
+	t.Helper()
+	nc, err := st.Connect(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// tenantClient is an SDK client of st as the default tenant: on a
+// connection with its client credential (docs/design.md §10), which can
+// submit, follow and cancel jobs and nothing else.
+func tenantClient(t *testing.T, st *devstack.Stack) *sdk.Client {
+	t.Helper()
+	c, err := sdk.New(connectAs(t, st, auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

@@ -17,8 +17,12 @@ import (
 )
 
 const (
-	loadJobs      = 300
-	loadBudget    = 4 * time.Minute
+	loadJobs = 300
+	// loadBudget only guards against a hang: it is not a speed target
+	// (brig bench measures speed). A run takes 2–4 min here while the
+	// other packages' tests share the two cores and Docker; machines vary
+	// up to 5× in speed.
+	loadBudget    = 12 * time.Minute
 	loadHeapLimit = 64 << 20 // growth of the heap in use across the run
 )
 
@@ -99,10 +103,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("start own stack: %v", err)
 	}
 	t.Cleanup(func() { stopWithin(t, "load stack", st.Stop) })
-	c, err := sdk.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := tenantClient(t, st)
 
 	before := heapInUse()
 	peak := sampleHeap(ctx)
@@ -121,6 +122,9 @@ func TestLoad(t *testing.T) {
 	}
 	maxHeap := peak()
 
+	if ctx.Err() != nil {
+		t.Errorf("the load budget of %s ran out before every job ended", loadBudget)
+	}
 	checkLoadResults(t, results, handles)
 	counts := storedCountsOn(t, st.Conn, schema.EventsPrefix+">")
 	for _, h := range handles {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/testenv"
 	"github.com/brig-dev/brig/sdk"
@@ -26,9 +28,15 @@ var (
 	// brigBin is the static brig binary, the init of every container and
 	// the CLI under test.
 	brigBin string
-	// stack is the shared dev stack and brig its client.
+	// stack is the shared dev stack; its Conn is an admin connection, for
+	// the tests that inspect streams and buckets, deploy, or forge
+	// messages (docs/design.md §10).
 	stack *devstack.Stack
-	brig  *sdk.Client
+	// brig is the stack's client as a tenant sees it: on clientNC, a
+	// connection with the default tenant's client credential, which may
+	// only submit, follow, replay and cancel jobs.
+	brig     *sdk.Client
+	clientNC *nats.Conn
 	// docker is the tests' own Engine API client; it outlives the stack's.
 	docker *client.Client
 	// workerID is the shared worker's id, the brig.worker label of its
@@ -63,13 +71,20 @@ func runMain(m *testing.M) int {
 		return fail("docker client: %v", err)
 	}
 	defer docker.Close()
-	if brig, err = sdk.New(stack.Conn); err != nil {
+	if clientNC, err = stack.Connect(auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant, Name: "e2e-client"}); err != nil {
+		_ = env.Stop(ctx)
+		return fail("client connection: %v", err)
+	}
+	if brig, err = sdk.New(clientNC); err != nil {
+		clientNC.Close()
 		_ = env.Stop(ctx)
 		return fail("sdk client: %v", err)
 	}
 
 	code := m.Run()
 
+	brig.Close()
+	clientNC.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer scancel()
 	if err := env.Stop(sctx); err != nil {

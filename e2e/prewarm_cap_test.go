@@ -13,7 +13,6 @@ import (
 
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -36,10 +35,7 @@ func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
 		t.Fatalf("start stack: %v", err)
 	}
 	t.Cleanup(func() { stopWithin(t, "prewarm cap stack", st.Stop) })
-	c, err := sdk.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := tenantClient(t, st)
 
 	// jobContainers are the containers jobs ran in (a prewarmed one keeps
 	// its label while it serves its job and is being removed).

@@ -10,7 +10,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/brig-dev/brig/internal/devstack"
-	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -37,10 +36,7 @@ func TestPrewarmedContainersServeOneJobEach(t *testing.T) {
 			stopWithin(t, "prewarm stack", st.Stop)
 		}
 	})
-	c, err := sdk.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := tenantClient(t, st)
 	warm := func() []container.Summary {
 		list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 			filters.Arg("label", worker.LabelWorker+"="+id), filters.Arg("label", worker.LabelJob+"=prewarmed"))})

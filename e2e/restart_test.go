@@ -9,10 +9,10 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -41,10 +41,7 @@ func TestWorkerRestart(t *testing.T) {
 		t.Fatalf("stop worker: %v", err)
 	}
 
-	c, err := sdk.New(st.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := tenantClient(t, st)
 	h, err := c.Submit(ctx, pythonJob("queued", `print("ran after restart")`))
 	if err != nil {
 		t.Fatalf("submit: %v", err)
@@ -71,7 +68,7 @@ func TestWorkerRestart(t *testing.T) {
 
 	leftover := startLeftover(ctx, t, id)
 
-	w2, err := worker.New(worker.Config{ID: id, Conn: st.Conn, Docker: st.Docker, Logger: logger,
+	w2, err := worker.New(worker.Config{ID: id, Conn: connectAs(t, st, auth.User{Role: auth.RoleWorker}), Docker: st.Docker, Logger: logger,
 		InitBinary: wcfg.InitBinary, RuntimeDir: wcfg.RuntimeDir, Slots: wcfg.Slots})
 	if err != nil {
 		t.Fatalf("new worker: %v", err)

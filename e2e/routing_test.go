@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
@@ -33,7 +34,7 @@ func TestRoutingByPool(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	fe.startDispatcher(ctx, fe.nc, func(c *dispatcher.Config) { c.NoWorkerWait = 4 * time.Second })
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher), func(c *dispatcher.Config) { c.NoWorkerWait = 4 * time.Second })
 	cpu := fe.startWorker(ctx, worker.Config{ID: workerID + "-route-cpu", Pools: []string{"cpu"}, Labels: map[string]string{"zone": "a"}})
 	deployOn(ctx, t, fe.nc, pooled("on-cpu", "cpu"))
 	deployOn(ctx, t, fe.nc, pooled("on-late", "late"))
@@ -110,7 +111,7 @@ func TestPoolConcurrencyLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	fe := newFaultEnv(ctx, t)
-	fe.startDispatcher(ctx, fe.nc)
+	fe.startDispatcher(ctx, fe.roleConn(auth.RoleDispatcher))
 	fe.startWorker(ctx, worker.Config{ID: workerID + "-limit", Pools: []string{"narrow"}, Slots: 3, PoolLimits: map[string]int{"narrow": 1}})
 	deployOn(ctx, t, fe.nc, pooled("narrow-fn", "narrow"))
 

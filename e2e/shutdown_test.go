@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -21,8 +22,8 @@ func TestGracefulShutdown(t *testing.T) {
 	disp := fe.dispatcherProc(ctx, filepath.Join(fe.dir, "dispatcher.key"))
 	runDir := filepath.Join(fe.dir, "run")
 	workerProc := func(id, grace string) *roleProc {
-		return fe.startRole(ctx, "worker", "--server", fe.url(), "--id", id, "--runtime-dir", runDir,
-			"--slots", "1", "--grace", grace, "--ack-wait", "6s")
+		return fe.startRole(ctx, "worker", "--server", fe.url(), "--creds", fe.credsFile(auth.RoleWorker), "--id", id,
+			"--runtime-dir", runDir, "--slots", "1", "--grace", grace, "--ack-wait", "6s")
 	}
 	sigterm := func(p *roleProc) time.Duration {
 		t.Helper()

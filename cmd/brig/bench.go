@@ -16,7 +16,7 @@ import (
 
 func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig bench", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devAdminCreds)
 	n := fs.Int("n", 20, "samples per container latency figure (the queue figures take more)")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -26,9 +26,9 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "brig bench: --n must be at least 1")
 		return 2
 	}
-	nc, err := nats.Connect(srv.url, nats.Name("brig-bench"), nats.Timeout(2*time.Second))
+	nc, ctx, err := conn.dial(ctx, "brig-bench", nats.Timeout(2*time.Second))
 	if err != nil {
-		fmt.Fprintf(stderr, "brig bench: %s unreachable (start `brig dev` first): %v\n", srv.url, err)
+		fmt.Fprintf(stderr, "brig bench: %v\n", err)
 		return exitBrig
 	}
 	defer nc.Close()
@@ -49,7 +49,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		printFigures(stdout, figs)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "brig bench: %v\n", err)
+		fmt.Fprintf(stderr, "brig bench: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	return 0

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/brig-dev/brig/sdk"
 )
 
 func cmdCancel(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig cancel", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devClientCreds)
 	wait := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -21,17 +19,17 @@ func cmdCancel(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "usage: brig cancel JOB_ID")
 		return 2
 	}
-	client, err := sdk.Connect(ctx, srv.url)
+	client, ctx, closeClient, err := conn.client(ctx, "brig-cancel")
 	if err != nil {
 		fmt.Fprintf(stderr, "brig cancel: %v\n", err)
 		return exitBrig
 	}
-	defer client.Close()
+	defer closeClient()
 	cctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	status, err := client.Cancel(cctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "brig cancel: %v\n", err)
+		fmt.Fprintf(stderr, "brig cancel: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	fmt.Fprintf(stdout, "%s %s\n", pos[0], status)

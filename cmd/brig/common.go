@@ -54,11 +54,22 @@ func defaultDataDir() string {
 // envHelp tells how flags come from the environment, in the usage texts.
 const envHelp = "Every flag --foo-bar of brig dev, dispatcher, worker, nats, status and bench may also come\n" +
 	"from the environment as BRIG_FOO_BAR (used when the flag is not on the command line and the\n" +
-	"variable is not empty); the commands that submit or follow jobs take only BRIG_SERVER."
+	"variable is not empty); the commands that submit or follow jobs take only BRIG_SERVER,\n" +
+	"BRIG_CREDS and BRIG_TLS_CA, and brig creds only BRIG_AUTH_DIR."
 
-// jobCommands take only BRIG_SERVER from the environment: a variable left
-// in a shell must not silently set every job's id, limits or scopes.
-var jobCommands = map[string]bool{"brig run": true, "brig watch": true, "brig cancel": true, "brig deploy": true}
+// envOnly lists, for the commands that take only some flags from the
+// environment, which: a variable left in a shell must not silently set
+// every job's id, limits or scopes, nor the role of a credential.
+var envOnly = map[string]map[string]bool{
+	"brig run":    connEnv,
+	"brig watch":  connEnv,
+	"brig cancel": connEnv,
+	"brig deploy": connEnv,
+	"brig creds":  {"auth-dir": true},
+}
+
+// connEnv are the flags of connFlags: where and how to connect.
+var connEnv = map[string]bool{"server": true, "creds": true, "tls-ca": true}
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -110,7 +121,7 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || (jobCommands[fs.Name()] && f.Name != "server") {
+		if only, ok := envOnly[fs.Name()]; given[f.Name] || (ok && !only[f.Name]) {
 			return
 		}
 		env := envName(f.Name)

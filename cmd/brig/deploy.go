@@ -23,13 +23,13 @@ const exitDeployInvalid = 1
 // exits with the command would be lost.
 func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig deploy", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devAdminCreds)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] FILE|-")
+		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] [--creds FILE] FILE|-")
 		return 2
 	}
 	fns, err := readDefinitions(pos[0], stdin)
@@ -37,9 +37,9 @@ func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
 		return exitDeployInvalid
 	}
-	nc, err := nats.Connect(srv.url, nats.Name("brig-deploy"), nats.Timeout(2*time.Second))
+	nc, ctx, err := conn.dial(ctx, "brig-deploy", nats.Timeout(2*time.Second))
 	if err != nil {
-		fmt.Fprintf(stderr, "brig deploy: server %s unreachable: %v%s\n", srv.url, err, startHint(srv))
+		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
 		return exitBrig
 	}
 	defer nc.Close()
@@ -50,13 +50,13 @@ func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	store, err := functions.Open(ctx, js, 0)
 	if err != nil {
-		fmt.Fprintf(stderr, "brig deploy: %s: %v\n", srv.url, err)
+		fmt.Fprintf(stderr, "brig deploy: %s: %v\n", conn.url, refusal(ctx, err))
 		return exitBrig
 	}
 	for _, fn := range fns {
 		rev, err := store.Put(ctx, fn)
 		if err != nil {
-			fmt.Fprintf(stderr, "brig deploy: %v\n", err)
+			fmt.Fprintf(stderr, "brig deploy: %v\n", refusal(ctx, err))
 			return exitBrig
 		}
 		fmt.Fprintf(stdout, "deployed %s (revision %d)\n", fn.Name, rev)
@@ -87,11 +87,4 @@ func readDefinitions(name string, stdin io.Reader) ([]schema.Function, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return fns, nil
-}
-
-func startHint(srv *serverFlag) string {
-	if srv.explicit {
-		return ""
-	}
-	return " (start `brig dev`, or choose a server with --server or BRIG_SERVER)"
 }

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/functions"
-	"github.com/brig-dev/brig/internal/natstest"
 )
 
 func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -24,10 +26,19 @@ func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, st
 	return code, out.String(), errOut.String()
 }
 
+// deployServer runs an authenticated server and returns its URL, an admin
+// connection and the --server and --creds arguments of an admin.
+func deployServer(t *testing.T) (url string, nc *nats.Conn, js jetstream.JetStream, args []string) {
+	t.Helper()
+	url, a := startAuthServer(t)
+	nc, js = adminConn(t, url, a)
+	return url, nc, js, []string{"--server", url, "--creds", mintCreds(t, a, auth.User{Role: auth.RoleAdmin})}
+}
+
 func TestDeployExample(t *testing.T) {
 	t.Parallel()
-	url, nc, _ := natstest.Start(t)
-	code, stdout, stderr := runDeploy(t, "", "--server", url, filepath.Join("..", "..", "examples", "functions.yaml"))
+	_, nc, _, conn := deployServer(t)
+	code, stdout, stderr := runDeploy(t, "", append(conn, filepath.Join("..", "..", "examples", "functions.yaml"))...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
 	}
@@ -61,10 +72,10 @@ func TestDeployExample(t *testing.T) {
 
 func TestDeployUpdateFromStdin(t *testing.T) {
 	t.Parallel()
-	url, _, js := natstest.Start(t)
+	_, _, js, conn := deployServer(t)
 	def := "name: f\nimage: brig/python:latest\ncommand: [python3, /work/main.py]\ntimeout_ms: %d\n"
 	for i, timeout := range []int{1000, 2000} {
-		code, stdout, stderr := runDeploy(t, fmt.Sprintf(def, timeout), "-", "--server", url)
+		code, stdout, stderr := runDeploy(t, fmt.Sprintf(def, timeout), append([]string{"-"}, conn...)...)
 		if code != 0 {
 			t.Fatalf("deploy %d: exit %d, stderr: %s", i, code, stderr)
 		}
@@ -84,13 +95,13 @@ func TestDeployUpdateFromStdin(t *testing.T) {
 
 func TestDeployInvalid(t *testing.T) {
 	t.Parallel()
-	url, _, js := natstest.Start(t)
+	_, _, js, conn := deployServer(t)
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	bad := "- {name: ok, image: img, command: [x]}\n- {name: g, image: img, command: [x], limits: {memry_mb: 1}}\n"
 	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runDeploy(t, "", "--server", url, path)
+	code, stdout, stderr := runDeploy(t, "", append(conn, path)...)
 	if code != exitDeployInvalid || stdout != "" {
 		t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout, exitDeployInvalid)
 	}
@@ -102,11 +113,11 @@ func TestDeployInvalid(t *testing.T) {
 		t.Errorf("bucket after an invalid deploy: err = %v, want ErrBucketNotFound", err)
 	}
 
-	code, _, stderr = runDeploy(t, "", "--server", url, filepath.Join(t.TempDir(), "missing.yaml"))
+	code, _, stderr = runDeploy(t, "", append(conn, filepath.Join(t.TempDir(), "missing.yaml"))...)
 	if code != exitDeployInvalid || !strings.Contains(stderr, "missing.yaml") {
 		t.Errorf("missing file: exit %d, stderr %q", code, stderr)
 	}
-	if code, _, _ := runDeploy(t, "", "--server", url); code != 2 {
+	if code, _, _ := runDeploy(t, "", conn...); code != 2 {
 		t.Errorf("no file: exit %d, want 2", code)
 	}
 }
@@ -126,5 +137,29 @@ func TestDeployUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "unreachable") || !strings.Contains(stderr, addr) {
 		t.Errorf("stderr %q does not say which server is unreachable", stderr)
+	}
+}
+
+// TestDeployNeedsAdmin: deploying writes BRIG_FUNCTIONS, which only admin
+// may; a tenant's credential is refused, and no credential at all is told
+// how to get one.
+func TestDeployNeedsAdmin(t *testing.T) {
+	t.Parallel()
+	url, a := startAuthServer(t)
+	def := "name: f\nimage: img\ncommand: [x]\n"
+	client := mintCreds(t, a, auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant})
+	start := time.Now()
+	code, stdout, stderr := runDeploy(t, def, "--server", url, "--creds", client, "-")
+	want := "brig deploy: " + url + ": the server refused the credential in " + client + ": nats: permissions violation: "
+	if code != exitBrig || stdout != "" || !strings.Contains(stderr, want) || !strings.Contains(stderr, "needs an admin credential") {
+		t.Errorf("tenant deploy: exit %d, stdout %q, stderr %q; want %d, nothing, %q", code, stdout, stderr, exitBrig, want)
+	}
+	// At once: a refusal is not worth waiting for the timeout.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the refused deploy took %v", d)
+	}
+	code, _, stderr = runDeploy(t, def, "--server", url, "-")
+	if code != exitBrig || !strings.Contains(stderr, "brig deploy: the server wants credentials: pass --creds FILE") {
+		t.Errorf("anonymous deploy: exit %d, stderr %q; want %d and how to pass credentials", code, stderr, exitBrig)
 	}
 }

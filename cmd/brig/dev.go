@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
@@ -24,6 +27,9 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	prewarm := fs.Int("prewarm", 2, "started single-use containers kept ready per container template in use (0: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	grace := fs.Duration("grace", 30*time.Second, "how long running jobs may finish on shutdown")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate `FILE`: serve TLS to clients (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM key `FILE` of --tls-cert")
+	tlsCA := fs.String("tls-ca", "", "PEM `FILE` of the CA that signed --tls-cert, when the system does not trust it (for brig dev's own connections)")
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -48,6 +54,9 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		DataDir:    filepath.Join(*data, "jetstream"),
 		Logger:     log,
 		Progress:   stderr,
+		TLSCert:    *tlsCert,
+		TLSKey:     *tlsKey,
+		TLSCA:      *tlsCA,
 		Worker:     worker.Config{ID: workerID, Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm, Metrics: wm},
 		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key"), Metrics: dm},
 	})
@@ -56,6 +65,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		return 1
 	}
 	defer pollQueues(mctx, stack.Conn, dm, log)()
+	announceCreds(stack, stderr, log)
 	fmt.Fprintf(stderr, "ready %s\n", stack.URL())
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "brig dev: shutting down")
@@ -66,6 +76,62 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// announceCreds prints where the stack's credentials are and writes the
+// NATS CLI context brig (docs/design.md §10.1). A context that cannot be
+// written is worth a warning, not the stack.
+func announceCreds(stack *devstack.Stack, stderr io.Writer, log *slog.Logger) {
+	admin, client := absPath(stack.AdminCreds), absPath(stack.ClientCreds)
+	fmt.Fprintf(stderr, "creds admin %s\ncreds default %s\n", admin, client)
+	dir, err := natsContextDir()
+	if err == nil {
+		var path string
+		if path, err = writeNATSContext(dir, stack.URL(), admin); err == nil {
+			fmt.Fprintf(stderr, "nats context brig %s\n", path)
+			return
+		}
+	}
+	log.Warn("brig dev: no NATS CLI context", "err", err)
+}
+
+// natsContextDir is where the NATS CLI keeps its contexts.
+func natsContextDir() (string, error) {
+	config := os.Getenv("XDG_CONFIG_HOME")
+	if config == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		config = filepath.Join(home, ".config")
+	}
+	return filepath.Join(config, "nats", "context"), nil
+}
+
+// natsContext is a NATS CLI context file, the fields brig dev sets.
+type natsContext struct {
+	Description string `json:"description"`
+	URL         string `json:"url"`
+	Creds       string `json:"creds"`
+}
+
+// writeNATSContext writes the context brig into dir, 0600 (it names a
+// secret), replacing the one a previous brig dev wrote; it returns the
+// file's path.
+func writeNATSContext(dir, url, adminCreds string) (string, error) {
+	data, err := json.Marshal(natsContext{Description: "brig dev (admin)", URL: url, Creds: adminCreds})
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "brig.json")
+	return path, auth.WriteSecret(path, append(data, '\n'))
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // devWorkerID names a dev stack's worker after the host and its data dir:

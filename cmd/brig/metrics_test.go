@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brig-dev/brig/internal/natstest"
+	"github.com/brig-dev/brig/internal/auth"
 )
 
 func TestWorkerFlagErrors(t *testing.T) {
@@ -73,13 +73,14 @@ func TestWorkerFlagValues(t *testing.T) {
 // brig dispatcher --metrics serves its metrics, queue depths included.
 func TestDispatcherMetrics(t *testing.T) {
 	t.Parallel()
-	url, _, _ := natstest.Start(t)
+	url, a := startAuthServer(t)
+	creds := mintCreds(t, a, auth.User{Role: auth.RoleDispatcher})
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	code := make(chan int, 1)
 	go func() {
 		defer pw.Close()
-		code <- cmdDispatcher(ctx, []string{"--server", url, "--key-file", filepath.Join(t.TempDir(), "d.key"),
+		code <- cmdDispatcher(ctx, []string{"--server", url, "--creds", creds, "--key-file", filepath.Join(t.TempDir(), "d.key"),
 			"--metrics", "127.0.0.1:0", "--grace", "5s"}, nil, io.Discard, pw)
 	}()
 	t.Cleanup(func() {
@@ -137,4 +138,22 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// The roles have no credentials to fall back to: without --creds they say
+// how to mint one, before they dial.
+func TestRolesNeedCreds(t *testing.T) {
+	t.Parallel()
+	for name, cmd := range map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
+		"dispatcher": cmdDispatcher, "worker": cmdWorker,
+	} {
+		var stderr bytes.Buffer
+		if code := cmd(t.Context(), []string{"--server", "nats://127.0.0.1:1"}, nil, io.Discard, &stderr); code != 2 {
+			t.Errorf("brig %s without --creds: exit %d, want 2", name, code)
+		}
+		if want := "brig creds --auth-dir DIR --role " + name; !strings.Contains(stderr.String(), "--creds FILE (env BRIG_CREDS) is required") ||
+			!strings.Contains(stderr.String(), want) {
+			t.Errorf("brig %s without --creds: stderr %q, want it to say --creds is required and %q", name, stderr.String(), want)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/natsserver"
 )
@@ -31,12 +32,25 @@ func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 	advertise := fs.String("cluster-advertise", "", "HOST:PORT other nodes reach this one at, when not --cluster (a container's name)")
 	httpAddr := fs.String("http", "", "serve nats-server monitoring (/varz, /jsz, /healthz, ...) on HOST:PORT")
 	logLevel := fs.String("log-level", "info", "debug (includes nats-server's notices), info, warn or error")
+	authDir := fs.String("auth-dir", filepath.Join(defaultDataDir(), "auth"),
+		"`DIR` of brig's authority (docs/design.md §10), created on first start; every node of a cluster must be given the same one")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate `FILE`: serve TLS to clients and routes (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM key `FILE` of --tls-cert")
+	tlsCA := fs.String("tls-ca", "", "PEM `FILE` of the CA of the cluster nodes' certificates, verified on routes (required for TLS with --cluster)")
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; a node serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *logLevel)
+	a, created, err := auth.OpenOrCreate(*authDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig nats: %v\n", err)
+		return 1
+	}
+	if created {
+		fmt.Fprintf(stderr, "created authority in %s\n", *authDir)
+	}
 	ns, err := natsserver.Start(ctx, natsserver.Config{
 		Listen:           *listen,
 		DataDir:          *data,
@@ -46,6 +60,10 @@ func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 		ClusterListen:    *clusterListen,
 		Routes:           splitList(*routes),
 		ClusterAdvertise: *advertise,
+		Auth:             a,
+		TLSCert:          *tlsCert,
+		TLSKey:           *tlsKey,
+		TLSCA:            *tlsCA,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "brig nats: %v\n", err)

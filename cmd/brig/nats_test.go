@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/auth"
 )
 
 // outputWatcher collects a command's stderr and hands over the URL of its
@@ -124,21 +125,27 @@ func TestNatsCluster(t *testing.T) {
 	for i, a := range cluster {
 		routes[i] = "nats-route://" + a
 	}
+	// The nodes share one authority, which the first to start creates.
+	authDir := filepath.Join(t.TempDir(), "auth")
 	nodes := make([]*natsNode, len(cluster))
 	for i, a := range cluster {
-		nodes[i] = startNats(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+		nodes[i] = startNats(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--auth-dir", authDir,
 			"--name", fmt.Sprintf("n%d", i+1), "--cluster-name", "brig-test",
 			"--cluster", a, "--routes", strings.Join(routes, ","), "--log-level", "error")
 	}
-	nc, err := nats.Connect(nodes[0].url)
+	if !strings.Contains(nodes[0].out.String(), "created authority in "+authDir) {
+		t.Errorf("the first node did not say it created the authority:\n%s", nodes[0].out)
+	}
+	for _, n := range nodes[1:] {
+		if strings.Contains(n.out.String(), "created authority") {
+			t.Errorf("a later node created an authority of its own:\n%s", n.out)
+		}
+	}
+	a, err := auth.Open(authDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := adminConn(t, nodes[0].url, a)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cfg := jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3, Storage: jetstream.FileStorage}
@@ -205,7 +212,7 @@ func TestNatsInvalidFlags(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stderr strings.Builder
-			args := append([]string{"nats", "--data", t.TempDir()}, tt.args...)
+			args := append([]string{"nats", "--data", t.TempDir(), "--auth-dir", t.TempDir()}, tt.args...)
 			if code := run(args, nil, io.Discard, &stderr); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
@@ -224,9 +231,13 @@ func TestNatsFromEnvironment(t *testing.T) {
 	t.Setenv("BRIG_DATA", data)
 	t.Setenv("BRIG_HTTP", "127.0.0.1:0")
 	t.Setenv("BRIG_NAME", "from-env")
+	t.Setenv("BRIG_AUTH_DIR", filepath.Join(data, "auth"))
 	n := startNats(t)
 	if _, err := os.Stat(filepath.Join(data, "jetstream")); err != nil {
 		t.Errorf("JetStream store not under BRIG_DATA: %v", err)
+	}
+	if _, err := auth.Open(filepath.Join(data, "auth")); err != nil {
+		t.Errorf("no authority in BRIG_AUTH_DIR: %v", err)
 	}
 	m := regexp.MustCompile(`nats monitoring.* url=(\S+)`).FindStringSubmatch(n.out.String())
 	if m == nil {
@@ -315,7 +326,7 @@ func TestParseInterleavedEnvError(t *testing.T) {
 
 func TestNatsMetrics(t *testing.T) {
 	t.Parallel()
-	n := startNats(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--name", "m1",
+	n := startNats(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--auth-dir", t.TempDir(), "--name", "m1",
 		"--metrics", "127.0.0.1:0", "--log-level", "error")
 	m := regexp.MustCompile(`(?m)^metrics (http://\S+/metrics)$`).FindStringSubmatch(n.out.String())
 	if m == nil {

@@ -22,9 +22,8 @@ import (
 // connectRole dials the server for a long-running role: the first dial must
 // succeed (a supervisor restarts a role that exits), then it reconnects
 // forever.
-func connectRole(url, name string) (*nats.Conn, error) {
-	return nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond))
+func connectRole(conn *connFlags, name string) (*nats.Conn, error) {
+	return conn.connect(name, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 }
 
 // startRetrying runs start until it succeeds: a role may come up before
@@ -84,15 +83,15 @@ type roleBase struct {
 }
 
 // openRole serves the role's metrics on metricsAddr (none when empty) and
-// connects to url.
-func openRole(ctx context.Context, name, url, metricsAddr string, log *slog.Logger, stderr io.Writer) (*roleBase, error) {
+// connects as conn says.
+func openRole(ctx context.Context, name string, conn *connFlags, metricsAddr string, log *slog.Logger, stderr io.Writer) (*roleBase, error) {
 	mctx, stopMetrics := context.WithCancel(ctx)
 	reg, err := serveMetrics(mctx, metricsAddr, log, stderr)
 	if err != nil {
 		stopMetrics()
 		return nil, err
 	}
-	nc, err := connectRole(url, name)
+	nc, err := connectRole(conn, name)
 	if err != nil {
 		stopMetrics()
 		return nil, err
@@ -110,7 +109,7 @@ func waitStop(ctx context.Context, grace time.Duration, stop func(context.Contex
 
 func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs := newFlagSet("brig dispatcher", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, "")
 	keyFile := fs.String("key-file", defaultDataDir()+"/dispatcher.key", "Ed25519 signing key (created if absent)")
 	replicas := fs.Int("replicas", 0, "stream replicas (default: the cluster's size, at most 3; 1 on a lone server)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -120,8 +119,11 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
+	if !conn.requireCreds("brig dispatcher", "dispatcher", stderr) {
+		return 2
+	}
 	log := newLogger(stderr, *logLevel)
-	role, err := openRole(ctx, "brig-dispatcher", srv.url, *metricsAddr, log, stderr)
+	role, err := openRole(ctx, "brig-dispatcher", conn, *metricsAddr, log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dispatcher: %v\n", err)
 		return exitBrig
@@ -157,7 +159,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 
 func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs := newFlagSet("brig worker", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, "")
 	id := fs.String("id", "", "worker id, the label on its containers (default: hostname)")
 	pools := fs.String("pools", "default", "comma-separated pools to serve")
 	slots := fs.Int("slots", 0, "jobs run at once (default 2 × CPUs)")
@@ -175,8 +177,11 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
+	if !conn.requireCreds("brig worker", "worker", stderr) {
+		return 2
+	}
 	log := newLogger(stderr, *logLevel)
-	role, err := openRole(ctx, "brig-worker", srv.url, *metricsAddr, log, stderr)
+	role, err := openRole(ctx, "brig-worker", conn, *metricsAddr, log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig worker: %v\n", err)
 		return exitBrig

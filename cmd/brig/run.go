@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -24,7 +27,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig run", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devClientCreds)
 	function := fs.String("function", "python", "function to run the code with")
 	id := fs.String("id", "", "job id (default: a fresh random one)")
 	timeout := fs.Duration("timeout", 0, "job timeout, e.g. 10s (default: the function's)")
@@ -67,13 +70,12 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if !*restricted || (len(allow) > 0 && !restrictedSet) {
 		job.Restricted = schema.Ptr(false)
 	}
-	client, cleanup, err := connectOrEmbed(ctx, srv, stderr, *logLevel)
+	client, ctx, cleanup, err := connectOrEmbed(ctx, conn, stderr, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
 		return exitBrig
 	}
 	defer cleanup()
-	defer client.Close()
 	return runJob(ctx, client, job, *asJSON, stdout, stderr)
 }
 
@@ -100,7 +102,7 @@ func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool
 		if errors.As(err, &je) {
 			return report(je.Event, asJSON, stdout, stderr)
 		}
-		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	defer h.Stop()
@@ -118,7 +120,7 @@ func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool
 	}
 	ev, err := h.Result(ctx)
 	if ev == nil {
-		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	return report(ev, asJSON, stdout, stderr)
@@ -169,18 +171,27 @@ func exitCode(ev *schema.Event) int {
 
 // connectOrEmbed connects to the chosen server. With no server chosen and
 // none answering at the default address, it starts an embedded brig for
-// this one command and says so.
-func connectOrEmbed(ctx context.Context, srv *serverFlag, stderr io.Writer, logLevel string) (*sdk.Client, func(), error) {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	client, err := sdk.Connect(cctx, srv.url)
+// this one command and says so; a server that answers but refuses the
+// credentials is an error, never a reason to fall back. The context it
+// returns is the one to run under (see connFlags.dial); cleanup closes the
+// client (and stops the embedded brig).
+func connectOrEmbed(ctx context.Context, conn *connFlags, stderr io.Writer, logLevel string) (_ *sdk.Client, _ context.Context, cleanup func(), _ error) {
+	client, cctx, closeClient, err := conn.client(ctx, "brig-run")
 	if err == nil {
-		return client, func() {}, nil
+		return client, cctx, closeClient, nil
 	}
-	if srv.explicit {
-		return nil, nil, fmt.Errorf("server %s unreachable: %w", srv.url, err)
+	if conn.explicit || !errors.Is(err, nats.ErrNoServers) {
+		return nil, nil, nil, err
 	}
-	fmt.Fprintf(stderr, "brig: nothing answers at %s; running this job on an embedded brig (start `brig dev` to keep one running)\n", srv.url)
+	fmt.Fprintf(stderr, "brig: nothing answers at %s; running this job on an embedded brig (start `brig dev` to keep one running)\n", conn.url)
+	client, cleanup, err = embed(ctx, stderr, logLevel)
+	return client, ctx, cleanup, err
+}
+
+// embed starts a brig for one job in a temporary directory and connects to
+// it as the default tenant, as `brig run` would to brig dev. cleanup stops
+// it and removes the directory.
+func embed(ctx context.Context, stderr io.Writer, logLevel string) (_ *sdk.Client, cleanup func(), _ error) {
 	dir, err := os.MkdirTemp("", "brig-run-")
 	if err != nil {
 		return nil, nil, err
@@ -199,19 +210,24 @@ func connectOrEmbed(ctx context.Context, srv *serverFlag, stderr io.Writer, logL
 		os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("embedded brig: %w", err)
 	}
-	client, err = sdk.New(stack.Conn)
-	if err != nil {
-		_ = stack.Stop(context.WithoutCancel(ctx))
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	cleanup := func() {
+	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = stack.Stop(sctx)
 		os.RemoveAll(dir)
 	}
-	return client, cleanup, nil
+	nc, err := stack.Connect(auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant, Name: "brig-run"})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	client, err := sdk.New(nc)
+	if err != nil {
+		nc.Close()
+		stop()
+		return nil, nil, err
+	}
+	return client, func() { client.Close(); nc.Close(); stop() }, nil
 }
 
 // printEvent writes ev as one line of JSON, as brig stores it: no HTML

@@ -71,22 +71,22 @@ type failure struct {
 
 func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig status", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devAdminCreds)
 	asJSON := fs.Bool("json", false, "print the status as one JSON object")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
-	nc, err := nats.Connect(srv.url, nats.Name("brig-status"), nats.Timeout(3*time.Second))
+	nc, ctx, err := conn.dial(ctx, "brig-status", nats.Timeout(3*time.Second))
 	if err != nil {
-		fmt.Fprintf(stderr, "brig status: %s unreachable: %v\n", srv.url, err)
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
 		return exitBrig
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := readStatus(ctx, nc)
+	st, err := readStatus(rctx, nc)
 	if err != nil {
-		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		fmt.Fprintf(stderr, "brig status: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	if *asJSON {
@@ -190,6 +190,9 @@ func recentFailures(ctx context.Context, js jetstream.JetStream) ([]failure, err
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  schema.Ptr(time.Now().Add(-statusFailureWindow)),
 	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return []failure{}, nil // no dispatcher has run yet
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read recent events: %w", err)
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/brig-dev/brig/sdk"
 )
 
 func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig watch", stderr)
-	srv := addServerFlag(fs)
+	conn := addConnFlags(fs, devClientCreds)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2
@@ -19,15 +17,16 @@ func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "usage: brig watch JOB_ID")
 		return 2
 	}
-	client, err := sdk.Connect(ctx, srv.url)
+	interrupted := ctx
+	client, ctx, closeClient, err := conn.client(ctx, "brig-watch")
 	if err != nil {
 		fmt.Fprintf(stderr, "brig watch: %v\n", err)
 		return exitBrig
 	}
-	defer client.Close()
+	defer closeClient()
 	h, err := client.Watch(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "brig watch: %v\n", err)
+		fmt.Fprintf(stderr, "brig watch: %v\n", refusal(ctx, err))
 		return exitBrig
 	}
 	defer h.Stop()
@@ -43,6 +42,10 @@ func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			}
 			printEvent(stdout, &ev)
 		case <-ctx.Done():
+			if interrupted.Err() == nil { // the server refused something
+				fmt.Fprintf(stderr, "brig watch: %v\n", context.Cause(ctx))
+				return exitBrig
+			}
 			return 130
 		}
 	}

@@ -17,7 +17,10 @@ import (
 
 // Config of a run.
 type Config struct {
-	// Conn reaches the brig under test. Required.
+	// Conn reaches the brig under test, with an admin credential
+	// (docs/design.md §10): besides submitting jobs, the bench deploys a
+	// function, runs a worker of its own and a raw JetStream stream for the
+	// floors. Required.
 	Conn *nats.Conn
 	// Docker is the daemon that brig's workers use. Required.
 	Docker *client.Client

@@ -5,11 +5,14 @@
 package devstack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker/docker/client"
@@ -17,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/dispatcher"
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/image"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/worker"
@@ -35,6 +39,17 @@ type Config struct {
 	Progress io.Writer
 	// SkipImage skips building the default sandbox image when missing.
 	SkipImage bool
+	// AuthDir holds brig's authority (the operator and account keys,
+	// docs/design.md §10), created on first start; default: "auth" beside
+	// DataDir.
+	AuthDir string
+	// CredsDir receives, on first start, admin.creds and default.creds
+	// (tenant "default"); default: "creds" beside DataDir.
+	CredsDir string
+	// TLSCert and TLSKey make the server speak TLS to clients; TLSCA, when
+	// the certificate is not signed by a CA the system trusts, is the CA
+	// the stack's own connections verify it with.
+	TLSCert, TLSKey, TLSCA string
 	// Dispatcher and Worker tune the roles; Conn, Docker and Logger are
 	// filled in.
 	Dispatcher dispatcher.Config
@@ -43,11 +58,19 @@ type Config struct {
 
 // Stack is a running dev stack.
 type Stack struct {
-	Server     *server.Server
-	Conn       *nats.Conn
-	Docker     *client.Client
-	Dispatcher *dispatcher.Dispatcher
-	Worker     *worker.Worker
+	Server *server.Server
+	// Conn is an admin connection (docs/design.md §10); the dispatcher
+	// and the worker hold connections of their own roles.
+	Conn *nats.Conn
+	Auth *auth.Authority
+	// AdminCreds and ClientCreds are the paths of admin.creds and
+	// default.creds.
+	AdminCreds, ClientCreds string
+	roleConns               []*nats.Conn
+	tlsCA                   string
+	Docker                  *client.Client
+	Dispatcher              *dispatcher.Dispatcher
+	Worker                  *worker.Worker
 }
 
 // URL is the NATS URL clients connect to.
@@ -79,18 +102,26 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	s.Server, err = natsserver.Start(ctx, natsserver.Config{Listen: cfg.Listen, DataDir: cfg.DataDir, Logger: cfg.Logger.With("role", "nats")})
+	s.tlsCA = cfg.TLSCA
+	if err := s.openAuth(cfg); err != nil {
+		return nil, err
+	}
+	s.Server, err = natsserver.Start(ctx, natsserver.Config{Listen: cfg.Listen, DataDir: cfg.DataDir,
+		Logger: cfg.Logger.With("role", "nats"), Auth: s.Auth, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey})
 	if err != nil {
 		return nil, err
 	}
-	s.Conn, err = nats.Connect(s.Server.ClientURL(), nats.Name("brig-dev"))
+	if s.Conn, err = s.Connect(auth.User{Role: auth.RoleAdmin, Name: "brig-dev"}); err != nil {
+		return nil, err
+	}
+	dconn, err := s.roleConn(auth.RoleDispatcher)
 	if err != nil {
-		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+		return nil, err
 	}
 	dcfg := cfg.Dispatcher
-	dcfg.Conn, dcfg.Logger = s.Conn, cfg.Logger
+	dcfg.Conn, dcfg.Logger = dconn, cfg.Logger
 	if dcfg.Functions == nil {
-		if dcfg.Functions, err = dispatcher.OpenKVResolver(ctx, s.Conn, dcfg.Streams.WithDefaults().Replicas); err != nil {
+		if dcfg.Functions, err = dispatcher.OpenKVResolver(ctx, dconn, dcfg.Streams.WithDefaults().Replicas); err != nil {
 			return nil, err
 		}
 	}
@@ -100,8 +131,12 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.Dispatcher.Start(ctx); err != nil {
 		return nil, err
 	}
+	wconn, err := s.roleConn(auth.RoleWorker)
+	if err != nil {
+		return nil, err
+	}
 	wcfg := cfg.Worker
-	wcfg.Conn, wcfg.Docker, wcfg.Logger = s.Conn, s.Docker, cfg.Logger
+	wcfg.Conn, wcfg.Docker, wcfg.Logger = wconn, s.Docker, cfg.Logger
 	if s.Worker, err = worker.New(wcfg); err != nil {
 		return nil, err
 	}
@@ -109,6 +144,66 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openAuth opens (creating on first start) the stack's authority and
+// writes the admin's and the default tenant's credentials when missing:
+// files handed out before stay valid.
+func (s *Stack) openAuth(cfg Config) error {
+	parent := filepath.Dir(filepath.Clean(cfg.DataDir))
+	authDir := cmp.Or(cfg.AuthDir, filepath.Join(parent, "auth"))
+	credsDir := cmp.Or(cfg.CredsDir, filepath.Join(parent, "creds"))
+	a, _, err := auth.OpenOrCreate(authDir)
+	if err != nil {
+		return err
+	}
+	s.Auth = a
+	s.AdminCreds = filepath.Join(credsDir, "admin.creds")
+	s.ClientCreds = filepath.Join(credsDir, auth.DefaultTenant+".creds")
+	for path, u := range map[string]auth.User{
+		s.AdminCreds:  {Role: auth.RoleAdmin},
+		s.ClientCreds: {Role: auth.RoleClient, Tenant: auth.DefaultTenant},
+	} {
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		data, err := a.Creds(u)
+		if err != nil {
+			return err
+		}
+		if err := auth.WriteSecret(path, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Connect opens a connection to the stack's server with a fresh
+// credential for u.
+func (s *Stack) Connect(u auth.User, opts ...nats.Option) (*nats.Conn, error) {
+	token, seed, err := s.Auth.UserJWT(u)
+	if err != nil {
+		return nil, err
+	}
+	name := cmp.Or(u.Name, "brig-dev-"+string(u.Role))
+	base := []nats.Option{nats.Name(name), nats.UserJWTAndSeed(token, string(seed))}
+	if s.tlsCA != "" {
+		base = append(base, nats.RootCAs(s.tlsCA))
+	}
+	nc, err := nats.Connect(s.Server.ClientURL(), append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats as %s: %w", name, err)
+	}
+	return nc, nil
+}
+
+// roleConn connects one of the stack's own roles, closed by Stop.
+func (s *Stack) roleConn(role auth.Role) (*nats.Conn, error) {
+	nc, err := s.Connect(auth.User{Role: role})
+	if err == nil {
+		s.roleConns = append(s.roleConns, nc)
+	}
+	return nc, err
 }
 
 func ensureImages(ctx context.Context, docker *client.Client, progress io.Writer, log *slog.Logger) error {
@@ -131,6 +226,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	if s.Dispatcher != nil {
 		errs = append(errs, s.Dispatcher.Stop(ctx))
+	}
+	for _, nc := range s.roleConns {
+		nc.Close()
 	}
 	if s.Conn != nil {
 		s.Conn.Close()

@@ -12,7 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 )
@@ -39,11 +45,29 @@ type Env struct {
 // Start runs a gateway and listens on a short socket path (a unix socket's
 // path is limited to about 100 bytes); call, when set, runs child jobs,
 // which Calls records.
+//
+// The server authenticates as brig's do (docs/design.md §10): a
+// dispatcher's credential publishes the signing key, and the gateway runs on
+// a worker's, as in a worker, so a call that needs a subject the worker
+// role may not use fails here as it would in production.
 func Start(t testing.TB, call gateway.Caller) *Env {
 	t.Helper()
-	_, _, js := natstest.Start(t)
-	e := &Env{Keys: natstest.PublishKeys(t, js), t: t}
-	cfg := gateway.Config{JS: js, Keys: e.Ring.Func}
+	a, _, err := auth.OpenOrCreate(filepath.Join(t.TempDir(), "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Auth: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	e := &Env{Keys: natstest.PublishKeys(t, connect(t, a, ns.ClientURL(), auth.RoleDispatcher)), t: t}
+	js := connect(t, a, ns.ClientURL(), auth.RoleWorker)
+	ring, err := keys.OpenRing(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{JS: js, Keys: ring.Func}
 	if call != nil {
 		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
 			e.mu.Lock()
@@ -58,7 +82,6 @@ func Start(t testing.TB, call gateway.Caller) *Env {
 			return nil
 		}
 	}
-	var err error
 	if e.g, err = gateway.New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -114,4 +137,24 @@ func (e *Env) Calls() []schema.Job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]schema.Job(nil), e.calls...)
+}
+
+// connect opens a connection with a credential of role, closed with the
+// test.
+func connect(t testing.TB, a *auth.Authority, url string, role auth.Role) jetstream.JetStream {
+	t.Helper()
+	token, seed, err := a.UserJWT(auth.User{Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, nats.Name("gatewaytest-"+string(role)), nats.UserJWTAndSeed(token, string(seed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -15,7 +15,7 @@ import (
 
 func TestNATS(t *testing.T) {
 	t.Parallel()
-	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Name: "n1"})
+	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Name: "n1", NoAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/brig-dev/brig/internal/auth"
 )
 
 // Config of an embedded server.
@@ -39,6 +41,18 @@ type Config struct {
 	// ClusterAdvertise is the HOST:PORT other nodes reach this one at, when
 	// it differs from ClusterListen (a container's name).
 	ClusterAdvertise string
+
+	// Auth is the authority every client must hold a credential of
+	// (docs/design.md §10); anonymous connections are refused. Required
+	// unless NoAuth.
+	Auth *auth.Authority
+	// NoAuth runs a server that lets anyone in. Only unit tests of code
+	// below the auth layer use it; brig's commands never do.
+	NoAuth bool
+	// TLSCert and TLSKey, PEM files, make clients and cluster routes speak
+	// TLS. TLSCA, when set, is the CA routes must present a certificate of
+	// (mutual TLS between nodes).
+	TLSCert, TLSKey, TLSCA string
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -78,6 +92,17 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 		NoLog:      cfg.Logger == nil,
 	}
 	if err := cluster(opts, cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Auth != nil:
+		if err := cfg.Auth.Configure(opts); err != nil {
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+	case !cfg.NoAuth:
+		return nil, fmt.Errorf("nats server: no authority given: brig never runs a server that lets anonymous clients in")
+	}
+	if err := configureTLS(opts, cfg); err != nil {
 		return nil, err
 	}
 	ns, err := server.NewServer(opts)
@@ -124,6 +149,37 @@ func cluster(opts *server.Options, cfg Config) error {
 			return fmt.Errorf("nats server: route %q is not a nats-route://HOST:PORT URL", r)
 		}
 		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
+}
+
+// configureTLS turns on TLS for clients and routes when a certificate is
+// given.
+func configureTLS(opts *server.Options, cfg Config) error {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		if cfg.TLSCA != "" {
+			return fmt.Errorf("nats server: a TLS CA needs a certificate and key too")
+		}
+		return nil
+	}
+	if cfg.TLSCert == "" || cfg.TLSKey == "" {
+		return fmt.Errorf("nats server: TLS needs both a certificate and a key")
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, Timeout: 2})
+	if err != nil {
+		return fmt.Errorf("nats server: TLS: %w", err)
+	}
+	opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tc, 2
+	if opts.Cluster.Port != 0 {
+		if cfg.TLSCA == "" {
+			return fmt.Errorf("nats server: TLS on a cluster needs the CA of the nodes' certificates, to verify each other")
+		}
+		rc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey,
+			CaFile: cfg.TLSCA, Verify: true, Timeout: 2})
+		if err != nil {
+			return fmt.Errorf("nats server: route TLS: %w", err)
+		}
+		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, 2
 	}
 	return nil
 }

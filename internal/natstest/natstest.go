@@ -23,7 +23,7 @@ import (
 // it. The connection and the server end with the test.
 func Start(t testing.TB) (url string, nc *nats.Conn, js jetstream.JetStream) {
 	t.Helper()
-	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	ns, err := natsserver.Start(t.Context(), natsserver.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), NoAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}

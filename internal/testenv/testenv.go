@@ -1,7 +1,10 @@
 // Package testenv provisions a real brig for tests that need one: a static
 // brig binary (every container's init), the python sandbox image, and a
-// dev stack (embedded NATS, dispatcher, worker) on a random port. Only test
-// code imports it.
+// dev stack (embedded NATS, dispatcher, worker) on a random port. The
+// stack's server refuses anonymous clients (docs/design.md §10): its Conn
+// is an admin connection, Stack.Connect opens one for any role, and
+// Stack.AdminCreds and Stack.ClientCreds are .creds files for the CLI.
+// Only test code imports it.
 package testenv
 
 import (
@@ -40,12 +43,18 @@ type Env struct {
 }
 
 // Start builds the binary, ensures the image and starts a stack. It fails,
-// never skips, when Docker or the image build is unavailable.
-func Start(ctx context.Context, log *slog.Logger) (*Env, error) {
+// never skips, when Docker or the image build is unavailable, and then
+// leaves no temp dir behind.
+func Start(ctx context.Context, log *slog.Logger) (_ *Env, err error) {
 	dir, err := os.MkdirTemp("", "brig-test-")
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	e := &Env{Dir: dir, WorkerID: "test-" + RandomHex(4)}
 	if e.Binary, err = BuildBrig(ctx, dir); err != nil {
 		return nil, err

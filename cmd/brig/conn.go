@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/sdk"
+)
+
+// Files of brig dev's creds dir (docs/design.md §10.1) that the commands
+// aimed at the local dev server use when given no --creds.
+const (
+	devClientCreds = "default.creds"
+	devAdminCreds  = "admin.creds"
+)
+
+// connFlags are the flags of every command that connects to the bus:
+// --server, --creds and --tls-ca (docs/design.md §7, §10). Every such
+// command dials through connect.
+type connFlags struct {
+	*serverFlag
+	// creds is --creds (or BRIG_CREDS); "" when neither was given.
+	creds string
+	// tlsCA is --tls-ca (or BRIG_TLS_CA): the CA of the server's
+	// certificate.
+	tlsCA string
+	// devCreds is the file of brig dev's creds dir the command falls back
+	// to when it aims at the local dev server with no --creds; "" when
+	// --creds is required (the roles).
+	devCreds string
+	// devDir is brig dev's default data dir, whose creds dir that is.
+	devDir string
+}
+
+// addConnFlags registers --server, --creds and --tls-ca. devCreds is the
+// dev file the command falls back to (devClientCreds or devAdminCreds), or
+// "" when --creds is required.
+func addConnFlags(fs *flag.FlagSet, devCreds string) *connFlags {
+	c := &connFlags{serverFlag: addServerFlag(fs), devCreds: devCreds, devDir: defaultDataDir()}
+	help := "NATS credentials `FILE` (env BRIG_CREDS); required"
+	if devCreds != "" {
+		help = "NATS credentials `FILE` (env BRIG_CREDS; default, when --server is not given: " +
+			c.devCredsPath() + " if it exists)"
+	}
+	fs.StringVar(&c.creds, "creds", "", help)
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM `FILE` of the CA that signed the server's TLS certificate (env BRIG_TLS_CA)")
+	return c
+}
+
+// devCredsPath is where brig dev writes the command's fallback credentials.
+func (c *connFlags) devCredsPath() string {
+	name := c.devCreds
+	if name == "" {
+		name = devClientCreds
+	}
+	return filepath.Join(c.devDir, "creds", name)
+}
+
+// credsFile is the credentials file to connect with: --creds (or
+// BRIG_CREDS); else, aimed at the local dev server, brig dev's file when it
+// exists; else none ("").
+func (c *connFlags) credsFile() string {
+	if c.creds != "" {
+		return c.creds
+	}
+	if c.explicit || c.devCreds == "" {
+		return ""
+	}
+	if _, err := os.Stat(c.devCredsPath()); err != nil {
+		return ""
+	}
+	return c.devCredsPath()
+}
+
+// requireCreds reports, for a role, whether --creds was given, and says
+// how to get one when not.
+func (c *connFlags) requireCreds(cmd, role string, stderr io.Writer) bool {
+	if c.creds != "" {
+		return true
+	}
+	fmt.Fprintf(stderr, "%s: --creds FILE (env BRIG_CREDS) is required; mint one with `brig creds --auth-dir DIR --role %s --out FILE`\n", cmd, role)
+	return false
+}
+
+// options are the NATS options that carry creds and the TLS CA.
+func (c *connFlags) options(creds string) ([]nats.Option, error) {
+	var opts []nats.Option
+	if creds != "" {
+		if err := readable(creds); err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	if c.tlsCA != "" {
+		if err := readable(c.tlsCA); err != nil {
+			return nil, fmt.Errorf("TLS CA: %w", err)
+		}
+		opts = append(opts, nats.RootCAs(c.tlsCA))
+	}
+	return opts, nil
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// connect dials the server as name with the command's credentials and TLS
+// CA, then extra; its errors say what to do about a refusal. The roles
+// use it as it is; the other commands through dial.
+func (c *connFlags) connect(name string, extra ...nats.Option) (*nats.Conn, error) {
+	return c.connectWith(c.credsFile(), name, extra...)
+}
+
+// connectWith is connect with the credentials file creds ("" for none).
+func (c *connFlags) connectWith(creds, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := c.options(creds)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(c.url, append(append(opts, nats.Name(name)), extra...)...)
+	if err != nil {
+		return nil, c.explain(err, creds)
+	}
+	return nc, nil
+}
+
+// dial is connect for a command that does one thing and exits. The context
+// it returns ends when the connection closes, or at the server's first
+// refusal of a publish or subscription, with a cause that says which (see
+// refusal): a command given another role's credential then fails at once
+// and says why, rather than waiting for its timeout.
+func (c *connFlags) dial(ctx context.Context, name string, extra ...nats.Option) (*nats.Conn, context.Context, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	creds := c.credsFile()
+	refused := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			cancel(fmt.Errorf("the server refused %s: %w (this command needs %s)", credsName(creds), err, c.needs()))
+		}
+	})
+	closed := nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) })
+	nc, err := c.connectWith(creds, name, append([]nats.Option{refused, closed}, extra...)...)
+	if err != nil {
+		cancel(nil)
+		return nil, nil, err
+	}
+	return nc, ctx, nil
+}
+
+// client dials for an SDK client; stop closes both.
+func (c *connFlags) client(ctx context.Context, name string) (_ *sdk.Client, _ context.Context, stop func(), _ error) {
+	nc, ctx, err := c.dial(ctx, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := sdk.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	return cl, ctx, func() { cl.Close(); nc.Close() }, nil
+}
+
+// errConnClosed ends a dial's context when its connection closes.
+var errConnClosed = errors.New("the connection to the server closed")
+
+// refusal is err, or the server's refusal that ended ctx (see dial) when
+// that is why err happened.
+func refusal(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+		return cause
+	}
+	return err
+}
+
+// needs names the credential the command needs.
+func (c *connFlags) needs() string {
+	if c.devCreds == devAdminCreds {
+		return "an admin credential"
+	}
+	return "a tenant's credential"
+}
+
+func credsName(creds string) string {
+	if creds == "" {
+		return "this anonymous connection"
+	}
+	return "the credential in " + creds
+}
+
+// explain turns a failed dial into what the user should do.
+func (c *connFlags) explain(err error, creds string) error {
+	switch {
+	case isAuthError(err) && creds == "":
+		return fmt.Errorf("the server wants credentials: pass --creds FILE (brig dev writes %s)", c.devCredsPath())
+	case isAuthError(err):
+		return fmt.Errorf("server %s refused the credentials in %s: %w", c.url, creds, err)
+	case errors.Is(err, nats.ErrNoServers):
+		hint := ""
+		if !c.explicit {
+			hint = " (start `brig dev`, or choose a server with --server or BRIG_SERVER)"
+		}
+		return fmt.Errorf("server %s unreachable: %w%s", c.url, err, hint)
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) && c.tlsCA == "" {
+		return fmt.Errorf("server %s: %w (pass --tls-ca FILE, the CA of its certificate)", c.url, err)
+	}
+	return fmt.Errorf("server %s: %w", c.url, err)
+}
+
+// isAuthError reports whether the server refused the connection's
+// credentials (or the lack of them).
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
+}
