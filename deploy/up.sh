@@ -14,9 +14,15 @@
 #   creds/dispatcher.creds, creds/worker.creds
 #                         the roles' credentials, each mounted read-only into
 #                         its own services only
-#   creds/admin.creds     for brig deploy and brig status from the host
+#   creds/admin.creds     for brig deploy, brig status and brig tenant from
+#                         the host
 #   creds/default.creds   the default tenant's client credential: what to
-#                         hand a program that submits jobs
+#                         hand a program that submits jobs. The tenant's
+#                         record lives in the cluster (BRIG_TENANTS), so it
+#                         is added, and this file minted, once the cluster
+#                         answers: `brig tenant add default`.
+# Other tenants: ./deploy/brig tenant add NAME --server nats://127.0.0.1:4222
+# --creds $creds/admin.creds --auth-dir $auth --out-dir $creds.
 set -eu
 cd "$(dirname "$0")/.."
 dir=${BRIG_COMPOSE_DIR:-/var/lib/brig-compose}
@@ -44,7 +50,34 @@ mint() {
 mint admin admin.creds
 mint dispatcher dispatcher.creds
 mint worker worker.creds
-mint client default.creds default
-echo "up.sh: credentials in $creds (clients: --creds $creds/default.creds; brig deploy, brig status: --creds $creds/admin.creds)"
 
 docker-compose up -d --build "$@"
+
+# The default tenant: its record must be written through the running
+# cluster, which takes a while to elect its JetStream leaders. Once it
+# exists and default.creds is there, a second up.sh leaves both alone.
+server="nats://127.0.0.1:${BRIG_COMPOSE_PORT:-4222}"
+tenant() {
+	./deploy/brig tenant "$@" --server "$server" --creds "$creds/admin.creds" --auth-dir "$auth"
+}
+deadline=$(($(date +%s) + 180))
+until out=$(tenant ls --json 2>&1); do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		echo "up.sh: the cluster did not answer brig tenant ls within 180s: $out" >&2
+		exit 1
+	fi
+	sleep 2
+done
+case "$out" in
+*'"name":"default"'*) [ -e "$creds/default.creds" ] || tenant creds default --out "$creds/default.creds" >/dev/null ;;
+*)
+	until err=$(tenant add default --out-dir "$creds" --replicas 3 2>&1 >/dev/null); do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			echo "up.sh: brig tenant add default failed: $err" >&2
+			exit 1
+		fi
+		sleep 2
+	done
+	;;
+esac
+echo "up.sh: credentials in $creds (clients: --creds $creds/default.creds; brig deploy, brig status, brig tenant: --creds $creds/admin.creds)"

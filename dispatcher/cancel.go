@@ -2,7 +2,8 @@ package dispatcher
 
 import (
 	"context"
-	"strings"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,22 +32,32 @@ const MaxCancels = 64
 // MaxCancels are in hand; the caller should try again.
 const ErrBusy = "busy; try again"
 
-// CancelReply answers a request on brig.cancel.<job_id>.
+// CancelReply answers a request on brig.cancel.<key>.
 type CancelReply struct {
+	// JobID is the job's key.
 	JobID string `json:"job_id"`
 	// Status is the job's terminal status: cancelled, or how it had already
 	// ended.
 	Status string `json:"status,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// ErrorType classifies Error: schema.ErrNotFound for a key with no
+	// events at all (nothing was stored), schema.ErrInvalidJob for an
+	// invalid key.
+	ErrorType string `json:"error_type,omitempty"`
 }
+
+// errNoJob is cancelJob's answer for a key with no events.
+var errNoJob = errors.New("no such job")
 
 // onCancel ends a job as cancelled. A queued job gets its terminal event
 // here, and the worker that later pulls it acks it without running it; a
-// running job is killed by its worker, which hears the same message.
+// running job is killed by its worker, which hears the same message. A key
+// with no events at all is answered NotFound and nothing is stored: a
+// cancellation never takes a key before its submission does.
 func (d *Dispatcher) onCancel(m *nats.Msg) {
-	id := strings.TrimPrefix(m.Subject, schema.CancelPrefix)
-	if !schema.ValidID(id) {
-		d.reply(m, CancelReply{JobID: id, Error: "invalid job id"})
+	id, ok := schema.KeyFromSubject(m.Subject, schema.CancelPrefix)
+	if !ok {
+		d.reply(m, CancelReply{JobID: id, Error: "invalid job key", ErrorType: schema.ErrInvalidJob})
 		return
 	}
 	select {
@@ -61,7 +72,11 @@ func (d *Dispatcher) onCancel(m *nats.Msg) {
 		defer cancel()
 		status, err := d.cancelJob(ctx, id)
 		r := CancelReply{JobID: id, Status: status}
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoJob):
+			tenant, jobID, _ := schema.SplitJobKey(id)
+			r.Error, r.ErrorType = fmt.Sprintf("no job %s in tenant %s", jobID, tenant), schema.ErrNotFound
+		case err != nil:
 			r.Error = err.Error()
 		}
 		d.reply(m, r)
@@ -69,6 +84,11 @@ func (d *Dispatcher) onCancel(m *nats.Msg) {
 }
 
 func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
+	if seen, err := bus.HasEvent(ctx, d.js, id, ""); err != nil {
+		return "", err
+	} else if !seen {
+		return "", errNoJob
+	}
 	if ev, err := bus.TerminalEvent(ctx, d.js, id); err != nil || ev != nil {
 		return statusOf(ev), err
 	}

@@ -28,7 +28,7 @@ type Config struct {
 	Conn *nats.Conn
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
-	// Functions resolves function names (default: Builtin).
+	// Functions resolves function names for a tenant (default: Builtin).
 	Functions Resolver
 	// NoWorkerWait is how long a job may wait for a live worker of its pool
 	// (the registry) before it is refused with a terminal NotFound error
@@ -150,6 +150,11 @@ type Dispatcher struct {
 	// advisoryKeys holds the stream/seq of each advisory being checked.
 	advisoryKeys sync.Map
 
+	// tenantKV is the tenants bucket; tenants caches its records and the
+	// state of each tenant's active stream (tenants.go).
+	tenantKV jetstream.KeyValue
+	tenants  tenantCache
+
 	registry *registry.Registry
 	seenMu   sync.Mutex
 	seen     []registry.Worker
@@ -180,7 +185,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("role", "dispatcher"),
 		js:    js,
-		pub:   events.NewPublisher(cfg.Conn, js),
+		pub:   newPublisher(cfg, js),
 		slots: make(chan struct{}, cfg.Concurrency),
 
 		cancels:    make(chan struct{}, MaxCancels),
@@ -208,6 +213,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	d.registry = reg
+	if d.tenantKV, err = bus.OpenTenants(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
 		Durable:       bus.DispatcherConsumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -234,8 +242,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.consume = cc
 	for subject, handler := range map[string]nats.MsgHandler{
-		schema.CancelPrefix + "*":                 d.onCancel,
-		schema.ReplayPrefix + "*":                 d.onReplay,
+		schema.CancelPrefix + "*.*":               d.onCancel,
+		schema.ReplayPrefix + "*.*":               d.onReplay,
 		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
 		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
 	} {
@@ -316,6 +324,12 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
+func newPublisher(cfg Config, js jetstream.JetStream) *events.Publisher {
+	p := events.NewPublisher(cfg.Conn, js)
+	p.Log = cfg.Logger.With("role", "dispatcher")
+	return p
+}
+
 // noWorker is a job whose pool has no live worker yet: it is offered
 // again after delay.
 type noWorker struct {
@@ -328,7 +342,7 @@ func (n *noWorker) Error() string { return "no live worker serves pool " + n.poo
 // rejection is a submission brig will not run. When the submission was
 // accepted first, the rejection is the job's terminal event.
 type rejection struct {
-	jobID   string
+	jobID   string // the job's key, when known
 	replyTo string
 	pool    string // when known, for metrics
 	errType string
@@ -338,13 +352,15 @@ type rejection struct {
 
 func (r *rejection) Error() string { return r.msg }
 
-// duplicate is a submission for a job id that another submission took (it
-// was accepted or rejected under that id), or for a job that has ended. It
-// must not touch that job's events.
+// duplicate is a submission for a job key that another submission took (it
+// was accepted or rejected under that key), or for a job that has ended.
+// It must not touch that job's events.
 type duplicate struct{ jobID string }
 
-func (d *duplicate) Error() string { return "job id " + d.jobID + " is already taken" }
+func (d *duplicate) Error() string { return "job " + d.jobID + " is already taken" }
 
+// invalid is a rejection of job, which carries its key as its ID (a
+// submission as dispatch reads it: see decode).
 func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 	r := &rejection{errType: errType, status: schema.StatusRejected, msg: fmt.Sprintf(format, args...)}
 	if job != nil {
@@ -354,21 +370,27 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 }
 
 // dispatch validates, resolves and routes one submission. It returns a
-// *rejection for anything that must not run, a *duplicate for a job id
+// *rejection for anything that must not run, a *duplicate for a job key
 // brig already knows, another error for platform failures worth retrying.
-// A job whose work message cannot fit is rejected before it is accepted.
+// A job whose work message cannot fit, or whose tenant is at its
+// max_queued, is rejected before it is accepted.
 func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) error {
-	job, err := d.decode(msg)
+	job, tenant, err := d.decode(msg)
 	if err != nil {
 		return err
 	}
-	log := d.log.With("job", job.ID, "function", job.Function)
-	defer d.jobs.lock(job.ID)()
-	accepted, err := d.claim(ctx, job.ID, meta)
+	key := job.ID // decode made it the key
+	log := d.log.With("job", key, "function", job.Function)
+	defer d.jobs.lock(key)()
+	accepted, err := d.claim(ctx, key, meta)
 	if err != nil {
 		return err
 	}
-	fn, err := d.cfg.Functions.Resolve(ctx, job.Function)
+	rec, err := d.tenant(ctx, job, tenant)
+	if err != nil {
+		return err
+	}
+	fn, err := d.cfg.Functions.Resolve(ctx, tenant, job.Function)
 	if errors.Is(err, ErrFunctionNotFound) {
 		return invalid(job, schema.ErrNotFound, "function %q not found", job.Function)
 	}
@@ -388,12 +410,21 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return err
 	}
 	if !accepted {
+		// The job's place in its tenant's max_queued comes first: a job
+		// refused for it was never accepted.
+		fresh, err := d.hold(ctx, job, rec, key)
+		if err != nil {
+			return err
+		}
 		// The accepted event must be the job's first: of two submissions
-		// racing for one id (on this dispatcher or another), the one whose
+		// racing for one key (on this dispatcher or another), the one whose
 		// first event is stored owns it; the other is a duplicate.
-		ev := &schema.Event{JobID: job.ID, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
+		ev := &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
 		if err := d.pub.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
-			return &duplicate{jobID: job.ID}
+			if fresh {
+				d.unhold(ctx, key)
+			}
+			return &duplicate{jobID: key}
 		} else if err != nil {
 			return err
 		}
@@ -410,26 +441,49 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 }
 
 // decode strictly decodes a submission and checks that it names its job
-// the way it was published (Nats-Msg-Id, subject).
-func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, error) {
+// the way it was published (subject, Nats-Msg-Id, reply_to). The tenant is
+// the subject's, never the payload's (docs/design.md §10.3). The job it
+// returns carries its key as its ID, the way every event, token and
+// subject names it from here on.
+func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, string, error) {
+	tenant, fn, ok := schema.ParseSubmitSubject(msg.Subject())
+	if !ok {
+		// No tenant: no event can name the job.
+		return nil, "", invalid(nil, schema.ErrInvalidJob, "invalid job: submitted on %s, not on %s<tenant>.<function>", msg.Subject(), schema.SubmitPrefix)
+	}
 	job, err := schema.DecodeJob(msg.Data(), d.cfg.MaxJobBytes)
 	if err != nil {
-		return nil, invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
+		return nil, "", invalid(nil, schema.ErrInvalidJob, "invalid job: %v", err)
 	}
+	id := job.ID
+	job.ID = schema.JobKey(tenant, id)
 	if hdr := msg.Headers().Get(jetstream.MsgIDHeader); hdr != "" && hdr != job.ID {
-		r := invalid(nil, schema.ErrInvalidJob, "invalid job: id: %q does not match the Nats-Msg-Id header %q", job.ID, hdr)
-		if schema.ValidID(hdr) {
-			r.jobID = hdr // the dedup key the client published under
+		r := invalid(job, schema.ErrInvalidJob, "invalid job: id %q: the Nats-Msg-Id must be %s, got %q", id, job.ID, hdr)
+		if t, _, ok := schema.SplitJobKey(hdr); ok && t == tenant {
+			r.jobID, r.replyTo = hdr, "" // the dedup key the client published under
 		}
-		return nil, r
+		if !schema.ReplyToAllowed(tenant, r.jobID, r.replyTo) {
+			r.replyTo = ""
+		}
+		return nil, "", r
 	}
-	if want := schema.SubmitSubject(job.Function); msg.Subject() != want {
-		return nil, invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), want)
+	if job.Function != fn {
+		r := invalid(job, schema.ErrInvalidJob, "invalid job: function: %q was submitted on %s, expected %s", job.Function, msg.Subject(), schema.SubmitSubject(tenant, job.Function))
+		if !schema.ReplyToAllowed(tenant, job.ID, job.ReplyTo) {
+			r.replyTo = ""
+		}
+		return nil, "", r
 	}
-	return job, nil
+	if !schema.ReplyToAllowed(tenant, job.ID, job.ReplyTo) {
+		r := invalid(job, schema.ErrInvalidJob, "invalid job: reply_to: must lie under %s. (the inboxes of tenant %s) or be this job's own %s",
+			schema.InboxPrefix(tenant), tenant, strings.TrimSuffix(schema.EventsFilter(job.ID), ">"))
+		r.replyTo = "" // never a subject brig publishes to for another tenant
+		return nil, "", r
+	}
+	return job, tenant, nil
 }
 
-// claim decides whether this submission may dispatch job id: it reports
+// claim decides whether this submission may dispatch job id (a key): it reports
 // whether this very submission was accepted already (an earlier delivery
 // published the accepted event), and returns a *duplicate when the id
 // belongs to another submission or the job has ended.
@@ -566,8 +620,9 @@ func (d *Dispatcher) route(ctx context.Context, out *nats.Msg, log *slog.Logger)
 }
 
 // reject publishes the terminal event of a job that will not run, then
-// terminates the submission. When the job id cannot be read from the
-// payload it is taken from the Nats-Msg-Id header. A rejection names its
+// terminates the submission. When the job's key cannot be read from the
+// payload (and the subject's tenant) it is taken from the Nats-Msg-Id
+// header. A rejection names its
 // job by what the payload claims, so it ends a job that brig accepted only
 // when this very submission was accepted as that job: then it is the job's
 // own end, whatever failed after acceptance. Before acceptance the
@@ -575,7 +630,7 @@ func (d *Dispatcher) route(ctx context.Context, out *nats.Msg, log *slog.Logger)
 // submission got there first, this one is a duplicate and writes nothing.
 func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, r *rejection) {
 	if r.jobID == "" {
-		r.jobID, r.replyTo = peekJob(msg.Data(), msg.Headers())
+		r.jobID, r.replyTo = peekSubmission(msg.Subject(), msg.Data(), msg.Headers())
 	}
 	log := d.log.With("job", r.jobID, "subject", msg.Subject())
 	if r.jobID == "" {
@@ -621,10 +676,61 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 	_ = msg.TermWithReason(r.msg)
 }
 
-// peekJob reads a job id and reply subject from a submission that failed
-// strict decoding: from the payload when they are valid there, else the id
-// from the Nats-Msg-Id header.
-func peekJob(data []byte, hdr nats.Header) (id, replyTo string) {
+// peekSubmission reads a job key and reply subject from a submission that
+// failed strict decoding: the tenant from the subject, the id and reply_to
+// from the payload when they are valid there, else the key from the
+// Nats-Msg-Id header when it is of the subject's tenant. A reply_to
+// outside the tenant's inboxes is dropped.
+func peekSubmission(subject string, data []byte, hdr nats.Header) (key, replyTo string) {
+	tenant, _, ok := schema.ParseSubmitSubject(subject)
+	if !ok {
+		return "", ""
+	}
+	id, replyTo := peekJob(data)
+	if schema.ValidID(id) {
+		key = schema.JobKey(tenant, id)
+	} else if h := hdr.Get(jetstream.MsgIDHeader); h != "" {
+		replyTo = "" // the payload's, not the header's job's
+		if t, _, ok := schema.SplitJobKey(h); ok && t == tenant {
+			key = h
+		}
+	}
+	if key == "" {
+		return "", ""
+	}
+	if !schema.ReplyToAllowed(tenant, key, replyTo) {
+		replyTo = ""
+	}
+	return key, replyTo
+}
+
+// peekWork reads a job key and reply subject from a work message: its
+// job's id is the key (or, failing that, its Nats-Msg-Id).
+func peekWork(data []byte, hdr nats.Header) (key, replyTo string) {
+	var work struct {
+		Job json.RawMessage `json:"job"`
+	}
+	_ = json.Unmarshal(data, &work)
+	key, replyTo = peekJob(work.Job)
+	if !schema.ValidJobKey(key) {
+		key, replyTo = "", ""
+		if h := hdr.Get(jetstream.MsgIDHeader); schema.ValidJobKey(h) {
+			key = h
+		}
+	}
+	if key == "" {
+		return "", ""
+	}
+	tenant, _, _ := schema.SplitJobKey(key)
+	if !schema.ReplyToAllowed(tenant, key, replyTo) {
+		replyTo = ""
+	}
+	return key, replyTo
+}
+
+// peekJob reads the id (a client's id or a key) and the reply subject of a
+// job that failed strict decoding, each when it is valid.
+func peekJob(data []byte) (id, replyTo string) {
 	var loose struct {
 		ID      any `json:"id"`
 		ReplyTo any `json:"reply_to"`
@@ -632,24 +738,26 @@ func peekJob(data []byte, hdr nats.Header) (id, replyTo string) {
 	if len(data) <= schema.DefaultMaxJobBytes*4 {
 		_ = json.Unmarshal(data, &loose)
 	}
-	if s, ok := loose.ID.(string); ok && schema.ValidID(s) {
-		id = s
-		probe := schema.Job{ID: s, Function: "x"}
-		if rt, ok := loose.ReplyTo.(string); ok {
-			probe.ReplyTo = rt
-			if probe.Validate() == nil {
-				replyTo = rt
-			}
+	s, ok := loose.ID.(string)
+	if !ok || !schema.ValidID(s) && !schema.ValidJobKey(s) {
+		return "", ""
+	}
+	// Job.Validate checks a client's id: a key's id stands in for it, and
+	// the caller checks the tenant (schema.ReplyToAllowed).
+	probe := schema.Job{ID: s, Function: "x"}
+	if _, id, ok := schema.SplitJobKey(s); ok {
+		probe.ID = id
+	}
+	if rt, ok := loose.ReplyTo.(string); ok {
+		probe.ReplyTo = rt
+		if probe.Validate() == nil {
+			replyTo = rt
 		}
-		return id, replyTo
 	}
-	if h := hdr.Get(jetstream.MsgIDHeader); schema.ValidID(h) {
-		return h, ""
-	}
-	return "", ""
+	return s, replyTo
 }
 
-// mint signs the job's credential: its id, function and granted scopes,
+// mint signs the job's credential: its key, function and granted scopes,
 // valid until it could at the latest have finished.
 func (d *Dispatcher) mint(jobID string, spec *schema.RunSpec, now time.Time) (string, error) {
 	exp := now.Add(d.cfg.QueueAllowance + spec.Timeout() + d.cfg.TokenGrace)

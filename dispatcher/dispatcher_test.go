@@ -19,17 +19,20 @@ import (
 )
 
 // rig is a started dispatcher on its own server, with a live worker of the
-// default pool in the registry (no real one: nothing pulls its work).
+// default pool in the registry (no real one: nothing pulls its work), and
+// the tenant default's record. nc is a client connection of the default
+// tenant (its inboxes are _INBOX.default.…); the dispatcher has its own.
 type rig struct {
-	t  *testing.T
-	nc *nats.Conn
-	js jetstream.JetStream
-	d  *Dispatcher
+	t   *testing.T
+	url string
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	d   *Dispatcher
 }
 
 func newRig(t *testing.T, edit func(*Config)) *rig {
 	t.Helper()
-	_, nc, js := natstest.Start(t)
+	url, nc, js := natstest.Start(t)
 	cfg := Config{
 		Conn:       nc,
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -54,15 +57,60 @@ func newRig(t *testing.T, edit func(*Config)) *rig {
 	if err := reg.Put(t.Context(), registry.Worker{ID: "w1", Pools: []string{schema.DefaultPool}, Slots: 1}); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, nc: nc, js: js, d: d}
+	r := &rig{t: t, url: url, nc: tenantConn(t, url, schema.DefaultTenant), js: js, d: d}
+	r.addTenant(schema.Tenant{Name: schema.DefaultTenant})
+	return r
 }
 
-// submit publishes a python job's payload as a client would, without the
-// Nats-Msg-Id header when msgID is "", and returns its stream sequence.
+// tenantConn connects as a client of tenant does: its inboxes are the
+// tenant's.
+func tenantConn(t *testing.T, url, tenant string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// addTenant stores a tenant's record, as `brig tenant add` does.
+func (r *rig) addTenant(rec schema.Tenant) {
+	r.t.Helper()
+	kv, err := bus.OpenTenants(r.t.Context(), r.js, 1)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := bus.PutTenant(r.t.Context(), kv, rec); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// k is the key of a job id of the default tenant; a key is left as it is.
+func k(id string) string {
+	if strings.Contains(id, ".") {
+		return id
+	}
+	return schema.JobKey(schema.DefaultTenant, id)
+}
+
+// submit publishes a python job's payload as a client of the default
+// tenant would, without the Nats-Msg-Id header when msgID is "" (a plain
+// id becomes its key), and returns its stream sequence.
 func (r *rig) submit(data []byte, msgID string) uint64 {
 	r.t.Helper()
-	msg := &nats.Msg{Subject: schema.SubmitSubject("python"), Data: data, Header: nats.Header{}}
+	return r.submitAs(schema.DefaultTenant, data, msgID)
+}
+
+// submitAs publishes a python job's payload as a client of tenant would,
+// with msgID as it is.
+func (r *rig) submitAs(tenant string, data []byte, msgID string) uint64 {
+	r.t.Helper()
+	msg := &nats.Msg{Subject: schema.SubmitSubject(tenant, "python"), Data: data, Header: nats.Header{}}
 	if msgID != "" {
+		if tenant == schema.DefaultTenant {
+			msgID = k(msgID)
+		}
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
 	ack, err := r.js.PublishMsg(r.t.Context(), msg)
@@ -78,7 +126,7 @@ func (r *rig) terminal(id string) *schema.Event {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(r.t.Context(), 20*time.Second)
 	defer cancel()
-	cons, err := r.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schema.EventsFilter(id)}})
+	cons, err := r.js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{schema.EventsFilter(k(id))}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -100,7 +148,7 @@ func (r *rig) stored(id string) map[string]int {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	info, err := s.Info(r.t.Context(), jetstream.WithSubjectFilter(schema.EventsFilter(id)))
+	info, err := s.Info(r.t.Context(), jetstream.WithSubjectFilter(schema.EventsFilter(k(id))))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -150,7 +198,7 @@ func jobData(t *testing.T, id, code string) []byte {
 func (r *rig) wantTerminal(id, status, errType string, accepted int) *schema.Event {
 	r.t.Helper()
 	ev := r.terminal(id)
-	if ev.JobID != id || ev.Status != status || ev.Error == nil || ev.Error.Type != errType {
+	if ev.JobID != k(id) || ev.Status != status || ev.Error == nil || ev.Error.Type != errType {
 		r.t.Errorf("terminal event of %s: %+v; want status %s, error %s", id, ev, status, errType)
 	}
 	counts := r.stored(id)
@@ -188,7 +236,7 @@ func TestWorkMessageAtTheLimit(t *testing.T) {
 	}
 	now := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
 	meta := &jetstream.MsgMetadata{Timestamp: now}
-	job := &schema.Job{ID: "edge-1", Function: "python", Code: "x"}
+	job := &schema.Job{ID: k("edge-1"), Function: "python", Code: "x"}
 	spec := buildSpec(job, schema.Ptr(schema.Python()))
 	out, err := d.workMessage(job, &spec, meta, now)
 	if err != nil {
@@ -230,7 +278,7 @@ func TestRoutingFailureEndsTheJob(t *testing.T) {
 	if !strings.Contains(ev.Error.Message, "maximum messages") {
 		t.Errorf("message %q does not say the work queue is full", ev.Error.Message)
 	}
-	acc, err := bus.FindEvent(t.Context(), r.js, id, schema.EventAccepted)
+	acc, err := bus.FindEvent(t.Context(), r.js, k(id), schema.EventAccepted)
 	if err != nil || acc == nil || acc.SubmitSeq != seq {
 		t.Errorf("accepted event %+v (%v); want submit_seq %d", acc, err, seq)
 	}
@@ -269,18 +317,18 @@ func TestRedeliveryEndsOnlyItsOwnJob(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.Streams.WorkMaxMsgs = 1 })
 	id := "redeliver-1"
 	// Accepted from the submission stored at sequence 7.
-	if _, err := r.d.pub.Publish(t.Context(), &schema.Event{JobID: id, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
+	if _, err := r.d.pub.Publish(t.Context(), &schema.Event{JobID: k(id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.js.Publish(t.Context(), schema.WorkSubject("backlog"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	other := &fakeMsg{subject: schema.SubmitSubject("python"), data: jobData(t, id, "print(2)"), seq: 8, delivered: 3}
+	other := &fakeMsg{subject: schema.SubmitSubject(schema.DefaultTenant, "python"), data: jobData(t, id, "print(2)"), seq: 8, delivered: 3}
 	r.d.handle(t.Context(), other)
 	if other.settled != "term" || len(r.stored(id)) != 1 {
 		t.Fatalf("another submission's last delivery: settled %q, events %v; want term and the job untouched", other.settled, r.stored(id))
 	}
-	own := &fakeMsg{subject: schema.SubmitSubject("python"), data: jobData(t, id, "print(1)"), seq: 7, delivered: 3}
+	own := &fakeMsg{subject: schema.SubmitSubject(schema.DefaultTenant, "python"), data: jobData(t, id, "print(1)"), seq: 7, delivered: 3}
 	r.d.handle(t.Context(), own)
 	if own.settled != "term" {
 		t.Fatalf("own submission's last delivery settled %q, want term", own.settled)
@@ -357,7 +405,7 @@ func TestGiveUpEndsOnlyItsOwnJob(t *testing.T) {
 		want  int    // terminal events
 	}{{"own-1", 0, 1}, {"other-1", 5, 0}} {
 		seq := r.submit(jobData(t, tt.id, "print(1)"), tt.id)
-		accepted := &schema.Event{JobID: tt.id, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: seq + tt.other}
+		accepted := &schema.Event{JobID: k(tt.id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: seq + tt.other}
 		if _, err := d.pub.Publish(t.Context(), accepted, ""); err != nil {
 			t.Fatal(err)
 		}

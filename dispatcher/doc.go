@@ -1,8 +1,10 @@
 // Package dispatcher turns submitted jobs into work for a pool of workers.
 //
 // A Dispatcher pulls from the BRIG_SUBMIT stream through one durable
-// consumer shared by every replica, validates each job strictly, resolves
-// its function, merges the function's defaults with the job's requests into
+// consumer shared by every replica, takes each job's tenant from its
+// subject (brig.submit.<tenant>.<function>) and names the job by its key
+// <tenant>.<id> from then on, checks the tenant's record and max_queued,
+// validates each job strictly, resolves its function for the tenant, merges the function's defaults with the job's requests into
 // a schema.RunSpec, and publishes a schema.Work on brig.work.<pool>. Anything
 // it cannot accept ends in a terminal `error` event with status `rejected`
 // and the submission is terminated, never redelivered.

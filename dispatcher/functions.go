@@ -20,12 +20,12 @@ var ErrFunctionNotFound = errors.New("function not found")
 // definition that does not decode or validate (functions.ErrInvalidStored).
 var ErrFunctionInvalid = functions.ErrInvalidStored
 
-// Resolver looks up function definitions. An error matching
-// ErrFunctionNotFound rejects the job (NotFound), one matching
+// Resolver looks up function definitions for a tenant's job. An error
+// matching ErrFunctionNotFound rejects the job (NotFound), one matching
 // ErrFunctionInvalid ends it at once (brokenFunction); any other is the
 // platform's, and the submission is retried.
 type Resolver interface {
-	Resolve(ctx context.Context, name string) (*schema.Function, error)
+	Resolve(ctx context.Context, tenant, name string) (*schema.Function, error)
 }
 
 // BuiltinFunction returns a fresh copy of brig's built-in function of that
@@ -46,8 +46,8 @@ func BuiltinFunction(name string) (*schema.Function, bool) {
 // Builtin resolves brig's built-in functions only.
 type Builtin struct{}
 
-// Resolve implements Resolver.
-func (Builtin) Resolve(_ context.Context, name string) (*schema.Function, error) {
+// Resolve implements Resolver; the built-ins are every tenant's.
+func (Builtin) Resolve(_ context.Context, _, name string) (*schema.Function, error) {
 	if fn, ok := BuiltinFunction(name); ok {
 		return fn, nil
 	}
@@ -55,9 +55,10 @@ func (Builtin) Resolve(_ context.Context, name string) (*schema.Function, error)
 }
 
 // KVResolver resolves the functions deployed with `brig deploy` (the
-// BRIG_FUNCTIONS bucket), then the built-ins: a deployed definition named
-// python replaces the built-in one. It caches nothing, so a deploy applies
-// to the next job.
+// BRIG_FUNCTIONS bucket), then the built-ins: for tenant T, the tenant's
+// own T.name, then the global name, then the built-in (docs/design.md §3,
+// §10.3); a deployed definition named python replaces the built-in one. It
+// caches nothing, so a deploy applies to the next job.
 type KVResolver struct {
 	Store *functions.Store
 }
@@ -77,8 +78,8 @@ func OpenKVResolver(ctx context.Context, nc *nats.Conn, replicas int) (KVResolve
 }
 
 // Resolve implements Resolver.
-func (r KVResolver) Resolve(ctx context.Context, name string) (*schema.Function, error) {
-	fn, err := functions.Resolver{Store: r.Store, Fallback: BuiltinFunction}.Resolve(ctx, name)
+func (r KVResolver) Resolve(ctx context.Context, tenant, name string) (*schema.Function, error) {
+	fn, err := functions.Resolver{Store: r.Store, Fallback: BuiltinFunction}.ResolveFor(ctx, tenant, name)
 	if errors.Is(err, functions.ErrNotFound) {
 		return nil, fmt.Errorf("%q: %w", name, ErrFunctionNotFound)
 	}

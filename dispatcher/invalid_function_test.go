@@ -38,8 +38,8 @@ func (r *rig) submitTo(fn, id string) uint64 {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: schema.SubmitSubject(fn), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg := &nats.Msg{Subject: schema.SubmitSubject(schema.DefaultTenant, fn), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, k(id))
 	ack, err := r.js.PublishMsg(r.t.Context(), msg)
 	if err != nil {
 		r.t.Fatalf("submit: %v", err)

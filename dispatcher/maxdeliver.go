@@ -211,15 +211,12 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 	if err != nil {
 		return fmt.Errorf("load message %d: %w", seq, err)
 	}
-	data := raw.Data
+	var id, replyTo string
 	if streamName == schema.StreamWork {
-		var work struct {
-			Job json.RawMessage `json:"job"`
-		}
-		_ = json.Unmarshal(raw.Data, &work)
-		data = work.Job
+		id, replyTo = peekWork(raw.Data, raw.Header)
+	} else {
+		id, replyTo = peekSubmission(raw.Subject, raw.Data, raw.Header)
 	}
-	id, replyTo := peekJob(data, raw.Header)
 	first := false // the job has no event yet: it must win the id
 	if id != "" && streamName == schema.StreamSubmit {
 		var own bool

@@ -31,12 +31,12 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			seqs[i][0] = publishRaw(t, r.js, schema.SubmitSubject("python"), jobData(t, id, "print(1)"), id)
+			seqs[i][0] = publishRaw(t, r.js, schema.SubmitSubject(schema.DefaultTenant, "python"), jobData(t, id, "print(1)"), k(id))
 		}()
 		go func() {
 			defer wg.Done()
 			bogus := []byte(`{"id":"` + id + `","function":"echo","stdin":"B","bogus":1}`)
-			seqs[i][1] = publishRaw(t, r.js, schema.SubmitSubject("echo"), bogus, "")
+			seqs[i][1] = publishRaw(t, r.js, schema.SubmitSubject(schema.DefaultTenant, "echo"), bogus, "")
 		}()
 	}
 	wg.Wait()
@@ -51,7 +51,7 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 			accepted++
 		case counts[schema.EventError] == 1 && len(counts) == 1:
 			rejected++
-			ev, err := bus.TerminalEvent(t.Context(), r.js, id)
+			ev, err := bus.TerminalEvent(t.Context(), r.js, k(id))
 			if err != nil || ev == nil || ev.Status != schema.StatusRejected {
 				t.Errorf("%s: terminal %+v, %v; want the rejection", id, ev, err)
 			}
@@ -91,7 +91,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endedMsg, err := events.GetLastMsgForSubject(ctx, schema.EventSubject("ended-1", schema.EventError))
+	endedMsg, err := events.GetLastMsgForSubject(ctx, schema.EventSubject(k("ended-1"), schema.EventError))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if _, err := workStream.GetMsg(ctx, workSeq); err != nil {
 		t.Errorf("a running job's work message was deleted: %v", err)
 	}
-	if ev, err := bus.TerminalEvent(ctx, r.js, "running-1"); err != nil || ev != nil {
+	if ev, err := bus.TerminalEvent(ctx, r.js, k("running-1")); err != nil || ev != nil {
 		t.Errorf("running job ended by a forged advisory: %+v, %v", ev, err)
 	}
 	_ = work.Ack()
@@ -189,7 +189,7 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 			for range batch.Messages() {
 			}
 		}
-		if ev, _ := bus.TerminalEvent(ctx, r.js, "exhaust-1"); ev != nil {
+		if ev, _ := bus.TerminalEvent(ctx, r.js, k("exhaust-1")); ev != nil {
 			break
 		}
 	}
@@ -226,14 +226,14 @@ func TestCancelBound(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range MaxCancels {
 		id := "held-" + strconv.Itoa(i)
-		started := &schema.Event{JobID: id, Type: schema.EventStarted, Seq: 2, Attempt: 1, ExitCode: -1}
+		started := &schema.Event{JobID: k(id), Type: schema.EventStarted, Seq: 2, Attempt: 1, ExitCode: -1}
 		if _, err := r.d.pub.Publish(ctx, started, ""); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := r.nc.Request(schema.CancelSubject(id), nil, workerCancelWait+15*time.Second)
+			m, err := r.nc.Request(schema.CancelSubject(k(id)), nil, workerCancelWait+15*time.Second)
 			if err != nil {
 				t.Errorf("cancel %s: %v", id, err)
 			}
@@ -253,7 +253,7 @@ func TestCancelBound(t *testing.T) {
 	for i := 0; time.Since(heldAt) < workerCancelWait/2 && len(r.d.cancels) == MaxCancels; i++ {
 		id := "made-up-" + strconv.Itoa(i)
 		start := time.Now()
-		m, err := r.nc.Request(schema.CancelSubject(id), nil, 2*time.Second)
+		m, err := r.nc.Request(schema.CancelSubject(k(id)), nil, 2*time.Second)
 		if err != nil {
 			t.Fatalf("cancel past the bound: %v", err)
 		}
@@ -280,7 +280,7 @@ func TestCancelBound(t *testing.T) {
 		}
 	}
 	// Room again.
-	m, err := r.nc.Request(schema.CancelSubject("after-1"), nil, 5*time.Second)
+	m, err := r.nc.Request(schema.CancelSubject(k("after-1")), nil, 5*time.Second)
 	if err != nil || strings.Contains(string(m.Data), ErrBusy) {
 		t.Errorf("cancel after the flood: %v %s", err, m.Data)
 	}

@@ -21,11 +21,12 @@ import (
 // The replay service (docs/design.md §6). Clients hold no JetStream API
 // (§10): a client that could create a consumer on BRIG_EVENTS could choose
 // a push consumer's deliver subject, and the server would publish there on
-// its behalf. So a client asks on brig.replay.<job_id>, and the dispatcher
-// that takes the request (queue group CancelQueue) reads the job's events
-// with a consumer of its own and publishes them to the request's reply
-// subject, which must be an inbox: the dispatcher never publishes anywhere
-// a client names outside _INBOX.>.
+// its behalf. So a client asks on brig.replay.<key> (<tenant>.<id>), and
+// the dispatcher that takes the request (queue group CancelQueue) reads the
+// job's events with a consumer of its own and publishes them to the
+// request's reply subject, which must be an inbox of the job's tenant
+// (_INBOX.<tenant>.>, §10.3): the dispatcher never publishes anywhere a
+// client names outside its tenant's inboxes.
 
 // Bounds of the replay service (docs/design.md §13.7).
 const (
@@ -87,7 +88,7 @@ const (
 	ReplayAlive ReplayControl = "alive"
 )
 
-// ReplayRequest is the body of a request on brig.replay.<job_id>. An empty
+// ReplayRequest is the body of a request on brig.replay.<key>. An empty
 // body asks for the job's events.
 type ReplayRequest struct {
 	// Peek asks only whether the job has events: one PeekReply answers.
@@ -102,16 +103,20 @@ type PeekReply struct {
 	Terminal bool `json:"terminal"`
 }
 
-// onReplay answers a replay request. A request whose reply subject is not
-// an inbox is ignored: answering it would publish where the client says.
+// onReplay answers a replay request on brig.replay.<key>. A request whose
+// reply subject is not an inbox of the key's tenant (_INBOX.<tenant>.) is
+// ignored: answering it would publish where the client says, or show one
+// tenant's job to another.
 func (d *Dispatcher) onReplay(m *nats.Msg) {
-	if !inboxSubject(m.Reply) {
-		d.log.Debug("ignoring a replay request whose reply subject is not an inbox", "subject", m.Subject, "reply", m.Reply)
+	rest := strings.TrimPrefix(m.Subject, schema.ReplayPrefix)
+	tenant, _, _ := strings.Cut(rest, ".")
+	if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
+		d.log.Debug("ignoring a replay request whose reply subject is not an inbox of the job's tenant", "subject", m.Subject, "reply", m.Reply)
 		return
 	}
-	id := strings.TrimPrefix(m.Subject, schema.ReplayPrefix)
-	if !schema.ValidID(id) {
-		d.control(m.Reply, ReplayError, "invalid job id")
+	id, ok := schema.KeyFromSubject(m.Subject, schema.ReplayPrefix)
+	if !ok {
+		d.control(m.Reply, ReplayError, "invalid job key")
 		return
 	}
 	req, err := decodeReplayRequest(m.Data)

@@ -38,7 +38,7 @@ func (r *rig) askTo(reply, id string, body []byte) *replies {
 	if err := r.nc.Flush(); err != nil {
 		r.t.Fatal(err)
 	}
-	if err := r.nc.PublishMsg(&nats.Msg{Subject: schema.ReplaySubject(id), Reply: reply, Data: body}); err != nil {
+	if err := r.nc.PublishMsg(&nats.Msg{Subject: schema.ReplaySubject(k(id)), Reply: reply, Data: body}); err != nil {
 		r.t.Fatal(err)
 	}
 	return box
@@ -99,7 +99,7 @@ func control(m *nats.Msg) ReplayControl {
 // emit stores an event of job id.
 func (r *rig) emit(id, typ string, seq int64) {
 	r.t.Helper()
-	ev := &schema.Event{JobID: id, Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
+	ev := &schema.Event{JobID: k(id), Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
 	if schema.IsTerminal(typ) {
 		ev.Status, ev.ExitCode = schema.StatusSucceeded, 0
 	}
@@ -161,7 +161,7 @@ func TestReplayFinishedJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if raw.Subject != schema.EventSubject(id, typ) {
+		if raw.Subject != schema.EventSubject(k(id), typ) {
 			t.Fatalf("sequence %d is %s", seq, raw.Subject)
 		}
 	}
@@ -202,8 +202,8 @@ func TestReplayQueuedJob(t *testing.T) {
 }
 
 // TestReplayOnlyToInboxes: a request whose reply subject is not an inbox
-// gets no answer, whatever it asks; the dispatcher publishes nowhere a
-// client names outside _INBOX.>.
+// of the job's tenant gets no answer, whatever it asks; the dispatcher
+// publishes nowhere a client names outside _INBOX.<tenant>.>.
 func TestReplayOnlyToInboxes(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, nil)
@@ -216,13 +216,14 @@ func TestReplayOnlyToInboxes(t *testing.T) {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	bad := strings.Repeat("x", 65)
-	foreign := []string{"brig.cancel." + id, "brig.work.default", "$KV.BRIG_FUNCTIONS.python", "_INBOX", "_INBOX.a.*", "_INBOX.a..b", "inbox.x", ""}
+	foreign := []string{"brig.cancel." + k(id), "brig.work.default", "$KV.BRIG_FUNCTIONS.python", "_INBOX", "_INBOX.a.*", "_INBOX.a..b", "inbox.x", "",
+		"_INBOX.x", "_INBOX.acme.x", "_INBOX.defaultx.y", "_INBOX.default", "_INBOX.default.*", "_INBOX.default.>"}
 	for _, reply := range foreign {
 		for _, req := range []struct {
 			id   string
 			body []byte
 		}{{id, nil}, {id, []byte(`{"peek":true}`)}, {bad, nil}, {id, []byte("junk")}} {
-			msg := &nats.Msg{Subject: schema.ReplaySubject(req.id), Reply: reply, Data: req.body}
+			msg := &nats.Msg{Subject: schema.ReplaySubject(k(req.id)), Reply: reply, Data: req.body}
 			if err := r.nc.PublishMsg(msg); err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +256,7 @@ func TestReplayInvalidRequest(t *testing.T) {
 	for name, req := range map[string]struct {
 		id, body, want string
 	}{
-		"id too long":   {strings.Repeat("x", 65), "", "invalid job id"},
+		"id too long":   {strings.Repeat("x", 65), "", "invalid job key"},
 		"unknown field": {"job-1", `{"peek":true,"from":3}`, "unknown field"},
 		"not JSON":      {"job-1", `peek`, "not a JSON object"},
 		"trailing data": {"job-1", `{"peek":true}{}`, "data after"},
@@ -280,7 +281,7 @@ func TestReplayPeek(t *testing.T) {
 	id := "peek-1"
 	peek := func() PeekReply {
 		t.Helper()
-		m, err := r.nc.RequestWithContext(t.Context(), schema.ReplaySubject(id), []byte(`{"peek":true}`))
+		m, err := r.nc.RequestWithContext(t.Context(), schema.ReplaySubject(k(id)), []byte(`{"peek":true}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +364,7 @@ func TestReplayStopsWithDispatcher(t *testing.T) {
 		box.wantControl(ReplayIdle)
 	}
 	// Nobody answers any more.
-	if _, err := r.nc.RequestWithContext(ctx, schema.ReplaySubject("stop-0"), nil); err != nats.ErrNoResponders {
+	if _, err := r.nc.RequestWithContext(ctx, schema.ReplaySubject(k("stop-0")), nil); err != nats.ErrNoResponders {
 		t.Errorf("request after Stop: %v, want no responders", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 func python(t *testing.T) *schema.Function {
 	t.Helper()
-	fn, err := Builtin{}.Resolve(t.Context(), "python")
+	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "python")
 	if err != nil {
 		t.Fatalf("resolve python: %v", err)
 	}
@@ -177,7 +177,7 @@ func TestBuildSpecScopes(t *testing.T) {
 func TestBuiltinResolve(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"", "Python", "python3", "nosuch"} {
-		fn, err := Builtin{}.Resolve(t.Context(), name)
+		fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, name)
 		if !errors.Is(err, ErrFunctionNotFound) || fn != nil {
 			t.Errorf("Resolve(%q) = %v, %v; want nil, ErrFunctionNotFound", name, fn, err)
 		}
@@ -193,7 +193,7 @@ func TestBuiltinResolve(t *testing.T) {
 
 func TestBuiltinEcho(t *testing.T) {
 	t.Parallel()
-	fn, err := Builtin{}.Resolve(t.Context(), "echo")
+	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "echo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,14 +44,14 @@ func TestAcceptBoundsAngleBrackets(t *testing.T) {
 	if len(data) > schema.DefaultMaxJobBytes {
 		t.Fatalf("test job is %d bytes, over the job cap", len(data))
 	}
-	if err := brig.PublishRaw(ctx, "python", id, data); err != nil {
+	if err := brig.PublishRaw(ctx, "python", keyOf(id), data); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	ev, err := watchResult(t, id)
 	if err != nil || ev.Status != schema.StatusSucceeded || ev.Stdout != strconv.Itoa(n)+" True\n" {
 		t.Fatalf("job with %d `<` in its code: %s (%v); want succeeded, stdout %q", n, brief(ev), err, strconv.Itoa(n)+" True\n")
 	}
-	wantStored(t, id, 1, 1)
+	wantStored(t, keyOf(id), 1, 1)
 }
 
 // TestAcceptBoundsWorkTooLarge: jobs under the job cap whose work message
@@ -81,7 +81,7 @@ func TestAcceptBoundsWorkTooLarge(t *testing.T) {
 	if ev.Status != schema.StatusSucceeded || ev.Stdout != "fits\n" {
 		t.Errorf("job with a work message %d bytes under the limit: %s; want it to run", margin, brief(ev))
 	}
-	wantStored(t, underID, 1, 1)
+	wantStored(t, keyOf(underID), 1, 1)
 }
 
 // submitRaw publishes a python job of code as is and waits for its end.
@@ -93,7 +93,7 @@ func submitRaw(t *testing.T, id, code string) *schema.Event {
 	if len(data) > schema.DefaultMaxJobBytes {
 		t.Fatalf("test job is %d bytes, over the job cap", len(data))
 	}
-	if err := brig.PublishRaw(ctx, "python", id, data); err != nil {
+	if err := brig.PublishRaw(ctx, "python", keyOf(id), data); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	ev, _ := watchResult(t, id)
@@ -123,14 +123,15 @@ func wantTooLarge(t *testing.T, ev *schema.Event) (size, limit int) {
 	return size, limit
 }
 
-// wantStored checks how many accepted and terminal events a job stored.
-func wantStored(t *testing.T, id string, accepted, terminal int) {
+// wantStored checks how many accepted and terminal events the job of a
+// key stored.
+func wantStored(t *testing.T, key string, accepted, terminal int) {
 	t.Helper()
-	if n := countStored(t, schema.EventSubject(id, schema.EventAccepted)); n != accepted {
-		t.Errorf("job %s: %d accepted events stored, want %d", id, n, accepted)
+	if n := countStored(t, schema.EventSubject(key, schema.EventAccepted)); n != accepted {
+		t.Errorf("job %s: %d accepted events stored, want %d", key, n, accepted)
 	}
-	if n := countTerminal(t, id); n != terminal {
-		t.Errorf("job %s: %d terminal events stored, want %d", id, n, terminal)
+	if n := countTerminal(t, key); n != terminal {
+		t.Errorf("job %s: %d terminal events stored, want %d", key, n, terminal)
 	}
 }
 
@@ -165,12 +166,12 @@ func TestAcceptBoundsRoutingFailure(t *testing.T) {
 		t.Fatalf("job %s: no terminal event after its routing failed", h.ID)
 	}
 	wantStatus(t, ev, schema.EventError, schema.StatusError, schema.ErrInfrastructure)
-	if ev.JobID != h.ID || !strings.Contains(ev.Error.Message, "maximum messages exceeded") {
-		t.Errorf("terminal event %s; want job %s's, saying the work queue is full", brief(ev), h.ID)
+	if ev.JobID != h.Key || !strings.Contains(ev.Error.Message, "maximum messages exceeded") {
+		t.Errorf("terminal event %s; want job %s's, saying the work queue is full", brief(ev), h.Key)
 	}
-	counts := fe.storedCounts(t, schema.EventsFilter(h.ID))
-	wantOnce(t, counts, h.ID, false)
-	if n := counts[schema.EventSubject(h.ID, schema.EventStarted)]; n != 0 {
+	counts := fe.storedCounts(t, schema.EventsFilter(h.Key))
+	wantOnce(t, counts, h.Key, false)
+	if n := counts[schema.EventSubject(h.Key, schema.EventStarted)]; n != 0 {
 		t.Errorf("%d started events; the job never reached a worker", n)
 	}
 }
@@ -210,8 +211,8 @@ func TestAcceptBoundsReusedID(t *testing.T) {
 		t.Errorf("job %s ended %s instead of with its own result", job.ID, brief(ev))
 	}
 	waitDispatcherIdle(t)
-	wantStored(t, job.ID, 1, 1)
-	if n := countStored(t, schema.EventSubject(job.ID, schema.EventStarted)); n != 1 {
+	wantStored(t, keyOf(job.ID), 1, 1)
+	if n := countStored(t, schema.EventSubject(keyOf(job.ID), schema.EventStarted)); n != 1 {
 		t.Errorf("%d started events stored, want 1", n)
 	}
 }

@@ -171,7 +171,7 @@ func wantFloodOutcome(calls int) func(*testing.T, string, *schema.Event) {
 		}
 		single := 0
 		var summary *schema.Event
-		all := events(t, ev.JobID)
+		all := events(t, idOf(t, ev.JobID))
 		for i := range all {
 			if all[i].Type != schema.EventAuthError {
 				continue

@@ -47,7 +47,8 @@ func TestBusAttack(t *testing.T) {
 	if err != nil || ev.Stdout != "real\n" {
 		t.Fatalf("a client's own job: %v (%s)", err, brief(ev))
 	}
-	storedBefore := countStored(t, schema.EventsFilter(victim.ID))
+	victimKey := keyOf(victim.ID)
+	storedBefore := countStored(t, schema.EventsFilter(victimKey))
 
 	// JetStream API: purge, delete, consumers, stream info, direct gets.
 	for _, subject := range []string{
@@ -56,7 +57,7 @@ func TestBusAttack(t *testing.T) {
 		"$JS.API.STREAM.INFO." + schema.StreamEvents,
 		"$JS.API.STREAM.LIST",
 		"$JS.API.CONSUMER.CREATE." + schema.StreamEvents,
-		"$JS.API.CONSUMER.CREATE." + schema.StreamEvents + ".spy." + schema.EventsFilter(victim.ID),
+		"$JS.API.CONSUMER.CREATE." + schema.StreamEvents + ".spy." + schema.EventsFilter(victimKey),
 		"$JS.API.CONSUMER.DELETE." + schema.StreamWork + ".pool-default",
 		"$JS.API.DIRECT.GET." + schema.StreamEvents,
 		"$JS.API.DIRECT.GET.KV_BRIG_FUNCTIONS.$KV.BRIG_FUNCTIONS.python",
@@ -67,21 +68,27 @@ func TestBusAttack(t *testing.T) {
 		}
 		violations.want(t, "Publish to \""+subject+"\"")
 	}
-	// Puts on brig's buckets, forged events (its own job's and another's),
-	// Work, and submissions on someone else's behalf through events.
+	// Puts on brig's buckets (tenant records included), forged events (its
+	// own job's and another's), Work, and submissions on someone else's
+	// behalf through events.
 	for _, subject := range []string{
 		"$KV.BRIG_FUNCTIONS.python", "$KV.BRIG_KEYS.forged", "$KV.BRIG_WORKERS.forged",
-		schema.EventSubject(victim.ID, schema.EventResult), schema.EventSubject("other-job", schema.EventResult),
+		"$KV." + schema.TenantsBucket + "." + schema.DefaultTenant,
+		schema.EventSubject(victimKey, schema.EventResult), schema.EventSubject(keyOf("other-job"), schema.EventResult),
 		schema.WorkSubject("default"), "$JS.ACK.BRIG_WORK.pool-default.1.1.1.1.1",
+		// Another tenant's submit, cancel and replay subjects.
+		schema.SubmitSubject("other", "python"), schema.CancelSubject(schema.JobKey("other", victim.ID)),
+		schema.ReplaySubject(schema.JobKey("other", victim.ID)),
 	} {
-		if err := nc.Publish(subject, []byte(`{"job_id":"`+victim.ID+`","type":"result","status":"succeeded"}`)); err != nil {
+		if err := nc.Publish(subject, []byte(`{"job_id":"`+victimKey+`","type":"result","status":"succeeded"}`)); err != nil {
 			t.Fatal(err)
 		}
 		_ = nc.Flush()
 		violations.want(t, "Publish to \""+subject+"\"")
 	}
-	// Subscriptions to everything, to brig's subjects, to events.
-	for _, subject := range []string{">", "brig.>", "brig.events.>", "brig.work.>", "$JS.>", "$KV.>"} {
+	// Subscriptions to everything, to brig's subjects, to events, to every
+	// inbox (the roles' and the other tenants').
+	for _, subject := range []string{">", "brig.>", "brig.events.>", "brig.work.>", "$JS.>", "$KV.>", "_INBOX.>"} {
 		if _, err := nc.SubscribeSync(subject); err != nil {
 			t.Fatal(err)
 		}
@@ -91,14 +98,14 @@ func TestBusAttack(t *testing.T) {
 
 	// Nothing changed: the job's stored events and outcome are as they were,
 	// no function was written.
-	if got := countStored(t, schema.EventsFilter(victim.ID)); got != storedBefore {
+	if got := countStored(t, schema.EventsFilter(victimKey)); got != storedBefore {
 		t.Errorf("job %s has %d stored events after the attack, %d before", victim.ID, got, storedBefore)
 	}
 	js, err := jetstream.New(stack.Conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if term, err := bus.TerminalEvent(ctx, js, victim.ID); err != nil || term.Stdout != "real\n" || term.Status != schema.StatusSucceeded {
+	if term, err := bus.TerminalEvent(ctx, js, victimKey); err != nil || term.Stdout != "real\n" || term.Status != schema.StatusSucceeded {
 		t.Errorf("job %s's outcome after the attack: %v (%s)", victim.ID, err, brief(term))
 	}
 	if kv, err := js.KeyValue(ctx, functions.Bucket); err == nil {

@@ -8,7 +8,7 @@ import (
 	"github.com/brig-dev/brig/sdk"
 )
 
-// TestCancelRunningJob publishes on brig.cancel.<job_id> (docs/design.md §6) while
+// TestCancelRunningJob publishes on brig.cancel.<key> (docs/design.md §6) while
 // the job runs: it must end at once with a terminal `cancelled` event.
 func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()
@@ -23,7 +23,7 @@ func TestCancelRunningJob(t *testing.T) {
 	defer h.Stop()
 	waitForEvent(ctx, t, h.Events(), schema.EventStarted)
 	// On the tenant's client connection: a client may cancel (§10).
-	if err := clientNC.Publish(schema.CancelSubject(job.ID), nil); err != nil {
+	if err := clientNC.Publish(schema.CancelSubject(keyOf(job.ID)), nil); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	ev, err := h.Result(ctx)
@@ -36,7 +36,7 @@ func TestCancelRunningJob(t *testing.T) {
 		t.Errorf("job ran %d ms, its whole timeout: the cancel had no effect", ev.DurationMS)
 	}
 	eventually(t, pollBudget, func(context.Context) (bool, string) {
-		left := containersOf(t, job.ID)
+		left := containersOf(t, keyOf(job.ID))
 		return len(left) == 0, "containers of the cancelled job still exist: " + names(left)
 	})
 }
@@ -66,12 +66,12 @@ func TestCancelQueuedJob(t *testing.T) {
 		t.Fatalf("no terminal event: %v", err)
 	}
 	wantStatus(t, ev, schema.EventCancelled, schema.StatusCancelled, schema.ErrCancelled)
-	if got := countStored(t, schema.EventSubject(job.ID, schema.EventStarted)); got != 0 {
+	if got := countStored(t, schema.EventSubject(keyOf(job.ID), schema.EventStarted)); got != 0 {
 		t.Errorf("a cancelled queued job started %d times", got)
 	}
 	// Cancelling a finished job reports how it ended and changes nothing.
 	done, _ := runJob(t, pythonJob("cancel-done", `print(1)`))
-	if status, err := brig.Cancel(ctx, done.JobID); err != nil || status != schema.StatusSucceeded {
+	if status, err := brig.Cancel(ctx, idOf(t, done.JobID)); err != nil || status != schema.StatusSucceeded {
 		t.Errorf("Cancel of a finished job = %q, %v; want succeeded", status, err)
 	}
 }
@@ -89,10 +89,10 @@ sys.exit(3)`)
 	if ev.Attempt != 3 || ev.ExitCode != 3 {
 		t.Errorf("terminal attempt %d exit %d, want attempt 3 (1 + 2 retries) exit 3", ev.Attempt, ev.ExitCode)
 	}
-	if got := countStored(t, schema.EventSubject(job.ID, schema.EventStarted)); got != 3 {
+	if got := countStored(t, schema.EventSubject(keyOf(job.ID), schema.EventStarted)); got != 3 {
 		t.Errorf("started %d times, want 3", got)
 	}
-	if got := countStored(t, schema.EventSubject(job.ID, schema.EventResult)); got != 1 {
+	if got := countStored(t, schema.EventSubject(keyOf(job.ID), schema.EventResult)); got != 1 {
 		t.Errorf("%d terminal events, want 1", got)
 	}
 }

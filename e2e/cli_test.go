@@ -97,8 +97,8 @@ func TestCLI(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &ev); err != nil {
 			t.Fatalf("stdout is not one JSON event: %v: %q", err, r.stdout)
 		}
-		if ev.JobID != hiID || !schema.IsTerminal(ev.Type) || ev.Status != schema.StatusSucceeded || ev.Stdout != "hi\n" {
-			t.Errorf("terminal event = %s, want job %s succeeded with stdout \"hi\\n\"", brief(&ev), hiID)
+		if ev.JobID != keyOf(hiID) || !schema.IsTerminal(ev.Type) || ev.Status != schema.StatusSucceeded || ev.Stdout != "hi\n" {
+			t.Errorf("terminal event = %s, want job %s succeeded with stdout \"hi\\n\"", brief(&ev), keyOf(hiID))
 		}
 		// watch replays the job that just ended.
 		for _, tc := range []struct {
@@ -111,7 +111,7 @@ func TestCLI(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				r := brigCLI(t, tc.args...)
 				wantExit(t, r, 0)
-				checkWatchOutput(t, r.stdout, hiID)
+				checkWatchOutput(t, r.stdout, keyOf(hiID))
 			})
 		}
 	})
@@ -208,8 +208,8 @@ env:
 `
 }
 
-// checkWatchOutput wants JSON lines of the job's events, from accepted to
-// the terminal one.
+// checkWatchOutput wants JSON lines of the events of the job of a key (an
+// event's job_id), from accepted to the terminal one.
 func checkWatchOutput(t *testing.T, out, jobID string) {
 	t.Helper()
 	var evs []schema.Event

@@ -143,8 +143,8 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nc, err := nats.Connect(all, nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
-			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		nc, err := nats.Connect(all, append(inboxOf(u), nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
+			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 		if err != nil {
 			t.Fatalf("connect %s: %v", name, err)
 		}
@@ -152,6 +152,7 @@ func TestCluster(t *testing.T) {
 		return nc
 	}
 	nc := clusterConn("cluster-admin", auth.User{Role: auth.RoleAdmin})
+	putTenant(ctx, t, nc, schema.Tenant{Name: schema.DefaultTenant}, 3)
 	c, err := sdk.New(clusterConn("cluster-client", auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant}), sdk.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
@@ -243,14 +244,14 @@ func TestCluster(t *testing.T) {
 		if results[h.ID] == nil {
 			lost++
 			// Lost by brig, or only by the client's handle?
-			t.Errorf("job %s: %d terminal events stored; its events: %s", h.ID, terminalCountOn(t, nc, h.ID), describe(eventsOn(t, c, h.ID)))
+			t.Errorf("job %s: %d terminal events stored; its events: %s", h.ID, terminalCountOn(t, nc, h.Key), describe(eventsOn(t, c, h.ID)))
 			continue
 		}
 		if results[h.ID].Status != schema.StatusSucceeded {
 			failed++
 			t.Errorf("job %s: %s", h.ID, brief(results[h.ID]))
 		}
-		if n := terminalCountOn(t, nc, h.ID); n != 1 {
+		if n := terminalCountOn(t, nc, h.Key); n != 1 {
 			duplicated++
 			t.Errorf("job %s has %d terminal events stored", h.ID, n)
 		}

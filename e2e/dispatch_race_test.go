@@ -12,7 +12,7 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// TestDispatchRaceOneOwner: a valid job published with Nats-Msg-Id = id
+// TestDispatchRaceOneOwner: a valid job published with Nats-Msg-Id = key
 // and, at the same time, an undecodable submission naming the same id
 // without the header. Exactly one of them owns the id: either the id holds
 // one rejection and nothing else, or the valid job's own events and its own
@@ -52,8 +52,11 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 		}
 		bogus := []byte(`{"id":"` + p.id + `","function":"echo","stdin":"B","bogus":1}`)
 		wg.Add(2)
-		go func() { defer wg.Done(); publish(schema.SubmitSubject(p.function), data, p.id) }()
-		go func() { defer wg.Done(); publish(schema.SubmitSubject("echo"), bogus, "") }()
+		go func() {
+			defer wg.Done()
+			publish(schema.SubmitSubject(schema.DefaultTenant, p.function), data, keyOf(p.id))
+		}()
+		go func() { defer wg.Done(); publish(schema.SubmitSubject(schema.DefaultTenant, "echo"), bogus, "") }()
 	}
 	wg.Wait()
 
@@ -80,13 +83,13 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 	// each id still holds what it did.
 	waitDispatcherIdle(t)
 	for _, p := range pairs {
-		if n := countTerminal(t, p.id); n != 1 {
+		if n := countTerminal(t, keyOf(p.id)); n != 1 {
 			t.Errorf("%s: %d terminal events stored", p.id, n)
 		}
-		if n := countStored(t, schema.EventSubject(p.id, schema.EventAccepted)); n > 1 {
+		if n := countStored(t, schema.EventSubject(keyOf(p.id), schema.EventAccepted)); n > 1 {
 			t.Errorf("%s: %d accepted events stored", p.id, n)
 		}
-		if n, m := countStored(t, schema.EventSubject(p.id, schema.EventError)), countStored(t, schema.EventSubject(p.id, schema.EventAccepted)); n > 0 && m > 0 {
+		if n, m := countStored(t, schema.EventSubject(keyOf(p.id), schema.EventError)), countStored(t, schema.EventSubject(keyOf(p.id), schema.EventAccepted)); n > 0 && m > 0 {
 			t.Errorf("%s: both a rejection and an accepted event stored", p.id)
 		}
 	}

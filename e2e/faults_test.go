@@ -62,7 +62,7 @@ func TestFaultWorkerKilledMidJob(t *testing.T) {
 	}
 	defer h.Stop()
 	waitEventType(ctx, t, h, schema.EventStarted)
-	running := containersOf(t, h.ID)
+	running := containersOf(t, h.Key)
 	if len(running) != 1 {
 		t.Fatalf("containers of the started job: %s, want exactly one", names(running))
 	}
@@ -82,10 +82,10 @@ func TestFaultWorkerKilledMidJob(t *testing.T) {
 	if ev.Stdout != "survived\n" || ev.Attempt != 2 {
 		t.Errorf("stdout %q attempt %d, want \"survived\\n\" on attempt 2", ev.Stdout, ev.Attempt)
 	}
-	if n := terminalCountOn(t, fe.nc, h.ID); n != 1 {
+	if n := terminalCountOn(t, fe.nc, h.Key); n != 1 {
 		t.Errorf("%d terminal events stored, want exactly 1", n)
 	}
-	waitNoContainers(t, worker.LabelJob+"="+h.ID)
+	waitNoContainers(t, worker.LabelJob+"="+h.Key)
 }
 
 // TestFaultDispatcherKilledMidStream SIGKILLs a dispatcher process while
@@ -114,7 +114,7 @@ func TestFaultDispatcherKilledMidStream(t *testing.T) {
 		}
 		submitted <- nil
 	}()
-	accepted := func() int { return fe.storedTotal(t, schema.EventsPrefix+"*."+schema.EventAccepted) }
+	accepted := func() int { return fe.storedTotal(t, schema.EventSubject("*.*", schema.EventAccepted)) }
 	pollUntil(ctx, t, 5*time.Millisecond, func() (bool, string) {
 		got := accepted()
 		return got >= 3, fmt.Sprintf("%d jobs accepted, want 3 before the kill", got)
@@ -143,7 +143,7 @@ func TestFaultDispatcherKilledMidStream(t *testing.T) {
 	t.Logf("all %d ended %s after the second dispatcher started", n, time.Since(start).Round(time.Millisecond))
 	counts := fe.storedCounts(t, schema.EventsPrefix+">")
 	for _, h := range handles {
-		wantOnce(t, counts, h.ID, true)
+		wantOnce(t, counts, h.Key, true)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
 		n := 0
 		for _, id := range ids {
-			n += countStoredIn(t, fe.nc, schema.StreamEvents, schema.EventSubject(id, schema.EventAccepted))
+			n += countStoredIn(t, fe.nc, schema.StreamEvents, schema.EventSubject(keyOf(id), schema.EventAccepted))
 		}
 		return n == 3, fmt.Sprintf("%d of the 3 jobs accepted", n)
 	})
@@ -210,7 +210,7 @@ func TestFaultNATSRestart(t *testing.T) {
 		len(ids), time.Since(restarted).Round(time.Millisecond))
 	counts := fe.storedCounts(t, schema.EventsPrefix+">")
 	for _, id := range ids {
-		wantOnce(t, counts, id, true)
+		wantOnce(t, counts, keyOf(id), true)
 	}
 }
 
@@ -282,8 +282,8 @@ func TestFaultDockerUnreachable(t *testing.T) {
 		if ev.Attempt != 2 || ev.Error == nil || !strings.Contains(ev.Error.Message, "after 2 attempts") {
 			t.Errorf("terminal event %s, want attempt 2 saying it gave up after 2 attempts", brief(ev))
 		}
-		wantRetriedAfter(t, tap.createsOf(job.ID), 2, 200*time.Millisecond)
-		if n := terminalCountOn(t, fe.nc, job.ID); n != 1 {
+		wantRetriedAfter(t, tap.createsOf(keyOf(job.ID)), 2, 200*time.Millisecond)
+		if n := terminalCountOn(t, fe.nc, keyOf(job.ID)); n != 1 {
 			t.Errorf("%d terminal events stored, want exactly 1", n)
 		}
 
@@ -297,7 +297,7 @@ func TestFaultDockerUnreachable(t *testing.T) {
 		if ev.Attempt != 2 || ev.Stdout != "ran on the retry\n" {
 			t.Errorf("terminal event %s, want success on attempt 2", brief(ev))
 		}
-		wantRetriedAfter(t, tap.createsOf(job.ID), 2, 200*time.Millisecond)
+		wantRetriedAfter(t, tap.createsOf(keyOf(job.ID)), 2, 200*time.Millisecond)
 		waitNoContainers(t, worker.LabelWorker+"="+workerID+"-flaky")
 	})
 }
@@ -329,12 +329,12 @@ func TestFaultImageMissing(t *testing.T) {
 	if ev.Attempt != 1 {
 		t.Errorf("attempt = %d, want 1: a missing image is not retried", ev.Attempt)
 	}
-	if got := len(tap.createsOf(job.ID)); got != 1 {
+	if got := len(tap.createsOf(keyOf(job.ID))); got != 1 {
 		t.Errorf("%d container creates, want 1", got)
 	}
-	counts := fe.storedCounts(t, schema.EventsFilter(job.ID))
-	wantOnce(t, counts, job.ID, false)
-	if started := counts[schema.EventSubject(job.ID, schema.EventStarted)]; started != 0 {
+	counts := fe.storedCounts(t, schema.EventsFilter(keyOf(job.ID)))
+	wantOnce(t, counts, keyOf(job.ID), false)
+	if started := counts[schema.EventSubject(keyOf(job.ID), schema.EventStarted)]; started != 0 {
 		t.Errorf("%d started events for a job that never started", started)
 	}
 	eventually(t, pollBudget, consumerIdle(fe.nc, schema.StreamWork, bus.WorkConsumer(schema.DefaultPool)))
@@ -402,8 +402,8 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 	for delivery := 1; delivery <= budget; delivery++ {
 		select {
 		case id := <-entered:
-			if id != h.ID {
-				t.Fatalf("create for job %q, want %s", id, h.ID)
+			if id != h.Key {
+				t.Fatalf("create for job %q, want %s", id, h.Key)
 			}
 		case <-ctx.Done():
 			t.Fatalf("delivery %d of %d never reached a worker", delivery, budget)
@@ -434,11 +434,11 @@ func TestFaultDeliveryBudgetExhausted(t *testing.T) {
 			"delivery budget was exhausted (nothing acts on the max_deliveries advisory): %v", h.ID, grace, err)
 	}
 	t.Logf("terminal event %s after the budget ran out", time.Since(exhausted).Round(time.Millisecond))
-	if n := len(tap.createsOf(h.ID)); n != budget {
+	if n := len(tap.createsOf(h.Key)); n != budget {
 		t.Errorf("%d container creates, want %d: a job past its delivery budget must not run", n, budget)
 	}
 	wantStatus(t, ev, schema.EventError, schema.StatusError, schema.ErrInfrastructure)
-	if n := terminalCountOn(t, fe.nc, h.ID); n != 1 {
+	if n := terminalCountOn(t, fe.nc, h.Key); n != 1 {
 		t.Errorf("%d terminal events stored, want exactly 1", n)
 	}
 }
@@ -481,6 +481,7 @@ func newFaultEnv(ctx context.Context, t *testing.T) *faultEnv {
 	// down after the roles have stopped.
 	t.Cleanup(func() { fe.srv.Shutdown(); fe.srv.WaitForShutdown() })
 	fe.nc = fe.connect(t, "test-admin", auth.User{Role: auth.RoleAdmin})
+	putTenant(ctx, t, fe.nc, schema.Tenant{Name: schema.DefaultTenant}, 1)
 	fe.clientNC = fe.connect(t, "test-client", auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant})
 	if fe.client, err = sdk.New(fe.clientNC); err != nil {
 		t.Fatal(err)
@@ -519,8 +520,8 @@ func (fe *faultEnv) connect(t *testing.T, name string, u auth.User) *nats.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(fe.url(), nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(fe.url(), append(inboxOf(u), nats.Name(name), nats.UserJWTAndSeed(token, string(seed)),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("connect %s: %v", name, err)
 	}
@@ -666,7 +667,8 @@ func storedCountsOn(t *testing.T, nc *nats.Conn, filter string) map[string]int {
 	return counts
 }
 
-// terminalCountOn counts a job's stored terminal events on nc's server.
+// terminalCountOn counts the stored terminal events of the job of a key
+// (jobID) on nc's server.
 func terminalCountOn(t *testing.T, nc *nats.Conn, jobID string) int {
 	t.Helper()
 	n := 0
@@ -676,8 +678,9 @@ func terminalCountOn(t *testing.T, nc *nats.Conn, jobID string) int {
 	return n
 }
 
-// wantOnce checks that a job has exactly one stored terminal event and one
-// accepted event and, when ran, ran once (one started event).
+// wantOnce checks that the job of a key (jobID) has exactly one stored
+// terminal event and one accepted event and, when ran, ran once (one
+// started event).
 func wantOnce(t *testing.T, counts map[string]int, jobID string, ran bool) {
 	t.Helper()
 	terminal := 0

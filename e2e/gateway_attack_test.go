@@ -107,9 +107,10 @@ json.dump({"id": ev["job_id"], "output": ev.get("output")}, open("/work/out/resu
 		if !jsonEqual(t, got.Output, []byte(`{"real":true}`)) {
 			t.Fatalf("the call was answered with %s, not its own child's output", got.Output)
 		}
-		rest, ok := strings.CutPrefix(got.ID, parent.ID+"-c")
-		if !ok || len(rest) != 26 || got.ID == forged.ID {
-			t.Fatalf("child id %q: want %s-c and 26 random characters", got.ID, parent.ID)
+		// The call's event names its child by key, in the parent's tenant.
+		rest, ok := strings.CutPrefix(got.ID, keyOf(parent.ID)+"-c")
+		if !ok || len(rest) != 26 || got.ID == keyOf(forged.ID) {
+			t.Fatalf("child %q: want %s-c and 26 random characters", got.ID, keyOf(parent.ID))
 		}
 	})
 
@@ -232,7 +233,7 @@ os._exit(%d)
 
 // childOf returns the id of the one child job a parent started, found by
 // its terminal event (child ids start with the parent's id, when that is
-// short, and "-c").
+// short, and "-c"; the child is in the parent's tenant, the default one).
 func childOf(t *testing.T, parent string, pev *schema.Event) string {
 	t.Helper()
 	js, err := jetstream.New(stack.Conn)
@@ -249,13 +250,13 @@ func childOf(t *testing.T, parent string, pev *schema.Event) string {
 		}
 		var found []string
 		for _, typ := range terminalTypes {
-			info, err := s.Info(ctx, jetstream.WithSubjectFilter(schema.EventSubject("*", typ)))
+			info, err := s.Info(ctx, jetstream.WithSubjectFilter(schema.EventSubject(keyOf("*"), typ)))
 			if err != nil {
 				cancel()
 				t.Fatal(err)
 			}
 			for subj := range info.State.Subjects {
-				id := strings.Split(strings.TrimPrefix(subj, schema.EventsPrefix), ".")[0]
+				id := strings.Split(strings.TrimPrefix(subj, schema.EventsPrefix+keyOf("")), ".")[0]
 				if strings.HasPrefix(id, parent+"-c") {
 					found = append(found, id)
 				}
@@ -357,7 +358,7 @@ brig.Dict(%q).put("again", "x" * (200 << 10))  # uncaught: the job fails
 			if !strings.Contains(out.Third, "at most 2 dicts and queues") {
 				t.Errorf("a third resource: %q, want QuotaExceeded", out.Third)
 			}
-			for stream, want := range map[string]int64{"KV_" + gateway.DictBucket(d): 1 << 20, gateway.QueueStream(q): 1 << 20} {
+			for stream, want := range map[string]int64{"KV_" + gateway.DictBucket(schema.DefaultTenant, d): 1 << 20, gateway.QueueStream(schema.DefaultTenant, q): 1 << 20} {
 				if c := streamConfig(t, stream); c.MaxBytes != want || c.MaxMsgs <= 0 || c.Discard != jetstream.DiscardNew {
 					t.Errorf("%s: max bytes %d, max msgs %d, discard %v", stream, c.MaxBytes, c.MaxMsgs, c.Discard)
 				}
@@ -371,7 +372,7 @@ brig.Dict(%q).put("again", "x" * (200 << 10))  # uncaught: the job fails
 		runOK(t, "job", scopedJob("gwa-default", `import brig
 brig.Dict("`+d+`").put("k", 1)
 `, "dict:"+d+":write"))
-		if c := streamConfig(t, "KV_"+gateway.DictBucket(d)); c.MaxBytes != schema.DefaultDictMB<<20 || c.MaxMsgs != schema.DefaultDictKeys {
+		if c := streamConfig(t, "KV_"+gateway.DictBucket(schema.DefaultTenant, d)); c.MaxBytes != schema.DefaultDictMB<<20 || c.MaxMsgs != schema.DefaultDictKeys {
 			t.Errorf("a dict of the python function: max bytes %d, max msgs %d; want the defaults", c.MaxBytes, c.MaxMsgs)
 		}
 	})

@@ -39,6 +39,22 @@ var terminalTypes = []string{schema.EventResult, schema.EventTimeout, schema.Eve
 // newID returns a fresh job id that names the test it belongs to.
 func newID(prefix string) string { return prefix + "-" + randomHex(6) }
 
+// keyOf is the job key of id in the default tenant, brig's tenant: what
+// its events' job_id, its subjects and its containers' labels carry
+// (docs/design.md §10.3).
+func keyOf(id string) string { return schema.JobKey(schema.DefaultTenant, id) }
+
+// idOf is the id, within its tenant, of the job of a key (an event's
+// job_id); the SDK's Watch and Cancel take that id.
+func idOf(t *testing.T, key string) string {
+	t.Helper()
+	_, id, ok := schema.SplitJobKey(key)
+	if !ok {
+		t.Fatalf("%q is not a job key", key)
+	}
+	return id
+}
+
 // pythonJob is a python job of the given code with a fresh id.
 func pythonJob(prefix, code string) schema.Job {
 	return schema.Job{ID: newID(prefix), Function: "python", Code: code}
@@ -60,7 +76,8 @@ func runJob(t *testing.T, job schema.Job) (*schema.Event, error) {
 	return ev, err
 }
 
-// startedOn returns a job's started event, read through c.
+// startedOn returns a job's started event, read through c (jobID is the
+// id within c's tenant).
 func startedOn(t *testing.T, c *sdk.Client, jobID string) schema.Event {
 	t.Helper()
 	for _, ev := range eventsOn(t, c, jobID) {
@@ -150,19 +167,19 @@ func countStoredIn(t *testing.T, nc *nats.Conn, streamName, subject string) int 
 	return n
 }
 
-// countTerminal counts the stored terminal events of a job.
-func countTerminal(t *testing.T, jobID string) int {
+// countTerminal counts the stored terminal events of the job of a key.
+func countTerminal(t *testing.T, key string) int {
 	t.Helper()
 	n := 0
 	for _, typ := range terminalTypes {
-		n += countStored(t, schema.EventSubject(jobID, typ))
+		n += countStored(t, schema.EventSubject(key, typ))
 	}
 	return n
 }
 
-// containersOf lists every container, running or not, of a job: those
-// made for it (labelled with its id) and those its started events name (a
-// prewarmed container is labelled before it has a job).
+// containersOf lists every container, running or not, of the job of a
+// key: those made for it (labelled with its key) and those its started
+// events name (a prewarmed container is labelled before it has a job).
 func containersOf(t *testing.T, jobID string) []container.Summary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
@@ -187,8 +204,8 @@ func containersOf(t *testing.T, jobID string) []container.Summary {
 	return list
 }
 
-// startedContainers returns the container the job's last stored started
-// event names, if any.
+// startedContainers returns the container the last stored started event
+// of the job of a key (jobID) names, if any.
 func startedContainers(ctx context.Context, t *testing.T, jobID string) []string {
 	t.Helper()
 	js, err := jetstream.New(stack.Conn)
@@ -383,4 +400,128 @@ func tenantClient(t *testing.T, st *devstack.Stack) *sdk.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// inboxOf is the option a connection of u needs for the SDK: a tenant's
+// client replies only below its tenant's inbox prefix (docs/design.md
+// §10.3), so its connection's inboxes must lie there.
+func inboxOf(u auth.User) []nats.Option {
+	if u.Role != auth.RoleClient {
+		return nil
+	}
+	return []nats.Option{nats.CustomInboxPrefix(schema.InboxPrefix(u.Tenant))}
+}
+
+// putTenant writes a tenant record through nc, an admin's connection, as
+// `brig tenant add` does; the bucket, when no role has made it yet, gets
+// replicas copies (0: one).
+func putTenant(ctx context.Context, t *testing.T, nc *nats.Conn, rec schema.Tenant, replicas int) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants, err := auth.OpenTenants(ctx, js, replicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tenants.Update(ctx, rec.Name, func(r *schema.Tenant, _ bool) error { *r = rec; return nil }); err != nil {
+		t.Fatalf("tenant %s: %v", rec.Name, err)
+	}
+}
+
+// tenantUser is one tenant as its owner holds it on the shared stack: its
+// record, a client credential of its own (whose public key the record
+// lists), a connection with that credential, whose permission errors it
+// collects, and the SDK client on it.
+type tenantUser struct {
+	name       string
+	cred       auth.MintedUser
+	nc         *nats.Conn
+	c          *sdk.Client
+	violations *violationLog
+}
+
+// newTenant creates tenant rec.Name on the shared stack, as `brig tenant
+// add` would, with a fresh client credential, and connects with it.
+func newTenant(ctx context.Context, t *testing.T, rec schema.Tenant) *tenantUser {
+	t.Helper()
+	cred, err := stack.Auth.MintUser(auth.User{Role: auth.RoleClient, Tenant: rec.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Users = append(rec.Users, cred.PublicKey)
+	putTenant(ctx, t, stack.Conn, rec, 0)
+	u := &tenantUser{name: rec.Name, cred: cred, violations: &violationLog{}}
+	if u.nc, err = connectTenant(cred, rec.Name, nats.ErrorHandler(u.violations.handle)); err != nil {
+		t.Fatalf("connect as tenant %s: %v", rec.Name, err)
+	}
+	t.Cleanup(u.nc.Close)
+	if u.c, err = sdk.New(u.nc, sdk.WithTenant(rec.Name)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(u.c.Close)
+	return u
+}
+
+// connectTenant connects to the shared stack with a client credential of
+// tenant, its inboxes under the tenant's prefix.
+func connectTenant(cred auth.MintedUser, tenant string, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{nats.Name("e2e-tenant-" + tenant), nats.UserJWTAndSeed(cred.JWT, string(cred.Seed)),
+		nats.CustomInboxPrefix(schema.InboxPrefix(tenant))}
+	return nats.Connect(stack.URL(), append(base, opts...)...)
+}
+
+// key is the job key of id in u's tenant.
+func (u *tenantUser) key(id string) string { return schema.JobKey(u.name, id) }
+
+// run runs job as u and waits for its terminal event.
+func (u *tenantUser) run(t *testing.T, job schema.Job) (*schema.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
+	defer cancel()
+	if job.Function == "" {
+		job.Function = "python"
+	}
+	ev, err := u.c.Run(ctx, job)
+	if ev == nil {
+		t.Fatalf("tenant %s, job %s: no terminal event: %v", u.name, job.ID, err)
+	}
+	return ev, err
+}
+
+// storedState is what is stored of a job: the number of its events and
+// its terminal event, if any.
+type storedState struct {
+	events   int
+	terminal *schema.Event
+}
+
+func storedOf(ctx context.Context, t *testing.T, key string) storedState {
+	t.Helper()
+	js, err := jetstream.New(stack.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := bus.TerminalEvent(ctx, js, key)
+	if err != nil {
+		t.Fatalf("terminal event of %s: %v", key, err)
+	}
+	return storedState{events: countStored(t, schema.EventsFilter(key)), terminal: term}
+}
+
+// wantUnchanged checks that a job's stored events are what they were.
+func wantUnchanged(ctx context.Context, t *testing.T, key string, before storedState) {
+	t.Helper()
+	after := storedOf(ctx, t, key)
+	if after.events != before.events {
+		t.Errorf("job %s: %d events stored, %d before", key, after.events, before.events)
+	}
+	switch {
+	case (after.terminal == nil) != (before.terminal == nil):
+		t.Errorf("job %s: terminal event %v, before %v", key, after.terminal, before.terminal)
+	case after.terminal != nil && (after.terminal.Status != before.terminal.Status || after.terminal.Stdout != before.terminal.Stdout ||
+		after.terminal.Seq != before.terminal.Seq):
+		t.Errorf("job %s ends %s, before %s", key, brief(after.terminal), brief(before.terminal))
+	}
 }

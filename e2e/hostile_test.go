@@ -129,7 +129,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 		aev, afterErr = runJob(t, after)
 	}()
 
-	t.Logf("%s on %s: %s; %d events stored", c.name, m.name, brief(ev), countStored(t, schema.EventsFilter(job.ID)))
+	t.Logf("%s on %s: %s; %d events stored", c.name, m.name, brief(ev), countStored(t, schema.EventsFilter(keyOf(job.ID))))
 	typ, status, errType, msg := c.typ, c.status, c.errType, c.msg
 	if rt == schema.RuntimeRunsc && c.runsc != nil {
 		typ, status, errType, msg = c.runsc[0], c.runsc[1], c.runsc[2], c.runsc[3]
@@ -161,7 +161,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 	}
 	for _, id := range ids {
 		eventually(t, pollBudget, func(context.Context) (bool, string) {
-			left := containersOf(t, id)
+			left := containersOf(t, keyOf(id))
 			return len(left) == 0, "containers of job " + id + " still exist: " + names(left)
 		})
 	}

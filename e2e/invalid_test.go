@@ -12,10 +12,10 @@ import (
 
 // rawSubmission is a payload published as is, bypassing the SDK's checks.
 type rawSubmission struct {
-	function string // subject token: brig.submit.<function>
-	msgID    string // Nats-Msg-Id
+	function string // subject token: brig.submit.<tenant>.<function>
+	msgID    string // Nats-Msg-Id: the job's key
 	data     []byte
-	watchID  string // the job id the rejection is reported under
+	watchID  string // the job id the rejection is reported under (in the default tenant)
 }
 
 // jobJSON renders a job object with extra or replaced top-level fields.
@@ -44,21 +44,21 @@ func TestInvalidInput(t *testing.T) {
 	}{{
 		name: "not JSON",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, []byte("print('hello') # not JSON"), id}
+			return rawSubmission{"python", keyOf(id), []byte("print('hello') # not JSON"), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"JSON"},
 	}, {
 		name: "wrong type",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"timeout": "soon"}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"timeout": "soon"}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"timeout"},
 	}, {
 		name: "unknown field",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"colour": 1}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"colour": 1}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"colour"},
@@ -66,7 +66,7 @@ func TestInvalidInput(t *testing.T) {
 		name: "oversize",
 		build: func(t *testing.T, id string) rawSubmission {
 			code := "# " + strings.Repeat("x", 600<<10) + "\nprint(1)\n"
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"code": code}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"code": code}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"limit"},
@@ -74,35 +74,42 @@ func TestInvalidInput(t *testing.T) {
 	}, {
 		name: "unknown function",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"nosuch", id, jobJSON(t, id, map[string]any{"function": "nosuch"}), id}
+			return rawSubmission{"nosuch", keyOf(id), jobJSON(t, id, map[string]any{"function": "nosuch"}), id}
 		},
 		errType: schema.ErrNotFound,
 		wantAll: []string{"nosuch"},
 	}, {
 		name: "file path escaping /work",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"files": map[string]string{"../etc/x": "y"}}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"files": map[string]string{"../etc/x": "y"}}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"files", "../etc/x"},
 	}, {
 		name: "absolute file path",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"files": map[string]string{"/etc/x": "y"}}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"files": map[string]string{"/etc/x": "y"}}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"files", "/etc/x"},
 	}, {
 		name: "header id differs from payload id",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id+"-other", nil), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id+"-other", nil), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"id", "-other"},
 	}, {
+		name: "header is the bare id, not the key",
+		build: func(t *testing.T, id string) rawSubmission {
+			return rawSubmission{"python", id, jobJSON(t, id, nil), id}
+		},
+		errType: schema.ErrInvalidJob,
+		wantAll: []string{"Nats-Msg-Id", keyOf("")},
+	}, {
 		name: "function differs from subject",
 		build: func(t *testing.T, id string) rawSubmission {
-			return rawSubmission{"python", id, jobJSON(t, id, map[string]any{"function": "other"}), id}
+			return rawSubmission{"python", keyOf(id), jobJSON(t, id, map[string]any{"function": "other"}), id}
 		},
 		errType: schema.ErrInvalidJob,
 		wantAll: []string{"function", "other"},
@@ -130,10 +137,10 @@ func TestInvalidInput(t *testing.T) {
 			if len(tt.wantAny) > 0 && !containsAny(msg, tt.wantAny) {
 				t.Errorf("error.message %q mentions none of %q", msg, tt.wantAny)
 			}
-			if n := countTerminal(t, sub.watchID); n != 1 {
+			if n := countTerminal(t, keyOf(sub.watchID)); n != 1 {
 				t.Errorf("%d terminal events stored, want exactly 1", n)
 			}
-			if n := countStored(t, schema.EventSubject(sub.watchID, schema.EventStarted)); n != 0 {
+			if n := countStored(t, schema.EventSubject(keyOf(sub.watchID), schema.EventStarted)); n != 0 {
 				t.Errorf("a rejected job has %d started events", n)
 			}
 		})
@@ -161,7 +168,7 @@ func TestDuplicateSubmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	for i := range 2 {
-		if err := brig.PublishRaw(ctx, "python", job.ID, data); err != nil {
+		if err := brig.PublishRaw(ctx, "python", keyOf(job.ID), data); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
@@ -172,11 +179,11 @@ func TestDuplicateSubmission(t *testing.T) {
 	wantCounts := func(when string) {
 		t.Helper()
 		for typ, want := range map[string]int{schema.EventAccepted: 1, schema.EventStarted: 1, schema.EventResult: 1} {
-			if n := countStored(t, schema.EventSubject(job.ID, typ)); n != want {
+			if n := countStored(t, schema.EventSubject(keyOf(job.ID), typ)); n != want {
 				t.Errorf("%s: %d %s events stored, want %d", when, n, typ, want)
 			}
 		}
-		if n := countTerminal(t, job.ID); n != 1 {
+		if n := countTerminal(t, keyOf(job.ID)); n != 1 {
 			t.Errorf("%s: %d terminal events stored, want 1", when, n)
 		}
 	}
@@ -228,7 +235,7 @@ func TestRejectedResubmissionKeepsRunningJob(t *testing.T) {
 			if ev.Status != schema.StatusSucceeded || ev.Stdout != "done\n" {
 				t.Errorf("running job %s ended %s/%s instead of its own result: %s", job.ID, ev.Type, ev.Status, brief(ev))
 			}
-			if n := countTerminal(t, job.ID); n != 1 {
+			if n := countTerminal(t, keyOf(job.ID)); n != 1 {
 				t.Errorf("%d terminal events stored, want 1", n)
 			}
 		})

@@ -31,7 +31,7 @@ func TestHelloWorld(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Type != schema.EventResult {
 		t.Errorf("last event is %s, want result", last.Type)
 	}
-	if n := countTerminal(t, job.ID); n != 1 {
+	if n := countTerminal(t, keyOf(job.ID)); n != 1 {
 		t.Errorf("%d terminal events stored, want 1", n)
 	}
 	var out strings.Builder
@@ -121,7 +121,7 @@ func TestTimeout(t *testing.T) {
 	waitForEvent(ctx, t, h.Events(), schema.EventStarted)
 	// While it runs, the job's container is labelled with job and worker:
 	// that is what makes the check for its removal below meaningful.
-	running := containersOf(t, job.ID)
+	running := containersOf(t, keyOf(job.ID))
 	if len(running) != 1 || running[0].Labels[worker.LabelWorker] != workerID {
 		t.Errorf("containers of the running job: %s with labels %v, want one of worker %s", names(running), labelsOf(running), workerID)
 	}
@@ -136,7 +136,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("duration_ms = %d, run took %s; want at least the 1500 ms timeout and well under 30 s", ev.DurationMS, took)
 	}
 	eventually(t, pollBudget, func(context.Context) (bool, string) {
-		left := containersOf(t, job.ID)
+		left := containersOf(t, keyOf(job.ID))
 		return len(left) == 0, "containers of the timed-out job still exist: " + names(left)
 	})
 }

@@ -128,7 +128,7 @@ func TestLoad(t *testing.T) {
 	checkLoadResults(t, results, handles)
 	counts := storedCountsOn(t, st.Conn, schema.EventsPrefix+">")
 	for _, h := range handles {
-		wantOnce(t, counts, h.ID, true)
+		wantOnce(t, counts, h.Key, true)
 	}
 	waitNoContainers(t, worker.LabelWorker+"="+id)
 

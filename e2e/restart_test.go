@@ -62,7 +62,7 @@ func TestWorkerRestart(t *testing.T) {
 	if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
 		t.Fatalf("job routed to a pool with no worker: %+v %v", info, err)
 	}
-	if n := countStoredIn(t, st.Conn, schema.StreamEvents, schema.EventSubject(h.ID, schema.EventStarted)); n != 0 {
+	if n := countStoredIn(t, st.Conn, schema.StreamEvents, schema.EventSubject(h.Key, schema.EventStarted)); n != 0 {
 		t.Fatalf("job started with no worker running (%d started events)", n)
 	}
 

@@ -222,7 +222,7 @@ func TestEchoRunsNoContainer(t *testing.T) {
 			t.Errorf("echo job started a container: %+v", e)
 		}
 	}
-	if left := containersOf(t, j.ID); len(left) > 0 {
+	if left := containersOf(t, keyOf(j.ID)); len(left) > 0 {
 		t.Errorf("echo job has containers: %s", names(left))
 	}
 	// Its stdout is capped like any job's, on a character boundary.

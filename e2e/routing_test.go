@@ -62,7 +62,7 @@ func TestRoutingByPool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("job on pool cpu: %v (%s)", err, brief(ev))
 	}
-	if started := startedOn(t, fe.client, ev.JobID); started.Worker != cpu.ID() {
+	if started := startedOn(t, fe.client, idOf(t, ev.JobID)); started.Worker != cpu.ID() {
 		t.Errorf("pool cpu job ran on %q", started.Worker)
 	}
 	tr := ev.Trace

@@ -276,7 +276,7 @@ probe("put", lambda: brig.Dict("`+name+`").put("k", 1))
 `+writeOut, scope) // the job holds the scope: only the credential is wrong
 			args := map[string]string{"leaked": leaked}
 			if tt.useExpired {
-				args["expired"] = expiredFor(job.ID)
+				args["expired"] = expiredFor(keyOf(job.ID))
 			}
 			job.Args, _ = json.Marshal(args)
 			ev, _ := runJob(t, job)

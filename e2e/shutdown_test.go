@@ -75,7 +75,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if took := sigterm(w); took > 10*time.Second {
 			t.Errorf("worker with a 1 s grace took %s to stop", took)
 		}
-		if n := terminalCountOn(t, fe.nc, h.ID); n != 0 {
+		if n := terminalCountOn(t, fe.nc, h.Key); n != 0 {
 			t.Fatalf("the interrupted job has %d terminal events, want none yet", n)
 		}
 		workerProc(workerID+"-short", "20s") // same id: removes what the first left
@@ -87,7 +87,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if ev.Attempt != 2 {
 			t.Errorf("attempt %d, want 2 (handed back, then run again)", ev.Attempt)
 		}
-		waitNoContainers(t, "brig.job="+h.ID)
+		waitNoContainers(t, "brig.job="+h.Key)
 	})
 
 	t.Run("dispatcher", func(t *testing.T) {

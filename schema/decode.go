@@ -75,10 +75,7 @@ func DecodeWork(data []byte) (*Work, error) {
 	if w.Version != Version {
 		return nil, fieldErr("version", "is %d, this build speaks %d", w.Version, Version)
 	}
-	if err := w.Job.Validate(); err != nil {
-		return nil, err
-	}
-	if err := w.Spec.Validate(); err != nil {
+	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	return &w, nil

@@ -13,7 +13,10 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-const testJobID = "job-1"
+const (
+	testJobID  = "job-1"
+	testJobKey = "default." + testJobID
+)
 
 // jobJSON is a minimal valid job with fields set or, for nil values,
 // removed.
@@ -167,12 +170,15 @@ func TestDecodeJob(t *testing.T) {
 		{"reply_to system", with("reply_to", "$JS.API.x"), "reply_to"},
 		{"reply_to submit", with("reply_to", "brig.submit.python"), "reply_to"},
 		{"reply_to other job", with("reply_to", "brig.events.OTHERJOB.x"), "reply_to"},
-		{"reply_to own id prefix", with("reply_to", "brig.events."+testJobID+"x.y"), "reply_to"},
+		{"reply_to own id prefix", with("reply_to", "brig.events.default."+testJobID+"x.y"), "reply_to"},
+		{"reply_to own id without tenant", with("reply_to", "brig.events."+testJobID+".x"), "reply_to"},
+		{"reply_to own id bad tenant", with("reply_to", "brig.events.Default."+testJobID+".x"), "reply_to"},
 		{"reply_to too long", with("reply_to", strings.Repeat("a", schema.MaxReplyToLen+1)), "reply_to"},
 		{"reply_to outside the inboxes", with("reply_to", "myapp.results"), "reply_to"},
 		{"reply_to inbox-like prefix", with("reply_to", "_INBOXES.x"), "reply_to"},
 		{"reply_to bare inbox prefix", with("reply_to", "_INBOX"), "reply_to"},
-		{"reply_to own events", with("reply_to", "brig.events."+testJobID+".x"), ""},
+		{"reply_to own events", with("reply_to", "brig.events.default."+testJobID+".x"), ""},
+		{"reply_to own events other tenant", with("reply_to", "brig.events.acme."+testJobID+".x"), ""},
 		{"reply_to inbox", with("reply_to", "_INBOX.abc"), ""},
 
 		// Numbers.
@@ -280,7 +286,7 @@ func TestDecodeJobTooLarge(t *testing.T) {
 }
 
 func eventJSON(fields map[string]any) string {
-	m := map[string]any{"job_id": testJobID, "type": schema.EventAccepted, "seq": 1, "time": "2025-01-02T03:04:05.123456789Z", "attempt": 1}
+	m := map[string]any{"job_id": testJobKey, "type": schema.EventAccepted, "seq": 1, "time": "2025-01-02T03:04:05.123456789Z", "attempt": 1}
 	maps.Copy(m, fields)
 	for k, v := range m {
 		if v == nil {
@@ -311,7 +317,9 @@ func TestDecodeEvent(t *testing.T) {
 		{"output", eventJSON(map[string]any{"type": schema.EventOutput, "stream": schema.StreamStdout, "data": "hi\n"}), ""},
 		{"terminal", eventJSON(terminal), ""},
 		{"terminal without status", eventJSON(map[string]any{"type": schema.EventTimeout}), "status"},
-		{"bad job_id", eventJSON(map[string]any{"job_id": "a.b"}), "job_id"},
+		{"bad job_id", eventJSON(map[string]any{"job_id": "a.b.c"}), "job_id"},
+		{"job_id without tenant", eventJSON(map[string]any{"job_id": testJobID}), "job_id"},
+		{"job_id with bad tenant", eventJSON(map[string]any{"job_id": "Default." + testJobID}), "job_id"},
 		{"missing type", eventJSON(map[string]any{"type": nil}), "type"},
 		{"unknown field", eventJSON(map[string]any{"extra": true}), "extra"},
 		{"unknown field in error", eventJSON(map[string]any{"error": map[string]string{"type": "OOM", "code": "x"}}), "error.code"},
@@ -332,7 +340,7 @@ func TestDecodeEvent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeEvent(%s): %v", tt.data, err)
 			}
-			if ev.JobID != testJobID || ev.Time.Nanosecond() != 123456789 {
+			if ev.JobID != testJobKey || ev.Time.Nanosecond() != 123456789 {
 				t.Errorf("decoded event = %+v", ev)
 			}
 		})
@@ -350,7 +358,7 @@ func TestDecodeEventTooLarge(t *testing.T) {
 func validWork() schema.Work {
 	return schema.Work{
 		Version: schema.Version,
-		Job:     schema.Job{ID: testJobID, Function: "python", Code: "print(1)", Limits: &schema.Limits{MemoryMB: 128}},
+		Job:     schema.Job{ID: testJobKey, Function: "python", Code: "print(1)", Limits: &schema.Limits{MemoryMB: 128}},
 		Spec: schema.RunSpec{
 			Function: "python", Image: "python:3.13-slim", Command: []string{"python", "/work/main.py"}, Pool: "default",
 			Limits:    schema.Limits{MemoryMB: 128, CPUs: 1, Pids: 128, OutputBytes: 1 << 20},
@@ -386,7 +394,9 @@ func TestDecodeWorkRejects(t *testing.T) {
 	}{
 		{"version mismatch", func(m map[string]any) { m["version"] = schema.Version + 1 }, "version"},
 		{"version missing", func(m map[string]any) { delete(m, "version") }, "version"},
-		{"invalid job", func(m map[string]any) { m["job"].(map[string]any)["id"] = "a.b" }, "id"},
+		{"invalid job", func(m map[string]any) { m["job"].(map[string]any)["id"] = "a.b.c" }, "job.id"},
+		{"job id not a key", func(m map[string]any) { m["job"].(map[string]any)["id"] = testJobID }, "job.id"},
+		{"invalid job field", func(m map[string]any) { m["job"].(map[string]any)["timeout"] = -1 }, "timeout"},
 		{"invalid spec", func(m map[string]any) { m["spec"].(map[string]any)["image"] = "" }, "spec.image"},
 		{"unresolved limits", func(m map[string]any) { m["spec"].(map[string]any)["limits"] = map[string]any{"memory_mb": 64} }, "spec.limits"},
 		{"runsc under its memory floor", func(m map[string]any) {

@@ -53,6 +53,7 @@ const (
 
 // Event is everything a job emits, on brig.events.<job_id>.<type>.
 type Event struct {
+	// JobID is the job's key, <tenant>.<id> (JobKey).
 	JobID   string    `json:"job_id"`
 	Type    string    `json:"type"`
 	Seq     int64     `json:"seq"`

@@ -20,7 +20,7 @@ var jobSeeds = []string{
 	`{"ID":"job-1","Function":"python","id":"job-2"}`,
 	`{"id":"job-1","function":"python","limits":{"x":1}}`,
 	`{"id":"job-1","function":"python","files":{"../x":""}}`,
-	`{"id":"job-1","function":"python","reply_to":"brig.events.job-1.x"}`,
+	`{"id":"job-1","function":"python","reply_to":"brig.events.default.job-1.x"}`,
 	`{"id":"job-1","function":"python","timeout":"1"}`,
 	`{"id":"job-1","function":"python"} {}`,
 	`{"id":"a.b"`,
@@ -89,13 +89,13 @@ func FuzzDecodeJob(f *testing.F) {
 
 func FuzzDecodeEvent(f *testing.F) {
 	for _, s := range []string{
-		`{"job_id":"job-1","type":"accepted","seq":1,"time":"2025-01-02T03:04:05Z","attempt":1}`,
-		`{"job_id":"job-1","type":"output","seq":2,"time":"2025-01-02T03:04:05.1+02:00","attempt":1,"stream":"stdout","data":"hi"}`,
-		`{"job_id":"job-1","type":"result","seq":3,"time":"2025-01-02T03:04:05Z","attempt":2,"status":"failed","exit_code":1,` +
+		`{"job_id":"default.job-1","type":"accepted","seq":1,"time":"2025-01-02T03:04:05Z","attempt":1}`,
+		`{"job_id":"default.job-1","type":"output","seq":2,"time":"2025-01-02T03:04:05.1+02:00","attempt":1,"stream":"stdout","data":"hi"}`,
+		`{"job_id":"default.job-1","type":"result","seq":3,"time":"2025-01-02T03:04:05Z","attempt":2,"status":"failed","exit_code":1,` +
 			`"output":{"x":1},"auth_errors":[{"resource":"r","action":"a","message":"m"}],"error":{"type":"AuthError","message":"m"}}`,
-		`{"job_id":"job-1","type":"timeout","seq":3,"time":"2025-01-02T03:04:05Z","attempt":1}`,
-		`{"job_id":"job-1","type":"accepted","seq":1,"time":"yesterday","attempt":1}`,
-		`{"job_id":"job-1","auth_errors":[{"x":1}]}`,
+		`{"job_id":"default.job-1","type":"timeout","seq":3,"time":"2025-01-02T03:04:05Z","attempt":1}`,
+		`{"job_id":"default.job-1","type":"accepted","seq":1,"time":"yesterday","attempt":1}`,
+		`{"job_id":"default.job-1","auth_errors":[{"x":1}]}`,
 		`{}`,
 		`null`,
 	} {

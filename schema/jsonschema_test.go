@@ -381,7 +381,7 @@ func TestSchemaPatternsAreGos(t *testing.T) {
 		{"job.id", sub(t, job, "id"), idRe},
 		{"job.function", sub(t, job, "function"), nameRe},
 		{"job.env keys", sub(t, job, "env", "propertyNames"), envKeyRe},
-		{"event.job_id", sub(t, event, "job_id"), idRe},
+		{"event.job_id", sub(t, event, "job_id"), jobKeyRe},
 	}
 	for _, tt := range tests {
 		if got := tt.s["pattern"]; got != tt.want.String() {

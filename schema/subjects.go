@@ -1,5 +1,7 @@
 package schema
 
+import "strings"
+
 // Stream names and subject roots (docs/design.md §1).
 const (
 	StreamSubmit = "BRIG_SUBMIT"
@@ -16,26 +18,64 @@ const (
 	// ReplyPrefix starts every reply_to that gets copies of a job's events:
 	// the inboxes clients subscribe to (docs/design.md §10).
 	ReplyPrefix = "_INBOX."
+	// ActivePrefix starts the subjects of the markers of a tenant's jobs
+	// accepted and not yet ended (brig.active.<tenant>.<id>), in the
+	// tenant's stream ActiveStream(tenant): the max_queued quota
+	// (docs/design.md §10.3).
+	ActivePrefix = "brig.active."
 )
 
-// SubmitSubject is where a client publishes a job for function fn.
-func SubmitSubject(fn string) string { return SubmitPrefix + fn }
+// SubmitSubject is where a client of tenant publishes a job for function fn.
+func SubmitSubject(tenant, fn string) string { return SubmitPrefix + tenant + "." + fn }
+
+// ParseSubmitSubject reads the tenant and the function a submission was
+// published for; ok is false unless both are valid names.
+func ParseSubmitSubject(subject string) (tenant, fn string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, SubmitPrefix)
+	if !ok {
+		return "", "", false
+	}
+	tenant, fn, ok = strings.Cut(rest, ".")
+	if !ok || !ValidTenant(tenant) || !ValidName(fn) {
+		return "", "", false
+	}
+	return tenant, fn, true
+}
 
 // WorkSubject is where a dispatcher routes jobs for pool.
 func WorkSubject(pool string) string { return WorkPrefix + pool }
 
-// EventSubject is where a job's event of the given type is stored.
-func EventSubject(jobID, eventType string) string { return EventsPrefix + jobID + "." + eventType }
+// EventSubject is where an event of the given type of the job with key
+// jobKey (JobKey) is stored.
+func EventSubject(jobKey, eventType string) string { return EventsPrefix + jobKey + "." + eventType }
 
-// EventsFilter matches every event of one job.
-func EventsFilter(jobID string) string { return EventsPrefix + jobID + ".>" }
+// EventsFilter matches every event of one job, by its key.
+func EventsFilter(jobKey string) string { return EventsPrefix + jobKey + ".>" }
 
-// CancelSubject cancels a queued or running job.
-func CancelSubject(jobID string) string { return CancelPrefix + jobID }
+// CancelSubject cancels a queued or running job, by its key:
+// brig.cancel.<tenant>.<id>.
+func CancelSubject(jobKey string) string { return CancelPrefix + jobKey }
 
-// ReplaySubject asks a dispatcher for a job's events, or whether it has any.
-func ReplaySubject(jobID string) string { return ReplayPrefix + jobID }
+// ReplaySubject asks a dispatcher for a job's events, or whether it has
+// any, by its key: brig.replay.<tenant>.<id>.
+func ReplaySubject(jobKey string) string { return ReplayPrefix + jobKey }
 
 // TerminalMsgID is the Nats-Msg-Id of a job's terminal event: the stream
 // keeps one per job, whoever publishes it and however often.
-func TerminalMsgID(jobID string) string { return jobID + ".terminal" }
+func TerminalMsgID(jobKey string) string { return jobKey + ".terminal" }
+
+// ActiveStream is the stream of a tenant's active-job markers; its
+// MaxMsgs is the tenant's max_queued.
+func ActiveStream(tenant string) string { return "BRIG_ACTIVE_" + tenant }
+
+// ActiveSubject is the marker subject of the job with key jobKey:
+// brig.active.<tenant>.<id>.
+func ActiveSubject(jobKey string) string { return ActivePrefix + jobKey }
+
+// KeyFromSubject reads the job key that ends subject after prefix
+// (brig.cancel.<key>, brig.replay.<key>); ok is false unless it is a valid
+// key.
+func KeyFromSubject(subject, prefix string) (key string, ok bool) {
+	key, ok = strings.CutPrefix(subject, prefix)
+	return key, ok && ValidJobKey(key)
+}

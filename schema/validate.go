@@ -48,11 +48,29 @@ func ValidID(s string) bool { return idRe.MatchString(s) }
 // ValidName reports whether s may name a function, pool, dict or queue.
 func ValidName(s string) bool { return nameRe.MatchString(s) }
 
-// Validate checks every field of a decoded job.
+// Validate checks every field of a decoded job, as a client submits it:
+// its id is the client's (ValidID), not a key.
 func (j *Job) Validate() error {
 	if !ValidID(j.ID) {
 		return fieldErr("id", "must be 1-%d characters of A-Z a-z 0-9 _ -, got %q", maxIdentLen, clip(j.ID))
 	}
+	return j.validateFields()
+}
+
+// Validate checks a decoded work message's job and run spec. The job's id
+// in a work message is its key (JobKey): the dispatcher names the job the
+// way every event, token and subject does.
+func (w *Work) Validate() error {
+	if !ValidJobKey(w.Job.ID) {
+		return fieldErr("job.id", "must be a job key <tenant>.<id>, got %q", clip(w.Job.ID))
+	}
+	if err := w.Job.validateFields(); err != nil {
+		return err
+	}
+	return w.Spec.Validate()
+}
+
+func (j *Job) validateFields() error {
 	if !ValidName(j.Function) {
 		return fieldErr("function", "must be 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(j.Function))
 	}
@@ -174,13 +192,38 @@ func (j *Job) validateReplyTo() error {
 	if err := validSubject(j.ReplyTo); err != nil {
 		return fieldErr("reply_to", "%s", err)
 	}
-	own := strings.TrimSuffix(EventsFilter(j.ID), ">")
-	if !strings.HasPrefix(j.ReplyTo, ReplyPrefix) && !strings.HasPrefix(j.ReplyTo, own) {
+	if !strings.HasPrefix(j.ReplyTo, ReplyPrefix) && !ownEvents(j.ReplyTo, j.ID) {
 		// brig's roles publish the copies, and may publish only on inboxes
-		// (docs/design.md §10): a client can subscribe nowhere else.
-		return fieldErr("reply_to", "must be an inbox subject %s... (or this job's own %s>)", ReplyPrefix, own)
+		// (docs/design.md §10): a client can subscribe nowhere else. The
+		// tenant's own inbox prefix is the dispatcher's check
+		// (ReplyToAllowed): a job alone does not know its tenant.
+		return fieldErr("reply_to", "must be an inbox subject %s... (or this job's own %s<tenant>.%s.>)", ReplyPrefix, EventsPrefix, j.ID)
 	}
 	return nil
+}
+
+// ownEvents reports whether replyTo lies in the events of job id: under
+// brig.events.<key>. when id is a key, under brig.events.<tenant>.<id>. for
+// some tenant when it is a client's id.
+func ownEvents(replyTo, id string) bool {
+	rest, ok := strings.CutPrefix(replyTo, EventsPrefix)
+	if !ok {
+		return false
+	}
+	if ValidJobKey(id) {
+		return strings.HasPrefix(rest, id+".")
+	}
+	tenant, rest, ok := strings.Cut(rest, ".")
+	return ok && ValidTenant(tenant) && strings.HasPrefix(rest, id+".")
+}
+
+// ReplyToAllowed reports whether a job of tenant with key jobKey may name
+// replyTo as its reply_to (docs/design.md §10.3): under the tenant's inbox
+// prefix _INBOX.<tenant>., or in the job's own events brig.events.<key>.
+// (where no copy is sent). Empty is allowed.
+func ReplyToAllowed(tenant, jobKey, replyTo string) bool {
+	return replyTo == "" || strings.HasPrefix(replyTo, InboxPrefix(tenant)+".") ||
+		strings.HasPrefix(replyTo, EventsPrefix+jobKey+".")
 }
 
 // validSubject accepts a literal NATS subject a job may publish its events to.
@@ -271,8 +314,8 @@ func (s *RunSpec) Validate() error {
 // Validate checks the fields every event must carry.
 func (e *Event) Validate() error {
 	switch {
-	case !ValidID(e.JobID):
-		return fieldErr("job_id", "is not a valid job id")
+	case !ValidJobKey(e.JobID):
+		return fieldErr("job_id", "is not a valid job key <tenant>.<id>")
 	case e.Type == "":
 		return fieldErr("type", "is empty")
 	case IsTerminal(e.Type) && e.Status == "":

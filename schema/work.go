@@ -3,7 +3,8 @@ package schema
 import "time"
 
 // Work is what a dispatcher publishes on brig.work.<pool> for a worker: the
-// client's job plus everything the dispatcher resolved for it.
+// client's job plus everything the dispatcher resolved for it. Its Job.ID
+// is the job's key (JobKey), not the client's id.
 type Work struct {
 	Version    int       `json:"version"`
 	Job        Job       `json:"job"`

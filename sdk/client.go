@@ -8,28 +8,39 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/brig-dev/brig/schema"
 )
 
-// Client submits jobs and follows their events.
+// Client submits jobs and follows their events, all within one tenant
+// (docs/design.md §10.3): its jobs' keys are <tenant>.<id>, its inboxes
+// _INBOX.<tenant>.<nuid>.
 type Client struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	log    *slog.Logger
 	ownsNC bool
 
+	// tenant is the client's tenant: WithTenant's, else the tag of
+	// WithCreds's credential (credsTenant), else schema.DefaultTenant.
+	tenant      string
+	credsTenant string
+
 	// The live path: jobs submitted without a reply_to of their own name
 	// the client's inbox, where brig copies each event once it is stored.
 	mu         sync.Mutex
 	inbox      string
 	inboxSub   *nats.Subscription
-	live       map[string]*Handle // by job id
+	live       map[string]*Handle // by job key
 	toReplay   map[*Handle]bool   // live handles whose replay has yet to start
 	reconnects uint64
 	closed     chan struct{}
@@ -56,16 +67,77 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithCreds makes Connect authenticate with a NATS .creds file: brig's
 // servers refuse anonymous clients (`brig dev` writes
-// DATA/creds/default.creds; docs/design.md §10).
+// DATA/creds/default.creds; docs/design.md §10). The credential's tag
+// brig-tenant:<name> becomes the client's tenant unless WithTenant names
+// one.
 func WithCreds(file string) Option {
 	return func(c *Client) error {
 		if file == "" {
 			return errors.New("sdk: empty credentials file name")
 		}
+		tenant, err := CredsTenant(file)
+		if err != nil {
+			return err
+		}
+		c.credsTenant = tenant
 		c.dial = append(c.dial, nats.UserCredentials(file))
 		return nil
 	}
 }
+
+// TenantTag prefixes the JWT tag that names a credential's tenant
+// (internal/auth; NATS lower-cases tags).
+const TenantTag = "brig-tenant:"
+
+// CredsTenant returns the tenant a .creds file's user JWT names in its tag
+// brig-tenant:<name>, or "" when it names none (an admin's or a role's).
+func CredsTenant(file string) (string, error) {
+	contents, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("sdk: read credentials: %w", err)
+	}
+	token, err := jwt.ParseDecoratedJWT(contents)
+	if err != nil {
+		return "", fmt.Errorf("sdk: credentials %s: %w", file, err)
+	}
+	claims, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", fmt.Errorf("sdk: credentials %s: %w", file, err)
+	}
+	for _, tag := range claims.Tags {
+		if name, ok := strings.CutPrefix(strings.ToLower(tag), TenantTag); ok {
+			if !schema.ValidTenant(name) {
+				return "", fmt.Errorf("sdk: credentials %s name an invalid tenant %q", file, name)
+			}
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
+// WithTenant makes the client one of tenant name: its jobs are submitted,
+// followed, watched and cancelled in that tenant (docs/design.md §10.3).
+// Without it, the tenant is WithCreds's credential's, else
+// schema.DefaultTenant.
+func WithTenant(name string) Option {
+	return func(c *Client) error {
+		if !schema.ValidTenant(name) {
+			return fmt.Errorf("sdk: invalid tenant name %q: 1-%d of a-z 0-9 -, starting with a letter", name, schema.MaxTenantLen)
+		}
+		c.tenant = name
+		return nil
+	}
+}
+
+// resolveTenant settles the client's tenant once its options are applied.
+func (c *Client) resolveTenant() {
+	if c.tenant == "" {
+		c.tenant = cmp.Or(c.credsTenant, schema.DefaultTenant)
+	}
+}
+
+// Tenant returns the client's tenant.
+func (c *Client) Tenant() string { return c.tenant }
 
 // WithNATSOptions passes options to the nats.Connect of Connect (TLS with
 // nats.RootCAs, reconnect policy, ...). New ignores it: its connection is
@@ -77,15 +149,20 @@ func WithNATSOptions(opts ...nats.Option) Option {
 	}
 }
 
-// Connect dials a NATS server and returns a client that owns the connection.
+// Connect dials a NATS server and returns a client that owns the
+// connection. The connection's inbox prefix is the tenant's
+// (_INBOX.<tenant>, nats.CustomInboxPrefix): a client credential may
+// subscribe nowhere else, and JetStream's acknowledgements come there.
 func Connect(ctx context.Context, url string, opts ...Option) (*Client, error) {
-	var pre Client // collects the dial options
+	var pre Client // collects the dial options and the tenant
 	for _, o := range opts {
 		if err := o(&pre); err != nil {
 			return nil, err
 		}
 	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("brig-sdk")}, pre.dial...)...)
+	pre.resolveTenant()
+	dial := []nats.Option{nats.Name("brig-sdk"), nats.CustomInboxPrefix(schema.InboxPrefix(pre.tenant))}
+	nc, err := nats.Connect(url, append(dial, pre.dial...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: connect %s: %w", url, err)
 	}
@@ -99,6 +176,14 @@ func Connect(ctx context.Context, url string, opts ...Option) (*Client, error) {
 }
 
 // New returns a client on an existing connection; Close leaves it open.
+// On a connection with a client credential, the connection must have been
+// made with the tenant's inbox prefix (nats.CustomInboxPrefix(
+// schema.InboxPrefix(tenant))): JetStream's acknowledgements of its
+// submissions come to the connection's own inbox, and the credential may
+// subscribe only under _INBOX.<tenant>. The client's own inboxes (events,
+// replays, peeks, cancellations) are always _INBOX.<tenant>.<nuid>, so a
+// role's or an admin's connection, which may subscribe to _INBOX.>, serves
+// a client of any tenant.
 func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -111,7 +196,55 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	c.resolveTenant()
 	return c, nil
+}
+
+// newInbox returns a fresh inbox of the client's tenant.
+func (c *Client) newInbox() string { return schema.InboxPrefix(c.tenant) + "." + nuid.Next() }
+
+// key is the key of the client's job id.
+func (c *Client) key(id string) string { return schema.JobKey(c.tenant, id) }
+
+// jobID reads what a caller names a job by: its id, or its key (an event's
+// job_id) when that is of the client's tenant.
+func (c *Client) jobID(s string) (string, error) {
+	if schema.ValidID(s) {
+		return s, nil
+	}
+	if tenant, id, ok := schema.SplitJobKey(s); ok {
+		if tenant != c.tenant {
+			return "", fmt.Errorf("sdk: job %s is tenant %s's, not this client's (%s)", s, tenant, c.tenant)
+		}
+		return id, nil
+	}
+	return "", fmt.Errorf("sdk: invalid job id %q", s)
+}
+
+// request sends data on subject with a fresh inbox of the client's tenant
+// as its reply subject and returns the first answer: the dispatchers
+// answer only inboxes of the job's tenant, whatever the connection's own
+// inbox prefix.
+func (c *Client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	sub, err := c.nc.SubscribeSync(c.newInbox())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := sub.AutoUnsubscribe(1); err != nil {
+		return nil, err
+	}
+	if err := c.nc.PublishRequest(subject, sub.Subject, data); err != nil {
+		return nil, err
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Header.Get(statusHeader) == "503" && len(msg.Data) == 0 {
+		return nil, nats.ErrNoResponders
+	}
+	return msg, nil
 }
 
 // Close ends the client's subscriptions, and closes the connection if the
@@ -139,8 +272,9 @@ func NewJobID() string {
 	return "j" + rand.Text()
 }
 
-// Submit publishes a job and returns a handle on its events. An empty
-// job.ID gets a fresh one. No event is missed: a job without a reply_to of
+// Submit publishes a job in the client's tenant and returns a handle on
+// its events. An empty job.ID gets a fresh one; the job's key is
+// <tenant>.<id>. No event is missed: a job without a reply_to of
 // its own gets the client's inbox as reply_to, subscribed before the job
 // is published, where brig copies each event once it is stored; a job
 // with its own reply_to, an id brig has seen before, or a reconnect while
@@ -152,7 +286,10 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 		job.ID = NewJobID()
 	}
 	if err := job.Validate(); err != nil {
-		return nil, &JobError{Event: rejectedLocally(job.ID, err)}
+		return nil, &JobError{Event: rejectedLocally(c.key(job.ID), err)}
+	}
+	if err := c.checkReplyTo(&job); err != nil {
+		return nil, err
 	}
 	h := c.newHandle(job.ID)
 	live := false
@@ -209,7 +346,7 @@ func (c *Client) follow(h *Handle) (subject string, ok bool, err error) {
 	default:
 	}
 	if c.inboxSub == nil {
-		inbox := c.nc.NewInbox()
+		inbox := c.newInbox()
 		sub, err := c.nc.Subscribe(inbox+".>", c.onInbox)
 		if err != nil {
 			return "", false, fmt.Errorf("sdk: subscribe to the client's inbox: %w", err)
@@ -219,18 +356,18 @@ func (c *Client) follow(h *Handle) (subject string, ok bool, err error) {
 		c.reconnects = c.nc.Stats().Reconnects
 		go c.watchReconnects()
 	}
-	if _, taken := c.live[h.ID]; taken {
+	if _, taken := c.live[h.Key]; taken {
 		return "", false, nil
 	}
-	c.live[h.ID] = h
+	c.live[h.Key] = h
 	return c.inbox + "." + h.ID, true, nil
 }
 
 // forget takes h off the inbox.
 func (c *Client) forget(h *Handle) {
 	c.mu.Lock()
-	if c.live[h.ID] == h {
-		delete(c.live, h.ID)
+	if c.live[h.Key] == h {
+		delete(c.live, h.Key)
 	}
 	c.mu.Unlock()
 }
@@ -282,12 +419,12 @@ func (c *Client) watchReconnects() {
 			err := h.replay(ctx)
 			cancel()
 			c.mu.Lock()
-			if err == nil || c.live[h.ID] != h {
+			if err == nil || c.live[h.Key] != h {
 				delete(c.toReplay, h)
 			}
 			c.mu.Unlock()
 			if err != nil {
-				c.log.Warn("replay a job's events after a reconnect; will retry", "job", h.ID, "err", err)
+				c.log.Warn("replay a job's events after a reconnect; will retry", "job", h.Key, "err", err)
 			}
 		}
 	}
@@ -315,11 +452,12 @@ func await(ctx context.Context, h *Handle, err error) (*schema.Event, error) {
 	return h.Result(ctx)
 }
 
-// PublishRaw publishes arbitrary bytes as a submission for function, with
-// msgID as Nats-Msg-Id. It exists for tools and tests that probe brig's
-// validation; normal callers use Submit.
+// PublishRaw publishes arbitrary bytes as a submission of the client's
+// tenant for function, with msgID as Nats-Msg-Id (brig requires the job's
+// key there). It exists for tools and tests that probe brig's validation;
+// normal callers use Submit.
 func (c *Client) PublishRaw(ctx context.Context, function, msgID string, data []byte) error {
-	msg := &nats.Msg{Subject: schema.SubmitSubject(function), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: schema.SubmitSubject(c.tenant, function), Data: data, Header: nats.Header{}}
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
@@ -329,32 +467,51 @@ func (c *Client) PublishRaw(ctx context.Context, function, msgID string, data []
 	return nil
 }
 
-func rejectedLocally(id string, err error) *schema.Event {
+// checkReplyTo refuses, as the dispatchers would, a reply_to outside the
+// client's tenant's inboxes (docs/design.md §10.3).
+func (c *Client) checkReplyTo(job *schema.Job) error {
+	if schema.ReplyToAllowed(c.tenant, c.key(job.ID), job.ReplyTo) {
+		return nil
+	}
+	return &JobError{Event: rejectedLocally(c.key(job.ID), fmt.Errorf("reply_to: must lie under %s. (the inboxes of tenant %s)",
+		schema.InboxPrefix(c.tenant), c.tenant))}
+}
+
+func rejectedLocally(key string, err error) *schema.Event {
 	return &schema.Event{
-		JobID: id, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
+		JobID: key, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrInvalidJob, Message: "invalid job: " + err.Error()},
 	}
 }
 
-// Cancel cancels a queued or running job and returns its terminal status:
-// cancelled, or how it had already ended. A job cancelled while queued
-// never runs; a running one is killed and keeps the output it made.
+// Cancel cancels the client's tenant's job jobID, queued or running, and
+// returns its terminal status: cancelled, or how it had already ended. A
+// job cancelled while queued never runs; a running one is killed and keeps
+// the output it made. A job brig has no event of (never submitted, or its
+// submission not yet taken by a dispatcher) is an error matching
+// ErrNotFound, and nothing changes. jobID may also be the job's key
+// (an event's job_id) when it is of the client's tenant.
 func (c *Client) Cancel(ctx context.Context, jobID string) (string, error) {
-	if !schema.ValidID(jobID) {
-		return "", fmt.Errorf("sdk: invalid job id %q", jobID)
+	jobID, err := c.jobID(jobID)
+	if err != nil {
+		return "", err
 	}
-	msg, err := c.nc.RequestWithContext(ctx, schema.CancelSubject(jobID), nil)
+	msg, err := c.request(ctx, schema.CancelSubject(c.key(jobID)), nil)
 	if err != nil {
 		return "", fmt.Errorf("sdk: cancel job %s: %w", jobID, err)
 	}
 	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
+		Status    string `json:"status"`
+		Error     string `json:"error"`
+		ErrorType string `json:"error_type"`
 	}
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return "", fmt.Errorf("sdk: cancel job %s: bad answer: %w", jobID, err)
 	}
-	if r.Error != "" {
+	switch {
+	case r.ErrorType == schema.ErrNotFound:
+		return "", fmt.Errorf("sdk: cancel job %s: %s: %w", jobID, r.Error, ErrNotFound)
+	case r.Error != "":
 		return r.Status, fmt.Errorf("sdk: cancel job %s: %s", jobID, r.Error)
 	}
 	return r.Status, nil
@@ -375,7 +532,10 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		job.ID = NewJobID()
 	}
 	if err := job.Validate(); err != nil {
-		return nil, &JobError{Event: rejectedLocally(job.ID, err)}
+		return nil, &JobError{Event: rejectedLocally(c.key(job.ID), err)}
+	}
+	if err := c.checkReplyTo(&job); err != nil {
+		return nil, err
 	}
 	dup := fmt.Errorf("sdk: submit job %s: %w", job.ID, ErrDuplicateID)
 	if seen, err := c.peek(ctx, job.ID); err != nil {
@@ -439,7 +599,7 @@ const peekWait = 5 * time.Second
 func (c *Client) peekOnce(ctx context.Context, jobID string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, peekWait)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, schema.ReplaySubject(jobID), []byte(`{"peek":true}`))
+	msg, err := c.request(ctx, schema.ReplaySubject(c.key(jobID)), []byte(`{"peek":true}`))
 	if err != nil {
 		return false, fmt.Errorf("ask whether job id %s is taken: %w", jobID, err)
 	}
@@ -455,16 +615,35 @@ func (c *Client) peekOnce(ctx context.Context, jobID string) (bool, error) {
 	return r.Exists, nil
 }
 
-// publishJob publishes a submission, deduplicated by the job's id.
+// publishJob publishes a submission of the client's tenant, deduplicated
+// by the job's key.
 func (c *Client) publishJob(ctx context.Context, job *schema.Job) (*jetstream.PubAck, error) {
 	data, err := schema.Marshal(job)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: encode job: %w", err)
 	}
-	msg := &nats.Msg{Subject: schema.SubmitSubject(job.Function), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, job.ID)
+	msg := &nats.Msg{Subject: schema.SubmitSubject(c.tenant, job.Function), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, c.key(job.ID))
 	ack, err := c.js.PublishMsg(ctx, msg)
 	if err != nil {
+		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	}
+	if !ack.Duplicate {
+		return ack, nil
+	}
+	// A duplicate whose key has no event yet is this client's own earlier
+	// submission, still queued, or a message id squatted by another
+	// tenant: anyone may publish any Nats-Msg-Id on their own submit
+	// subject, and although the dispatcher rejects such a submission under
+	// its publisher's key, the stream's deduplication window keeps the id
+	// for 10 minutes (docs/design.md §10.3). Either way a copy without the
+	// id is safe: a dispatcher accepts one submission per key and drops
+	// the others.
+	if seen, err := c.peek(ctx, job.ID); err != nil || seen {
+		return ack, nil
+	}
+	msg.Header.Del(jetstream.MsgIDHeader)
+	if ack, err = c.js.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
 	}
 	return ack, nil
@@ -477,7 +656,7 @@ func (c *Client) replayIfSilent(h *Handle) {
 		return
 	}
 	c.mu.Lock()
-	if c.live[h.ID] == h {
+	if c.live[h.Key] == h {
 		c.toReplay[h] = true // watchReconnects starts it, and retries
 	}
 	c.mu.Unlock()

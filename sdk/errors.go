@@ -21,6 +21,9 @@ var (
 	ErrCancelled = errors.New("job cancelled")
 	// ErrInfrastructure: brig itself failed to run the job.
 	ErrInfrastructure = errors.New("brig infrastructure error")
+	// ErrNotFound: Cancel named a job brig has no event of in the
+	// client's tenant; nothing was changed.
+	ErrNotFound = errors.New("job not found")
 )
 
 // JobError is the error of a job that ended in any status but succeeded. It

@@ -104,7 +104,8 @@ func ExampleClient_Run_timeout() {
 	// Output: timed out: timeout Timeout
 }
 
-// Watch picks a job up again by id and replays it from its first event.
+// Watch picks a job up again by id (or by its key, an event's job_id) and
+// replays it from its first event.
 func ExampleClient_Watch() {
 	ctx := context.Background()
 	c, err := sdk.Connect(ctx, serverURL, sdk.WithCreds(credsFile))

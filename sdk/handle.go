@@ -15,7 +15,10 @@ import (
 
 // Handle follows one job's events.
 type Handle struct {
+	// ID is the job's id, as its client chose it.
 	ID string
+	// Key is the job's key, <tenant>.<id>: every event's job_id.
+	Key string
 
 	c      *Client
 	events chan schema.Event
@@ -49,6 +52,7 @@ type eventKey struct {
 func (c *Client) newHandle(jobID string) *Handle {
 	h := &Handle{
 		ID:     jobID,
+		Key:    c.key(jobID),
 		c:      c,
 		events: make(chan schema.Event),
 		done:   make(chan struct{}),
@@ -60,11 +64,14 @@ func (c *Client) newHandle(jobID string) *Handle {
 	return h
 }
 
-// Watch follows a job by id, replaying its events from the first; use it
-// to pick a job up again after a reconnect or from another process.
+// Watch follows the client's tenant's job jobID, replaying its events from
+// the first; use it to pick a job up again after a reconnect or from
+// another process. jobID may also be the job's key (an event's job_id)
+// when it is of the client's tenant.
 func (c *Client) Watch(ctx context.Context, jobID string) (*Handle, error) {
-	if !schema.ValidID(jobID) {
-		return nil, fmt.Errorf("sdk: invalid job id %q", jobID)
+	jobID, err := c.jobID(jobID)
+	if err != nil {
+		return nil, err
 	}
 	h := c.newHandle(jobID)
 	if err := h.replay(ctx); err != nil {
@@ -114,7 +121,7 @@ func (h *Handle) ask(ctx context.Context) (*replayAsk, error) {
 	nc := h.c.nc
 	a := &replayAsk{ctrl: make(chan *nats.Msg, 1), reconnects: nc.Stats().Reconnects}
 	a.heard.Store(time.Now().UnixNano())
-	sub, err := nc.Subscribe(nc.NewInbox(), a.onMsg(h))
+	sub, err := nc.Subscribe(h.c.newInbox(), a.onMsg(h))
 	if err != nil {
 		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
@@ -126,7 +133,7 @@ func (h *Handle) ask(ctx context.Context) (*replayAsk, error) {
 		a.stop()
 		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
-	if err := nc.PublishRequest(schema.ReplaySubject(h.ID), sub.Subject, nil); err != nil {
+	if err := nc.PublishRequest(schema.ReplaySubject(h.Key), sub.Subject, nil); err != nil {
 		a.stop()
 		return nil, fmt.Errorf("sdk: watch job %s: %w", h.ID, err)
 	}
@@ -322,7 +329,7 @@ func (h *Handle) ended() bool {
 // of Events. The terminal event takes the handle off the client's inbox
 // (a replay sees the handle done and ends too).
 func (h *Handle) deliver(ev *schema.Event) {
-	if ev.JobID != h.ID {
+	if ev.JobID != h.Key {
 		return // not an event of this job
 	}
 	key := eventKey{ev.Type, ev.Attempt, ev.Seq}

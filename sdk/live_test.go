@@ -63,7 +63,37 @@ func newFake(t *testing.T, nc *nats.Conn, js jetstream.JetStream) *fakeBrig {
 	}
 	f := &fakeBrig{t: t, nc: nc, js: js, pub: events.NewPublisher(nc, js), work: work, reg: reg}
 	f.alive()
+	f.addTenant(schema.Tenant{Name: schema.DefaultTenant})
 	return f
+}
+
+// addTenant stores a tenant's record, as `brig tenant add` does.
+func (f *fakeBrig) addTenant(rec schema.Tenant) {
+	f.t.Helper()
+	kv, err := bus.OpenTenants(f.t.Context(), f.js, 1)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := bus.PutTenant(f.t.Context(), kv, rec); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// keyOf is the key of job: routed jobs carry it as their id, others are
+// the default tenant's.
+func keyOf(job schema.Job) string {
+	if schema.ValidJobKey(job.ID) {
+		return job.ID
+	}
+	return schema.JobKey(schema.DefaultTenant, job.ID)
+}
+
+// idOf is the client's id of job.
+func idOf(job schema.Job) string {
+	if _, id, ok := schema.SplitJobKey(job.ID); ok {
+		return id
+	}
+	return job.ID
 }
 
 func (f *fakeBrig) startDispatcher() {
@@ -108,7 +138,7 @@ func (f *fakeBrig) next() schema.Job {
 // emit publishes an event of job: stored, and copied to replyTo when set.
 func (f *fakeBrig) emit(job schema.Job, typ string, seq int64, replyTo string) {
 	f.t.Helper()
-	ev := &schema.Event{JobID: job.ID, Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
+	ev := &schema.Event{JobID: keyOf(job), Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
 	if schema.IsTerminal(typ) {
 		ev.Status, ev.ExitCode, ev.Stdout = schema.StatusSucceeded, 0, "done"
 	}
@@ -167,7 +197,7 @@ func TestSubmitLiveLeavesNoConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 		job := f.next() // the dispatcher sent accepted to reply_to
-		if job.ReplyTo == "" || job.ID != h.ID {
+		if job.ReplyTo == "" || job.ID != h.Key || h.Key != schema.JobKey(schema.DefaultTenant, h.ID) {
 			t.Fatalf("submission %d: reply_to %q id %q", i, job.ReplyTo, job.ID)
 		}
 		f.emit(job, schema.EventStarted, 2, job.ReplyTo)
@@ -249,19 +279,19 @@ func TestSubmitOwnReplyTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x", ReplyTo: "_INBOX.mine.results"})
+	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x", ReplyTo: "_INBOX.default.mine.results"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	job := f.next()
-	if job.ReplyTo != "_INBOX.mine.results" {
+	if job.ReplyTo != "_INBOX.default.mine.results" {
 		t.Fatalf("reply_to %q was replaced", job.ReplyTo)
 	}
 	f.emit(job, schema.EventResult, 2, job.ReplyTo)
 	result(t, h)
 	waitFor(t, "the consumer to go", func() bool { return f.consumers() == 0 })
 
-	w, err := c.Watch(t.Context(), job.ID)
+	w, err := c.Watch(t.Context(), idOf(job))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +322,7 @@ func TestSubmitNewPeeks(t *testing.T) {
 	job := f.next()
 	f.emit(job, schema.EventResult, 2, job.ReplyTo)
 	result(t, h)
-	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: job.ID, Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
+	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
 		t.Fatalf("SubmitNew of a taken id: %v, want ErrDuplicateID", err)
 	}
 }
@@ -325,7 +355,7 @@ func TestReplayAsksAgain(t *testing.T) {
 	// Now requests are taken, and dropped.
 	var mu sync.Mutex
 	taken := 0
-	hole, err := nc.Subscribe(schema.ReplaySubject(job.ID), func(*nats.Msg) { mu.Lock(); taken++; mu.Unlock() })
+	hole, err := nc.Subscribe(schema.ReplaySubject(keyOf(job)), func(*nats.Msg) { mu.Lock(); taken++; mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +385,7 @@ func TestRestrictedClient(t *testing.T) {
 
 	var mu sync.Mutex
 	var violations []error
-	nc, err := nats.Connect(url, nats.UserInfo("tenant", "tenant"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	nc, err := nats.Connect(url, nats.UserInfo("tenant", "tenant"), nats.CustomInboxPrefix(schema.InboxPrefix(schema.DefaultTenant)), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		mu.Lock()
 		violations = append(violations, err)
 		mu.Unlock()
@@ -382,7 +412,7 @@ func TestRestrictedClient(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	// Submit with a reply_to of its own: a replay.
-	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x", ReplyTo: "_INBOX.tenant.own"})
+	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x", ReplyTo: "_INBOX.default.own"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,15 +420,18 @@ func TestRestrictedClient(t *testing.T) {
 	f.emit(job, schema.EventResult, 2, "")
 	result(t, h)
 	// Watch a finished job, cancel it, and check its id is taken.
-	w, err := c.Watch(t.Context(), job.ID)
+	w, err := c.Watch(t.Context(), idOf(job))
 	if err != nil {
 		t.Fatal(err)
 	}
 	result(t, w)
-	if status, err := c.Cancel(t.Context(), job.ID); err != nil || status != schema.StatusSucceeded {
+	if status, err := c.Cancel(t.Context(), idOf(job)); err != nil || status != schema.StatusSucceeded {
 		t.Errorf("cancel of an ended job: %q %v", status, err)
 	}
-	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: job.ID, Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
+	if _, err := c.Cancel(t.Context(), "never-submitted"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("cancel of an unknown job: %v, want ErrNotFound", err)
+	}
+	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
 		t.Errorf("SubmitNew of a taken id: %v, want ErrDuplicateID", err)
 	}
 
@@ -424,7 +457,8 @@ func TestRestrictedClient(t *testing.T) {
 }
 
 // restrictedServer runs a JetStream server with two users: brig, allowed
-// everything, and tenant, allowed what a client is (docs/design.md §10).
+// everything, and tenant, allowed what a client of the tenant default is
+// (docs/design.md §10.2, internal/auth/permissions.go).
 func restrictedServer(t *testing.T) string {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{
@@ -432,8 +466,8 @@ func restrictedServer(t *testing.T) string {
 		Users: []*server.User{
 			{Username: "brig", Password: "brig"},
 			{Username: "tenant", Password: "tenant", Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: []string{"brig.submit.>", "brig.cancel.*", "brig.replay.*"}},
-				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+				Publish:   &server.SubjectPermission{Allow: []string{"brig.submit.default.>", "brig.cancel.default.*", "brig.replay.default.*"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.default.>"}},
 			}},
 		},
 	})

@@ -3,18 +3,17 @@ package worker
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/schema"
 )
 
-// ErrCancelled is the cause of a job context cancelled by brig.cancel.<id>.
+// ErrCancelled is the cause of a job context cancelled by brig.cancel.<key>.
 var ErrCancelled = errors.New("job cancelled")
 
-// track registers a running job for cancellation; the returned func
-// unregisters it.
+// track registers a running job, by its key, for cancellation; the
+// returned func unregisters it.
 func (w *Worker) track(jobID string, cancel context.CancelCauseFunc) func() {
 	w.mu.Lock()
 	w.running[jobID] = cancel
@@ -31,7 +30,10 @@ func (w *Worker) track(jobID string, cancel context.CancelCauseFunc) func() {
 // onCancel cancels the named job if it runs here. Every worker hears every
 // cancel; the dispatchers answer the caller and end jobs still queued.
 func (w *Worker) onCancel(m *nats.Msg) {
-	id := strings.TrimPrefix(m.Subject, schema.CancelPrefix)
+	id, ok := schema.KeyFromSubject(m.Subject, schema.CancelPrefix)
+	if !ok {
+		return
+	}
 	w.mu.Lock()
 	cancel, ok := w.running[id]
 	w.mu.Unlock()

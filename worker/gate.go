@@ -14,7 +14,6 @@ import (
 	"github.com/brig-dev/brig/internal/pyclient"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 )
 
 // gatewayGrace is how long past its timeout a job's gateway keeps
@@ -33,20 +32,13 @@ func (w *Worker) setupGateway(ctx context.Context) error {
 		return err
 	}
 	w.ring = ring
-	client, err := sdk.New(w.cfg.Conn)
-	if err != nil {
-		return err
-	}
 	w.gw, err = gateway.New(gateway.Config{
 		JS:   w.js,
 		Keys: ring.Func,
-		// A child's id is new and unguessable: RunNew refuses one brig has
-		// seen instead of answering with that job's events.
-		Call: client.RunNew,
-		Cancel: func(ctx context.Context, id string) error {
-			_, err := client.Cancel(ctx, id)
-			return err
-		},
+		// Child jobs (function.call) are submitted, followed and cancelled
+		// through an SDK client of the calling job's tenant on the worker's
+		// connection, which may use every tenant's subjects and inboxes.
+		Conn:     w.cfg.Conn,
 		Replicas: replicas,
 		Logger:   w.log,
 	})

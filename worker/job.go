@@ -307,16 +307,22 @@ func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error)
 		} `json:"job"`
 	}
 	_ = json.Unmarshal(msg.Data(), &peek)
-	id := peek.Job.ID
-	if !schema.ValidID(id) {
-		w.log.Error("dropping undecodable work with no usable job id", "err", cause)
-		_ = msg.Term()
-		return
+	key := peek.Job.ID // a work message names its job by its key
+	if !schema.ValidJobKey(key) {
+		if h := msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidJobKey(h) {
+			key, peek.Job.ReplyTo = h, ""
+		} else {
+			w.log.Error("dropping undecodable work with no usable job key", "err", cause)
+			_ = msg.Term()
+			return
+		}
 	}
+	tenant, id, _ := schema.SplitJobKey(key)
 	job := &schema.Job{ID: id, Function: "x", ReplyTo: peek.Job.ReplyTo}
-	if job.Validate() != nil {
+	if job.Validate() != nil || !schema.ReplyToAllowed(tenant, key, job.ReplyTo) {
 		job.ReplyTo = "" // not a subject brig may publish to
 	}
+	job.ID = key
 	em := &emitter{w: w, job: job, attempt: 1, seq: 1}
 	ev := em.terminal(schema.StatusRejected, schema.ErrInvalidJob, fmt.Sprintf("invalid work message: %v", cause))
 	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {

@@ -54,7 +54,7 @@ type Worker struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	running map[string]context.CancelCauseFunc // by job id
+	running map[string]context.CancelCauseFunc // by job key
 	cancels *nats.Subscription
 	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
 	fetchCancel     context.CancelFunc
@@ -154,7 +154,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	// Last: a Start that failed before leaves no subscription behind.
-	if w.cancels, err = w.cfg.Conn.Subscribe(schema.CancelPrefix+"*", w.onCancel); err != nil {
+	if w.cancels, err = w.cfg.Conn.Subscribe(schema.CancelPrefix+"*.*", w.onCancel); err != nil {
 		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
 	}
 	base := context.WithoutCancel(ctx)
@@ -213,6 +213,13 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.jobCancel()
 	w.warm.stop()
 	w.reused.stop()
+	// Every job has ended: the gateway sends its pending cancellations of
+	// child jobs and closes its per-tenant clients.
+	gctx, gcancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)
+	if err := w.gw.Stop(gctx); err != nil {
+		w.log.Warn("stop the gateway", "err", err)
+	}
+	gcancel()
 	// Last sweep: a container whose creation an earlier, killed run of this
 	// worker had asked for may have appeared after the start-up sweep.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)

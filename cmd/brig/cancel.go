@@ -10,6 +10,7 @@ import (
 func cmdCancel(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig cancel", stderr)
 	conn := addConnFlags(fs, devClientCreds)
+	conn.addTenantFlag(fs)
 	wait := fs.Duration("timeout", 30*time.Second, "how long to wait for the answer")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

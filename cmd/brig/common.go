@@ -55,7 +55,7 @@ func defaultDataDir() string {
 const envHelp = "Every flag --foo-bar of brig dev, dispatcher, worker, nats, status and bench may also come\n" +
 	"from the environment as BRIG_FOO_BAR (used when the flag is not on the command line and the\n" +
 	"variable is not empty); the commands that submit or follow jobs take only BRIG_SERVER,\n" +
-	"BRIG_CREDS and BRIG_TLS_CA, and brig creds only BRIG_AUTH_DIR."
+	"BRIG_CREDS and BRIG_TLS_CA, brig creds only BRIG_AUTH_DIR, and brig tenant those four."
 
 // envOnly lists, for the commands that take only some flags from the
 // environment, which: a variable left in a shell must not silently set
@@ -66,7 +66,15 @@ var envOnly = map[string]map[string]bool{
 	"brig cancel": connEnv,
 	"brig deploy": connEnv,
 	"brig creds":  {"auth-dir": true},
+	// Quotas never come from a variable left in a shell.
+	"brig tenant add":   tenantEnv,
+	"brig tenant ls":    tenantEnv,
+	"brig tenant rm":    tenantEnv,
+	"brig tenant creds": tenantEnv,
 }
+
+// tenantEnv are the flags of brig tenant taken from the environment.
+var tenantEnv = map[string]bool{"server": true, "creds": true, "tls-ca": true, "auth-dir": true}
 
 // connEnv are the flags of connFlags: where and how to connect.
 var connEnv = map[string]bool{"server": true, "creds": true, "tls-ca": true}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/brig-dev/brig/internal/auth"
+	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
 
@@ -38,6 +40,8 @@ type connFlags struct {
 	devCreds string
 	// devDir is brig dev's default data dir, whose creds dir that is.
 	devDir string
+	// tenant is --tenant of the job commands (addTenantFlag).
+	tenant string
 }
 
 // addConnFlags registers --server, --creds and --tls-ca. devCreds is the
@@ -145,8 +149,11 @@ func (c *connFlags) dial(ctx context.Context, name string, extra ...nats.Option)
 	ctx, cancel := context.WithCancelCause(ctx)
 	creds := c.credsFile()
 	refused := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) {
+		switch {
+		case errors.Is(err, nats.ErrPermissionViolation):
 			cancel(fmt.Errorf("the server refused %s: %w (this command needs %s)", credsName(creds), err, c.needs()))
+		case errors.Is(err, nats.ErrAuthRevoked):
+			cancel(fmt.Errorf("the server closed the connection: %s is revoked (%w)", credsName(creds), err))
 		}
 	})
 	closed := nats.ClosedHandler(func(*nats.Conn) { cancel(errConnClosed) })
@@ -158,13 +165,56 @@ func (c *connFlags) dial(ctx context.Context, name string, extra ...nats.Option)
 	return nc, ctx, nil
 }
 
-// client dials for an SDK client; stop closes both.
+// addTenantFlag registers --tenant, for the commands that act on jobs
+// (run, watch, cancel) with an admin's credential.
+func (c *connFlags) addTenantFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.tenant, "tenant", "", "act in tenant `NAME`, with an admin's credential (default: the credential's tenant; an admin's: "+schema.DefaultTenant+")")
+}
+
+// jobTenant is the tenant a job command acts in (docs/design.md §10.3): a
+// tenant's credential's own (its JWT's brig-tenant tag), else --tenant,
+// else the default tenant. A --tenant other than the credential's is an
+// error: the server would refuse every subject of it.
+func (c *connFlags) jobTenant(creds string) (string, error) {
+	if c.tenant != "" && !schema.ValidTenant(c.tenant) {
+		return "", fmt.Errorf("invalid tenant name %q (1-%d of a-z, 0-9 and -, starting with a letter)", c.tenant, schema.MaxTenantLen)
+	}
+	own := ""
+	if creds != "" {
+		data, err := os.ReadFile(creds)
+		if err != nil {
+			return "", fmt.Errorf("credentials: %w", err)
+		}
+		id, err := auth.ReadCreds(data)
+		if err != nil {
+			return "", fmt.Errorf("credentials %s: %w", creds, err)
+		}
+		own = id.Tenant
+	}
+	switch {
+	case own != "" && c.tenant != "" && c.tenant != own:
+		return "", fmt.Errorf("the credential in %s is tenant %s's, not %s's (--tenant is for an admin's credential)", creds, own, c.tenant)
+	case own != "":
+		return own, nil
+	case c.tenant != "":
+		return c.tenant, nil
+	}
+	return schema.DefaultTenant, nil
+}
+
+// client dials for an SDK client of the command's tenant (jobTenant), on
+// a connection whose inboxes lie under the tenant's prefix, where a
+// client credential may subscribe; stop closes both.
 func (c *connFlags) client(ctx context.Context, name string) (_ *sdk.Client, _ context.Context, stop func(), _ error) {
-	nc, ctx, err := c.dial(ctx, name)
+	tenant, err := c.jobTenant(c.credsFile())
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cl, err := sdk.New(nc)
+	nc, ctx, err := c.dial(ctx, name, nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := sdk.New(nc, sdk.WithTenant(tenant))
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err
@@ -175,10 +225,10 @@ func (c *connFlags) client(ctx context.Context, name string) (_ *sdk.Client, _ c
 // errConnClosed ends a dial's context when its connection closes.
 var errConnClosed = errors.New("the connection to the server closed")
 
-// refusal is err, or the server's refusal that ended ctx (see dial) when
-// that is why err happened.
+// refusal is err, or the server's refusal or revocation that ended ctx
+// (see dial) when that is why err happened.
 func refusal(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) || errors.Is(cause, nats.ErrAuthRevoked) {
 		return cause
 	}
 	return err

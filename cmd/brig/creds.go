@@ -51,6 +51,9 @@ func cmdCreds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "brig creds: %v\n", err)
 		return 1
 	}
+	if auth.Role(*role) == auth.RoleClient {
+		fmt.Fprintf(stderr, "brig creds: this credential is not in tenant %s's record, so brig tenant rm will not revoke it; brig tenant creds %s mints a recorded one\n", *tenant, *tenant)
+	}
 	if *out == "" {
 		_, _ = stdout.Write(data)
 		return 0

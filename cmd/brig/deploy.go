@@ -18,18 +18,24 @@ import (
 const exitDeployInvalid = 1
 
 // cmdDeploy creates or updates the functions defined in a YAML file
-// (docs/design.md §3, §7). The whole file is validated before anything is stored.
+// (docs/design.md §3, §7): global ones, or with --tenant one tenant's own
+// (§10.3). The whole file is validated before anything is stored.
 // There is no embedded fallback: definitions deployed to a brig that
 // exits with the command would be lost.
 func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig deploy", stderr)
 	conn := addConnFlags(fs, devAdminCreds)
+	tenant := fs.String("tenant", "", "deploy the functions for tenant `NAME` only (its own, which its jobs resolve before a global one); default: global, for every tenant")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] [--creds FILE] FILE|-")
+		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] [--creds FILE] [--tenant NAME] FILE|-")
+		return 2
+	}
+	if *tenant != "" && !schema.ValidTenant(*tenant) {
+		fmt.Fprintf(stderr, "brig deploy: invalid tenant name %q (1-%d of a-z, 0-9 and -, starting with a letter)\n", *tenant, schema.MaxTenantLen)
 		return 2
 	}
 	fns, err := readDefinitions(pos[0], stdin)
@@ -54,12 +60,16 @@ func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitBrig
 	}
 	for _, fn := range fns {
-		rev, err := store.Put(ctx, fn)
+		rev, err := store.PutFor(ctx, *tenant, fn)
 		if err != nil {
 			fmt.Fprintf(stderr, "brig deploy: %v\n", refusal(ctx, err))
 			return exitBrig
 		}
-		fmt.Fprintf(stdout, "deployed %s (revision %d)\n", fn.Name, rev)
+		if *tenant != "" {
+			fmt.Fprintf(stdout, "deployed %s for tenant %s (revision %d)\n", fn.Name, *tenant, rev)
+		} else {
+			fmt.Fprintf(stdout, "deployed %s (revision %d)\n", fn.Name, rev)
+		}
 	}
 	return 0
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/schema"
 )
 
 func runDeploy(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -52,20 +53,20 @@ func TestDeployExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn, err := r.Resolve(t.Context(), "grader")
+	fn, err := r.Resolve(t.Context(), schema.DefaultTenant, "grader")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fn.Limits.MemoryMB != 128 || fn.TimeoutMS != 10_000 || len(fn.Scopes) != 2 || len(fn.Warmup) != 3 {
 		t.Errorf("grader = %+v", fn)
 	}
-	if fast, err := r.Resolve(t.Context(), "fast-grader"); err != nil || fast.SingleUse == nil || *fast.SingleUse {
+	if fast, err := r.Resolve(t.Context(), schema.DefaultTenant, "fast-grader"); err != nil || fast.SingleUse == nil || *fast.SingleUse {
 		t.Errorf("fast-grader = %+v, %v; want single_use false", fast, err)
 	}
-	if fn, err := r.Resolve(t.Context(), "python"); err != nil || fn.Name != "python" {
+	if fn, err := r.Resolve(t.Context(), schema.DefaultTenant, "python"); err != nil || fn.Name != "python" {
 		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)
 	}
-	if _, err := r.Resolve(t.Context(), "nope"); !errors.Is(err, dispatcher.ErrFunctionNotFound) {
+	if _, err := r.Resolve(t.Context(), schema.DefaultTenant, "nope"); !errors.Is(err, dispatcher.ErrFunctionNotFound) {
 		t.Errorf("Resolve(nope): err = %v, want ErrFunctionNotFound", err)
 	}
 }

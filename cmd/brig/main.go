@@ -29,21 +29,24 @@ Usage:
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
   brig nats [--cluster ADDR] [flags]      a NATS node with JetStream, alone or in a cluster
-  brig creds --role ROLE [--out FILE]     mint a credential (admin, dispatcher, worker, client --tenant NAME)
+  brig creds --role ROLE [--out FILE]     mint a role's credential (a tenant's: brig tenant)
+  brig tenant add|ls|rm|creds [NAME]      manage tenants, their quotas and their credentials (admin)
   brig status [--json]                    pools, workers and their free slots, queues, running jobs, recent failures
 
 Every command that connects takes --server URL (env BRIG_SERVER, default
 nats://127.0.0.1:4222), --creds FILE (env BRIG_CREDS) and --tls-ca FILE (env
 BRIG_TLS_CA). Every server refuses anonymous clients. Without --server or
 --creds, run, watch and cancel use brig dev's DATA/creds/default.creds, and
-deploy, status and bench its DATA/creds/admin.creds, when the file exists
-(DATA: brig dev's default --data); dispatcher and worker need --creds.
-brig nats and brig creds keep brig's authority in --auth-dir (default
-DATA/auth, which brig dev uses too).
+deploy, status, bench and tenant its DATA/creds/admin.creds, when the file
+exists (DATA: brig dev's default --data); dispatcher and worker need --creds.
+run, watch and cancel act in the tenant of their credential (with an
+admin's, --tenant NAME, default "default").
+brig nats, brig creds and brig tenant keep brig's authority in --auth-dir
+(default DATA/auth, which brig dev uses too).
 Every flag --foo-bar may also come from the environment as BRIG_FOO_BAR, e.g.
 BRIG_LOG_LEVEL=debug; the command line wins, and an empty variable counts as unset
 (run, watch, cancel and deploy take only BRIG_SERVER, BRIG_CREDS and BRIG_TLS_CA;
-creds only BRIG_AUTH_DIR).
+creds only BRIG_AUTH_DIR; tenant those four).
 Run 'brig COMMAND -h' for a command's flags.
 `
 
@@ -77,6 +80,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"nats":       cmdNats,
 		"status":     cmdStatus,
 		"creds":      cmdCreds,
+		"tenant":     cmdTenant,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -28,6 +28,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig run", stderr)
 	conn := addConnFlags(fs, devClientCreds)
+	conn.addTenantFlag(fs)
 	function := fs.String("function", "python", "function to run the code with")
 	id := fs.String("id", "", "job id (default: a fresh random one)")
 	timeout := fs.Duration("timeout", 0, "job timeout, e.g. 10s (default: the function's)")
@@ -107,7 +108,26 @@ func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool
 	}
 	defer h.Stop()
 	if !asJSON {
-		for ev := range h.Events() {
+		streamOutput(ctx, h, stdout, stderr)
+	}
+	ev, err := h.Result(ctx)
+	if ev == nil {
+		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
+		return exitBrig
+	}
+	return report(ev, asJSON, stdout, stderr)
+}
+
+// streamOutput copies the job's output until its events end, or ctx does
+// (an interrupt, the connection closed or refused: see connFlags.dial),
+// since a handle whose connection is gone may never end its events.
+func streamOutput(ctx context.Context, h *sdk.Handle, stdout, stderr io.Writer) {
+	for {
+		select {
+		case ev, ok := <-h.Events():
+			if !ok {
+				return
+			}
 			if ev.Type != schema.EventOutput {
 				continue
 			}
@@ -116,14 +136,10 @@ func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool
 			} else {
 				io.WriteString(stdout, ev.Data)
 			}
+		case <-ctx.Done():
+			return
 		}
 	}
-	ev, err := h.Result(ctx)
-	if ev == nil {
-		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
-		return exitBrig
-	}
-	return report(ev, asJSON, stdout, stderr)
 }
 
 // report prints what a person needs to know of a terminal event and maps
@@ -183,15 +199,20 @@ func connectOrEmbed(ctx context.Context, conn *connFlags, stderr io.Writer, logL
 	if conn.explicit || !errors.Is(err, nats.ErrNoServers) {
 		return nil, nil, nil, err
 	}
+	tenant, err := conn.jobTenant(conn.credsFile())
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	fmt.Fprintf(stderr, "brig: nothing answers at %s; running this job on an embedded brig (start `brig dev` to keep one running)\n", conn.url)
-	client, cleanup, err = embed(ctx, stderr, logLevel)
+	client, cleanup, err = embed(ctx, stderr, logLevel, tenant)
 	return client, ctx, cleanup, err
 }
 
 // embed starts a brig for one job in a temporary directory and connects to
-// it as the default tenant, as `brig run` would to brig dev. cleanup stops
-// it and removes the directory.
-func embed(ctx context.Context, stderr io.Writer, logLevel string) (_ *sdk.Client, cleanup func(), _ error) {
+// it as a client of tenant, as `brig run` would to brig dev; the embedded
+// brig has the default tenant only. cleanup stops it and removes the
+// directory.
+func embed(ctx context.Context, stderr io.Writer, logLevel, tenant string) (_ *sdk.Client, cleanup func(), _ error) {
 	dir, err := os.MkdirTemp("", "brig-run-")
 	if err != nil {
 		return nil, nil, err
@@ -216,12 +237,12 @@ func embed(ctx context.Context, stderr io.Writer, logLevel string) (_ *sdk.Clien
 		_ = stack.Stop(sctx)
 		os.RemoveAll(dir)
 	}
-	nc, err := stack.Connect(auth.User{Role: auth.RoleClient, Tenant: auth.DefaultTenant, Name: "brig-run"})
+	nc, err := stack.Connect(auth.User{Role: auth.RoleClient, Tenant: tenant, Name: "brig-run"})
 	if err != nil {
 		stop()
 		return nil, nil, err
 	}
-	client, err := sdk.New(nc)
+	client, err := sdk.New(nc, sdk.WithTenant(tenant))
 	if err != nil {
 		nc.Close()
 		stop()

@@ -9,6 +9,7 @@ import (
 func cmdWatch(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("brig watch", stderr)
 	conn := addConnFlags(fs, devClientCreds)
+	conn.addTenantFlag(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2

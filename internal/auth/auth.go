@@ -17,7 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/brig-dev/brig/internal/filelock"
+	"github.com/brig-dev/brig/schema"
 )
 
 // Files of an authority's directory. The seeds are the only secrets; the
@@ -34,6 +35,7 @@ const (
 	systemFile   = "sys.nk"
 	accountFile  = "brig.nk"
 	lockFile     = ".lock"
+	revokedFile  = "revoked.json"
 )
 
 // Names of the two accounts.
@@ -191,13 +193,23 @@ func (a *Authority) operatorJWT() (string, *jwt.OperatorClaims, error) {
 	return token, oc, nil
 }
 
-func (a *Authority) accountJWT(kp nkeys.KeyPair, name string, jetstream bool) (string, error) {
+// accountJWT signs an account's JWT. The BRIG account's carries JetStream
+// and the revoked user keys (revoked.json); a file that cannot be read
+// fails it, so no server ever starts without the revocations.
+func (a *Authority) accountJWT(kp nkeys.KeyPair, name string, brig bool) (string, error) {
 	pub, _ := kp.PublicKey()
 	ac := jwt.NewAccountClaims(pub)
 	ac.Name = name
-	if jetstream {
+	if brig {
 		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit,
 			Streams: jwt.NoLimit, Consumer: jwt.NoLimit}
+		revoked, err := a.Revoked()
+		if err != nil {
+			return "", err
+		}
+		for pub, at := range revoked {
+			ac.RevokeAt(pub, at)
+		}
 	}
 	token, err := ac.Encode(a.operator)
 	if err != nil {
@@ -208,7 +220,9 @@ func (a *Authority) accountJWT(kp nkeys.KeyPair, name string, jetstream bool) (s
 
 // Configure makes opts a server that trusts only this authority: every
 // client must present a user JWT signed by one of its accounts (an
-// anonymous connection is refused), with the permissions in that JWT.
+// anonymous connection is refused), with the permissions in that JWT, and
+// not revoked (Revoke) when the server starts. A revocation after that
+// reaches a running server through PushAccount.
 func (a *Authority) Configure(opts *server.Options) error {
 	_, oc, err := a.operatorJWT()
 	if err != nil {
@@ -253,13 +267,10 @@ const (
 )
 
 // DefaultTenant is the tenant `brig dev` creates.
-const DefaultTenant = "default"
+const DefaultTenant = schema.DefaultTenant
 
-var tenantName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-
-// ValidTenant reports whether name may name a tenant: 1–32 of [a-z0-9-],
-// starting with a letter, so that it is one subject token and a file name.
-func ValidTenant(name string) bool { return tenantName.MatchString(name) }
+// ValidTenant reports whether name may name a tenant (schema.ValidTenant).
+func ValidTenant(name string) bool { return schema.ValidTenant(name) }
 
 // User describes one credential.
 type User struct {
@@ -276,22 +287,45 @@ type User struct {
 // Creds mints a user credential in NATS's .creds format (the user JWT and
 // its nkey seed).
 func (a *Authority) Creds(u User) ([]byte, error) {
-	token, seed, err := a.UserJWT(u)
+	m, err := a.MintUser(u)
 	if err != nil {
 		return nil, err
 	}
-	return jwt.FormatUserConfig(token, seed)
+	return m.Creds()
 }
 
 // UserJWT mints a user credential: its signed JWT and its seed.
 func (a *Authority) UserJWT(u User) (token string, seed []byte, err error) {
-	perms, err := Permissions(u.Role, u.Tenant)
+	m, err := a.MintUser(u)
 	if err != nil {
 		return "", nil, err
 	}
+	return m.JWT, m.Seed, nil
+}
+
+// MintedUser is a freshly minted credential.
+type MintedUser struct {
+	// JWT is the signed user JWT, Seed the user's nkey seed (the secret).
+	JWT  string
+	Seed []byte
+	// PublicKey is the user's public nkey: what a tenant record keeps and
+	// what Revoke takes.
+	PublicKey string
+}
+
+// Creds is the credential in NATS's .creds format.
+func (m MintedUser) Creds() ([]byte, error) { return jwt.FormatUserConfig(m.JWT, m.Seed) }
+
+// MintUser mints a user credential with a fresh key pair: each credential
+// has its own public key, so revoking one revokes no other.
+func (a *Authority) MintUser(u User) (MintedUser, error) {
+	perms, err := Permissions(u.Role, u.Tenant)
+	if err != nil {
+		return MintedUser{}, err
+	}
 	ukp, err := nkeys.CreateUser()
 	if err != nil {
-		return "", nil, fmt.Errorf("auth: create user key: %w", err)
+		return MintedUser{}, fmt.Errorf("auth: create user key: %w", err)
 	}
 	upub, _ := ukp.PublicKey()
 	uc := jwt.NewUserClaims(upub)
@@ -302,9 +336,9 @@ func (a *Authority) UserJWT(u User) (token string, seed []byte, err error) {
 			uc.Name = u.Tenant
 		}
 	}
-	uc.Tags.Add("brig-role:" + string(u.Role))
+	uc.Tags.Add(RoleTag + string(u.Role))
 	if u.Tenant != "" {
-		uc.Tags.Add("brig-tenant:" + u.Tenant)
+		uc.Tags.Add(TenantTag + u.Tenant)
 	}
 	uc.Permissions = perms
 	if !u.Expires.IsZero() {
@@ -314,11 +348,51 @@ func (a *Authority) UserJWT(u User) (token string, seed []byte, err error) {
 	if u.Role == RoleSystem {
 		signer = a.system
 	}
-	if token, err = uc.Encode(signer); err != nil {
-		return "", nil, fmt.Errorf("auth: sign user: %w", err)
+	m := MintedUser{PublicKey: upub}
+	if m.JWT, err = uc.Encode(signer); err != nil {
+		return MintedUser{}, fmt.Errorf("auth: sign user: %w", err)
 	}
-	if seed, err = ukp.Seed(); err != nil {
-		return "", nil, fmt.Errorf("auth: user seed: %w", err)
+	if m.Seed, err = ukp.Seed(); err != nil {
+		return MintedUser{}, fmt.Errorf("auth: user seed: %w", err)
 	}
-	return token, seed, nil
+	return m, nil
+}
+
+// Tags of a user JWT: its role and, for a client, its tenant.
+const (
+	RoleTag   = "brig-role:"
+	TenantTag = "brig-tenant:"
+)
+
+// Identity is who a .creds file's credential is, as its JWT says.
+type Identity struct {
+	// PublicKey is the user's public key.
+	PublicKey string
+	// Role and Tenant are the JWT's brig-role and brig-tenant tags (""
+	// when it has none, e.g. a credential brig did not mint).
+	Role   Role
+	Tenant string
+}
+
+// ReadCreds reads the identity of a .creds file's credential. It checks
+// the form, not the signature: the server does that.
+func ReadCreds(creds []byte) (Identity, error) {
+	token, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return Identity{}, fmt.Errorf("auth: not a credentials file: %w", err)
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return Identity{}, fmt.Errorf("auth: credentials file: %w", err)
+	}
+	id := Identity{PublicKey: uc.Subject}
+	for _, tag := range uc.Tags { // lower-cased by the jwt package
+		if v, ok := strings.CutPrefix(tag, RoleTag); ok {
+			id.Role = Role(v)
+		}
+		if v, ok := strings.CutPrefix(tag, TenantTag); ok {
+			id.Tenant = v
+		}
+	}
+	return id, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/schema"
 )
 
 func TestOpenOrCreateKeepsOneAuthority(t *testing.T) {
@@ -95,7 +97,8 @@ func TestServerRefusesWhatACredentialDoesNotAllow(t *testing.T) {
 	}
 	defer client.Close()
 
-	for _, subject := range []string{">", "brig.>", "brig.events.x.result", "$KV.BRIG_FUNCTIONS.>"} {
+	for _, subject := range []string{">", "brig.>", "brig.events.x.result", "$KV.BRIG_FUNCTIONS.>",
+		"_INBOX.>", "_INBOX.*", "_INBOX.other.>", "_INBOX.defaultx.>"} {
 		if _, err := client.SubscribeSync(subject); err != nil {
 			t.Fatal(err)
 		}
@@ -104,24 +107,97 @@ func TestServerRefusesWhatACredentialDoesNotAllow(t *testing.T) {
 		}
 		wantViolation(t, violations, "Subscription to \""+subject+"\"")
 	}
-	for _, subject := range []string{"brig.events.x.result", "brig.work.python", "$KV.BRIG_FUNCTIONS.f", "$JS.API.STREAM.PURGE.BRIG_EVENTS"} {
+	for _, subject := range []string{"brig.events.x.result", "brig.work.python", "$KV.BRIG_FUNCTIONS.f", "$JS.API.STREAM.PURGE.BRIG_EVENTS",
+		// Another tenant's subjects, and the ones without a tenant.
+		"brig.submit.other.python", "brig.cancel.other.job1", "brig.replay.other.job1",
+		"brig.submit.python", "brig.cancel.job1", "brig.replay.job1", "brig.cancel.default.job1.x"} {
 		if err := client.Publish(subject, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
 		_ = client.Flush()
 		wantViolation(t, violations, "Publish to \""+subject+"\"")
 	}
-	// What the client may do reaches whoever serves it.
-	sub, err := admin.SubscribeSync("brig.cancel.job1")
+	// What the client may do reaches whoever serves it, and its tenant's
+	// inboxes reach it.
+	for _, subject := range []string{"brig.submit.default.python", "brig.cancel.default.job1", "brig.replay.default.job1"} {
+		sub, err := admin.SubscribeSync(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = admin.Flush()
+		if err := client.Publish(subject, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.NextMsg(5 * time.Second); err != nil {
+			t.Fatalf("an allowed publish on %s did not arrive: %v", subject, err)
+		}
+	}
+	inbox, err := client.SubscribeSync(schema.InboxPrefix("default") + ".x.y")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = admin.Flush()
-	if err := client.Publish("brig.cancel.job1", nil); err != nil {
+	_ = client.Flush()
+	if err := admin.Publish(schema.InboxPrefix("default")+".x.y", []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sub.NextMsg(5 * time.Second); err != nil {
-		t.Fatalf("an allowed publish did not arrive: %v", err)
+	if _, err := inbox.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the tenant's inbox got nothing: %v", err)
+	}
+	select {
+	case err := <-violations:
+		t.Errorf("an allowed operation was refused: %v", err)
+	default:
+	}
+}
+
+// TestPermissionsOfATenant: a client's allow-list names its tenant and
+// nothing else.
+func TestPermissionsOfATenant(t *testing.T) {
+	p, err := auth.Permissions(auth.RoleClient, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := []string(p.Pub.Allow), []string{"brig.submit.acme.>", "brig.cancel.acme.*", "brig.replay.acme.*"}; !slices.Equal(got, want) {
+		t.Errorf("publish %v, want %v", got, want)
+	}
+	if got, want := []string(p.Sub.Allow), []string{"_INBOX.acme.>"}; !slices.Equal(got, want) {
+		t.Errorf("subscribe %v, want %v", got, want)
+	}
+	if len(p.Pub.Deny) != 0 || len(p.Sub.Deny) != 0 {
+		t.Errorf("deny rules %v %v, want none", p.Pub.Deny, p.Sub.Deny)
+	}
+}
+
+func TestMintUserAndReadCreds(t *testing.T) {
+	a, _, err := auth.OpenOrCreate(filepath.Join(t.TempDir(), "auth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.MintUser(auth.User{Role: auth.RoleClient, Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Creds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := auth.ReadCreds(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != (auth.Identity{PublicKey: m.PublicKey, Role: auth.RoleClient, Tenant: "acme"}) {
+		t.Errorf("ReadCreds = %+v, want the key %s of a client of acme", id, m.PublicKey)
+	}
+	other, _ := a.MintUser(auth.User{Role: auth.RoleClient, Tenant: "acme"})
+	if other.PublicKey == m.PublicKey {
+		t.Error("two credentials share a key")
+	}
+	admin, _ := a.Creds(auth.User{Role: auth.RoleAdmin})
+	if id, err := auth.ReadCreds(admin); err != nil || id.Tenant != "" || id.Role != auth.RoleAdmin {
+		t.Errorf("ReadCreds(admin) = %+v, %v", id, err)
+	}
+	if _, err := auth.ReadCreds([]byte("nonsense")); err == nil {
+		t.Error("ReadCreds of nonsense gave no error")
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/jwt/v2"
+
+	"github.com/brig-dev/brig/schema"
 )
 
 // Permissions is the allow-list of a role (docs/design.md §10). There are
@@ -17,7 +19,7 @@ import (
 // brig.work.<pool> or $KV.BRIG_FUNCTIONS.<name>. It replays events through
 // the dispatchers' brig.replay service instead, and submits with a plain
 // publish to brig.submit.>, which the stream stores and acknowledges to
-// the client's inbox.
+// the client's inbox. Each of those subjects carries the client's tenant.
 func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 	var p jwt.Permissions
 	allow := func(pub, sub []string) jwt.Permissions {
@@ -29,7 +31,7 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		return p, fmt.Errorf("auth: a tenant goes with the client role and no other (role %q, tenant %q)", role, tenant)
 	}
 	if tenant != "" && !ValidTenant(tenant) {
-		return p, fmt.Errorf("auth: invalid tenant name %q (1-32 of a-z, 0-9 and -, starting with a letter)", tenant)
+		return p, fmt.Errorf("auth: invalid tenant name %q (1-20 of a-z, 0-9 and -, starting with a letter)", tenant)
 	}
 	// What every brig role uses of JetStream: the API, acks, flow control,
 	// KV buckets (theirs: functions, keys, workers, jobs' dicts and
@@ -39,7 +41,9 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 	case RoleAdmin, RoleSystem:
 		return allow([]string{">"}, []string{">"}), nil
 	case RoleDispatcher:
-		return allow(append(js, "brig.events.>", "brig.work.>"),
+		// brig.active.> are the markers of the tenants' accepted jobs
+		// (max_queued, docs/design.md §10.3).
+		return allow(append(js, "brig.events.>", "brig.work.>", schema.ActivePrefix+">"),
 			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "$JS.EVENT.ADVISORY.>"}), nil
 	case RoleWorker:
 		// A worker publishes events; its gateway puts on jobs' queues
@@ -49,7 +53,13 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		return allow(append(js, "brig.events.>", "brig.queue.>", "brig.submit.>", "brig.cancel.>", "brig.replay.>"),
 			[]string{"_INBOX.>", "brig.cancel.>"}), nil
 	case RoleClient:
-		return allow([]string{"brig.submit.>", "brig.cancel.*", "brig.replay.*"}, []string{"_INBOX.>"}), nil
+		// Its tenant's subjects only (docs/design.md §10.3): the tenant of
+		// a submission, cancellation or replay is its subject's token, and
+		// its inboxes (nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
+		// are its own, so it can neither act in nor listen to another
+		// tenant.
+		return allow([]string{"brig.submit." + tenant + ".>", "brig.cancel." + tenant + ".*", "brig.replay." + tenant + ".*"},
+			[]string{schema.InboxPrefix(tenant) + ".>"}), nil
 	}
 	return p, fmt.Errorf("auth: unknown role %q", role)
 }

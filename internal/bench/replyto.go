@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,18 +20,22 @@ const replyWait = 30 * time.Second
 
 // replyClient runs jobs whose events come back as the core-NATS copies a
 // job's reply_to asks for, all on one subscription: the bare wire, without
-// the SDK's handle per job (which follows its job the same way).
+// the SDK's handle per job (which follows its job the same way). Its jobs
+// are c's tenant's, so their reply_to lies under that tenant's inbox
+// prefix (docs/design.md §10.3), whatever the connection's own inboxes.
 type replyClient struct {
 	c      *sdk.Client
 	prefix string
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
-	waiting map[string]chan *schema.Event // by job id
+	waiting map[string]chan *schema.Event // by job key
 }
 
 func newReplyClient(nc *nats.Conn, c *sdk.Client) (*replyClient, error) {
-	r := &replyClient{c: c, prefix: nats.NewInbox(), waiting: map[string]chan *schema.Event{}}
+	// A fresh token below the tenant's prefix: the random part of an inbox.
+	prefix := schema.InboxPrefix(c.Tenant()) + "." + strings.TrimPrefix(nats.NewInbox(), schema.ReplyPrefix)
+	r := &replyClient{c: c, prefix: prefix, waiting: map[string]chan *schema.Event{}}
 	sub, err := nc.Subscribe(r.prefix+".*", r.onMsg)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reply_to: %w", err)
@@ -71,16 +76,17 @@ func (r *replyClient) Run(ctx context.Context, job schema.Job) (*schema.Event, e
 	if err != nil {
 		return nil, err
 	}
+	key := schema.JobKey(r.c.Tenant(), job.ID)
 	ch := make(chan *schema.Event, 1)
 	r.mu.Lock()
-	r.waiting[job.ID] = ch
+	r.waiting[key] = ch
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
-		delete(r.waiting, job.ID)
+		delete(r.waiting, key)
 		r.mu.Unlock()
 	}()
-	if err := r.c.PublishRaw(ctx, job.Function, job.ID, data); err != nil {
+	if err := r.c.PublishRaw(ctx, job.Function, key, data); err != nil {
 		return nil, fmt.Errorf("job %s: %w", job.ID, err)
 	}
 	t := time.NewTimer(replyWait)

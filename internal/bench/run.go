@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats.go"
 
+	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
 
@@ -24,6 +25,11 @@ type Config struct {
 	Conn *nats.Conn
 	// Docker is the daemon that brig's workers use. Required.
 	Docker *client.Client
+	// Tenant whose jobs the bench submits (default "default", the tenant
+	// `brig dev` creates): the admin connection uses that tenant's client
+	// (docs/design.md §10.3), and its jobs' reply_to lies under the
+	// tenant's inbox prefix.
+	Tenant string
 	// Image of the python sandbox (default brig/python:latest).
 	Image string
 	// N is the number of samples per latency figure (default 20); the
@@ -40,6 +46,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.Tenant == "" {
+		c.Tenant = schema.DefaultTenant
+	}
 	if c.Image == "" {
 		c.Image = "brig/python:latest"
 	}
@@ -80,12 +89,13 @@ func Run(ctx context.Context, cfg Config) ([]Figure, error) {
 	if cfg.Conn == nil || cfg.Docker == nil {
 		return nil, errors.New("bench: Conn and Docker are required")
 	}
-	c, err := sdk.New(cfg.Conn)
+	cfg = cfg.withDefaults()
+	c, err := sdk.New(cfg.Conn, sdk.WithTenant(cfg.Tenant))
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	r := &runner{cfg: cfg.withDefaults(), c: c, base: context.WithoutCancel(ctx)}
+	r := &runner{cfg: cfg, c: c, base: context.WithoutCancel(ctx)}
 	defer r.removing.Wait()
 	for _, part := range []func(context.Context) error{r.cold, r.warm, r.queue, r.throughput} {
 		if err := part(ctx); err != nil {

@@ -85,7 +85,7 @@ func TestFullStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		_, err := js.Publish(t.Context(), schema.SubmitSubject("python"), []byte("{}"))
+		_, err := js.Publish(t.Context(), schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}"))
 		if i < 2 && err != nil {
 			t.Fatal(err)
 		}
@@ -94,14 +94,14 @@ func TestFullStreams(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{schema.EventAccepted, schema.EventStarted, schema.EventResult} {
-		if _, err := js.Publish(t.Context(), schema.EventSubject("j1", typ), []byte("{}")); err != nil {
+		if _, err := js.Publish(t.Context(), schema.EventSubject("default.j1", typ), []byte("{}")); err != nil {
 			t.Fatalf("%s event into a full events stream: %v", typ, err)
 		}
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "j1", schema.EventAccepted); err != nil || ok {
+	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventAccepted); err != nil || ok {
 		t.Errorf("oldest event kept (%v, %v); want it dropped", ok, err)
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "j1", schema.EventResult); err != nil || !ok {
+	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventResult); err != nil || !ok {
 		t.Errorf("terminal event missing (%v, %v)", ok, err)
 	}
 }

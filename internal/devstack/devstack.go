@@ -13,16 +13,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/client"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/image"
 	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -44,7 +47,8 @@ type Config struct {
 	// DataDir.
 	AuthDir string
 	// CredsDir receives, on first start, admin.creds and default.creds
-	// (tenant "default"); default: "creds" beside DataDir.
+	// (tenant "default", whose record the stack keeps with that
+	// credential's key in it); default: "creds" beside DataDir.
 	CredsDir string
 	// TLSCert and TLSKey make the server speak TLS to clients; TLSCA, when
 	// the certificate is not signed by a CA the system trusts, is the CA
@@ -114,11 +118,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.Conn, err = s.Connect(auth.User{Role: auth.RoleAdmin, Name: "brig-dev"}); err != nil {
 		return nil, err
 	}
+	dcfg := cfg.Dispatcher
+	if err := s.ensureDefaultTenant(ctx, dcfg.Streams.WithDefaults().Replicas); err != nil {
+		return nil, err
+	}
 	dconn, err := s.roleConn(auth.RoleDispatcher)
 	if err != nil {
 		return nil, err
 	}
-	dcfg := cfg.Dispatcher
 	dcfg.Conn, dcfg.Logger = dconn, cfg.Logger
 	if dcfg.Functions == nil {
 		if dcfg.Functions, err = dispatcher.OpenKVResolver(ctx, dconn, dcfg.Streams.WithDefaults().Replicas); err != nil {
@@ -178,8 +185,42 @@ func (s *Stack) openAuth(cfg Config) error {
 	return nil
 }
 
+// ensureDefaultTenant makes sure the default tenant has a record (no
+// quotas) naming default.creds's key (docs/design.md §10.3): a submission
+// of a tenant without one is rejected. A record there already keeps its
+// quotas and other users.
+func (s *Stack) ensureDefaultTenant(ctx context.Context, replicas int) error {
+	data, err := os.ReadFile(s.ClientCreds)
+	if err != nil {
+		return fmt.Errorf("default tenant: %w", err)
+	}
+	id, err := auth.ReadCreds(data)
+	if err != nil {
+		return fmt.Errorf("default tenant: %s: %w", s.ClientCreds, err)
+	}
+	js, err := jetstream.New(s.Conn)
+	if err != nil {
+		return fmt.Errorf("default tenant: %w", err)
+	}
+	tenants, err := auth.OpenTenants(ctx, js, replicas)
+	if err != nil {
+		return fmt.Errorf("default tenant: %w", err)
+	}
+	_, _, err = tenants.Update(ctx, auth.DefaultTenant, func(rec *schema.Tenant, _ bool) error {
+		if !slices.Contains(rec.Users, id.PublicKey) {
+			rec.Users = append(rec.Users, id.PublicKey)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("default tenant: %w", err)
+	}
+	return nil
+}
+
 // Connect opens a connection to the stack's server with a fresh
-// credential for u.
+// credential for u. A client's connection has its tenant's inbox prefix,
+// as sdk.New needs (docs/design.md §10.3).
 func (s *Stack) Connect(u auth.User, opts ...nats.Option) (*nats.Conn, error) {
 	token, seed, err := s.Auth.UserJWT(u)
 	if err != nil {
@@ -187,6 +228,9 @@ func (s *Stack) Connect(u auth.User, opts ...nats.Option) (*nats.Conn, error) {
 	}
 	name := cmp.Or(u.Name, "brig-dev-"+string(u.Role))
 	base := []nats.Option{nats.Name(name), nats.UserJWTAndSeed(token, string(seed))}
+	if u.Role == auth.RoleClient {
+		base = append(base, nats.CustomInboxPrefix(schema.InboxPrefix(u.Tenant)))
+	}
 	if s.tlsCA != "" {
 		base = append(base, nats.RootCAs(s.tlsCA))
 	}

@@ -2,14 +2,19 @@
 // brig.events.<job_id>.<type>, deduplicated by message id so that a retried
 // publish or a redelivered job never stores a second terminal event, and as
 // a core-NATS copy on the job's reply_to when it names one outside
-// brig.events.>.
+// brig.events.>. Storing a job's terminal event also frees the job's place
+// in its tenant's max_queued (docs/design.md §10.3): every terminal event
+// goes through here.
 package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,11 +27,17 @@ import (
 type Publisher struct {
 	nc *nats.Conn
 	js jetstream.JetStream
+	// Log hears of markers that could not be purged (default: discard).
+	Log *slog.Logger
+
+	// active caches a handle on each tenant's active-job stream (only
+	// streams that exist: a tenant's stream appears with its first job).
+	active sync.Map // tenant → jetstream.Stream
 }
 
 // NewPublisher returns a publisher on nc.
 func NewPublisher(nc *nats.Conn, js jetstream.JetStream) *Publisher {
-	return &Publisher{nc: nc, js: js}
+	return &Publisher{nc: nc, js: js, Log: slog.New(slog.DiscardHandler)}
 }
 
 // Publish stores ev and copies it to replyTo. It stamps ev.Time when unset.
@@ -60,6 +71,11 @@ func (p *Publisher) publish(ctx context.Context, ev *schema.Event, replyTo strin
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("publish %s event of job %s: %w", ev.Type, ev.JobID, err)
+	}
+	if terminal {
+		// Also on a duplicate: whoever stored it first may have died
+		// before it purged.
+		p.release(ctx, ev.JobID)
 	}
 	if ack.Duplicate {
 		return false, nil
@@ -96,3 +112,56 @@ func (p *Publisher) encode(ev *schema.Event, terminal bool) ([]byte, error) {
 // headerRoom is what a message's headers (Nats-Msg-Id) may take of the
 // server's max payload.
 const headerRoom = 1024
+
+// release purges the job's marker from its tenant's active-job stream, so
+// that the job no longer counts against the tenant's max_queued. It is
+// best effort: a failure is logged, and the stream's MaxAge frees the
+// place in the end. A tenant without the stream has no markers.
+func (p *Publisher) release(ctx context.Context, jobKey string) {
+	tenant, _, ok := schema.SplitJobKey(jobKey)
+	if !ok {
+		return
+	}
+	// A terminal event is stored even when the caller's context is about
+	// to end; the purge gets its own short deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseWait)
+	defer cancel()
+	stream, err := p.activeStream(ctx, tenant)
+	if err == nil && stream != nil {
+		err = stream.Purge(ctx, jetstream.WithPurgeSubject(schema.ActiveSubject(jobKey)))
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			p.active.Delete(tenant)
+			err = nil
+		}
+	}
+	if err != nil {
+		p.log().Warn("release a job's place in its tenant's max_queued", "job", jobKey, "err", err)
+	}
+}
+
+// releaseWait bounds one purge of a marker.
+const releaseWait = 5 * time.Second
+
+// activeStream returns the tenant's active-job stream, or nil when it does
+// not exist.
+func (p *Publisher) activeStream(ctx context.Context, tenant string) (jetstream.Stream, error) {
+	if s, ok := p.active.Load(tenant); ok {
+		return s.(jetstream.Stream), nil
+	}
+	s, err := p.js.Stream(ctx, schema.ActiveStream(tenant))
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	p.active.Store(tenant, s)
+	return s, nil
+}
+
+func (p *Publisher) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}

@@ -64,7 +64,7 @@ func TestFitAtTheBounds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ev := &schema.Event{
-				JobID: strings.Repeat("j", 64), Type: schema.EventResult, Seq: 1 << 40, Time: now, Attempt: 11,
+				JobID: schema.JobKey(strings.Repeat("t", schema.MaxTenantLen), strings.Repeat("j", 64)), Type: schema.EventResult, Seq: 1 << 40, Time: now, Attempt: 11,
 				Status: schema.StatusFailed, ExitCode: 255, Stdout: tt.stdout, Stderr: tt.stderr,
 				Output: result, OutputError: hostile(10000), DurationMS: 3_600_000,
 				AuthErrors: denials, AuthErrorCount: 1 << 30,
@@ -119,7 +119,7 @@ func wantStream(t *testing.T, name, printed, kept string, truncated bool) {
 // An event that fits is left whole; escapedLen bounds the real encoding.
 func TestFitKeepsWhatFits(t *testing.T) {
 	t.Parallel()
-	ev := &schema.Event{JobID: "j", Type: schema.EventResult, Status: schema.StatusSucceeded,
+	ev := &schema.Event{JobID: "default.j", Type: schema.EventResult, Status: schema.StatusSucceeded,
 		Stdout: "hello <world> & \"you\"\n", Stderr: hostile(300), Output: json.RawMessage(`{"a": [1, 2]}`)}
 	data, err := Fit(ev, serverLimit)
 	if err != nil {
@@ -143,7 +143,7 @@ func TestFitKeepsWhatFits(t *testing.T) {
 // says why; the event still fits.
 func TestFitDropsOutputOnlyWhenItCannotFit(t *testing.T) {
 	t.Parallel()
-	ev := &schema.Event{JobID: "j", Type: schema.EventResult, Status: schema.StatusSucceeded,
+	ev := &schema.Event{JobID: "default.j", Type: schema.EventResult, Status: schema.StatusSucceeded,
 		Stdout: "x", Output: json.RawMessage(`"` + strings.Repeat("a", 100<<10) + `"`)}
 	data, err := Fit(ev, 64<<10)
 	if err != nil {

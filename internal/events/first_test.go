@@ -23,7 +23,7 @@ func TestPublishFirstOneWinner(t *testing.T) {
 	}
 	p := NewPublisher(nc, js)
 	for i := range 20 {
-		id := "first-" + strconv.Itoa(i)
+		id := schema.JobKey(schema.DefaultTenant, "first-"+strconv.Itoa(i))
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		for w := range 8 {
@@ -50,11 +50,11 @@ func TestPublishFirstOneWinner(t *testing.T) {
 		}
 	}
 	// After an ordinary event (a cancellation), no first event is stored.
-	if _, err := p.Publish(t.Context(), &schema.Event{JobID: "later", Type: schema.EventCancelled, Status: schema.StatusCancelled, ExitCode: -1,
+	if _, err := p.Publish(t.Context(), &schema.Event{JobID: "default.later", Type: schema.EventCancelled, Status: schema.StatusCancelled, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrCancelled, Message: "x"}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	err := p.PublishFirst(t.Context(), &schema.Event{JobID: "later", Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, "")
+	err := p.PublishFirst(t.Context(), &schema.Event{JobID: "default.later", Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, "")
 	if !errors.Is(err, ErrNotFirst) {
 		t.Errorf("first event after a cancellation: %v; want ErrNotFirst", err)
 	}

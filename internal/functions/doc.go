@@ -1,6 +1,8 @@
 // Package functions keeps deployed function definitions (docs/design.md §3) in the
-// JetStream KV bucket BRIG_FUNCTIONS, keyed by function name, and reads
-// them from the YAML files `brig deploy` takes.
+// JetStream KV bucket BRIG_FUNCTIONS, and reads them from the YAML files
+// `brig deploy` takes. A global function, which every tenant sees, is
+// keyed by its name; a tenant's own (`brig deploy --tenant T`) by
+// <tenant>.<name> (Key, docs/design.md §10.3).
 //
 // The bucket is the truth: nothing is cached, so a deploy takes effect for
 // the next job a dispatcher resolves, on every dispatcher, without a
@@ -9,11 +11,12 @@
 //	fns, err := functions.ParseYAML(data) // validated, errors name the field
 //	store, err := functions.Open(ctx, js, 0)
 //	for _, fn := range fns {
-//		rev, err := store.Put(ctx, fn)
+//		rev, err := store.Put(ctx, fn) // or store.PutFor(ctx, tenant, fn)
 //	}
 //
-// A dispatcher resolves names through a Resolver: deployed definitions
-// first, then its built-ins. A stored value that Put would not have
+// A dispatcher resolves names through a Resolver: for a job of tenant T,
+// T's own definition first, then the global one, then its built-ins
+// (Resolver.ResolveFor). A stored value that Put would not have
 // written (by hand, or by a brig whose schema differs) is an
 // *InvalidStoredError: permanent, so the dispatcher ends the job at once
 // instead of retrying.

@@ -18,7 +18,8 @@ var ErrInvalidStored = errors.New("stored function definition is invalid")
 // It matches ErrInvalidStored and unwraps to the reason, a
 // *schema.FieldError naming the field.
 type InvalidStoredError struct {
-	// Name is the key, the function's name.
+	// Name is the key: the function's name, or <tenant>.<name> for a
+	// tenant's own (Key).
 	Name string
 	// Revision is the revision of the key that is invalid.
 	Revision uint64

@@ -8,8 +8,8 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// Resolver looks a function up in the store, then in Fallback (a
-// dispatcher's built-ins). Each call reads the bucket, so a deploy or a
+// Resolver looks a function up in the store, the tenant's own then the
+// global one, then in Fallback (a dispatcher's built-ins). Each call reads the bucket, so a deploy or a
 // delete applies to the next call.
 type Resolver struct {
 	// Store holds the deployed definitions; nil resolves Fallback only.
@@ -19,20 +19,34 @@ type Resolver struct {
 	Fallback func(name string) (*schema.Function, bool)
 }
 
-// Resolve returns the definition of name, or an error wrapping
-// ErrNotFound when neither the store nor Fallback has one. A stored
-// definition that is invalid is an *InvalidStoredError (ErrInvalidStored),
-// permanent, and Fallback is not asked: a broken deployed python must not
-// turn into the built-in one, whose scopes may be wider. Other errors are
-// the platform's and worth retrying.
+// Resolve resolves name for no tenant in particular: the global
+// definition, then Fallback (ResolveFor with tenant "").
 func (r Resolver) Resolve(ctx context.Context, name string) (*schema.Function, error) {
+	return r.ResolveFor(ctx, "", name)
+}
+
+// ResolveFor returns the definition of name for a job of tenant
+// (docs/design.md §10.3): the tenant's own (<tenant>.<name>), else the
+// global one (<name>), else Fallback's; or an error wrapping ErrNotFound
+// when none has one. A stored definition that is invalid is an
+// *InvalidStoredError (ErrInvalidStored), permanent, and nothing after it
+// is asked: a broken deployed python must not turn into the global or
+// built-in one, whose scopes may be wider. Other errors are the
+// platform's and worth retrying. The definition's name is the bare name.
+func (r Resolver) ResolveFor(ctx context.Context, tenant, name string) (*schema.Function, error) {
 	if r.Store != nil {
-		fn, err := r.Store.Get(ctx, name)
-		if err == nil {
-			return fn, nil
+		tenants := []string{""}
+		if tenant != "" {
+			tenants = []string{tenant, ""}
 		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, err
+		for _, t := range tenants {
+			fn, err := r.Store.GetFor(ctx, t, name)
+			if err == nil {
+				return fn, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
 		}
 	}
 	if r.Fallback != nil {

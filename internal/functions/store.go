@@ -13,7 +13,8 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// Bucket is the KV bucket holding deployed definitions, keyed by name.
+// Bucket is the KV bucket holding deployed definitions, keyed by name
+// (global functions) or <tenant>.<name> (a tenant's own; see Key).
 const Bucket = "BRIG_FUNCTIONS"
 
 // History is how many revisions of each definition the bucket keeps.
@@ -66,42 +67,94 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	return &Store{kv: kv}, nil
 }
 
-// Put validates fn and stores it under its name, creating or replacing the
-// definition, and returns the new revision. An invalid definition is
-// refused with a *schema.FieldError naming the field. A definition named
-// like a built-in (python) overrides the built-in for every dispatcher
-// that resolves through a Resolver; deleting it brings the built-in back.
+// Key is the bucket key of function name for tenant ("" for a global
+// function, which every tenant sees): <tenant>.<name>, or <name>
+// (docs/design.md §10.3).
+func Key(tenant, name string) string {
+	if tenant == "" {
+		return name
+	}
+	return tenant + "." + name
+}
+
+// splitKey parses a bucket key; ok is false for a key Put never writes.
+func splitKey(key string) (tenant, name string, ok bool) {
+	tenant, name, dotted := strings.Cut(key, ".")
+	if !dotted {
+		return "", key, schema.ValidName(key)
+	}
+	return tenant, name, schema.ValidTenant(tenant) && schema.ValidName(name)
+}
+
+// Put validates fn and stores it as a global function, under its name,
+// creating or replacing the definition, and returns the new revision. An
+// invalid definition is refused with a *schema.FieldError naming the
+// field. A definition named like a built-in (python) overrides the
+// built-in for every dispatcher that resolves through a Resolver; deleting
+// it brings the built-in back.
 func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
+	return s.PutFor(ctx, "", fn)
+}
+
+// PutFor is Put for tenant's own function (key <tenant>.<name>), which
+// that tenant's jobs resolve before a global one of the same name; tenant
+// "" is Put.
+func (s *Store) PutFor(ctx context.Context, tenant string, fn schema.Function) (uint64, error) {
+	if tenant != "" && !schema.ValidTenant(tenant) {
+		return 0, fmt.Errorf("function %q: invalid tenant name %q", fn.Name, tenant)
+	}
+	key := Key(tenant, fn.Name)
 	data, err := schema.Marshal(fn)
 	if err != nil {
-		return 0, fmt.Errorf("function %q: encode: %w", fn.Name, err)
+		return 0, fmt.Errorf("function %q: encode: %w", key, err)
 	}
 	// Decoding what is about to be stored checks exactly what Get will.
 	if _, err := schema.DecodeFunction(data); err != nil {
-		return 0, fmt.Errorf("function %q: %w", fn.Name, err)
+		return 0, fmt.Errorf("function %q: %w", key, err)
 	}
-	rev, err := s.kv.Put(ctx, fn.Name, data)
+	rev, err := s.kv.Put(ctx, key, data)
 	if err != nil {
-		return 0, fmt.Errorf("store function %q: %w", fn.Name, err)
+		return 0, fmt.Errorf("store function %q: %w", key, err)
 	}
 	return rev, nil
 }
 
-// Get returns the deployed definition of name, or an error wrapping
+// Get returns the global definition of name, or an error wrapping
 // ErrNotFound (none, or a deleted one), an *InvalidStoredError (a value
 // that is not a valid definition), or the bucket's error.
 func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) {
-	entry, err := s.entry(ctx, name)
+	return s.GetFor(ctx, "", name)
+}
+
+// GetFor is Get of tenant's own definition of name (no global one: see
+// Resolver.ResolveFor for the order).
+func (s *Store) GetFor(ctx context.Context, tenant, name string) (*schema.Function, error) {
+	entry, err := s.entry(ctx, tenant, name)
 	if err != nil {
 		return nil, err
 	}
 	return decodeEntry(entry)
 }
 
-// List returns every deployed definition, sorted by name. An invalid one
+// List returns every global definition, sorted by name. An invalid one
 // fails the whole list with its *InvalidStoredError.
 func (s *Store) List(ctx context.Context) ([]schema.Function, error) {
-	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	return s.list(ctx, "*")
+}
+
+// ListFor returns tenant's own definitions, sorted by name.
+func (s *Store) ListFor(ctx context.Context, tenant string) ([]schema.Function, error) {
+	if tenant == "" {
+		return s.List(ctx)
+	}
+	if !schema.ValidTenant(tenant) {
+		return nil, nil
+	}
+	return s.list(ctx, tenant+".*")
+}
+
+func (s *Store) list(ctx context.Context, keys string) ([]schema.Function, error) {
+	w, err := s.kv.Watch(ctx, keys, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list functions: %w", err)
 	}
@@ -125,30 +178,38 @@ func (s *Store) List(ctx context.Context) ([]schema.Function, error) {
 	}
 }
 
-// Delete removes the deployed definition of name; a built-in of that name
+// Delete removes the global definition of name; a built-in of that name
 // applies again. It returns an error wrapping ErrNotFound when there is
 // none.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if _, err := s.entry(ctx, name); err != nil {
+	return s.DeleteFor(ctx, "", name)
+}
+
+// DeleteFor is Delete of tenant's own definition of name; a global one
+// (or a built-in) of that name applies to the tenant again.
+func (s *Store) DeleteFor(ctx context.Context, tenant, name string) error {
+	key := Key(tenant, name)
+	if _, err := s.entry(ctx, tenant, name); err != nil {
 		return err
 	}
-	if err := s.kv.Delete(ctx, name); err != nil {
-		return fmt.Errorf("delete function %q: %w", name, err)
+	if err := s.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete function %q: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) entry(ctx context.Context, name string) (jetstream.KeyValueEntry, error) {
-	if !schema.ValidName(name) {
+func (s *Store) entry(ctx context.Context, tenant, name string) (jetstream.KeyValueEntry, error) {
+	key := Key(tenant, name)
+	if !schema.ValidName(name) || (tenant != "" && !schema.ValidTenant(tenant)) {
 		// Not a valid key either; no such function can exist.
-		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("function %q: %w", key, ErrNotFound)
 	}
-	entry, err := s.kv.Get(ctx, name)
+	entry, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("function %q: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get function %q: %w", name, err)
+		return nil, fmt.Errorf("get function %q: %w", key, err)
 	}
 	return entry, nil
 }
@@ -157,7 +218,7 @@ func (s *Store) entry(ctx context.Context, name string) (jetstream.KeyValueEntry
 // anything else is an *InvalidStoredError.
 func decodeEntry(entry jetstream.KeyValueEntry) (*schema.Function, error) {
 	fn, err := schema.DecodeFunction(entry.Value())
-	if err == nil && fn.Name != entry.Key() {
+	if _, name, _ := splitKey(entry.Key()); err == nil && fn.Name != name {
 		err = &schema.FieldError{Field: "name", Msg: fmt.Sprintf("is %q, not its key %q", fn.Name, entry.Key())}
 	}
 	if err != nil {

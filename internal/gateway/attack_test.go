@@ -27,7 +27,7 @@ func isChildID(id, parent string) bool {
 // id whatever the parent's length, never the same twice.
 func TestChildID(t *testing.T) {
 	t.Parallel()
-	for _, parent := range []string{"p", testJob, strings.Repeat("x", 24), strings.Repeat("y", 64), "a-b_c"} {
+	for _, parent := range []string{"p", testID, strings.Repeat("x", 24), strings.Repeat("y", 64), "a-b_c"} {
 		seen := map[string]bool{}
 		for range 1000 {
 			id := childID(parent)
@@ -47,7 +47,7 @@ func TestChildID(t *testing.T) {
 // answers with that job's event.
 func TestCallDuplicateIsAnError(t *testing.T) {
 	e := startEnv(t, func(c *Config, _ *Binding) {
-		c.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+		c.Call = func(ctx context.Context, _ string, job schema.Job) (*schema.Event, error) {
 			return nil, fmt.Errorf("job id %s already exists", job.ID)
 		}
 	})
@@ -78,8 +78,8 @@ func TestCallTimeoutCancelsChild(t *testing.T) {
 // blockingCall is a Caller whose children run until their call ends; it
 // tells started of each.
 func blockingCall(started chan<- string) Caller {
-	return func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-		started <- job.ID
+	return func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error) {
+		started <- schema.JobKey(tenant, job.ID)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
@@ -103,7 +103,7 @@ func (e *testEnv) wantCancelled(child, what string) {
 func TestCallWithinQuota(t *testing.T) {
 	e := startEnv(t, func(c *Config, b *Binding) {
 		b.Quotas.Calls = 2
-		c.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+		c.Call = func(ctx context.Context, _ string, job schema.Job) (*schema.Event, error) {
 			return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded}, nil
 		}
 	})
@@ -141,8 +141,8 @@ func TestResetEndsInFlightCalls(t *testing.T) {
 	if n := e.ln.openConns(); n != 0 {
 		t.Fatalf("%d connections still hold slots after Reset", n)
 	}
-	e.ln.Bind(Binding{JobID: "job-2", Deadline: time.Now().Add(time.Minute)})
-	next := e.Mint("job-2", "queue:q:put", "queue:q:get")
+	e.ln.Bind(Binding{JobID: testJob2, Deadline: time.Now().Add(time.Minute)})
+	next := e.Mint(testJob2, "queue:q:put", "queue:q:get")
 	// Every slot is free: the next job opens them all, and each works.
 	var conns []*rawConn
 	for i := range MaxConns {
@@ -301,7 +301,7 @@ func TestDictQuota(t *testing.T) {
 		t.Fatalf("%d keys went into a dict of 1000", n)
 	}
 	// The bucket carries the caps.
-	s, err := e.js.Stream(t.Context(), "KV_"+DictBucket("big"))
+	s, err := e.js.Stream(t.Context(), "KV_"+DictBucket(testTenant, "big"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func TestResourcesQuota(t *testing.T) {
 	// Existing ones still take writes.
 	wantOK(t, c.do(Request{ID: 6, Token: tok, Op: OpDictPut, Name: "d0", Key: "k2", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(Request{ID: 7, Token: tok, Op: OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
-	if _, err := e.js.Stream(t.Context(), QueueStream("q1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := e.js.Stream(t.Context(), QueueStream(testTenant, "q1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("queue past the quota: stream lookup %v, want not found", err)
 	}
 }

@@ -12,20 +12,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
 
-// Caller runs a child job and returns its terminal event (function.call).
-// It must refuse, with an error, a job whose id brig has seen before,
-// never answer with that job's events: a child's answer comes only from
-// the child the call started (docs/design.md §4.3).
-type Caller func(ctx context.Context, job schema.Job) (*schema.Event, error)
+// Caller runs a child job in tenant and returns its terminal event
+// (function.call). It must submit the job as tenant's (on
+// schema.SubmitSubject(tenant, fn), keyed schema.JobKey(tenant, job.ID)),
+// and refuse, with an error, a job whose key brig has seen before, never
+// answer with that job's events: a child's answer comes only from the
+// child the call started (docs/design.md §4.3).
+type Caller func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error)
 
-// Canceller cancels a job, queued or running (brig.cancel.<id>).
-type Canceller func(ctx context.Context, jobID string) error
+// Canceller cancels tenant's job jobID (a job id, not a key), queued or
+// running (brig.cancel.<tenant>.<id>). An error matching sdk.ErrNotFound
+// (brig has no event of the job yet) is retried for a while: the child's
+// submission may still be on its way to a dispatcher.
+type Canceller func(ctx context.Context, tenant, jobID string) error
 
 // Config of a Gateway.
 type Config struct {
@@ -33,7 +39,15 @@ type Config struct {
 	JS jetstream.JetStream
 	// Keys finds the dispatcher's public keys. Required.
 	Keys func(ctx context.Context) token.KeyFunc
-	// Call runs child jobs. Required for function.call.
+	// Conn, when set, runs function.call: each child is submitted,
+	// followed and cancelled through an sdk.Client of the calling job's
+	// tenant, made on first use (sdk.New(Conn, sdk.WithTenant(tenant)))
+	// and closed by Stop. The connection must be allowed to submit,
+	// replay and cancel in every tenant and to subscribe to _INBOX.> (a
+	// worker's is, docs/design.md §10.2). Call and Cancel replace it.
+	Conn *nats.Conn
+	// Call runs child jobs, instead of Conn. Without both, function.call
+	// fails.
 	Call Caller
 	// Cancel ends a child whose call ended before it did: the call timed
 	// out, or its job's binding was reset or closed. Required with Call.
@@ -47,9 +61,15 @@ type Config struct {
 type Gateway struct {
 	cfg       Config
 	resources *resources
+	children  *children // with Conn: the tenants' SDK clients
+
+	mu      sync.Mutex
+	stopped bool
+	cancels sync.WaitGroup // cancelChild's goroutines
 }
 
-// New returns a gateway.
+// New returns a gateway. Stop it when it is done with, after closing its
+// listeners.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.JS == nil || cfg.Keys == nil {
 		return nil, errors.New("gateway: JS and Keys are required")
@@ -60,11 +80,54 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, resources: newResources(cfg.JS, max(cfg.Replicas, 1))}, nil
+	g := &Gateway{cfg: cfg, resources: newResources(cfg.JS, max(cfg.Replicas, 1))}
+	if cfg.Call == nil && cfg.Conn != nil {
+		g.children = newChildren(cfg.Conn, cfg.Logger)
+		g.cfg.Call, g.cfg.Cancel = g.children.run, g.children.cancel
+	}
+	return g, nil
+}
+
+// Stop waits, until ctx ends, for the cancellation of children whose calls
+// ended first, then closes the tenants' SDK clients: a call after Stop
+// fails. Call it once every listener is closed. Safe to call twice.
+func (g *Gateway) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		g.cancels.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("gateway: stopped before every child of an ended call was cancelled: %w", ctx.Err())
+	}
+	if g.children != nil {
+		g.children.close()
+	}
+	return err
+}
+
+// startCancel counts one child cancellation for Stop to wait for; false
+// once the gateway has stopped.
+func (g *Gateway) startCancel() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	g.cancels.Add(1)
+	return true
 }
 
 // Binding ties a socket to one job.
 type Binding struct {
+	// JobID is the job's key (schema.JobKey): every call acts inside its
+	// tenant.
 	JobID string
 	// Deadline bounds every call (the job's timeout plus a grace).
 	Deadline time.Time
@@ -100,6 +163,7 @@ type Listener struct {
 // counts against its rate and quotas.
 type session struct {
 	b       Binding
+	tenant  string // the tenant of b's job key; "" when unbound
 	q       schema.Quotas
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -114,7 +178,10 @@ type session struct {
 
 func (l *Listener) newSession(b Binding) *session {
 	ctx, cancel := context.WithCancel(l.ctx)
-	return &session{b: b, q: b.Quotas.WithDefaults(), ctx: ctx, cancel: cancel,
+	// A binding whose key is not valid gets no tenant; authorize denies its
+	// calls anyway, since no token names an invalid key.
+	tenant, _, _ := schema.SplitJobKey(b.JobID)
+	return &session{b: b, tenant: tenant, q: b.Quotas.WithDefaults(), ctx: ctx, cancel: cancel,
 		rate: newTokenBucket(RequestRate, RequestBurst, time.Now())}
 }
 
@@ -255,8 +322,6 @@ func (l *Listener) accept() {
 	}
 }
 
-// refuse answers a connection past MaxConns with one QuotaExceeded
-// response (id 0) and closes it.
 // refuse answers a connection past MaxConns with one QuotaExceeded
 // response, which the job's binding hears of like any other refusal.
 func (l *Listener) refuse(conn net.Conn) {

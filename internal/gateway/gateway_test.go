@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -23,7 +24,14 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-const testJob = "job-1"
+// The socket's job: testID of testTenant, whose key is testJob. testJob2
+// is a job of the same tenant.
+const (
+	testTenant = "acme"
+	testID     = "job-1"
+	testJob    = testTenant + "." + testID
+	testJob2   = testTenant + ".job-2"
+)
 
 // testEnv is a gateway on an embedded NATS, serving one socket for testJob;
 // its Keys mint the tokens.
@@ -35,9 +43,11 @@ type testEnv struct {
 	ln   *Listener
 	sock string
 
+	extra []*Listener // listenAs's
+
 	mu        sync.Mutex
 	denied    []schema.AuthError
-	cancelled chan string // the ids Cancel was called with
+	cancelled chan string // the keys of the jobs Cancel was called with
 }
 
 // startEnv starts NATS, publishes a signer and listens; edit may change the
@@ -46,8 +56,8 @@ func startEnv(t *testing.T, edit func(*Config, *Binding)) *testEnv {
 	t.Helper()
 	_, _, js := natstest.Start(t)
 	e := &testEnv{Keys: natstest.PublishKeys(t, js), t: t, js: js, cancelled: make(chan string, 100)}
-	cfg := Config{JS: js, Keys: e.Ring.Func, Cancel: func(_ context.Context, id string) error {
-		e.cancelled <- id
+	cfg := Config{JS: js, Keys: e.Ring.Func, Cancel: func(_ context.Context, tenant, id string) error {
+		e.cancelled <- schema.JobKey(tenant, id)
 		return nil
 	}}
 	b := Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute), OnDenied: func(ae schema.AuthError) {
@@ -88,15 +98,32 @@ type rawConn struct {
 	rd *bufio.Reader
 }
 
-func (e *testEnv) dial() *rawConn {
+func (e *testEnv) dial() *rawConn { e.t.Helper(); return dialSock(e.t, e.sock) }
+
+// dialSock connects to the socket at path.
+func dialSock(t *testing.T, path string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &rawConn{t: t, c: c, rd: bufio.NewReader(c)}
+}
+
+// listenAs opens another socket on the env's gateway, bound to the job
+// with key, and returns its path.
+func (e *testEnv) listenAs(key string) string {
 	e.t.Helper()
-	c, err := net.Dial("unix", e.sock)
+	path := filepath.Join(filepath.Dir(e.sock), fmt.Sprintf("%d.sock", len(e.extra)))
+	ln, err := e.g.Listen(e.t.Context(), path, Binding{JobID: key, Deadline: time.Now().Add(time.Minute)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	return &rawConn{t: e.t, c: c, rd: bufio.NewReader(c)}
+	e.extra = append(e.extra, ln)
+	e.t.Cleanup(func() { ln.Close() })
+	return path
 }
 
 // send writes one line (a newline is added).
@@ -304,7 +331,7 @@ func TestDenials(t *testing.T) {
 		{"garbage", "abc", "malformed"},
 		{"tampered", tampered, "token"},
 		{"unknown key", unknownKey, "signature invalid"},
-		{"another job", e.Mint("job-2", "dict:d:read"), "another job"},
+		{"another job", e.Mint(testJob2, "dict:d:read"), "another job"},
 		{"expired", e.MintUntil(testJob, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
 		{"no scope", e.Mint(testJob), "not granted"},
 		{"other scope", e.Mint(testJob, "dict:d:write", "dict:e:read", "queue:d:get"), "not granted"},
@@ -327,9 +354,10 @@ func TestDenials(t *testing.T) {
 
 func TestCall(t *testing.T) {
 	var got schema.Job
+	var gotTenant string
 	e := startEnv(t, func(c *Config, _ *Binding) {
-		c.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-			got = job
+		c.Call = func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error) {
+			got, gotTenant = job, tenant
 			return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded, Output: json.RawMessage(`{"r":1}`)}, nil
 		}
 	})
@@ -341,7 +369,10 @@ func TestCall(t *testing.T) {
 	if err := json.Unmarshal(resp.Value, &ev); err != nil || ev.Status != schema.StatusSucceeded || string(ev.Output) != `{"r":1}` {
 		t.Fatalf("event %s: %v", resp.Value, err)
 	}
-	if got.Function != "f" || got.Code != "print(1)" || string(got.Args) != "[1]" || !isChildID(got.ID, testJob) ||
+	if gotTenant != testTenant {
+		t.Fatalf("child called in tenant %q, want the caller's, %q", gotTenant, testTenant)
+	}
+	if got.Function != "f" || got.Code != "print(1)" || string(got.Args) != "[1]" || !isChildID(got.ID, testID) ||
 		strings.Join(got.Scopes, ",") != "dict:d:read" || got.Restricted == nil || *got.Restricted ||
 		got.Timeout > 5000 || got.Timeout < 4000 {
 		t.Fatalf("child job %+v", got)
@@ -349,7 +380,7 @@ func TestCall(t *testing.T) {
 	wantError(t, c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
 	// A caller with only function scopes makes a restricted child.
 	wantOK(t, c.do(Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}))
-	if !isChildID(got.ID, testJob) || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
+	if !isChildID(got.ID, testID) || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
 		t.Fatalf("child job %+v", got)
 	}
 }
@@ -530,7 +561,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
 	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
-	kv, err := e.js.KeyValue(t.Context(), DictBucket("d"))
+	kv, err := e.js.KeyValue(t.Context(), DictBucket(testTenant, "d"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +580,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 	qtok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	wantOK(t, c.do(Request{ID: 3, Token: qtok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(Request{ID: 4, Token: qtok, Op: OpQueueGet, Name: "q"}))
-	if _, err := e.js.Publish(t.Context(), queueSubjectPfx+"q", []byte("not json")); err != nil {
+	if _, err := e.js.Publish(t.Context(), QueueSubject(testTenant, "q"), []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
 	c.send(`{"id":5,"token":"` + qtok + `","op":"queue.get","name":"q","timeout_ms":1000}`)
@@ -608,7 +639,7 @@ func TestCallInLongJob(t *testing.T) {
 	called := false
 	e := startEnv(t, func(c *Config, b *Binding) {
 		b.Deadline = time.Now().Add(time.Duration(schema.MaxTimeoutMS)*time.Millisecond + 5*time.Second)
-		c.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+		c.Call = func(ctx context.Context, _ string, job schema.Job) (*schema.Event, error) {
 			called = true
 			return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded}, nil
 		}
@@ -636,7 +667,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		return tok
 	}
-	other := mint("job-2", time.Now().Add(time.Hour), "dict:d:read", "queue:q:get", "function:f:call")
+	other := mint(testJob2, time.Now().Add(time.Hour), "dict:d:read", "queue:q:get", "function:f:call")
 	expired := mint(testJob, time.Now().Add(-time.Minute), "dict:d:read", "dict:d:write")
 	for _, s := range []string{
 		`{"id":1,"token":"` + other + `","op":"dict.get","name":"d","key":"k"}`,
@@ -776,11 +807,11 @@ func TestResetBetweenJobs(t *testing.T) {
 	wantError(t, e.dial().do(Request{ID: 2, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "no job")
 
 	var nextDenied []schema.AuthError
-	e.ln.Bind(Binding{JobID: "job-2", Deadline: time.Now().Add(time.Minute),
+	e.ln.Bind(Binding{JobID: testJob2, Deadline: time.Now().Add(time.Minute),
 		OnDenied: func(ae schema.AuthError) { nextDenied = append(nextDenied, ae) }})
 	// The first job's token, leaked to the second, speaks for no one.
 	wantError(t, e.dial().do(Request{ID: 3, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "another job")
-	wantOK(t, e.dial().do(Request{ID: 4, Token: e.Mint("job-2", "dict:d:read"), Op: OpDictGet, Name: "d", Key: "k"}))
+	wantOK(t, e.dial().do(Request{ID: 4, Token: e.Mint(testJob2, "dict:d:read"), Op: OpDictGet, Name: "d", Key: "k"}))
 	if len(nextDenied) != 1 || len(e.denials()) != 0 {
 		t.Errorf("denials: first job %+v, second job %+v; want none and one", e.denials(), nextDenied)
 	}

@@ -70,7 +70,7 @@ func (l *Listener) authorize(s *session, req *Request) *Response {
 	case err != nil:
 		// The key store did not answer: not the job's fault, but no proof.
 		return &Response{Error: &Error{Type: ErrCallFailed, Message: "cannot verify token now: " + err.Error()}}
-	case b.JobID == "":
+	case s.tenant == "": // no binding, or (never from a worker) a binding with no valid key
 		return deny("this socket serves no job yet")
 	case time.Now().After(b.Deadline):
 		return &Response{Error: &Error{Type: ErrTimeout, Message: "the job's time is up"}}

@@ -22,11 +22,26 @@ const (
 	queuePoll        = 50 * time.Millisecond
 )
 
-// DictBucket is the KV bucket behind dict name.
-func DictBucket(name string) string { return dictBucketPrefix + name }
+// A job's dicts and queues lie inside its tenant (docs/design.md §4.1): the
+// scope dict:x:read of a job of tenant T names T's dict x, and no scope
+// string can name another tenant's. The names cannot collide: a tenant
+// name (schema.ValidTenant: [a-z][a-z0-9-]{0,19}) has no "_" and no ".",
+// and a resource name (schema.ValidName: [A-Za-z0-9][A-Za-z0-9_-]{0,63})
+// has no ".". So in BRIG_DICT_<T>_<name> the tenant is everything between
+// the prefix and the first "_" after it, and the name is the rest: one
+// bucket name comes from one (tenant, name) pair only. Tenant "a" with dict
+// "b_c" is BRIG_DICT_a_b_c; tenant "a_b" cannot exist. The same holds for
+// BRIG_QUEUE_<T>_<name>, and brig.queue.<T>.<name> is two tokens, neither
+// a wildcard. TestResourceNamesDoNotCollide checks it.
 
-// QueueStream is the stream behind queue name.
-func QueueStream(name string) string { return queueStreamPfx + name }
+// DictBucket is the KV bucket behind tenant's dict name.
+func DictBucket(tenant, name string) string { return dictBucketPrefix + tenant + "_" + name }
+
+// QueueStream is the stream behind tenant's queue name.
+func QueueStream(tenant, name string) string { return queueStreamPfx + tenant + "_" + name }
+
+// QueueSubject is the one subject of QueueStream(tenant, name).
+func QueueSubject(tenant, name string) string { return queueSubjectPfx + tenant + "." + name }
 
 // resources performs calls on JetStream, creating dicts and queues on first
 // write.
@@ -34,24 +49,27 @@ type resources struct {
 	js       jetstream.JetStream
 	replicas int
 	mu       sync.Mutex
-	queues   map[string]jetstream.Consumer
+	queues   map[string]jetstream.Consumer // by stream name: tenant and queue
 }
 
 func newResources(js jetstream.JetStream, replicas int) *resources {
 	return &resources{js: js, replicas: replicas, queues: map[string]jetstream.Consumer{}}
 }
 
-// resourceCalls performs one session's calls: a dict or queue it creates
-// counts against its quotas and gets their byte and count caps, with
-// DiscardNew, so that a full one refuses the write (docs/design.md,
-// "Limits").
+// resourceCalls performs one session's calls, on the resources of its
+// job's tenant: a dict or queue it creates counts against its quotas and
+// gets their byte and count caps, with DiscardNew, so that a full one
+// refuses the write (docs/design.md, "Limits").
 type resourceCalls struct {
 	*resources
 	s *session
 }
 
-func (r *resources) dictGet(ctx context.Context, name, key string) ([]byte, bool, error) {
-	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+func (r resourceCalls) dictBucket(name string) string  { return DictBucket(r.s.tenant, name) }
+func (r resourceCalls) queueStream(name string) string { return QueueStream(r.s.tenant, name) }
+
+func (r resourceCalls) dictGet(ctx context.Context, name, key string) ([]byte, bool, error) {
+	kv, err := r.js.KeyValue(ctx, r.dictBucket(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, false, nil
 	}
@@ -77,7 +95,7 @@ func (r resourceCalls) dictPut(ctx context.Context, name, key string, value []by
 		return err
 	}
 	if _, err := kv.Put(ctx, key, value); err != nil {
-		if qe := r.refusal(ctx, err, "dict "+name, "KV_"+DictBucket(name), "keys"); qe != nil {
+		if qe := r.refusal(ctx, err, "dict "+name, "KV_"+r.dictBucket(name), "keys"); qe != nil {
 			return qe
 		}
 		return fmt.Errorf("dict %s put: %w", name, err)
@@ -95,8 +113,8 @@ func (r resourceCalls) refusal(ctx context.Context, err error, what, stream, uni
 	return storeRefusal(err, what, maxBytes, maxMsgs, unit)
 }
 
-func (r *resources) dictDelete(ctx context.Context, name, key string) error {
-	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+func (r resourceCalls) dictDelete(ctx context.Context, name, key string) error {
+	kv, err := r.js.KeyValue(ctx, r.dictBucket(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil
 	}
@@ -111,7 +129,7 @@ func (r *resources) dictDelete(ctx context.Context, name, key string) error {
 
 // dict opens a dict's bucket, creating it on first write.
 func (r resourceCalls) dict(ctx context.Context, name string) (jetstream.KeyValue, error) {
-	kv, err := r.js.KeyValue(ctx, DictBucket(name))
+	kv, err := r.js.KeyValue(ctx, r.dictBucket(name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = r.createDict(ctx, name)
 	}
@@ -133,10 +151,10 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createBudget)
 	defer cancel()
 	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: DictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
+		Bucket: r.dictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		return r.js.KeyValue(ctx, DictBucket(name))
+		return r.js.KeyValue(ctx, r.dictBucket(name))
 	}
 	if err != nil {
 		if qe := storeRefusal(err, "dict "+name, q.DictMB<<20, q.DictKeys, "keys"); qe != nil {
@@ -145,8 +163,8 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 		return nil, err
 	}
 	// A bucket keeps one message per key, plus a marker per deleted key.
-	if err := bus.CapBucket(ctx, r.js, DictBucket(name), q.DictKeys); err != nil {
-		_ = r.js.DeleteKeyValue(ctx, DictBucket(name)) // no uncapped dict is left behind
+	if err := bus.CapBucket(ctx, r.js, r.dictBucket(name), q.DictKeys); err != nil {
+		_ = r.js.DeleteKeyValue(ctx, r.dictBucket(name)) // no uncapped dict is left behind
 		return nil, fmt.Errorf("cap the keys of dict %s: %w", name, err)
 	}
 	return kv, nil
@@ -160,8 +178,8 @@ func (r resourceCalls) queuePut(ctx context.Context, name string, value []byte) 
 	if _, err := r.queue(ctx, name, true); err != nil {
 		return err
 	}
-	if _, err := r.js.Publish(ctx, queueSubjectPfx+name, value); err != nil {
-		if qe := r.refusal(ctx, err, "queue "+name, QueueStream(name), "values"); qe != nil {
+	if _, err := r.js.Publish(ctx, QueueSubject(r.s.tenant, name), value); err != nil {
+		if qe := r.refusal(ctx, err, "queue "+name, r.queueStream(name), "values"); qe != nil {
 			return qe
 		}
 		return fmt.Errorf("queue %s put: %w", name, err)
@@ -214,12 +232,12 @@ func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte,
 // call that died is offered again soon.
 func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jetstream.Consumer, error) {
 	r.mu.Lock()
-	cons, ok := r.queues[name]
+	cons, ok := r.queues[r.queueStream(name)]
 	r.mu.Unlock()
 	if ok {
 		return cons, nil
 	}
-	stream, err := r.js.Stream(ctx, QueueStream(name))
+	stream, err := r.js.Stream(ctx, r.queueStream(name))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if !create {
 			return nil, nil
@@ -240,7 +258,7 @@ func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jet
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	r.mu.Lock()
-	r.queues[name] = cons
+	r.queues[r.queueStream(name)] = cons
 	r.mu.Unlock()
 	return cons, nil
 }
@@ -253,12 +271,12 @@ func (r resourceCalls) createQueue(ctx context.Context, name string) (jetstream.
 	}
 	q := r.s.q
 	stream, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: QueueStream(name), Subjects: []string{queueSubjectPfx + name},
+		Name: r.queueStream(name), Subjects: []string{QueueSubject(r.s.tenant, name)},
 		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
 		MaxBytes: q.QueueMB << 20, MaxMsgs: q.QueueMessages, Discard: jetstream.DiscardNew,
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return r.js.Stream(ctx, QueueStream(name))
+		return r.js.Stream(ctx, r.queueStream(name))
 	}
 	if qe := storeRefusal(err, "queue "+name, q.QueueMB<<20, q.QueueMessages, "values"); qe != nil {
 		return nil, qe

@@ -23,10 +23,16 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// JobID is the job the socket serves.
-const JobID = "job-1"
+// The job the socket serves: JobID of Tenant, whose key (schema.JobKey)
+// is JobKey. Its tokens and binding carry the key; its children's ids
+// start with JobID.
+const (
+	Tenant = schema.DefaultTenant
+	JobID  = "job-1"
+	JobKey = Tenant + "." + JobID
+)
 
-// Env is a gateway serving JobID's socket; its Keys mint the tokens.
+// Env is a gateway serving JobKey's socket; its Keys mint the tokens.
 type Env struct {
 	*natstest.Keys
 	// Sock is the socket's path.
@@ -39,12 +45,13 @@ type Env struct {
 	mu        sync.Mutex
 	denied    []schema.AuthError
 	calls     []schema.Job
+	tenants   []string // of calls
 	cancelled []string
 }
 
 // Start runs a gateway and listens on a short socket path (a unix socket's
 // path is limited to about 100 bytes); call, when set, runs child jobs,
-// which Calls records.
+// which Calls and CallTenants record.
 //
 // The server authenticates as brig's do (docs/design.md §10): a
 // dispatcher's credential publishes the signing key, and the gateway runs on
@@ -69,15 +76,16 @@ func Start(t testing.TB, call gateway.Caller) *Env {
 	}
 	cfg := gateway.Config{JS: js, Keys: ring.Func}
 	if call != nil {
-		cfg.Call = func(ctx context.Context, job schema.Job) (*schema.Event, error) {
+		cfg.Call = func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error) {
 			e.mu.Lock()
 			e.calls = append(e.calls, job)
+			e.tenants = append(e.tenants, tenant)
 			e.mu.Unlock()
-			return call(ctx, job)
+			return call(ctx, tenant, job)
 		}
-		cfg.Cancel = func(_ context.Context, id string) error {
+		cfg.Cancel = func(_ context.Context, tenant, id string) error {
 			e.mu.Lock()
-			e.cancelled = append(e.cancelled, id)
+			e.cancelled = append(e.cancelled, schema.JobKey(tenant, id))
 			e.mu.Unlock()
 			return nil
 		}
@@ -98,7 +106,7 @@ func Start(t testing.TB, call gateway.Caller) *Env {
 // Listen (re)opens the job's socket, with a deadline a minute away.
 func (e *Env) Listen() {
 	e.t.Helper()
-	ln, err := e.g.Listen(e.t.Context(), e.Sock, gateway.Binding{JobID: JobID, Deadline: time.Now().Add(time.Minute),
+	ln, err := e.g.Listen(e.t.Context(), e.Sock, gateway.Binding{JobID: JobKey, Deadline: time.Now().Add(time.Minute),
 		OnDenied: func(ae schema.AuthError) {
 			e.mu.Lock()
 			e.denied = append(e.denied, ae)
@@ -111,10 +119,10 @@ func (e *Env) Listen() {
 	e.t.Cleanup(func() { ln.Close() })
 }
 
-// Token is a token of JobID with scopes, valid for a minute.
+// Token is a token of JobKey with scopes, valid for a minute.
 func (e *Env) Token(scopes ...string) string {
 	e.t.Helper()
-	return e.Mint(JobID, scopes...)
+	return e.Mint(JobKey, scopes...)
 }
 
 // Denials returns the denials reported so far.
@@ -124,8 +132,8 @@ func (e *Env) Denials() []schema.AuthError {
 	return append([]schema.AuthError(nil), e.denied...)
 }
 
-// Cancelled returns the child jobs cancelled so far (their calls ended
-// first).
+// Cancelled returns the keys of the child jobs cancelled so far (their
+// calls ended first).
 func (e *Env) Cancelled() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -137,6 +145,13 @@ func (e *Env) Calls() []schema.Job {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]schema.Job(nil), e.calls...)
+}
+
+// CallTenants returns the tenant each of Calls was run in.
+func (e *Env) CallTenants() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.tenants...)
 }
 
 // connect opens a connection with a credential of role, closed with the

@@ -226,7 +226,7 @@ func TestPollQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := js.Publish(ctx, schema.SubmitSubject("python"), []byte("{}")); err != nil {
+	if _, err := js.Publish(ctx, schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -120,6 +120,14 @@ func Start(ctx context.Context, cfg Config) (*server.Server, error) {
 			return nil, fmt.Errorf("nats server on %s not ready: %w", cfg.Listen, context.Cause(ctxOrDeadline(ctx)))
 		}
 	}
+	if cfg.Auth != nil {
+		// A server applies a pushed account update (a revocation) only to
+		// an account it has loaded; load brig's now (docs/design.md §10.3).
+		if err := cfg.Auth.Preload(ns); err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+	}
 	return ns, nil
 }
 

@@ -324,8 +324,9 @@ func TestBadTokens(t *testing.T) {
 	}{
 		{"tampered", &tampered, "token"},
 		{"truncated", ptr(good[:len(good)-3]), "token"},
-		{"another job", ptr(e.Mint("job-2", "dict:d:read")), "another job"},
-		{"expired", ptr(e.MintUntil(gatewaytest.JobID, time.Now().Add(-time.Second), "dict:d:read")), "expired"},
+		{"another job", ptr(e.Mint(schema.JobKey(gatewaytest.Tenant, "job-2"), "dict:d:read")), "another job"},
+		{"same id, another tenant", ptr(e.Mint(schema.JobKey("other", gatewaytest.JobID), "dict:d:read")), "another job"},
+		{"expired", ptr(e.MintUntil(gatewaytest.JobKey, time.Now().Add(-time.Second), "dict:d:read")), "expired"},
 		{"unset", nil, "no token"},
 		{"empty", ptr(""), "no token"},
 	} {
@@ -366,8 +367,8 @@ out["other"] = try_(lambda: brig.call("g"))
 }
 
 func TestCall(t *testing.T) {
-	e := start(t, func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-		return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded,
+	e := start(t, func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error) {
+		return &schema.Event{JobID: schema.JobKey(tenant, job.ID), Type: schema.EventResult, Status: schema.StatusSucceeded,
 			Stdout: "hi\n", Output: json.RawMessage(`{"sum":3}`)}, nil
 	})
 	out := e.run(ptr(e.Token("function:add:call", "dict:d:read")), `
@@ -381,7 +382,11 @@ out["id"] = {"ok": True, "value": ev.get("job_id")}
 		t.Fatalf("calls: %+v", calls)
 	}
 	j := calls[0]
-	if id, _ := get(t, out, "id").Value.(string); id != j.ID || !strings.HasPrefix(id, gatewaytest.JobID+"-c") {
+	if tenants := e.CallTenants(); tenants[0] != gatewaytest.Tenant {
+		t.Fatalf("the child ran in tenant %q, want its parent's, %q", tenants[0], gatewaytest.Tenant)
+	}
+	// The event names the child by its key, in the parent's tenant.
+	if id, _ := get(t, out, "id").Value.(string); id != schema.JobKey(gatewaytest.Tenant, j.ID) || !strings.HasPrefix(id, gatewaytest.JobKey+"-c") {
 		t.Fatalf("the call answered with job %q; the child was %q", id, j.ID)
 	}
 	if j.Function != "add" || j.Code != "print('hi')" || string(j.Args) != `{"a":1,"b":2}` || j.Timeout > 5000 ||
@@ -554,7 +559,7 @@ out["next"] = try_(lambda: brig.Dict("d").get("k"))
 // BrigError, which the job can catch and go on.
 func TestLimits(t *testing.T) {
 	e := start(t, nil)
-	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobID, Deadline: time.Now().Add(time.Minute),
+	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobKey, Deadline: time.Now().Add(time.Minute),
 		Quotas: schema.Quotas{DictMB: 1, QueueMessages: 3, Resources: 2}})
 	out := e.run(ptr(e.Token("dict:d:write", "queue:q:put", "queue:q:get", "dict:other:write")), `
 def kind(e):

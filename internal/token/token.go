@@ -1,6 +1,7 @@
 // Package token mints and verifies the credential a job carries: an
-// Ed25519-signed statement of which job it belongs to, which function runs
-// it, which scopes it was granted and until when. Only a dispatcher holds a
+// Ed25519-signed statement of which job it belongs to (its key, which names
+// its tenant), which function runs it, which scopes it was granted and until
+// when. Only a dispatcher holds a
 // signing key; workers verify with the dispatcher's public key, found by the
 // key id in the token.
 //
@@ -37,6 +38,10 @@ var (
 
 // Claims is what a token states.
 type Claims struct {
+	// JobID is the job's key, schema.JobKey(tenant, id): the token is
+	// scoped to the key's tenant (docs/design.md §4.2). There is no
+	// separate tenant claim, so nothing can state one tenant in the key
+	// and another beside it; Tenant reads it from the key.
 	JobID    string   `json:"job"`
 	Function string   `json:"fn"`
 	Scopes   []string `json:"scopes"`
@@ -46,12 +51,19 @@ type Claims struct {
 	KeyID    string `json:"kid"`
 }
 
+// Tenant is the tenant the token's job runs in: the tenant part of its
+// key. Every resource a scope names lies inside it.
+func (c *Claims) Tenant() string {
+	tenant, _, _ := schema.SplitJobKey(c.JobID)
+	return tenant
+}
+
 // Allows reports whether the claims grant scope exactly.
 func (c *Claims) Allows(scope string) bool { return slices.Contains(c.Scopes, scope) }
 
 // Mint signs claims with key. The claims' KeyID must name key.
 func Mint(key ed25519.PrivateKey, c Claims) (string, error) {
-	if !schema.ValidID(c.JobID) || c.KeyID == "" || c.Expiry <= c.IssuedAt {
+	if !schema.ValidJobKey(c.JobID) || c.KeyID == "" || c.Expiry <= c.IssuedAt {
 		return "", fmt.Errorf("mint token: incomplete claims for job %q", c.JobID)
 	}
 	if c.Scopes == nil {
@@ -103,8 +115,8 @@ func Verify(tok string, keys KeyFunc, now time.Time) (*Claims, error) {
 	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, []byte(signed), sig) {
 		return nil, ErrSignature
 	}
-	if !schema.ValidID(c.JobID) {
-		return nil, fmt.Errorf("%w: job id", ErrMalformed)
+	if !schema.ValidJobKey(c.JobID) {
+		return nil, fmt.Errorf("%w: job key", ErrMalformed)
 	}
 	if now.UnixMilli() >= c.Expiry {
 		return nil, ErrExpired

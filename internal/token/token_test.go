@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,7 +37,7 @@ func keyFunc(ks ...testKey) KeyFunc {
 }
 
 func claims(k testKey, now time.Time, scopes ...string) Claims {
-	return Claims{JobID: "job-1", Function: "python", Scopes: scopes,
+	return Claims{JobID: "acme.job-1", Function: "python", Scopes: scopes,
 		IssuedAt: now.UnixMilli(), Expiry: now.Add(time.Minute).UnixMilli(), KeyID: k.kid}
 }
 
@@ -52,7 +53,7 @@ func TestMintVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if c.JobID != "job-1" || !c.Allows("dict:a:read") || c.Allows("dict:a:write") || c.Allows("dict:a") {
+	if c.JobID != "acme.job-1" || c.Tenant() != "acme" || !c.Allows("dict:a:read") || c.Allows("dict:a:write") || c.Allows("dict:a") {
 		t.Errorf("claims = %+v", c)
 	}
 }
@@ -67,7 +68,7 @@ func TestVerifyDenies(t *testing.T) {
 	}
 	body, sig := good[len(prefix):strings.LastIndexByte(good, '.')], good[strings.LastIndexByte(good, '.')+1:]
 	// A token whose claims were rewritten to grant more, keeping the old signature.
-	forgedBody := base64.RawURLEncoding.EncodeToString([]byte(`{"job":"job-1","fn":"python","scopes":["dict:a:write"],"iat":1,"exp":99999999999999,"kid":"k1"}`))
+	forgedBody := base64.RawURLEncoding.EncodeToString([]byte(`{"job":"acme.job-1","fn":"python","scopes":["dict:a:write"],"iat":1,"exp":99999999999999,"kid":"k1"}`))
 	// Signed by a key that claims to be k1.
 	imposter := claims(k, now, "dict:a:write")
 	imposterTok, _ := Mint(other.priv, imposter)
@@ -126,7 +127,12 @@ func TestMintRefusesIncompleteClaims(t *testing.T) {
 	now := time.Now()
 	for _, mod := range []func(*Claims){
 		func(c *Claims) { c.JobID = "" },
-		func(c *Claims) { c.JobID = "a.b" },
+		func(c *Claims) { c.JobID = "a.b.c" },
+		func(c *Claims) { c.JobID = "job-1" },      // an id, not a key
+		func(c *Claims) { c.JobID = "a_b.job-1" },  // not a tenant name
+		func(c *Claims) { c.JobID = "Acme.job-1" }, // nor this
+		func(c *Claims) { c.JobID = ".job-1" },     // no tenant
+		func(c *Claims) { c.JobID = "acme." },      // no id
 		func(c *Claims) { c.KeyID = "" },
 		func(c *Claims) { c.Expiry = c.IssuedAt },
 	} {
@@ -134,6 +140,36 @@ func TestMintRefusesIncompleteClaims(t *testing.T) {
 		mod(&c)
 		if _, err := Mint(k.priv, c); err == nil {
 			t.Errorf("Mint(%+v) succeeded", c)
+		}
+	}
+}
+
+// TestVerifyRefusesBareID: a well-signed token whose job is an id with no
+// tenant (minted before tenants) names no tenant, so it grants nothing.
+func TestVerifyRefusesBareID(t *testing.T) {
+	t.Parallel()
+	k := newKey(t, "k1")
+	now := time.Now()
+	for _, job := range []string{"job-1", "a_b.job-1", "acme.job.1", "acme."} {
+		body, err := json.Marshal(Claims{JobID: job, Function: "python", Scopes: []string{"dict:a:read"},
+			IssuedAt: now.UnixMilli(), Expiry: now.Add(time.Minute).UnixMilli(), KeyID: k.kid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := prefix + base64.RawURLEncoding.EncodeToString(body)
+		tok := signed + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(k.priv, []byte(signed)))
+		if c, err := Verify(tok, keyFunc(k), now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify of a token of job %q = %+v, %v; want ErrMalformed", job, c, err)
+		}
+	}
+}
+
+// TestTenant: the tenant is the key's tenant part.
+func TestTenant(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]string{"acme.job-1": "acme", "default.x": "default", "a-1.b_c": "a-1", "job-1": "", "": ""} {
+		if got := (&Claims{JobID: key}).Tenant(); got != want {
+			t.Errorf("Tenant of %q = %q, want %q", key, got, want)
 		}
 	}
 }

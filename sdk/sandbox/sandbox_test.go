@@ -276,8 +276,9 @@ func TestBadTokens(t *testing.T) {
 	tampered := good[:i] + string(good[i]^1) + good[i+1:]
 	for _, tt := range []struct{ name, tok, msg string }{
 		{"tampered", tampered, "token"},
-		{"another job", e.Mint("job-2", "dict:d:read"), "another job"},
-		{"expired", e.MintUntil(gatewaytest.JobID, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
+		{"another job", e.Mint(schema.JobKey(gatewaytest.Tenant, "job-2"), "dict:d:read"), "another job"},
+		{"same id, another tenant", e.Mint(schema.JobKey("other", gatewaytest.JobID), "dict:d:read"), "another job"},
+		{"expired", e.MintUntil(gatewaytest.JobKey, time.Now().Add(-time.Second), "dict:d:read"), "expired"},
 		{"none", "", "no token"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,8 +333,8 @@ func TestCallWithoutCaller(t *testing.T) {
 }
 
 func TestCall(t *testing.T) {
-	e := start(t, func(ctx context.Context, job schema.Job) (*schema.Event, error) {
-		return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusFailed, ExitCode: 3,
+	e := start(t, func(ctx context.Context, tenant string, job schema.Job) (*schema.Event, error) {
+		return &schema.Event{JobID: schema.JobKey(tenant, job.ID), Type: schema.EventResult, Status: schema.StatusFailed, ExitCode: 3,
 			Output: json.RawMessage(`{"sum":3}`), Error: &schema.ErrorInfo{Type: schema.ErrNonZeroExit, Message: "exit 3"}}, nil
 	})
 	ctx := ctx(t)
@@ -342,7 +343,7 @@ func TestCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls := e.Calls(); len(calls) != 1 || ev.JobID != calls[0].ID || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
+	if calls := e.Calls(); len(calls) != 1 || ev.JobID != schema.JobKey(gatewaytest.Tenant, calls[0].ID) || e.CallTenants()[0] != gatewaytest.Tenant || ev.Status != schema.StatusFailed || ev.ExitCode != 3 || string(ev.Output) != `{"sum":3}` ||
 		ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit {
 		t.Fatalf("event %+v", ev)
 	}
@@ -399,7 +400,7 @@ func TestReconnect(t *testing.T) {
 // request rate are *Errors of their own types, matched by the sentinels.
 func TestLimits(t *testing.T) {
 	e := start(t, nil)
-	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobID, Deadline: time.Now().Add(time.Minute),
+	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobKey, Deadline: time.Now().Add(time.Minute),
 		Quotas: schema.Quotas{DictMB: 1, QueueMessages: 2, Resources: 2}})
 	ctx := ctx(t)
 	c := e.client("dict:d:write", "queue:q:put", "dict:other:write")
@@ -426,5 +427,47 @@ func TestLimits(t *testing.T) {
 	wantError(t, err, sandbox.TypeRateLimited, "requests a second")
 	if !errors.Is(err, sandbox.ErrRateLimited) {
 		t.Fatalf("errors.Is(%v, ErrRateLimited) = false", err)
+	}
+}
+
+// TestTenantsApart: a socket re-bound to a job of another tenant, with the
+// same id and the same scopes, reaches that tenant's dict and queue named
+// "shared", not the first job's.
+func TestTenantsApart(t *testing.T) {
+	e := start(t, nil)
+	ctx := ctx(t)
+	scopes := []string{"dict:shared:read", "dict:shared:write", "queue:shared:put", "queue:shared:get"}
+	first := e.client(scopes...)
+	if err := first.Dict("shared").Put(ctx, "k", "default's"); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Queue("shared").Put(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	other := schema.JobKey("other", gatewaytest.JobID)
+	e.Listener.Bind(gateway.Binding{JobID: other, Deadline: time.Now().Add(time.Minute)})
+	second := sandbox.NewWith(e.Sock, e.Mint(other, scopes...))
+	t.Cleanup(func() { second.Close() })
+	var s string
+	if found, err := second.Dict("shared").Get(ctx, "k", &s); err != nil || found {
+		t.Fatalf("tenant other reads %q (found %v, %v)", s, found, err)
+	}
+	var n int
+	if found, err := second.Queue("shared").Get(ctx, 300*time.Millisecond, &n); err != nil || found {
+		t.Fatalf("tenant other takes %d (found %v, %v)", n, found, err)
+	}
+	if err := second.Dict("shared").Put(ctx, "k", "other's"); err != nil {
+		t.Fatal(err)
+	}
+	// The first job's token speaks for no one on the re-bound socket.
+	if _, err := first.Dict("shared").Get(ctx, "k", &s); err == nil {
+		t.Fatal("the first job's token still works")
+	}
+	e.Listener.Bind(gateway.Binding{JobID: gatewaytest.JobKey, Deadline: time.Now().Add(time.Minute)})
+	if found, err := first.Dict("shared").Get(ctx, "k", &s); err != nil || !found || s != "default's" {
+		t.Fatalf("default's dict holds %q (found %v, %v)", s, found, err)
+	}
+	if found, err := first.Queue("shared").Get(ctx, 2*time.Second, &n); err != nil || !found || n != 1 {
+		t.Fatalf("default's queue gives %d (found %v, %v)", n, found, err)
 	}
 }
