@@ -44,8 +44,9 @@ type Client struct {
 	toReplay   map[*Handle]bool   // live handles whose replay has yet to start
 	reconnects uint64
 	closed     chan struct{}
-	// replayQuiet is replayQuiet (tests shorten it).
-	replayQuiet time.Duration
+	// replayQuiet and quietCheck are the constants of those names (tests
+	// shorten them).
+	replayQuiet, quietCheck time.Duration
 
 	// dial holds the options WithCreds and WithNATSOptions give Connect.
 	dial []nats.Option
@@ -190,7 +191,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("sdk: jetstream: %w", err)
 	}
 	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, toReplay: map[*Handle]bool{},
-		closed: make(chan struct{}), replayQuiet: replayQuiet}
+		closed: make(chan struct{}), replayQuiet: replayQuiet, quietCheck: quietCheck}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -406,11 +407,19 @@ func (c *Client) watchReconnects() {
 			}
 		}
 		c.reconnects = n
-		var hs []*Handle
+		var hs, quiet []*Handle
 		for h := range c.toReplay {
 			hs = append(hs, h)
 		}
+		for _, h := range c.live {
+			if !c.toReplay[h] && h.quiet(c.quietCheck) {
+				quiet = append(quiet, h)
+			}
+		}
 		c.mu.Unlock()
+		for _, h := range quiet {
+			go c.checkQuiet(h)
+		}
 		// A replay's first request can fail while the connection is down;
 		// it is tried again on the next tick until it is out or the job
 		// ends.
@@ -428,6 +437,45 @@ func (c *Client) watchReconnects() {
 			}
 		}
 	}
+}
+
+// quietCheck is how long a live handle hears nothing before it asks
+// whether its job has ended. A copy on the client's inbox is a core-NATS
+// message: it is lost when the server of the worker that published it dies
+// (the client's own connection never notices), and a handle that waited on
+// copies alone would then wait forever. Asking costs one request to a
+// dispatcher per quiet job per quietCheck.
+const quietCheck = 10 * time.Second
+
+// quiet reports whether a live handle has heard nothing, and asked
+// nothing, for d; it then counts as asking.
+func (h *Handle) quiet(d time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.terminal != nil || h.replaying || h.checking || time.Since(h.quietSince) < d {
+		return false
+	}
+	h.checking = true
+	return true
+}
+
+// checkQuiet asks whether a quiet handle's job has ended, and replays its
+// events when it has: the terminal copy was lost.
+func (c *Client) checkQuiet(h *Handle) {
+	ctx, cancel := context.WithTimeout(context.Background(), peekWait)
+	_, ended, err := c.peekState(ctx, h.ID)
+	cancel()
+	h.mu.Lock()
+	h.checking, h.quietSince = false, time.Now()
+	h.mu.Unlock()
+	if err != nil || !ended {
+		return
+	}
+	c.mu.Lock()
+	if c.live[h.Key] == h {
+		c.toReplay[h] = true // the next tick starts it
+	}
+	c.mu.Unlock()
 }
 
 // Run submits a job and waits for its terminal event. The error is nil only
@@ -597,22 +645,30 @@ func (c *Client) peek(ctx context.Context, jobID string) (bool, error) {
 const peekWait = 5 * time.Second
 
 func (c *Client) peekOnce(ctx context.Context, jobID string) (bool, error) {
+	exists, _, err := c.peekState(ctx, jobID)
+	return exists, err
+}
+
+// peekState asks the replay service once whether a job has any stored
+// event, and whether it has its terminal one.
+func (c *Client) peekState(ctx context.Context, jobID string) (exists, terminal bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, peekWait)
 	defer cancel()
 	msg, err := c.request(ctx, schema.ReplaySubject(c.key(jobID)), []byte(`{"peek":true}`))
 	if err != nil {
-		return false, fmt.Errorf("ask whether job id %s is taken: %w", jobID, err)
+		return false, false, fmt.Errorf("ask about job %s: %w", jobID, err)
 	}
 	if ctl := msg.Header.Get(replayHeader); ctl != "" {
-		return false, fmt.Errorf("ask whether job id %s is taken: %s %s", jobID, ctl, msg.Header.Get(replayErrorHeader))
+		return false, false, fmt.Errorf("ask about job %s: %s %s", jobID, ctl, msg.Header.Get(replayErrorHeader))
 	}
 	var r struct {
-		Exists bool `json:"exists"`
+		Exists   bool `json:"exists"`
+		Terminal bool `json:"terminal"`
 	}
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return false, fmt.Errorf("ask whether job id %s is taken: bad answer: %w", jobID, err)
+		return false, false, fmt.Errorf("ask about job %s: bad answer: %w", jobID, err)
 	}
-	return r.Exists, nil
+	return r.Exists, r.Terminal, nil
 }
 
 // publishJob publishes a submission of the client's tenant, deduplicated

@@ -40,6 +40,10 @@ type Handle struct {
 	// replayErr is the last failure of the replay, kept to explain a
 	// Result that times out.
 	replayErr error
+	// quietSince is when the live handle last heard an event or last asked
+	// whether its job had ended (see Client.checkQuiet).
+	quietSince time.Time
+	checking   bool
 }
 
 // eventKey identifies an event across its live copy and its replays.
@@ -59,6 +63,8 @@ func (c *Client) newHandle(jobID string) *Handle {
 		quit:   make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		seen:   map[eventKey]bool{},
+
+		quietSince: time.Now(),
 	}
 	go h.forward()
 	return h
@@ -339,6 +345,7 @@ func (h *Handle) deliver(ev *schema.Event) {
 		return // nothing follows the terminal event; a replayed copy
 	}
 	h.seen[key] = true
+	h.quietSince = time.Now()
 	h.queue = append(h.queue, *ev)
 	terminal := schema.IsTerminal(ev.Type)
 	if terminal {

@@ -270,6 +270,27 @@ func TestSubmitReplaysWhenSilent(t *testing.T) {
 	result(t, h)
 }
 
+// TestSubmitAsksWhenQuiet: a live handle whose terminal copy was lost (the
+// publisher's server died; the client's connection never noticed) asks
+// whether its job ended and replays it, instead of waiting forever.
+func TestSubmitAsksWhenQuiet(t *testing.T) {
+	f, nc := startFake(t)
+	c, err := New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.quietCheck = 300 * time.Millisecond
+	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := f.next()
+	f.emit(job, schema.EventStarted, 2, job.ReplyTo)
+	f.emit(job, schema.EventResult, 3, "") // stored; its copy lost
+	result(t, h)
+}
+
 // TestSubmitOwnReplyTo and Watch replay through a dispatcher, whose
 // consumer goes when the job ends.
 func TestSubmitOwnReplyTo(t *testing.T) {
