@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -135,7 +136,15 @@ func statusOf(ev *schema.Event) string {
 }
 
 func (d *Dispatcher) reply(m *nats.Msg, r CancelReply) {
-	if m.Reply == "" {
+	// The answer goes only to an inbox of the key's tenant, as a replay's
+	// does: the dispatcher may publish where a client may not, and the
+	// reply subject is the client's to choose (docs/design.md §10.2).
+	rest := strings.TrimPrefix(m.Subject, schema.CancelPrefix)
+	tenant, _, _ := strings.Cut(rest, ".")
+	if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
+		if m.Reply != "" {
+			d.log.Debug("not answering a cancellation whose reply subject is not an inbox of the job's tenant", "subject", m.Subject, "reply", m.Reply)
+		}
 		return
 	}
 	data, _ := schema.Marshal(r)

@@ -145,8 +145,10 @@ type Dispatcher struct {
 	// max-deliveries advisories (MaxAdvisories) in hand.
 	cancels    chan struct{}
 	advisories chan struct{}
-	// replays bounds the replay requests in hand (Config.MaxReplays).
-	replays chan struct{}
+	// replays bounds the replay requests in hand (Config.MaxReplays), and
+	// tenantReplays each tenant's share (MaxTenantReplays).
+	replays       chan struct{}
+	tenantReplays tenantCounts
 	// advisoryKeys holds the stream/seq of each advisory being checked.
 	advisoryKeys sync.Map
 
@@ -154,6 +156,8 @@ type Dispatcher struct {
 	// state of each tenant's active stream (tenants.go).
 	tenantKV jetstream.KeyValue
 	tenants  tenantCache
+	// held looks at the jobs waiting for a running slot (running.go).
+	held heldLoop
 
 	registry *registry.Registry
 	seenMu   sync.Mutex
@@ -190,7 +194,7 @@ func New(cfg Config) (*Dispatcher, error) {
 
 		cancels:    make(chan struct{}, MaxCancels),
 		advisories: make(chan struct{}, MaxAdvisories),
-		replays:    make(chan struct{}, cfg.MaxReplays),
+		replays:    make(chan struct{}, cfg.MaxReplays), tenantReplays: tenantCounts{limit: MaxTenantReplays},
 	}, nil
 }
 
@@ -244,6 +248,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	for subject, handler := range map[string]nats.MsgHandler{
 		schema.CancelPrefix + "*.*":               d.onCancel,
 		schema.ReplayPrefix + "*.*":               d.onReplay,
+		StatusPrefix + "*":                        d.statusService(),
 		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
 		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
 	} {
@@ -255,6 +260,13 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			return fmt.Errorf("dispatcher: subscribe to %s: %w", subject, err)
 		}
 		d.subs = append(d.subs, sub)
+	}
+	if err := d.startHeld(ctx); err != nil { // max_running (running.go)
+		d.unsubscribe()
+		cc.Stop()
+		d.consume = nil
+		d.cancel()
+		return fmt.Errorf("dispatcher: %w", err)
 	}
 	d.log.Info("dispatcher started")
 	return nil
@@ -278,6 +290,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	case <-handled:
 	case <-ctx.Done():
 	}
+	d.stopHeld(ctx) // max_running (running.go)
 	d.cancel()
 	d.waitReplays(ctx) // each follow deletes its consumer as it ends
 	d.log.Info("dispatcher stopped")
@@ -430,6 +443,10 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		}
 	}
 	if err := d.awaitWorker(ctx, job, spec.Pool, meta); err != nil {
+		return err
+	}
+	// max_running (running.go): without a slot the job waits in BRIG_HOLD.
+	if route, err := d.admit(ctx, rec, out, meta.Timestamp, log); !route || err != nil {
 		return err
 	}
 	if err := d.route(ctx, out, log); err != nil {

@@ -32,12 +32,26 @@ type rig struct {
 
 func newRig(t *testing.T, edit func(*Config)) *rig {
 	t.Helper()
-	url, nc, js := natstest.Start(t)
+	url, _, _ := natstest.Start(t)
+	// The rig's requests (cancel, replay) come from the default tenant's
+	// inboxes: a dispatcher answers no other (docs/design.md §10.2).
+	nc, err := nats.Connect(url, nats.CustomInboxPrefix(schema.InboxPrefix(schema.DefaultTenant)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		Conn:       nc,
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 		MaxDeliver: 3,
 		Backoff:    10 * time.Millisecond,
+		// The tests publish raw submissions, trusted, and read their
+		// sequences from the acknowledgements.
+		Streams: bus.Config{SubmitAcks: true},
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -391,10 +405,10 @@ func (m *fakeMsg) TermWithReason(string) error      { m.settled = "term"; return
 func TestGiveUpEndsOnlyItsOwnJob(t *testing.T) {
 	t.Parallel()
 	_, nc, js := natstest.Start(t)
-	if err := bus.EnsureStreams(t.Context(), js, bus.Config{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.Config{SubmitAcks: true}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Conn: nc, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	d, err := New(Config{Conn: nc, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Streams: bus.Config{SubmitAcks: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +40,15 @@ const (
 	// ended; then the client gets `idle` and asks again, so a client that
 	// vanished holds a follow for at most this long.
 	ReplayFollow = 10 * time.Minute
+	// ReplayFollowUnknown is how long a request follows a key that has no
+	// event yet: a job may still be on its way, but a flood of requests
+	// for keys that never come must not hold consumers for ReplayFollow.
+	ReplayFollowUnknown = 30 * time.Second
+	// MaxTenantReplays bounds the requests one tenant has in hand on one
+	// dispatcher, so that one tenant cannot take the MaxReplays of every
+	// tenant (nor BRIG_EVENTS' consumers); past it the tenant is answered
+	// `busy`.
+	MaxTenantReplays = 64
 	// ReplayHeartbeat is how often a follow says `alive` (the first time as
 	// soon as it starts): a client that hears nothing for a few of these
 	// knows its request or its dispatcher was lost, and asks again.
@@ -124,14 +134,19 @@ func (d *Dispatcher) onReplay(m *nats.Msg) {
 		d.control(m.Reply, ReplayError, err.Error())
 		return
 	}
+	if !d.tenantReplays.take(tenant) {
+		d.control(m.Reply, ReplayBusy, "")
+		return
+	}
 	select {
 	case d.replays <- struct{}{}:
 	default:
+		d.tenantReplays.give(tenant)
 		d.control(m.Reply, ReplayBusy, "")
 		return
 	}
 	go func() {
-		defer func() { <-d.replays }()
+		defer func() { <-d.replays; d.tenantReplays.give(tenant) }()
 		if req.Peek {
 			d.peek(d.ctx, id, m.Reply)
 			return
@@ -207,7 +222,11 @@ func (d *Dispatcher) peekJob(ctx context.Context, id string) (PeekReply, error) 
 // dispatcher's stop (then `idle`: the client asks again, maybe another
 // dispatcher), or a failure (`error`).
 func (d *Dispatcher) follow(ctx context.Context, id, reply string) {
-	ctx, cancel := context.WithTimeout(ctx, ReplayFollow)
+	limit := ReplayFollow
+	if seen, err := bus.HasEvent(ctx, d.js, id, ""); err == nil && !seen {
+		limit = ReplayFollowUnknown
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	ended, err := d.forward(ctx, id, reply)
 	switch {
@@ -332,5 +351,33 @@ func (d *Dispatcher) waitReplays(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// tenantCounts counts requests in hand per tenant, up to a bound.
+type tenantCounts struct {
+	mu    sync.Mutex
+	n     map[string]int
+	limit int
+}
+
+func (c *tenantCounts) take(tenant string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	if c.n[tenant] >= c.limit {
+		return false
+	}
+	c.n[tenant]++
+	return true
+}
+
+func (c *tenantCounts) give(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[tenant]--; c.n[tenant] <= 0 {
+		delete(c.n, tenant)
 	}
 }

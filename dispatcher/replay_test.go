@@ -368,3 +368,20 @@ func TestReplayStopsWithDispatcher(t *testing.T) {
 		t.Errorf("request after Stop: %v, want no responders", err)
 	}
 }
+
+// TestTenantReplaysBound: one tenant's requests in hand stop at the bound
+// while another tenant's still count from zero.
+func TestTenantReplaysBound(t *testing.T) {
+	t.Parallel()
+	c := tenantCounts{limit: 2}
+	if !c.take("a") || !c.take("a") || c.take("a") {
+		t.Fatal("tenant a: want 2 requests in hand and the third refused")
+	}
+	if !c.take("b") {
+		t.Fatal("tenant b refused while a is at its bound")
+	}
+	c.give("a")
+	if !c.take("a") {
+		t.Fatal("tenant a refused after one of its requests ended")
+	}
+}

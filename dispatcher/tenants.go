@@ -37,6 +37,10 @@ type tenantEntry struct {
 	// by this dispatcher; activeSet whether it was set at all.
 	activeMax int
 	activeSet bool
+	// runningMax and runningSet are the same for the tenant's running
+	// stream (max_running, running.go).
+	runningMax int
+	runningSet bool
 }
 
 // tenantCache holds the records of the tenants this dispatcher has seen.

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,8 +221,13 @@ func TestCancelUnknownKey(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &reply); err != nil || reply.Status != schema.StatusCancelled || reply.Error != "" {
 		t.Errorf("cancel of a queued job: %+v %v", reply, err)
 	}
+	// A subject of no tenant: no answer (a dispatcher answers only an
+	// inbox of the key's tenant), nothing stored.
+	if _, err := r.nc.Request(schema.CancelPrefix+"Default.x", nil, time.Second); !errors.Is(err, nats.ErrTimeout) {
+		t.Errorf("cancel of a subject of no tenant: %v, want no answer", err)
+	}
 	// Not a key: an error, nothing stored.
-	for _, subject := range []string{schema.CancelPrefix + "Default.x", schema.CancelPrefix + "default." + strings.Repeat("x", 65)} {
+	for _, subject := range []string{schema.CancelPrefix + "default." + strings.Repeat("x", 65)} {
 		m, err := r.nc.Request(subject, nil, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", subject, err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +18,6 @@ import (
 // terminal, never a rejection followed by the job (docs/design.md §6).
 func TestDispatchRaceOneOwner(t *testing.T) {
 	t.Parallel()
-	js, err := jetstream.New(stack.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type pair struct{ id, function string }
 	var pairs []pair
 	for range 60 {
@@ -36,7 +31,8 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 		if msgID != "" {
 			msg.Header.Set(jetstream.MsgIDHeader, msgID)
 		}
-		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		// BRIG_SUBMIT acknowledges nothing (docs/design.md §10.2).
+		if err := stack.Conn.PublishMsg(msg); err != nil {
 			t.Errorf("submit %s: %v", msgID, err)
 		}
 	}
@@ -59,6 +55,9 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 		go func() { defer wg.Done(); publish(schema.SubmitSubject(schema.DefaultTenant, "echo"), bogus, "") }()
 	}
 	wg.Wait()
+	if err := stack.Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
 
 	owned := map[string]int{}
 	for _, p := range pairs {

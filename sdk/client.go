@@ -308,24 +308,14 @@ func (c *Client) Submit(ctx context.Context, job schema.Job) (*Handle, error) {
 			return nil, err
 		}
 	}
-	ack, err := c.publishJob(ctx, &job)
-	if err != nil {
+	if err := c.publishJob(ctx, h, &job); err != nil {
 		h.Stop()
 		return nil, err
 	}
-	switch {
-	case ack.Duplicate && live:
-		// brig has this id already, with another reply_to: read the
-		// stream, where that job's events are.
-		c.forget(h)
-		if err := h.replay(ctx); err != nil {
-			h.Stop()
-			return nil, err
-		}
-	case live:
-		// A dispatcher drops, without a word, a submission whose id brig
-		// accepted longer ago than the stream's deduplication window: a
-		// handle that hears nothing soon reads the stream as well.
+	if live {
+		// A dispatcher drops, without a word, a submission whose key brig
+		// already has (another client's, with its own reply_to): a handle
+		// that hears nothing soon reads the stream as well.
 		time.AfterFunc(silenceWait, func() { c.replayIfSilent(h) })
 	}
 	return h, nil
@@ -452,7 +442,7 @@ const quietCheck = 10 * time.Second
 func (h *Handle) quiet(d time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.terminal != nil || h.replaying || h.checking || time.Since(h.quietSince) < d {
+	if h.terminal != nil || h.checking || time.Since(h.quietSince) < d {
 		return false
 	}
 	h.checking = true
@@ -460,15 +450,20 @@ func (h *Handle) quiet(d time.Duration) bool {
 }
 
 // checkQuiet asks whether a quiet handle's job has ended, and replays its
-// events when it has: the terminal copy was lost.
+// events when it has: the terminal copy was lost. When brig has no event
+// of the key at all, the handle's own submission is published again.
 func (c *Client) checkQuiet(h *Handle) {
 	ctx, cancel := context.WithTimeout(context.Background(), peekWait)
-	_, ended, err := c.peekState(ctx, h.ID)
-	cancel()
+	defer cancel()
+	exists, ended, err := c.peekState(ctx, h.ID)
 	h.mu.Lock()
 	h.checking, h.quietSince = false, time.Now()
+	replaying := h.replaying
 	h.mu.Unlock()
-	if err != nil || !ended {
+	if err == nil && !exists {
+		c.resubmitJob(ctx, h)
+	}
+	if err != nil || !ended || replaying {
 		return
 	}
 	c.mu.Lock()
@@ -509,7 +504,7 @@ func (c *Client) PublishRaw(ctx context.Context, function, msgID string, data []
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+	if err := c.publish(ctx, msg); err != nil {
 		return fmt.Errorf("sdk: publish: %w", err)
 	}
 	return nil
@@ -601,14 +596,9 @@ func (c *Client) SubmitNew(ctx context.Context, job schema.Job) (*Handle, error)
 		}
 		job.ReplyTo, live = subject, true
 	}
-	ack, err := c.publishJob(ctx, &job)
-	switch {
-	case err != nil:
-	case ack.Duplicate:
-		err = dup
-	case !live:
-		// Every event of the id is this job's: it had none before, and
-		// the submission was not a duplicate.
+	err := c.publishJob(ctx, h, &job)
+	if err == nil && !live {
+		// Every event of the id is this job's: it had none before.
 		err = h.replay(ctx)
 	}
 	if err != nil {
@@ -671,38 +661,65 @@ func (c *Client) peekState(ctx context.Context, jobID string) (exists, terminal 
 	return r.Exists, r.Terminal, nil
 }
 
-// publishJob publishes a submission of the client's tenant, deduplicated
-// by the job's key.
-func (c *Client) publishJob(ctx context.Context, job *schema.Job) (*jetstream.PubAck, error) {
+// publishJob publishes a submission of the client's tenant, with its key
+// as Nats-Msg-Id, and keeps it on the handle for resubmitJob.
+//
+// BRIG_SUBMIT acknowledges nothing (NoAck): a stream's acknowledgement
+// goes to whatever reply subject the publisher names, from the server
+// itself, so a client could aim it at any subject of brig's account
+// (docs/design.md §10.2). So a submission is a plain publish, flushed:
+// whether brig has it shows in its accepted event, and a handle that hears
+// nothing asks and, when brig has no event of the key, publishes it again
+// (Client.checkQuiet): a dispatcher accepts one submission per key.
+func (c *Client) publishJob(ctx context.Context, h *Handle, job *schema.Job) error {
 	data, err := schema.Marshal(job)
 	if err != nil {
-		return nil, fmt.Errorf("sdk: encode job: %w", err)
+		return fmt.Errorf("sdk: encode job: %w", err)
 	}
 	msg := &nats.Msg{Subject: schema.SubmitSubject(c.tenant, job.Function), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, c.key(job.ID))
-	ack, err := c.js.PublishMsg(ctx, msg)
-	if err != nil {
-		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	if err := c.publish(ctx, msg); err != nil {
+		return fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
 	}
-	if !ack.Duplicate {
-		return ack, nil
+	h.mu.Lock()
+	h.submission = &nats.Msg{Subject: msg.Subject, Data: data}
+	h.mu.Unlock()
+	return nil
+}
+
+// publish sends msg and waits until the server has it (a flush: at most
+// publishWait when ctx has no deadline).
+func (c *Client) publish(ctx context.Context, msg *nats.Msg) error {
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return err
 	}
-	// A duplicate whose key has no event yet is this client's own earlier
-	// submission, still queued, or a message id squatted by another
-	// tenant: anyone may publish any Nats-Msg-Id on their own submit
-	// subject, and although the dispatcher rejects such a submission under
-	// its publisher's key, the stream's deduplication window keeps the id
-	// for 10 minutes (docs/design.md §10.3). Either way a copy without the
-	// id is safe: a dispatcher accepts one submission per key and drops
-	// the others.
-	if seen, err := c.peek(ctx, job.ID); err != nil || seen {
-		return ack, nil
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishWait)
+		defer cancel()
 	}
-	msg.Header.Del(jetstream.MsgIDHeader)
-	if ack, err = c.js.PublishMsg(ctx, msg); err != nil {
-		return nil, fmt.Errorf("sdk: submit job %s: %w", job.ID, err)
+	return c.nc.FlushWithContext(ctx)
+}
+
+// publishWait bounds the flush of a submission whose context has no
+// deadline.
+const publishWait = 10 * time.Second
+
+// resubmitJob publishes a handle's submission again, without a message
+// id: the first copy may be lost (a full or leaderless stream drops it
+// without a word), or its message id squatted within the stream's
+// deduplication window by another tenant, which may publish any
+// Nats-Msg-Id on its own submit subject (docs/design.md §10.3).
+func (c *Client) resubmitJob(ctx context.Context, h *Handle) {
+	h.mu.Lock()
+	msg := h.submission
+	h.mu.Unlock()
+	if msg == nil {
+		return
 	}
-	return ack, nil
+	if err := c.publish(ctx, &nats.Msg{Subject: msg.Subject, Data: msg.Data}); err != nil {
+		c.log.Warn("submit a job again", "job", h.Key, "err", err)
+	}
 }
 
 // replayIfSilent has a live handle that has heard nothing read the stream

@@ -44,6 +44,9 @@ type Handle struct {
 	// whether its job had ended (see Client.checkQuiet).
 	quietSince time.Time
 	checking   bool
+	// submission is the job as this client published it (subject and
+	// body), kept to publish it again (Client.resubmitJob).
+	submission *nats.Msg
 }
 
 // eventKey identifies an event across its live copy and its replays.

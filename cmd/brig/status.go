@@ -15,9 +15,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
 
 // statusFailureWindow is how far back `brig status` looks for failures.
@@ -37,6 +39,29 @@ type status struct {
 	Running  []runningJob      `json:"running"`
 	Failures []failure         `json:"recent_failures"`
 	Pending  uint64            `json:"submissions_pending"`
+	Tenants  []tenantStatus    `json:"tenants"`
+}
+
+// tenantStatus is a tenant's row of an admin's status: its record's quotas
+// (0: no limit), its jobs accepted and not yet ended (the markers of
+// max_queued in BRIG_ACTIVE_<tenant>, docs/design.md §10.3), those routed
+// and not yet ended (max_running's in BRIG_RUNNING_<tenant>, kept only
+// for a tenant with max_running) and how many credentials it has recorded.
+type tenantStatus struct {
+	Name         string `json:"name"`
+	MaxRunning   int    `json:"max_running"`
+	MaxQueued    int    `json:"max_queued"`
+	MaxStorageMB int    `json:"max_storage_mb"`
+	Queued       uint64 `json:"queued"`
+	Running      uint64 `json:"running"`
+	Credentials  int    `json:"credentials"`
+}
+
+// tenantView is what `brig status` shows a tenant's credential: its own
+// tenant's status, from the dispatchers' status service.
+type tenantView struct {
+	Server string `json:"server"`
+	*sdk.TenantStatus
 }
 
 type streamStatus struct {
@@ -76,6 +101,16 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return 2
 	}
+	// A tenant's credential has no JetStream API: it asks the dispatchers
+	// for its own tenant's status (docs/design.md §10.3).
+	tenant, err := credsTenant(conn.credsFile())
+	if err != nil {
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
+	if tenant != "" {
+		return showTenantStatus(ctx, conn, tenant, *asJSON, stdout, stderr)
+	}
 	nc, ctx, err := conn.dial(ctx, "brig-status", nats.Timeout(3*time.Second))
 	if err != nil {
 		fmt.Fprintf(stderr, "brig status: %v\n", err)
@@ -90,13 +125,136 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return exitBrig
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(st)
+		printJSON(stdout, st)
 		return 0
 	}
 	printStatus(stdout, st)
 	return 0
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// credsTenant is the tenant of a credentials file (its JWT's brig-tenant
+// tag), "" for an admin's, a role's, or no file.
+func credsTenant(creds string) (string, error) {
+	if creds == "" {
+		return "", nil
+	}
+	if err := readable(creds); err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	return sdk.CredsTenant(creds)
+}
+
+// statusWait bounds a tenant's status request: the dispatcher that takes
+// it answers after a few lookups (dispatcher.MaxStatusRequests in hand,
+// each within 5 s).
+const statusWait = 10 * time.Second
+
+// showTenantStatus prints the status of the credential's tenant, which a
+// dispatcher answers.
+func showTenantStatus(ctx context.Context, conn *connFlags, tenant string, asJSON bool, stdout, stderr io.Writer) int {
+	nc, ctx, err := conn.dial(ctx, "brig-status", nats.Timeout(3*time.Second), nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
+	defer nc.Close()
+	cl, err := sdk.New(nc, sdk.WithTenant(tenant))
+	if err != nil {
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, statusWait)
+	defer cancel()
+	ts, err := cl.Status(rctx)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		err = fmt.Errorf("%w: no dispatcher is running", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("no dispatcher answered within %s", statusWait)
+	}
+	if err != nil {
+		err = refusal(ctx, err)
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			// A credential minted before tenants could ask for their status.
+			err = fmt.Errorf("the server refused %s a status request (%w): mint a new one with `brig tenant creds %s`, or use an admin's",
+				credsName(conn.credsFile()), nats.ErrPermissionViolation, tenant)
+		}
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
+	view := tenantView{Server: nc.ConnectedUrlRedacted(), TenantStatus: ts}
+	if asJSON {
+		printJSON(stdout, view)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "server %s; tenant %s\n\n", view.Server, ts.Tenant)
+	fmt.Fprintln(tw, "TENANT\tMAX RUNNING\tMAX QUEUED\tMAX STORAGE MB\tQUEUED\tRUNNING")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", ts.Tenant, quotaText(ts.MaxRunning), quotaText(ts.MaxQueued), quotaText(ts.MaxStorageMB), ts.Queued, ts.Running)
+	return 0
+}
+
+// readTenants lists the tenants' records and counts each one's jobs
+// queued and running: one listing each of the BRIG_ACTIVE_ and
+// BRIG_RUNNING_ streams, not lookups per tenant.
+func readTenants(ctx context.Context, js jetstream.JetStream) ([]tenantStatus, error) {
+	out := []tenantStatus{}
+	tenants, err := auth.ExistingTenants(ctx, js)
+	if errors.Is(err, auth.ErrNoTenant) {
+		return out, nil // no tenant was ever added
+	}
+	if err != nil {
+		return nil, err
+	}
+	recs, err := tenants.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	queued, err := markers(ctx, js, schema.ActivePrefix, schema.ActiveStream(""))
+	if err != nil {
+		return nil, err
+	}
+	running, err := markers(ctx, js, bus.RunningPrefix, bus.RunningStream(""))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		out = append(out, tenantStatus{Name: r.Name, MaxRunning: r.MaxRunning, MaxQueued: r.MaxQueued,
+			MaxStorageMB: r.MaxStorageMB, Queued: queued[r.Name], Running: running[r.Name], Credentials: len(r.Users)})
+	}
+	return out, nil
+}
+
+// markers counts the messages of the per-tenant streams named
+// streamPrefix<tenant> on subjects under subjectPrefix, by tenant.
+func markers(ctx context.Context, js jetstream.JetStream, subjectPrefix, streamPrefix string) (map[string]uint64, error) {
+	counts := map[string]uint64{}
+	streams := js.ListStreams(ctx, jetstream.WithStreamListSubject(subjectPrefix+">"))
+	for info := range streams.Info() {
+		if tenant, ok := strings.CutPrefix(info.Config.Name, streamPrefix); ok {
+			counts[tenant] = info.State.Msgs
+		}
+	}
+	if err := streams.Err(); err != nil {
+		return nil, fmt.Errorf("list the streams %s*: %w", streamPrefix, err)
+	}
+	return counts, nil
+}
+
+// quotaText is a quota as the tables show it: "-" for no limit.
+func quotaText(v int) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprint(v)
 }
 
 // readStatus gathers the fleet's state from JetStream: streams, the pool
@@ -176,6 +334,9 @@ func readStatus(ctx context.Context, nc *nats.Conn) (*status, error) {
 	if st.Failures, err = recentFailures(ctx, js); err != nil {
 		return nil, err
 	}
+	if st.Tenants, err = readTenants(ctx, js); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -241,6 +402,11 @@ func printStatus(w io.Writer, st *status) {
 			limit = fmt.Sprint(p.Limit)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Workers, p.Slots, p.Free, p.Queued, p.Running, limit)
+	}
+	fmt.Fprintln(tw, "\nTENANT\tMAX RUNNING\tMAX QUEUED\tMAX STORAGE MB\tQUEUED\tRUNNING\tCREDENTIALS")
+	for _, t := range st.Tenants {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", t.Name, quotaText(t.MaxRunning), quotaText(t.MaxQueued), quotaText(t.MaxStorageMB),
+			t.Queued, t.Running, t.Credentials)
 	}
 	fmt.Fprintln(tw, "\nWORKER\tPOOLS\tSLOTS\tFREE\tRUNNING\tPREWARMED\tREUSABLE\tLABELS\tSEEN")
 	for _, wk := range st.Workers {

@@ -170,9 +170,9 @@ func mintRecorded(ctx context.Context, a *auth.Authority, tenants *auth.Tenants,
 
 func cmdTenantAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, c := newTenantCmd("add", stderr)
-	maxRunning := fs.Int("max-running", 0, "jobs of the tenant running at once (0: no limit; stored, not enforced yet)")
+	maxRunning := fs.Int("max-running", 0, "jobs of the tenant routed and not ended at once; the rest wait (0: no limit)")
 	maxQueued := fs.Int("max-queued", 0, "jobs of the tenant accepted and not yet ended (0: no limit)")
-	maxStorage := fs.Int("max-storage-mb", 0, "MB the tenant's dicts and queues may hold (0: no limit; stored, not enforced yet)")
+	maxStorage := fs.Int("max-storage-mb", 0, "MiB the tenant's dicts and queues may hold in all, counted by their caps (0: no limit)")
 	outDir := fs.String("out-dir", filepath.Join(defaultDataDir(), "creds"), "`DIR` to write the credential NAME.creds to (mode 0600)")
 	replicas := fs.Int("replicas", 0, "replicas of the tenants bucket when this creates it (default: 1; a cluster's dispatchers create it with theirs)")
 	pos, ok := c.parse(fs, args, 1)

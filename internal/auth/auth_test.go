@@ -157,7 +157,7 @@ func TestPermissionsOfATenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := []string(p.Pub.Allow), []string{"brig.submit.acme.>", "brig.cancel.acme.*", "brig.replay.acme.*"}; !slices.Equal(got, want) {
+	if got, want := []string(p.Pub.Allow), []string{"brig.submit.acme.>", "brig.cancel.acme.*", "brig.replay.acme.*", "brig.status.acme"}; !slices.Equal(got, want) {
 		t.Errorf("publish %v, want %v", got, want)
 	}
 	if got, want := []string(p.Sub.Allow), []string{"_INBOX.acme.>"}; !slices.Equal(got, want) {

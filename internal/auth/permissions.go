@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -42,9 +43,11 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		return allow([]string{">"}, []string{">"}), nil
 	case RoleDispatcher:
 		// brig.active.> are the markers of the tenants' accepted jobs
-		// (max_queued, docs/design.md §10.3).
-		return allow(append(js, "brig.events.>", "brig.work.>", schema.ActivePrefix+">"),
-			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "$JS.EVENT.ADVISORY.>"}), nil
+		// (max_queued, docs/design.md §10.3); brig.running.> those of
+		// their routed jobs (max_running), and brig.hold.> the jobs that
+		// wait for a running slot.
+		return allow(append(js, "brig.events.>", "brig.work.>", schema.ActivePrefix+">", bus.RunningPrefix+">", bus.HoldPrefix+">"),
+			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "brig.status.*", "$JS.EVENT.ADVISORY.>"}), nil
 	case RoleWorker:
 		// A worker publishes events; its gateway puts on jobs' queues
 		// (brig.queue.<name>, streams BRIG_QUEUE_<name>), and submits,
@@ -57,8 +60,10 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		// a submission, cancellation or replay is its subject's token, and
 		// its inboxes (nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
 		// are its own, so it can neither act in nor listen to another
-		// tenant.
-		return allow([]string{"brig.submit." + tenant + ".>", "brig.cancel." + tenant + ".*", "brig.replay." + tenant + ".*"},
+		// tenant. brig.status.T asks the dispatchers for its quotas and
+		// use (docs/design.md §7), which it cannot read itself.
+		return allow([]string{"brig.submit." + tenant + ".>", "brig.cancel." + tenant + ".*", "brig.replay." + tenant + ".*",
+			"brig.status." + tenant},
 			[]string{schema.InboxPrefix(tenant) + ".>"}), nil
 	}
 	return p, fmt.Errorf("auth: unknown role %q", role)

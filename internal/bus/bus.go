@@ -60,6 +60,15 @@ type Config struct {
 	// EventsMaxMsgSize caps one event (default schema.MinServerPayload:
 	// every event brig builds fits in it, a terminal one by construction).
 	EventsMaxMsgSize int32
+
+	// SubmitAcks makes BRIG_SUBMIT acknowledge submissions. Off by default,
+	// and no brig command sets it: the server sends an acknowledgement to
+	// whatever reply subject the publisher names, so with acks on, a
+	// client could make the server publish on any subject of brig's
+	// account (docs/design.md §10.2). Only a bus whose every publisher is
+	// trusted may turn it on; unit tests that publish raw submissions do,
+	// to learn their stream sequences.
+	SubmitAcks bool
 }
 
 // Defaults of Config's limits.
@@ -128,6 +137,12 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			MaxBytes:   cfg.SubmitMaxBytes,
 			MaxMsgs:    cfg.SubmitMaxMsgs,
 			Discard:    jetstream.DiscardNew,
+			// Clients publish here, and a stream's acknowledgement goes,
+			// from the server itself, to whatever reply subject the
+			// publisher names: any subject of brig's account
+			// (brig.cancel.<key>, $KV.BRIG_TENANTS.<name>, ...). So the
+			// stream acknowledges nothing (docs/design.md §10.2).
+			NoAck: !cfg.SubmitAcks,
 		},
 		{
 			Name:       schema.StreamWork,

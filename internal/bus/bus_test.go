@@ -80,18 +80,29 @@ func TestEnsureStreamsLimitsOlderStreams(t *testing.T) {
 // full events stream takes the new event and drops the oldest.
 func TestFullStreams(t *testing.T) {
 	t.Parallel()
-	_, _, js := natstest.Start(t)
+	_, nc, js := natstest.Start(t)
 	if err := bus.EnsureStreams(t.Context(), js, bus.Config{SubmitMaxMsgs: 2, EventsMaxMsgs: 2}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
-		_, err := js.Publish(t.Context(), schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}"))
-		if i < 2 && err != nil {
+	// BRIG_SUBMIT acknowledges nothing (NoAck, docs/design.md §10.2): the
+	// third submission is dropped without a word, and the first two stay.
+	for range 3 {
+		if err := nc.Publish(schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
-		if i == 2 && (err == nil || !strings.Contains(err.Error(), "maximum messages")) {
-			t.Errorf("third submission to a queue of 2: %v; want maximum messages exceeded", err)
-		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	submit, err := js.Stream(t.Context(), schema.StreamSubmit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := submit.Info(t.Context()); err != nil || info.State.Msgs != 2 || !info.Config.NoAck {
+		t.Errorf("a queue of 2 after 3 submissions: %v, %+v; want 2 messages, no acks", err, info)
+	}
+	if _, err := js.Publish(t.Context(), schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err == nil {
+		t.Error("a submission was acknowledged: the server would acknowledge to any reply subject a client names")
 	}
 	for _, typ := range []string{schema.EventAccepted, schema.EventStarted, schema.EventResult} {
 		if _, err := js.Publish(t.Context(), schema.EventSubject("default.j1", typ), []byte("{}")); err != nil {

@@ -3,8 +3,8 @@
 // publish or a redelivered job never stores a second terminal event, and as
 // a core-NATS copy on the job's reply_to when it names one outside
 // brig.events.>. Storing a job's terminal event also frees the job's place
-// in its tenant's max_queued (docs/design.md §10.3): every terminal event
-// goes through here.
+// in its tenant's max_queued and its slot in max_running (docs/design.md
+// §10.3): every terminal event goes through here.
 package events
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -30,9 +31,11 @@ type Publisher struct {
 	// Log hears of markers that could not be purged (default: discard).
 	Log *slog.Logger
 
-	// active caches a handle on each tenant's active-job stream (only
-	// streams that exist: a tenant's stream appears with its first job).
-	active sync.Map // tenant → jetstream.Stream
+	// active and running cache a handle on each tenant's active-job and
+	// running stream (only streams that exist: a tenant's stream appears
+	// with its first marker).
+	active  sync.Map // stream name → jetstream.Stream
+	running sync.Map // stream name → jetstream.Stream
 }
 
 // NewPublisher returns a publisher on nc.
@@ -113,10 +116,12 @@ func (p *Publisher) encode(ev *schema.Event, terminal bool) ([]byte, error) {
 // server's max payload.
 const headerRoom = 1024
 
-// release purges the job's marker from its tenant's active-job stream, so
-// that the job no longer counts against the tenant's max_queued. It is
-// best effort: a failure is logged, and the stream's MaxAge frees the
-// place in the end. A tenant without the stream has no markers.
+// release purges the job's markers from its tenant's active-job and
+// running streams, so that the job no longer counts against the tenant's
+// max_queued and max_running (docs/design.md §10.3). It is best effort: a
+// failure is logged, and the streams' MaxAge frees the place in the end.
+// A tenant without a stream has no markers in it. The two purges run at
+// once, so a terminal event costs one round trip more than before, not two.
 func (p *Publisher) release(ctx context.Context, jobKey string) {
 	tenant, _, ok := schema.SplitJobKey(jobKey)
 	if !ok {
@@ -126,36 +131,53 @@ func (p *Publisher) release(ctx context.Context, jobKey string) {
 	// to end; the purge gets its own short deadline.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseWait)
 	defer cancel()
-	stream, err := p.activeStream(ctx, tenant)
-	if err == nil && stream != nil {
-		err = stream.Purge(ctx, jetstream.WithPurgeSubject(schema.ActiveSubject(jobKey)))
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			p.active.Delete(tenant)
-			err = nil
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := p.purge(ctx, &p.active, schema.ActiveStream(tenant), schema.ActiveSubject(jobKey)); err != nil {
+			p.log().Warn("release a job's place in its tenant's max_queued", "job", jobKey, "err", err)
 		}
-	}
-	if err != nil {
-		p.log().Warn("release a job's place in its tenant's max_queued", "job", jobKey, "err", err)
-	}
+	})
+	wg.Go(func() {
+		if err := p.purge(ctx, &p.running, bus.RunningStream(tenant), bus.RunningSubject(jobKey)); err != nil {
+			p.log().Warn("release a job's slot in its tenant's max_running", "job", jobKey, "err", err)
+		}
+	})
+	wg.Wait()
 }
 
 // releaseWait bounds one purge of a marker.
 const releaseWait = 5 * time.Second
 
-// activeStream returns the tenant's active-job stream, or nil when it does
-// not exist.
-func (p *Publisher) activeStream(ctx context.Context, tenant string) (jetstream.Stream, error) {
-	if s, ok := p.active.Load(tenant); ok {
+// purge removes the messages on subject from the named stream, through
+// the handle cached in streams; a stream that does not exist is fine.
+func (p *Publisher) purge(ctx context.Context, streams *sync.Map, name, subject string) error {
+	stream, err := p.stream(ctx, streams, name)
+	if err != nil || stream == nil {
+		return err
+	}
+	err = stream.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		streams.Delete(name)
+		return nil
+	}
+	return err
+}
+
+// stream returns the named stream, or nil when it does not exist. Only
+// streams that exist are cached: a tenant's stream appears with its first
+// marker.
+func (p *Publisher) stream(ctx context.Context, streams *sync.Map, name string) (jetstream.Stream, error) {
+	if s, ok := streams.Load(name); ok {
 		return s.(jetstream.Stream), nil
 	}
-	s, err := p.js.Stream(ctx, schema.ActiveStream(tenant))
+	s, err := p.js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, err
 	}
-	p.active.Store(tenant, s)
+	streams.Store(name, s)
 	return s, nil
 }
 

@@ -80,7 +80,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, resources: newResources(cfg.JS, max(cfg.Replicas, 1))}
+	g := &Gateway{cfg: cfg, resources: newResources(cfg.JS, max(cfg.Replicas, 1), cfg.Logger)}
 	if cfg.Call == nil && cfg.Conn != nil {
 		g.children = newChildren(cfg.Conn, cfg.Logger)
 		g.cfg.Call, g.cfg.Cancel = g.children.run, g.children.cancel

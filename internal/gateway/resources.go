@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -48,18 +49,21 @@ func QueueSubject(tenant, name string) string { return queueSubjectPfx + tenant 
 type resources struct {
 	js       jetstream.JetStream
 	replicas int
+	storage  *storage // the tenants' max_storage_mb
 	mu       sync.Mutex
 	queues   map[string]jetstream.Consumer // by stream name: tenant and queue
 }
 
-func newResources(js jetstream.JetStream, replicas int) *resources {
-	return &resources{js: js, replicas: replicas, queues: map[string]jetstream.Consumer{}}
+func newResources(js jetstream.JetStream, replicas int, log *slog.Logger) *resources {
+	return &resources{js: js, replicas: replicas, storage: newStorage(js, replicas, log),
+		queues: map[string]jetstream.Consumer{}}
 }
 
 // resourceCalls performs one session's calls, on the resources of its
 // job's tenant: a dict or queue it creates counts against its quotas and
 // gets their byte and count caps, with DiscardNew, so that a full one
-// refuses the write (docs/design.md, "Limits").
+// refuses the write (docs/design.md §13.5), and its byte cap counts
+// against its tenant's max_storage_mb (storage.go).
 type resourceCalls struct {
 	*resources
 	s *session
@@ -139,32 +143,45 @@ func (r resourceCalls) dict(ctx context.Context, name string) (jetstream.KeyValu
 	return kv, nil
 }
 
-// createDict creates a dict's bucket with the session's quotas. One that
-// another job created meanwhile keeps its creator's.
+// createDict creates a dict's bucket with the session's quotas, once its
+// bytes are reserved in the tenant's max_storage_mb. One that another job
+// created meanwhile keeps its creator's, and costs this one nothing.
 func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	if err := r.s.takeResource("dict", name); err != nil {
 		return nil, err
 	}
-	q := r.s.q
-	// Creating and capping are one step for brig: the job's session ending
-	// between them would leave a dict without its key cap for good.
+	q, bucket := r.s.q, r.dictBucket(name)
+	// Reserving, creating, capping and giving back are one step for brig:
+	// the job's session ending between them would leave a dict without its
+	// key cap, or a reservation without its dict, for good.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createBudget)
 	defer cancel()
-	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: r.dictBucket(name), Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		return r.js.KeyValue(ctx, r.dictBucket(name))
-	}
+	rel, err := r.storage.reserve(ctx, r.s.tenant, "dict "+name, q.DictMB<<20)
 	if err != nil {
+		if kv, kerr := r.js.KeyValue(ctx, bucket); kerr == nil {
+			return kv, nil // made by another job meanwhile
+		}
+		return nil, err
+	}
+	desc := creation("dict", name, r.s.b.JobID)
+	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: bucket, Description: desc, Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
+	})
+	if err != nil {
+		r.storage.settle(ctx, "KV_"+bucket, desc, rel)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			return r.js.KeyValue(ctx, bucket)
+		}
 		if qe := storeRefusal(err, "dict "+name, q.DictMB<<20, q.DictKeys, "keys"); qe != nil {
 			return nil, qe
 		}
 		return nil, err
 	}
 	// A bucket keeps one message per key, plus a marker per deleted key.
-	if err := bus.CapBucket(ctx, r.js, r.dictBucket(name), q.DictKeys); err != nil {
-		_ = r.js.DeleteKeyValue(ctx, r.dictBucket(name)) // no uncapped dict is left behind
+	if err := bus.CapBucket(ctx, r.js, bucket, q.DictKeys); err != nil {
+		if derr := r.js.DeleteKeyValue(ctx, bucket); derr == nil { // no uncapped dict is left behind
+			rel(ctx)
+		}
 		return nil, fmt.Errorf("cap the keys of dict %s: %w", name, err)
 	}
 	return kv, nil
@@ -263,23 +280,39 @@ func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jet
 	return cons, nil
 }
 
-// createQueue creates a queue's stream with the session's quotas. One
-// that another job created meanwhile keeps its creator's.
+// createQueue creates a queue's stream with the session's quotas, once
+// its bytes are reserved in the tenant's max_storage_mb. One that another
+// job created meanwhile keeps its creator's, and costs this one nothing.
 func (r resourceCalls) createQueue(ctx context.Context, name string) (jetstream.Stream, error) {
 	if err := r.s.takeResource("queue", name); err != nil {
 		return nil, err
 	}
-	q := r.s.q
+	q, sname := r.s.q, r.queueStream(name)
+	// As for a dict: the reservation and the stream go together.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createBudget)
+	defer cancel()
+	rel, err := r.storage.reserve(ctx, r.s.tenant, "queue "+name, q.QueueMB<<20)
+	if err != nil {
+		if stream, serr := r.js.Stream(ctx, sname); serr == nil {
+			return stream, nil // made by another job meanwhile
+		}
+		return nil, err
+	}
+	desc := creation("queue", name, r.s.b.JobID)
 	stream, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: r.queueStream(name), Subjects: []string{QueueSubject(r.s.tenant, name)},
+		Name: sname, Description: desc, Subjects: []string{QueueSubject(r.s.tenant, name)},
 		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
 		MaxBytes: q.QueueMB << 20, MaxMsgs: q.QueueMessages, Discard: jetstream.DiscardNew,
 	})
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return r.js.Stream(ctx, r.queueStream(name))
+	if err != nil {
+		r.storage.settle(ctx, sname, desc, rel)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return r.js.Stream(ctx, sname)
+		}
+		if qe := storeRefusal(err, "queue "+name, q.QueueMB<<20, q.QueueMessages, "values"); qe != nil {
+			return nil, qe
+		}
+		return nil, err
 	}
-	if qe := storeRefusal(err, "queue "+name, q.QueueMB<<20, q.QueueMessages, "values"); qe != nil {
-		return nil, qe
-	}
-	return stream, err
+	return stream, nil
 }

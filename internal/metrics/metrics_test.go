@@ -195,7 +195,7 @@ func TestNil(t *testing.T) {
 
 func TestPollQueues(t *testing.T) {
 	t.Parallel()
-	_, _, js := natstest.Start(t)
+	_, nc, js := natstest.Start(t)
 	ctx := t.Context()
 	reg := prometheus.NewRegistry()
 	m := NewDispatcher(reg)
@@ -226,7 +226,11 @@ func TestPollQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := js.Publish(ctx, schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err != nil {
+	// BRIG_SUBMIT acknowledges nothing: publish and flush.
+	if err := nc.Publish(schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 
