@@ -37,7 +37,7 @@ func decodeStatus(t *testing.T, m *nats.Msg) StatusReply {
 func TestStatus(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, nil)
-	r.addTenant(schema.Tenant{Name: "acme", MaxRunning: 2, MaxQueued: 5, MaxStorageMB: 100, Users: []string{"UKEY"}})
+	r.addTenant(schema.Tenant{Name: "acme", MaxRunning: 2, MaxQueued: 5, MaxStorageMB: 100, Users: []string{"U" + strings.Repeat("K", 55)}})
 	want := StatusReply{Tenant: "acme", MaxRunning: 2, MaxQueued: 5, MaxStorageMB: 100}
 	if got := r.askStatus("acme"); got != want {
 		t.Errorf("before any job: %+v, want %+v", got, want)

@@ -1,6 +1,9 @@
 package schema
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -70,4 +73,33 @@ type Tenant struct {
 	// Users are the public keys of the tenant's credentials; removing the
 	// tenant revokes them.
 	Users []string `json:"users,omitempty"`
+}
+
+// DecodeTenant strictly decodes the record stored under key in
+// TenantsBucket: unknown fields, a name other than the key, negative quotas
+// and users that are not NATS user keys are errors. A record is written
+// only by admin, but it decides quotas and revocation, so a value that is
+// not one brig wrote is never read as a lenient default.
+func DecodeTenant(key string, data []byte) (Tenant, error) {
+	var t Tenant
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return t, fmt.Errorf("tenant %q: %w", key, err)
+	}
+	if dec.More() {
+		return t, fmt.Errorf("tenant %q: data after the record", key)
+	}
+	switch {
+	case t.Name != key:
+		return t, fmt.Errorf("tenant %q: the record names %q", key, t.Name)
+	case t.MaxRunning < 0 || t.MaxQueued < 0 || t.MaxStorageMB < 0:
+		return t, fmt.Errorf("tenant %q: negative quota", key)
+	}
+	for _, u := range t.Users {
+		if len(u) != 56 || u[0] != 'U' {
+			return t, fmt.Errorf("tenant %q: %q is not a user key", key, u)
+		}
+	}
+	return t, nil
 }

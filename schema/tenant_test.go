@@ -1,6 +1,7 @@
 package schema_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/brig-dev/brig/schema"
@@ -92,6 +93,26 @@ func TestReplyToAllowed(t *testing.T) {
 	} {
 		if got := schema.ReplyToAllowed("acme", key, replyTo); got != want {
 			t.Errorf("ReplyToAllowed(%q) = %v, want %v", replyTo, got, want)
+		}
+	}
+}
+
+func TestDecodeTenantIsStrict(t *testing.T) {
+	user := "U" + strings.Repeat("A", 55)
+	if rec, err := schema.DecodeTenant("acme", []byte(`{"name":"acme","max_queued":3,"users":["`+user+`"]}`)); err != nil || rec.MaxQueued != 3 {
+		t.Fatalf("a good record: %+v, %v", rec, err)
+	}
+	for name, data := range map[string]string{
+		"a stream's acknowledgement": `{"stream":"BRIG_SUBMIT","seq":25}`,
+		"no name":                    `{"max_queued":3}`,
+		"another name":               `{"name":"other"}`,
+		"negative quota":             `{"name":"acme","max_running":-1}`,
+		"not a user key":             `{"name":"acme","users":["x"]}`,
+		"trailing data":              `{"name":"acme"} {}`,
+		"not JSON":                   `garbage`,
+	} {
+		if _, err := schema.DecodeTenant("acme", []byte(data)); err == nil {
+			t.Errorf("%s: decoded", name)
 		}
 	}
 }

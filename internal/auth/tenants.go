@@ -83,15 +83,9 @@ func (t *Tenants) get(ctx context.Context, name string) (schema.Tenant, uint64, 
 }
 
 func decodeTenant(entry jetstream.KeyValueEntry) (schema.Tenant, error) {
-	var rec schema.Tenant
-	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return rec, fmt.Errorf("tenant %q: stored record (revision %d): %w", entry.Key(), entry.Revision(), err)
-	}
-	if rec.Name == "" { // as bus.GetTenant reads it
-		rec.Name = entry.Key()
-	}
-	if rec.Name != entry.Key() {
-		return rec, fmt.Errorf("tenant %q: stored record (revision %d) names %q", entry.Key(), entry.Revision(), rec.Name)
+	rec, err := schema.DecodeTenant(entry.Key(), entry.Value())
+	if err != nil {
+		return rec, fmt.Errorf("stored record (revision %d): %w", entry.Revision(), err)
 	}
 	return rec, nil
 }

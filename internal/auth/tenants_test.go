@@ -34,7 +34,7 @@ func TestTenants(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			_, existed, err := tenants.Update(ctx, "acme", func(rec *schema.Tenant, exists bool) error {
-				rec.Users = append(rec.Users, fmt.Sprint("U", i))
+				rec.Users = append(rec.Users, fmt.Sprintf("U%055d", i))
 				return nil
 			})
 			if err != nil || !existed {

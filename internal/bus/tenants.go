@@ -63,12 +63,9 @@ func GetTenant(ctx context.Context, kv jetstream.KeyValue, name string) (*schema
 	case err != nil:
 		return nil, fmt.Errorf("read tenant %q: %w", name, err)
 	}
-	var t schema.Tenant
-	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		return nil, fmt.Errorf("tenant %q: stored record (revision %d) does not decode: %w", name, e.Revision(), err)
-	}
-	if t.Name == "" {
-		t.Name = name
+	t, err := schema.DecodeTenant(name, e.Value())
+	if err != nil {
+		return nil, fmt.Errorf("stored record (revision %d): %w", e.Revision(), err)
 	}
 	return &t, nil
 }

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +29,7 @@ func TestTenantRecords(t *testing.T) {
 	if _, err := bus.GetTenant(ctx, kv, "Not.A.Tenant"); !errors.Is(err, bus.ErrNoTenant) {
 		t.Fatalf("invalid name: %v, want ErrNoTenant", err)
 	}
-	if err := bus.PutTenant(ctx, kv, schema.Tenant{Name: "acme", MaxQueued: 3, Users: []string{"UABC"}}); err != nil {
+	if err := bus.PutTenant(ctx, kv, schema.Tenant{Name: "acme", MaxQueued: 3, Users: []string{"U" + strings.Repeat("A", 55)}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := bus.GetTenant(ctx, kv, "acme")
