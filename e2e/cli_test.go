@@ -123,6 +123,21 @@ func TestCLI(t *testing.T) {
 			t.Errorf("streamed stdout %q, want %q", r.stdout, "before exit\n")
 		}
 	})
+	t.Run("cancel of an unknown id", func(t *testing.T) {
+		t.Parallel()
+		id := newID("cli-typo")
+		r := brigCLI(t, cmd("cancel", client, id)...)
+		wantExit(t, r, 125)
+		if !strings.Contains(r.stderr, "NotFound") {
+			t.Errorf("stderr %q, want it to say NotFound", r.stderr)
+		}
+		// The id is not poisoned: a job with it runs.
+		r = brigCLI(t, cmd("run", client, "--id", id, codeFile(t, `print("fine")`))...)
+		wantExit(t, r, 0)
+		if r.stdout != "fine\n" {
+			t.Errorf("a job with the id after the cancel: stdout %q", r.stdout)
+		}
+	})
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		r := brigCLI(t, cmd("run", client, "--timeout", "1s", codeFile(t, "while True:\n    pass"))...)
@@ -177,8 +192,16 @@ func TestCLI(t *testing.T) {
 			t.Errorf("stdout %q of a job of the admin's function", r.stdout)
 		}
 
-		if r := brigCLI(t, cmd("status", client, "--json")...); r.code == 0 {
-			t.Errorf("brig status with a client credential succeeded:\n%s", clip(r.stdout))
+		// A tenant sees its own view, answered by a dispatcher, and
+		// nothing of the fleet or of other tenants.
+		r = brigCLI(t, cmd("status", client, "--json")...)
+		wantExit(t, r, 0)
+		var own map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &own); err != nil {
+			t.Fatalf("brig status --json as a tenant: %v: %q", err, clip(r.stdout))
+		}
+		if own["tenant"] != "default" || own["workers"] != nil || own["tenants"] != nil || own["streams"] != nil {
+			t.Errorf("brig status as a tenant shows more than its own view:\n%s", clip(r.stdout))
 		}
 		r = brigCLI(t, cmd("status", admin, "--json")...)
 		wantExit(t, r, 0)

@@ -23,7 +23,7 @@ var (
 	ErrInfrastructure = errors.New("brig infrastructure error")
 	// ErrNotFound: Cancel named a job brig has no event of in the
 	// client's tenant; nothing was changed.
-	ErrNotFound = errors.New("job not found")
+	ErrNotFound = errors.New("NotFound")
 )
 
 // JobError is the error of a job that ended in any status but succeeded. It
