@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -92,28 +90,7 @@ func decodeTenant(entry jetstream.KeyValueEntry) (schema.Tenant, error) {
 
 // List returns every tenant's record, sorted by name.
 func (t *Tenants) List(ctx context.Context) ([]schema.Tenant, error) {
-	w, err := t.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	defer w.Stop()
-	var recs []schema.Tenant
-	for {
-		select {
-		case entry := <-w.Updates():
-			if entry == nil { // the end of the stored values
-				slices.SortFunc(recs, func(a, b schema.Tenant) int { return strings.Compare(a.Name, b.Name) })
-				return recs, nil
-			}
-			rec, err := decodeTenant(entry)
-			if err != nil {
-				return nil, err
-			}
-			recs = append(recs, rec)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list tenants: %w", ctx.Err())
-		}
-	}
+	return bus.ListKV(ctx, t.kv, ">", decodeTenant, func(r schema.Tenant) string { return r.Name })
 }
 
 // Update applies edit to tenant name's record (exists false: a zero

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -154,28 +153,14 @@ func (s *Store) ListFor(ctx context.Context, tenant string) ([]schema.Function, 
 }
 
 func (s *Store) list(ctx context.Context, keys string) ([]schema.Function, error) {
-	w, err := s.kv.Watch(ctx, keys, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list functions: %w", err)
-	}
-	defer w.Stop()
-	var fns []schema.Function
-	for {
-		select {
-		case entry := <-w.Updates():
-			if entry == nil { // the end of the stored values
-				slices.SortFunc(fns, func(a, b schema.Function) int { return strings.Compare(a.Name, b.Name) })
-				return fns, nil
-			}
-			fn, err := decodeEntry(entry)
-			if err != nil {
-				return nil, err
-			}
-			fns = append(fns, *fn)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list functions: %w", ctx.Err())
+	decode := func(e jetstream.KeyValueEntry) (schema.Function, error) {
+		fn, err := decodeEntry(e)
+		if err != nil {
+			return schema.Function{}, err
 		}
+		return *fn, nil
 	}
+	return bus.ListKV(ctx, s.kv, keys, decode, func(f schema.Function) string { return f.Name })
 }
 
 // Delete removes the global definition of name; a built-in of that name
