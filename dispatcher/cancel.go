@@ -56,6 +56,9 @@ var errNoJob = errors.New("no such job")
 // with no events at all is answered NotFound and nothing is stored: a
 // cancellation never takes a key before its submission does.
 func (d *Dispatcher) onCancel(m *nats.Msg) {
+	if !d.allowSubject(m.Subject, schema.CancelPrefix) {
+		return
+	}
 	id, ok := schema.KeyFromSubject(m.Subject, schema.CancelPrefix)
 	if !ok {
 		d.reply(m, CancelReply{JobID: id, Error: "invalid job key", ErrorType: schema.ErrInvalidJob})

@@ -149,6 +149,8 @@ type Dispatcher struct {
 	// tenantReplays each tenant's share (MaxTenantReplays).
 	replays       chan struct{}
 	tenantReplays tenantCounts
+	// rate bounds each tenant's requests (ratelimit.go).
+	rate tenantRate
 	// advisoryKeys holds the stream/seq of each advisory being checked.
 	advisoryKeys sync.Map
 

@@ -118,6 +118,9 @@ type PeekReply struct {
 // ignored: answering it would publish where the client says, or show one
 // tenant's job to another.
 func (d *Dispatcher) onReplay(m *nats.Msg) {
+	if !d.allowSubject(m.Subject, schema.ReplayPrefix) {
+		return
+	}
 	rest := strings.TrimPrefix(m.Subject, schema.ReplayPrefix)
 	tenant, _, _ := strings.Cut(rest, ".")
 	if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {

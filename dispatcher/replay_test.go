@@ -385,3 +385,25 @@ func TestTenantReplaysBound(t *testing.T) {
 		t.Fatal("tenant a refused after one of its requests ended")
 	}
 }
+
+// TestTenantRate: a tenant's requests past its burst are refused until
+// the bucket refills, while another tenant's are not.
+func TestTenantRate(t *testing.T) {
+	t.Parallel()
+	var r tenantRate
+	now := time.Now()
+	for i := range TenantRequestBurst {
+		if !r.allow("a", now) {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	if r.allow("a", now) {
+		t.Fatal("a request past the burst allowed")
+	}
+	if !r.allow("b", now) {
+		t.Fatal("another tenant refused")
+	}
+	if !r.allow("a", now.Add(time.Second/TenantRequestRate)) {
+		t.Fatal("refused after the bucket refilled one token")
+	}
+}

@@ -299,7 +299,9 @@ func (d *Dispatcher) release(ctx context.Context, work *schema.Work, held []byte
 	var rej *rejection
 	switch {
 	case errors.As(err, &rej):
-		rec = &schema.Tenant{Name: tenant} // removed since: no limit left to keep
+		// Removed since it was held (brig tenant rm): it ends here; a
+		// removed tenant's jobs must not run, least of all with no limit.
+		return d.endRemoved(ctx, work, tenant, log)
 	case err != nil:
 		return err
 	}
@@ -338,4 +340,17 @@ func (d *Dispatcher) reissue(ctx context.Context, work *schema.Work, held []byte
 		out.Data = held
 	}
 	return out
+}
+
+// endRemoved ends a held job whose tenant was removed while it waited: a
+// terminal error (NotFound) instead of a run, so removing a tenant never
+// releases its held jobs with no limit left (docs/design.md §10.3).
+func (d *Dispatcher) endRemoved(ctx context.Context, work *schema.Work, tenant string, log *slog.Logger) error {
+	ev := &schema.Event{JobID: work.Job.ID, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
+		Error: &schema.ErrorInfo{Type: schema.ErrNotFound, Message: fmt.Sprintf("tenant %s was removed while the job waited for a running slot", tenant)}}
+	if _, err := d.pub.Publish(ctx, ev, work.Job.ReplyTo); err != nil {
+		return err
+	}
+	log.Info("held job of a removed tenant ended", "tenant", tenant)
+	return errEnded
 }

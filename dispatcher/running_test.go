@@ -298,3 +298,38 @@ func (r *rig) checkTokens(tenant string, held []string) {
 		}
 	}
 }
+
+// A held job whose tenant is removed while it waits (brig tenant rm) ends
+// NotFound and is never routed: removing a tenant does not lift its limit.
+func TestHeldJobOfRemovedTenantEnds(t *testing.T) {
+	t.Parallel()
+	const tenant = "gone"
+	r := newRig(t, nil)
+	r.addTenant(schema.Tenant{Name: tenant, MaxRunning: 1})
+	for _, id := range []string{"g-1", "g-2"} {
+		r.settled(publishRaw(t, r.js, schema.SubmitSubject(tenant, "python"), jobData(t, id, "print(1)"), schema.JobKey(tenant, id)))
+	}
+	r.waitFor("one job routed, one held", func() (bool, string) {
+		routed, held := r.routed(tenant), r.heldKeys()
+		return len(routed) == 1 && len(held) == 1, fmt.Sprintf("routed %v, held %v", routed, held)
+	})
+	held := r.heldKeys()[0]
+	kv, err := bus.OpenTenants(t.Context(), r.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(t.Context(), tenant); err != nil {
+		t.Fatal(err)
+	}
+	ev := r.wantTerminal(held, schema.StatusRejected, schema.ErrNotFound, 1)
+	if !strings.Contains(ev.Error.Message, "removed") {
+		t.Errorf("message %q", ev.Error.Message)
+	}
+	r.waitFor("the held job dropped", func() (bool, string) {
+		keys := r.heldKeys()
+		return len(keys) == 0, fmt.Sprintf("held %v", keys)
+	})
+	if routed := r.routed(tenant); len(routed) != 1 {
+		t.Errorf("routed %v after the tenant was removed; want only the first", routed)
+	}
+}

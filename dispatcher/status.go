@@ -72,6 +72,9 @@ func (d *Dispatcher) statusService() nats.MsgHandler {
 // while it looks; with inHand full it answers ErrBusy.
 func (d *Dispatcher) statusHandler(inHand chan struct{}) nats.MsgHandler {
 	return func(m *nats.Msg) {
+		if !d.allowSubject(m.Subject, StatusPrefix) {
+			return
+		}
 		tenant := strings.TrimPrefix(m.Subject, StatusPrefix)
 		if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
 			d.log.Debug("ignoring a status request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)

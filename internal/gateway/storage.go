@@ -63,6 +63,10 @@ func newStorage(js jetstream.JetStream, replicas int, log *slog.Logger) *storage
 
 // limit is tenant's max_storage_mb in bytes; 0 (no limit) for a tenant
 // without a record, or with no limit in it.
+// noTenant is limit's answer for a tenant with no record in a bus that has
+// tenant records.
+const noTenant = -1
+
 func (st *storage) limit(ctx context.Context, tenant string) (int64, error) {
 	st.mu.Lock()
 	c, ok := st.caps[tenant]
@@ -78,7 +82,10 @@ func (st *storage) limit(ctx context.Context, tenant string) (int64, error) {
 	if kv != nil {
 		rec, err := bus.GetTenant(ctx, kv, tenant)
 		switch {
-		case errors.Is(err, bus.ErrNoTenant): // a job of it has no record to bound it
+		case errors.Is(err, bus.ErrNoTenant):
+			// Removed while its job ran (brig tenant rm): its jobs make
+			// nothing more, rather than make it with no cap at all.
+			limit = noTenant
 		case err != nil:
 			return 0, err
 		default:
@@ -134,8 +141,11 @@ func noRelease(context.Context) {}
 // reservation if the creation fails.
 func (st *storage) reserve(ctx context.Context, tenant, what string, bytes int64) (release, error) {
 	limit, err := st.limit(ctx, tenant)
-	if err != nil || limit == 0 {
+	switch {
+	case err != nil || limit == 0:
 		return noRelease, err
+	case limit == noTenant:
+		return nil, quotaErr("cannot create %s: tenant %s has no record (removed?); its jobs create no dicts or queues", what, tenant)
 	}
 	kv, err := st.ledgerBucket(ctx)
 	if err != nil {

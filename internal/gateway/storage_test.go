@@ -109,9 +109,20 @@ func TestTenantStorageCap(t *testing.T) {
 		t.Errorf("%d buckets of %d bytes in all, %d reserved; want 3, 3 MiB, 3 MiB", n, sum, reserved(t, e.js, testTenant))
 	}
 
-	// Another tenant's job on the same gateway: beta has no record, zero no
-	// limit in it.
-	for _, tenant := range []string{"beta", "zero"} {
+	// A tenant with no record (removed while its job ran): nothing is made.
+	{
+		key := "beta.j"
+		cc := dialSock(t, listenOn(t, e.g, key, Binding{Quotas: schema.Quotas{DictMB: 1}}))
+		resp := cc.do(Request{ID: 1, Token: e.Mint(key, "dict:d0:write"), Op: OpDictPut, Name: "d0", Key: "k", Value: json.RawMessage(`1`)})
+		if resp.Error == nil || resp.Error.Type != ErrQuotaExceeded || !strings.Contains(resp.Error.Message, "no record") {
+			t.Errorf("a dict of a tenant with no record: %+v, want QuotaExceeded", resp.Error)
+		}
+		if _, err := e.js.KeyValue(t.Context(), DictBucket("beta", "d0")); !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Errorf("a dict of a tenant with no record: %v, want no bucket", err)
+		}
+	}
+	// A tenant whose record sets no limit.
+	for _, tenant := range []string{"zero"} {
 		key := tenant + ".j"
 		cc := dialSock(t, listenOn(t, e.g, key, Binding{Quotas: schema.Quotas{DictMB: 1}}))
 		var scopes []string
