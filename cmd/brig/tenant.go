@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -368,8 +369,43 @@ func cmdTenantRm(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: tenant %s removed, but not its functions: %v\n", c.name, name, refusal(ctx, err))
 		return exitBrig
 	}
-	fmt.Fprintf(stdout, "removed tenant %s: revoked %d credentials, deleted %d functions\n", name, len(deleted.Users), removed)
+	cancelled, err := cancelActive(ctx, js, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: tenant %s removed, but not all its jobs cancelled: %v\n", c.name, name, refusal(ctx, err))
+		return exitBrig
+	}
+	fmt.Fprintf(stdout, "removed tenant %s: revoked %d credentials, deleted %d functions, cancelled %d jobs\n", name, len(deleted.Users), removed, cancelled)
 	return 0
+}
+
+// cancelActive cancels every job of tenant that was accepted and has not
+// ended (a marker in BRIG_ACTIVE_<tenant>): a removed tenant's jobs stop
+// (docs/design.md §10.3). The cancellations are published without waiting
+// for answers: a dispatcher answers only the tenant's own inboxes.
+func cancelActive(ctx context.Context, js jetstream.JetStream, tenant string) (int, error) {
+	s, err := js.Stream(ctx, schema.ActiveStream(tenant))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(schema.ActivePrefix+tenant+".*"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for subject := range info.State.Subjects {
+		key := strings.TrimPrefix(subject, schema.ActivePrefix)
+		if !schema.ValidJobKey(key) {
+			continue
+		}
+		if err := js.Conn().Publish(schema.CancelSubject(key), nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, js.Conn().FlushWithContext(ctx)
 }
 
 // revoke adds keys to the authority's revocations and pushes the account
