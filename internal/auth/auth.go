@@ -245,8 +245,28 @@ func (a *Authority) Configure(opts *server.Options) error {
 	}
 	opts.TrustedOperators = []*jwt.OperatorClaims{oc}
 	opts.SystemAccount = oc.SystemAccount
-	opts.AccountResolver = resolver
+	opts.AccountResolver = &freshResolver{MemAccResolver: resolver, a: a}
 	return nil
+}
+
+// freshResolver answers a fetch of the BRIG account with a JWT signed now
+// from the authority's current revocations (revoked.json), not the one the
+// server started with. A server fetches an account again when it holds
+// only an incomplete one (a route told it of the account before any user
+// of it connected); a stale JWT would then undo a revocation pushed since
+// (docs/design.md §10.3).
+type freshResolver struct {
+	*server.MemAccResolver
+	a *Authority
+}
+
+func (r *freshResolver) Fetch(name string) (string, error) {
+	if name == r.a.AccountKey() {
+		if token, err := r.a.accountJWT(r.a.account, BrigAccountName, true); err == nil {
+			return token, nil
+		}
+	}
+	return r.MemAccResolver.Fetch(name)
 }
 
 // Role is what a credential is for.
