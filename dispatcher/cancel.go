@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,9 +141,7 @@ func (d *Dispatcher) reply(m *nats.Msg, r CancelReply) {
 	// The answer goes only to an inbox of the key's tenant, as a replay's
 	// does: the dispatcher may publish where a client may not, and the
 	// reply subject is the client's to choose (docs/design.md §10.2).
-	rest := strings.TrimPrefix(m.Subject, schema.CancelPrefix)
-	tenant, _, _ := strings.Cut(rest, ".")
-	if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
+	if _, ok := answerable(m.Subject, schema.CancelPrefix, m.Reply); !ok {
 		if m.Reply != "" {
 			d.log.Debug("not answering a cancellation whose reply subject is not an inbox of the job's tenant", "subject", m.Subject, "reply", m.Reply)
 		}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/brig-dev/brig/schema"
 )
 
 // Bounds of the requests a tenant's clients send the dispatchers: cancel,
@@ -55,11 +57,27 @@ func (r *tenantRate) allow(tenant string, now time.Time) bool {
 	return true
 }
 
+// subjectTenant is the tenant token of a request subject
+// prefix + tenant [+ "." + ...].
+func subjectTenant(subject, prefix string) string {
+	tenant, _, _ := strings.Cut(strings.TrimPrefix(subject, prefix), ".")
+	return tenant
+}
+
+// answerable reports whether reply is a literal inbox of the tenant of the
+// request subject: the only place a dispatcher answers a client's request
+// (docs/design.md §10.2). Anywhere else, answering would publish with the
+// dispatcher's rights where the client says, or show one tenant's job to
+// another.
+func answerable(subject, prefix, reply string) (tenant string, ok bool) {
+	tenant = subjectTenant(subject, prefix)
+	return tenant, schema.ValidTenant(tenant) && inboxSubject(reply) && strings.HasPrefix(reply, schema.InboxPrefix(tenant)+".")
+}
+
 // allowSubject applies allow to the tenant of a request subject
 // (prefix + tenant + ...).
 func (d *Dispatcher) allowSubject(subject, prefix string) bool {
-	tenant, _, _ := strings.Cut(strings.TrimPrefix(subject, prefix), ".")
-	if d.rate.allow(tenant, time.Now()) {
+	if d.rate.allow(subjectTenant(subject, prefix), time.Now()) {
 		return true
 	}
 	d.log.Debug("dropping a request past its tenant's rate", "subject", subject)

@@ -121,9 +121,8 @@ func (d *Dispatcher) onReplay(m *nats.Msg) {
 	if !d.allowSubject(m.Subject, schema.ReplayPrefix) {
 		return
 	}
-	rest := strings.TrimPrefix(m.Subject, schema.ReplayPrefix)
-	tenant, _, _ := strings.Cut(rest, ".")
-	if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
+	tenant, ok := answerable(m.Subject, schema.ReplayPrefix, m.Reply)
+	if !ok {
 		d.log.Debug("ignoring a replay request whose reply subject is not an inbox of the job's tenant", "subject", m.Subject, "reply", m.Reply)
 		return
 	}

@@ -128,7 +128,7 @@ func (d *Dispatcher) takeSlot(ctx context.Context, rec *schema.Tenant, key strin
 			return errors.Join(err, errNoSlot)
 		}
 	case errors.Is(err, jetstream.ErrNoStreamResponse), isStreamNotFound(err):
-		d.setRunning(rec.Name, 0, false) // removed under us: set it up again
+		d.forgetStream(rec.Name, bus.RunningStream(rec.Name))
 		return fmt.Errorf("take a running slot for job %s: %w", key, err)
 	case err != nil:
 		return fmt.Errorf("take a running slot for job %s: %w", key, err)
@@ -177,27 +177,7 @@ func (d *Dispatcher) giveBack(ctx context.Context, tenant, key string) {
 // new ones until enough jobs end. A limit set (or raised from none)
 // counts the jobs routed from then on.
 func (d *Dispatcher) ensureRunning(ctx context.Context, rec *schema.Tenant) error {
-	d.tenants.mu.Lock()
-	e := d.tenants.m[rec.Name]
-	done := e != nil && e.runningSet && e.runningMax == rec.MaxRunning
-	d.tenants.mu.Unlock()
-	if done {
-		return nil
-	}
-	cfg := bus.RunningConfig(rec.Name, rec.MaxRunning, d.cfg.Streams.WithDefaults().Replicas)
-	if _, err := d.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
-	}
-	d.setRunning(rec.Name, rec.MaxRunning, true)
-	return nil
-}
-
-func (d *Dispatcher) setRunning(tenant string, maxRunning int, set bool) {
-	d.tenants.mu.Lock()
-	defer d.tenants.mu.Unlock()
-	if e := d.tenants.m[tenant]; e != nil {
-		e.runningMax, e.runningSet = maxRunning, set
-	}
+	return d.ensureStream(ctx, rec.Name, bus.RunningConfig(rec.Name, rec.MaxRunning, d.cfg.Streams.WithDefaults().Replicas))
 }
 
 // startHeld ensures BRIG_HOLD and its consumer and begins looking at the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,8 +74,8 @@ func (d *Dispatcher) statusHandler(inHand chan struct{}) nats.MsgHandler {
 		if !d.allowSubject(m.Subject, StatusPrefix) {
 			return
 		}
-		tenant := strings.TrimPrefix(m.Subject, StatusPrefix)
-		if !schema.ValidTenant(tenant) || !inboxSubject(m.Reply) || !strings.HasPrefix(m.Reply, schema.InboxPrefix(tenant)+".") {
+		tenant, ok := answerable(m.Subject, StatusPrefix, m.Reply)
+		if !ok {
 			d.log.Debug("ignoring a status request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
 			return
 		}

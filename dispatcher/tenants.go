@@ -33,14 +33,11 @@ const tenantTTL = 5 * time.Second
 type tenantEntry struct {
 	rec    *schema.Tenant
 	readAt time.Time
-	// activeMax is the max_queued the tenant's active stream was set to
-	// by this dispatcher; activeSet whether it was set at all.
-	activeMax int
-	activeSet bool
-	// runningMax and runningSet are the same for the tenant's running
-	// stream (max_running, running.go).
-	runningMax int
-	runningSet bool
+	// streams holds, by name, the MaxMsgs this dispatcher set each of the
+	// tenant's streams to (BRIG_ACTIVE_<t> for max_queued, BRIG_RUNNING_<t>
+	// for max_running), so that a stream is created or updated once per
+	// limit, not per job.
+	streams map[string]int64
 }
 
 // tenantCache holds the records of the tenants this dispatcher has seen.
@@ -89,23 +86,44 @@ func (d *Dispatcher) tenant(ctx context.Context, job *schema.Job, tenant string)
 // that value. Lowering the limit below what the stream holds drops no
 // marker: the stream refuses new ones until enough jobs end.
 func (d *Dispatcher) ensureActive(ctx context.Context, rec *schema.Tenant) error {
+	return d.ensureStream(ctx, rec.Name, bus.ActiveConfig(rec.Name, rec.MaxQueued, d.cfg.Streams.WithDefaults().Replicas))
+}
+
+// ensureStream creates or updates one of tenant's streams to cfg, once for
+// each MaxMsgs this dispatcher sees.
+func (d *Dispatcher) ensureStream(ctx context.Context, tenant string, cfg jetstream.StreamConfig) error {
 	d.tenants.mu.Lock()
-	e := d.tenants.m[rec.Name]
-	done := e != nil && e.activeSet && e.activeMax == rec.MaxQueued
+	e := d.tenants.m[tenant]
+	set, ok := int64(0), false
+	if e != nil {
+		set, ok = e.streams[cfg.Name]
+	}
 	d.tenants.mu.Unlock()
-	if done {
+	if ok && set == cfg.MaxMsgs {
 		return nil
 	}
-	cfg := bus.ActiveConfig(rec.Name, rec.MaxQueued, d.cfg.Streams.WithDefaults().Replicas)
 	if _, err := d.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 	}
 	d.tenants.mu.Lock()
-	if e := d.tenants.m[rec.Name]; e != nil {
-		e.activeMax, e.activeSet = rec.MaxQueued, true
+	if e := d.tenants.m[tenant]; e != nil {
+		if e.streams == nil {
+			e.streams = map[string]int64{}
+		}
+		e.streams[cfg.Name] = cfg.MaxMsgs
 	}
 	d.tenants.mu.Unlock()
 	return nil
+}
+
+// forgetStream makes the next ensureStream of a tenant's stream set it up
+// again: it was removed under us (an admin's cleanup).
+func (d *Dispatcher) forgetStream(tenant, name string) {
+	d.tenants.mu.Lock()
+	if e := d.tenants.m[tenant]; e != nil {
+		delete(e.streams, name)
+	}
+	d.tenants.mu.Unlock()
 }
 
 // hold takes the job's place in its tenant's max_queued: a marker on
@@ -123,12 +141,7 @@ func (d *Dispatcher) hold(ctx context.Context, job *schema.Job, rec *schema.Tena
 	case bus.IsMaxMessages(err):
 		return false, invalid(job, schema.ErrQuotaExceeded, "tenant %s has %d jobs queued or running, its max-queued", rec.Name, rec.MaxQueued)
 	case errors.Is(err, jetstream.ErrNoStreamResponse), isStreamNotFound(err):
-		// Removed under us (an admin's cleanup): set it up again next time.
-		d.tenants.mu.Lock()
-		if e := d.tenants.m[rec.Name]; e != nil {
-			e.activeSet = false
-		}
-		d.tenants.mu.Unlock()
+		d.forgetStream(rec.Name, schema.ActiveStream(rec.Name))
 		return false, fmt.Errorf("hold a place for job %s: %w", key, err)
 	case err != nil:
 		return false, fmt.Errorf("hold a place for job %s: %w", key, err)
