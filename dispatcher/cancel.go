@@ -30,7 +30,7 @@ const MaxCancels = 64
 
 // ErrBusy is the CancelReply error of a cancellation refused because
 // MaxCancels are in hand; the caller should try again.
-const ErrBusy = "busy; try again"
+const ErrBusy = schema.BusyAnswer
 
 // CancelReply answers a request on brig.cancel.<key>.
 type CancelReply struct {

@@ -250,7 +250,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	for subject, handler := range map[string]nats.MsgHandler{
 		schema.CancelPrefix + "*.*":               d.onCancel,
 		schema.ReplayPrefix + "*.*":               d.onReplay,
-		StatusPrefix + "*":                        d.statusService(),
+		schema.StatusPrefix + "*":                 d.statusService(),
 		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
 		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
 	} {

@@ -21,13 +21,6 @@ import (
 // replay's must (§6.1): one tenant never learns of another, and the
 // dispatcher never publishes where a client names outside its inboxes.
 
-// StatusPrefix starts the subject a tenant asks for its status on:
-// brig.status.<tenant>.
-const StatusPrefix = "brig.status."
-
-// StatusSubject is the subject tenant asks for its status on.
-func StatusSubject(tenant string) string { return StatusPrefix + tenant }
-
 // Bounds of the status service (docs/design.md §13.7).
 const (
 	// MaxStatusRequests bounds the status requests one dispatcher has in
@@ -71,10 +64,10 @@ func (d *Dispatcher) statusService() nats.MsgHandler {
 // while it looks; with inHand full it answers ErrBusy.
 func (d *Dispatcher) statusHandler(inHand chan struct{}) nats.MsgHandler {
 	return func(m *nats.Msg) {
-		if !d.allowSubject(m.Subject, StatusPrefix) {
+		if !d.allowSubject(m.Subject, schema.StatusPrefix) {
 			return
 		}
-		tenant, ok := answerable(m.Subject, StatusPrefix, m.Reply)
+		tenant, ok := answerable(m.Subject, schema.StatusPrefix, m.Reply)
 		if !ok {
 			d.log.Debug("ignoring a status request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
 			return

@@ -15,7 +15,7 @@ import (
 // askStatus asks for tenant's status on a connection of that tenant.
 func (r *rig) askStatus(tenant string) StatusReply {
 	r.t.Helper()
-	m, err := tenantConn(r.t, r.url, tenant).RequestWithContext(r.t.Context(), StatusSubject(tenant), nil)
+	m, err := tenantConn(r.t, r.url, tenant).RequestWithContext(r.t.Context(), schema.StatusSubject(tenant), nil)
 	if err != nil {
 		r.t.Fatalf("status of %s: %v", tenant, err)
 	}
@@ -82,12 +82,12 @@ func TestStatusOnlyToInboxes(t *testing.T) {
 	foreign := []string{"_INBOX.default.x", "_INBOX.acmex.y", "_INBOX.acme", "_INBOX.acme.*", "_INBOX.acme.>", "_INBOX.x",
 		"brig.cancel.acme.j1", "$KV.BRIG_TENANTS.acme", ""}
 	for _, reply := range foreign {
-		if err := r.nc.PublishMsg(&nats.Msg{Subject: StatusSubject("acme"), Reply: reply}); err != nil {
+		if err := r.nc.PublishMsg(&nats.Msg{Subject: schema.StatusSubject("acme"), Reply: reply}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A subject of no valid tenant is ignored too.
-	for _, subject := range []string{StatusPrefix + "Acme", StatusPrefix + "x_y"} {
+	for _, subject := range []string{schema.StatusPrefix + "Acme", schema.StatusPrefix + "x_y"} {
 		if err := r.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: "_INBOX.acme.z"}); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestStatusBusy(t *testing.T) {
 	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	r.d.statusHandler(full)(&nats.Msg{Subject: StatusSubject(schema.DefaultTenant), Reply: reply})
+	r.d.statusHandler(full)(&nats.Msg{Subject: schema.StatusSubject(schema.DefaultTenant), Reply: reply})
 	m, err := sub.NextMsg(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)

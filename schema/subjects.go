@@ -15,6 +15,9 @@ const (
 	// ReplayPrefix is where clients ask the dispatchers for a job's stored
 	// events (docs/design.md §6): clients hold no JetStream API (§10).
 	ReplayPrefix = "brig.replay."
+	// StatusPrefix starts the subject a tenant's client asks for its status
+	// on: brig.status.<tenant>.
+	StatusPrefix = "brig.status."
 	// ReplyPrefix starts every reply_to that gets copies of a job's events:
 	// the inboxes clients subscribe to (docs/design.md §10).
 	ReplyPrefix = "_INBOX."
@@ -55,6 +58,14 @@ func EventsFilter(jobKey string) string { return EventsPrefix + jobKey + ".>" }
 // CancelSubject cancels a queued or running job, by its key:
 // brig.cancel.<tenant>.<id>.
 func CancelSubject(jobKey string) string { return CancelPrefix + jobKey }
+
+// StatusSubject is where a client asks the dispatchers for its tenant's
+// quotas and use (docs/design.md §10.3).
+func StatusSubject(tenant string) string { return StatusPrefix + tenant }
+
+// BusyAnswer is the error a dispatcher answers a cancel or status request
+// with when it has too many in hand; the client should ask again.
+const BusyAnswer = "busy; try again"
 
 // ReplaySubject asks a dispatcher for a job's events, or whether it has
 // any, by its key: brig.replay.<tenant>.<id>.

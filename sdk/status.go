@@ -9,14 +9,6 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// statusPrefix starts the subject the dispatchers' status service answers
-// on: brig.status.<tenant> (dispatcher.StatusPrefix).
-const statusPrefix = "brig.status."
-
-// busyAnswer is the error of a status request a dispatcher had no room
-// for (dispatcher.ErrBusy).
-const busyAnswer = "busy; try again"
-
 // Errors of Status.
 var (
 	// ErrNoTenant: the client's tenant has no record; brig refuses its
@@ -49,7 +41,7 @@ type TenantStatus struct {
 // error matching ErrNoTenant; a dispatcher with too many requests in hand
 // answers ErrBusy.
 func (c *Client) Status(ctx context.Context) (*TenantStatus, error) {
-	msg, err := c.request(ctx, statusPrefix+c.tenant, nil)
+	msg, err := c.request(ctx, schema.StatusSubject(c.tenant), nil)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: status of tenant %s: %w", c.tenant, err)
 	}
@@ -64,7 +56,7 @@ func (c *Client) Status(ctx context.Context) (*TenantStatus, error) {
 	switch {
 	case r.ErrorType == schema.ErrNotFound:
 		return nil, fmt.Errorf("sdk: status of tenant %s: %s: %w", c.tenant, r.Error, ErrNoTenant)
-	case r.Error == busyAnswer:
+	case r.Error == schema.BusyAnswer:
 		return nil, fmt.Errorf("sdk: status of tenant %s: %w", c.tenant, ErrBusy)
 	case r.Error != "":
 		return nil, fmt.Errorf("sdk: status of tenant %s: %s", c.tenant, r.Error)
