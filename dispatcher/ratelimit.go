@@ -71,7 +71,7 @@ func subjectTenant(subject, prefix string) string {
 // another.
 func answerable(subject, prefix, reply string) (tenant string, ok bool) {
 	tenant = subjectTenant(subject, prefix)
-	return tenant, schema.ValidTenant(tenant) && inboxSubject(reply) && strings.HasPrefix(reply, schema.InboxPrefix(tenant)+".")
+	return tenant, schema.IsInboxOf(tenant, reply)
 }
 
 // allowSubject applies allow to the tenant of a request subject

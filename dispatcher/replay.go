@@ -157,17 +157,6 @@ func (d *Dispatcher) onReplay(m *nats.Msg) {
 	}()
 }
 
-// inboxSubject reports whether s is a literal subject under _INBOX.
-func inboxSubject(s string) bool {
-	if !strings.HasPrefix(s, schema.ReplyPrefix) || len(s) > schema.MaxReplyToLen {
-		return false
-	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) {
-		return false
-	}
-	return !strings.Contains(s, "..") && !strings.HasSuffix(s, ".")
-}
-
 // decodeReplayRequest strictly decodes a request's body; empty is a follow.
 func decodeReplayRequest(data []byte) (ReplayRequest, error) {
 	var req ReplayRequest

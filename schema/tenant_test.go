@@ -116,3 +116,27 @@ func TestDecodeTenantIsStrict(t *testing.T) {
 		}
 	}
 }
+
+func TestIsInboxOf(t *testing.T) {
+	for subject, want := range map[string]bool{
+		"_INBOX.acme.x":         true,
+		"_INBOX.acme.abc.job-1": true,
+		"_INBOX.acme":           false,
+		"_INBOX.acme.":          false,
+		"_INBOX.acmex.y":        false,
+		"_INBOX.beta.x":         false,
+		"_INBOX.acme.*":         false,
+		"_INBOX.acme.>":         false,
+		"_INBOX.acme..x":        false,
+		"_INBOX.acme.a b":       false,
+		"brig.cancel.acme.x":    false,
+		"_INBOX.acme." + strings.Repeat("x", 300): false,
+	} {
+		if got := schema.IsInboxOf("acme", subject); got != want {
+			t.Errorf("IsInboxOf(acme, %q) = %v, want %v", subject, got, want)
+		}
+	}
+	if schema.IsInboxOf("Acme", "_INBOX.Acme.x") {
+		t.Error("an invalid tenant has an inbox")
+	}
+}

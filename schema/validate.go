@@ -226,6 +226,13 @@ func ReplyToAllowed(tenant, jobKey, replyTo string) bool {
 		strings.HasPrefix(replyTo, EventsPrefix+jobKey+".")
 }
 
+// IsInboxOf reports whether subject is a literal subject under tenant's
+// inbox prefix _INBOX.<tenant>.: where brig may answer or copy to for a
+// client of that tenant (docs/design.md §10.2).
+func IsInboxOf(tenant, subject string) bool {
+	return ValidTenant(tenant) && strings.HasPrefix(subject, InboxPrefix(tenant)+".") && validSubject(subject) == nil
+}
+
 // validSubject accepts a literal NATS subject a job may publish its events to.
 func validSubject(s string) error {
 	switch {
