@@ -9,15 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/brig-dev/brig/internal/creds"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -87,8 +86,8 @@ func WithCreds(file string) Option {
 }
 
 // TenantTag prefixes the JWT tag that names a credential's tenant
-// (internal/auth; NATS lower-cases tags).
-const TenantTag = "brig-tenant:"
+// (brig-tenant:<name>).
+const TenantTag = creds.TenantTag
 
 // CredsTenant returns the tenant a .creds file's user JWT names in its tag
 // brig-tenant:<name>, or "" when it names none (an admin's or a role's).
@@ -97,23 +96,14 @@ func CredsTenant(file string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sdk: read credentials: %w", err)
 	}
-	token, err := jwt.ParseDecoratedJWT(contents)
+	id, err := creds.Parse(contents)
 	if err != nil {
 		return "", fmt.Errorf("sdk: credentials %s: %w", file, err)
 	}
-	claims, err := jwt.DecodeUserClaims(token)
-	if err != nil {
-		return "", fmt.Errorf("sdk: credentials %s: %w", file, err)
+	if id.Tenant != "" && !schema.ValidTenant(id.Tenant) {
+		return "", fmt.Errorf("sdk: credentials %s name an invalid tenant %q", file, id.Tenant)
 	}
-	for _, tag := range claims.Tags {
-		if name, ok := strings.CutPrefix(strings.ToLower(tag), TenantTag); ok {
-			if !schema.ValidTenant(name) {
-				return "", fmt.Errorf("sdk: credentials %s name an invalid tenant %q", file, name)
-			}
-			return name, nil
-		}
-	}
-	return "", nil
+	return id.Tenant, nil
 }
 
 // WithTenant makes the client one of tenant name: its jobs are submitted,

@@ -17,13 +17,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/brig-dev/brig/internal/creds"
 	"github.com/brig-dev/brig/internal/filelock"
 	"github.com/brig-dev/brig/schema"
 )
@@ -380,8 +380,8 @@ func (a *Authority) MintUser(u User) (MintedUser, error) {
 
 // Tags of a user JWT: its role and, for a client, its tenant.
 const (
-	RoleTag   = "brig-role:"
-	TenantTag = "brig-tenant:"
+	RoleTag   = creds.RoleTag
+	TenantTag = creds.TenantTag
 )
 
 // Identity is who a .creds file's credential is, as its JWT says.
@@ -394,25 +394,12 @@ type Identity struct {
 	Tenant string
 }
 
-// ReadCreds reads the identity of a .creds file's credential. It checks
-// the form, not the signature: the server does that.
-func ReadCreds(creds []byte) (Identity, error) {
-	token, err := jwt.ParseDecoratedJWT(creds)
+// ReadCreds reads the identity of a .creds file's credential (creds.Parse).
+// It checks the form, not the signature: the server does that.
+func ReadCreds(data []byte) (Identity, error) {
+	id, err := creds.Parse(data)
 	if err != nil {
-		return Identity{}, fmt.Errorf("auth: not a credentials file: %w", err)
+		return Identity{}, fmt.Errorf("auth: %w", err)
 	}
-	uc, err := jwt.DecodeUserClaims(token)
-	if err != nil {
-		return Identity{}, fmt.Errorf("auth: credentials file: %w", err)
-	}
-	id := Identity{PublicKey: uc.Subject}
-	for _, tag := range uc.Tags { // lower-cased by the jwt package
-		if v, ok := strings.CutPrefix(tag, RoleTag); ok {
-			id.Role = Role(v)
-		}
-		if v, ok := strings.CutPrefix(tag, TenantTag); ok {
-			id.Tenant = v
-		}
-	}
-	return id, nil
+	return Identity{PublicKey: id.PublicKey, Role: Role(id.Role), Tenant: id.Tenant}, nil
 }
