@@ -31,11 +31,10 @@ type Publisher struct {
 	// Log hears of markers that could not be purged (default: discard).
 	Log *slog.Logger
 
-	// active and running cache a handle on each tenant's active-job and
-	// running stream (only streams that exist: a tenant's stream appears
+	// streams caches a handle on each tenant's active-job and running
+	// stream, by name (only streams that exist: a tenant's stream appears
 	// with its first marker).
-	active  sync.Map // stream name → jetstream.Stream
-	running sync.Map // stream name → jetstream.Stream
+	streams sync.Map // stream name → jetstream.Stream
 }
 
 // NewPublisher returns a publisher on nc.
@@ -133,12 +132,12 @@ func (p *Publisher) release(ctx context.Context, jobKey string) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := p.purge(ctx, &p.active, schema.ActiveStream(tenant), schema.ActiveSubject(jobKey)); err != nil {
+		if err := p.purge(ctx, schema.ActiveStream(tenant), schema.ActiveSubject(jobKey)); err != nil {
 			p.log().Warn("release a job's place in its tenant's max_queued", "job", jobKey, "err", err)
 		}
 	})
 	wg.Go(func() {
-		if err := p.purge(ctx, &p.running, bus.RunningStream(tenant), bus.RunningSubject(jobKey)); err != nil {
+		if err := p.purge(ctx, bus.RunningStream(tenant), bus.RunningSubject(jobKey)); err != nil {
 			p.log().Warn("release a job's slot in its tenant's max_running", "job", jobKey, "err", err)
 		}
 	})
@@ -149,15 +148,15 @@ func (p *Publisher) release(ctx context.Context, jobKey string) {
 const releaseWait = 5 * time.Second
 
 // purge removes the messages on subject from the named stream, through
-// the handle cached in streams; a stream that does not exist is fine.
-func (p *Publisher) purge(ctx context.Context, streams *sync.Map, name, subject string) error {
-	stream, err := p.stream(ctx, streams, name)
+// the cached handle; a stream that does not exist is fine.
+func (p *Publisher) purge(ctx context.Context, name, subject string) error {
+	stream, err := p.stream(ctx, name)
 	if err != nil || stream == nil {
 		return err
 	}
 	err = stream.Purge(ctx, jetstream.WithPurgeSubject(subject))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		streams.Delete(name)
+		p.streams.Delete(name)
 		return nil
 	}
 	return err
@@ -166,8 +165,8 @@ func (p *Publisher) purge(ctx context.Context, streams *sync.Map, name, subject 
 // stream returns the named stream, or nil when it does not exist. Only
 // streams that exist are cached: a tenant's stream appears with its first
 // marker.
-func (p *Publisher) stream(ctx context.Context, streams *sync.Map, name string) (jetstream.Stream, error) {
-	if s, ok := streams.Load(name); ok {
+func (p *Publisher) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if s, ok := p.streams.Load(name); ok {
 		return s.(jetstream.Stream), nil
 	}
 	s, err := p.js.Stream(ctx, name)
@@ -177,7 +176,7 @@ func (p *Publisher) stream(ctx context.Context, streams *sync.Map, name string) 
 	case err != nil:
 		return nil, err
 	}
-	streams.Store(name, s)
+	p.streams.Store(name, s)
 	return s, nil
 }
 
