@@ -144,18 +144,7 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			// stream acknowledges nothing (docs/design.md §10.2).
 			NoAck: !cfg.SubmitAcks,
 		},
-		{
-			Name:       schema.StreamWork,
-			Subjects:   []string{schema.WorkPrefix + ">"},
-			Retention:  jetstream.WorkQueuePolicy,
-			Storage:    jetstream.FileStorage,
-			Replicas:   cfg.Replicas,
-			Duplicates: cfg.DedupWindow,
-			MaxBytes:   cfg.WorkMaxBytes,
-			MaxMsgs:    cfg.WorkMaxMsgs,
-			MaxMsgSize: schema.MaxWorkBytes,
-			Discard:    jetstream.DiscardNew,
-		},
+		workQueue(cfg, schema.StreamWork, schema.WorkPrefix+">"),
 		{
 			Name:        schema.StreamEvents,
 			Subjects:    []string{schema.EventsPrefix + ">"},
@@ -170,6 +159,24 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			MaxMsgSize:  cfg.EventsMaxMsgSize,
 			Discard:     jetstream.DiscardOld,
 		},
+	}
+}
+
+// workQueue is the configuration of a stream of Work messages (BRIG_WORK,
+// BRIG_HOLD): a work queue of cfg's Work size, refusing new messages when
+// full. cfg has its defaults.
+func workQueue(cfg Config, name, subject string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{subject},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DedupWindow,
+		MaxBytes:   cfg.WorkMaxBytes,
+		MaxMsgs:    cfg.WorkMaxMsgs,
+		MaxMsgSize: schema.MaxWorkBytes,
+		Discard:    jetstream.DiscardNew,
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/brig-dev/brig/schema"
 )
 
 // A tenant's max_running (docs/design.md §10.3) is kept the way max_queued
@@ -74,18 +72,7 @@ const RunningDedupWindow = 10 * time.Minute
 // BRIG_WORK, whose messages are the very Work messages the jobs will be
 // routed with (so the same MaxMsgSize), refusing new ones when full.
 func HoldConfig(cfg Config) jetstream.StreamConfig {
-	cfg = cfg.WithDefaults()
-	return jetstream.StreamConfig{
-		Name:        StreamHold,
-		Description: "brig: jobs waiting for a running slot of their tenant (max_running)",
-		Subjects:    []string{HoldPrefix + ">"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.DedupWindow,
-		MaxBytes:    cfg.WorkMaxBytes,
-		MaxMsgs:     cfg.WorkMaxMsgs,
-		MaxMsgSize:  schema.MaxWorkBytes,
-		Discard:     jetstream.DiscardNew,
-	}
+	sc := workQueue(cfg.WithDefaults(), StreamHold, HoldPrefix+">")
+	sc.Description = "brig: jobs waiting for a running slot of their tenant (max_running)"
+	return sc
 }
