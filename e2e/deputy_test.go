@@ -29,11 +29,7 @@ func TestNoDeputy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Stop()
-	for ev := range h.Events() {
-		if ev.Type == schema.EventStarted {
-			break
-		}
-	}
+	waitStarted(t, h)
 	forged := schema.EventSubject(b.key("deputy-ghost"), schema.EventAccepted)
 	for _, m := range []*nats.Msg{
 		// The stream's acknowledgement of a submission, aimed at B's job.

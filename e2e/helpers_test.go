@@ -76,6 +76,21 @@ func runJob(t *testing.T, job schema.Job) (*schema.Event, error) {
 	return ev, err
 }
 
+// waitStarted reads h's events until the job has started; a job that ends
+// first fails the test.
+func waitStarted(t *testing.T, h *sdk.Handle) {
+	t.Helper()
+	for ev := range h.Events() {
+		switch {
+		case ev.Type == schema.EventStarted:
+			return
+		case schema.IsTerminal(ev.Type):
+			t.Fatalf("job %s ended before it started: %s", h.ID, brief(&ev))
+		}
+	}
+	t.Fatalf("job %s: its events ended before it started", h.ID)
+}
+
 // startedOn returns a job's started event, read through c (jobID is the
 // id within c's tenant).
 func startedOn(t *testing.T, c *sdk.Client, jobID string) schema.Event {

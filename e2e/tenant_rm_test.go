@@ -22,11 +22,7 @@ func TestTenantRmStopsItsJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Stop()
-	for ev := range h.Events() {
-		if ev.Type == schema.EventStarted {
-			break
-		}
-	}
+	waitStarted(t, h)
 	r := brigCLI(t, "tenant", "rm", u.name, "--server", stack.URL(), "--creds", stack.AdminCreds, "--auth-dir", stack.Auth.Dir())
 	wantExit(t, r, 0)
 	if !strings.Contains(r.stdout, "cancelled 1 jobs") {
