@@ -44,11 +44,7 @@ type Config struct {
 	// Streams sizes the streams this dispatcher ensures.
 	Streams bus.Config
 	// MaxDeliver is how often a submission is tried before it ends in a
-	// terminal Infrastructure error (default 8: with Backoff doubling from
-	// 500ms the tries span about a minute, so the loss of a NATS node and
-	// the leader elections of the streams it led, during which JetStream
-	// answers "insufficient resources" or nothing, end no job; 5 tries, 7.5
-	// s, ended 20 jobs of 300 in the cluster test).
+	// terminal Infrastructure error (default 5).
 	MaxDeliver int
 	// AckWait is how long a submission may be in flight (default 30s).
 	AckWait time.Duration
@@ -92,7 +88,7 @@ func (c Config) WithDefaults() Config {
 		c.NoWorkerWait = time.Minute
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 8
+		c.MaxDeliver = 5
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
