@@ -577,7 +577,12 @@ func (d *Dispatcher) noWorkerLooks() int {
 }
 
 // workers returns the live workers, read from the registry at most once a
-// second.
+// second. When the registry cannot be read, the last list read within
+// staleWorkers stands in: listing the bucket takes a consumer, and while a
+// NATS node of a cluster is down JetStream refuses that with "insufficient
+// resources" for as long as the node stays down (seen for over a minute in
+// the cluster test), while routing itself works. A stale list routes a job
+// to a pool that had a worker moments ago; its Work then waits there.
 func (d *Dispatcher) workers(ctx context.Context) ([]registry.Worker, error) {
 	d.seenMu.Lock()
 	defer d.seenMu.Unlock()
@@ -586,11 +591,19 @@ func (d *Dispatcher) workers(ctx context.Context) ([]registry.Worker, error) {
 	}
 	ws, err := d.registry.List(ctx)
 	if err != nil {
+		if d.seen != nil && time.Since(d.seenAt) < staleWorkers {
+			d.log.Debug("registry unreadable; routing on the last list read", "age", time.Since(d.seenAt), "err", err)
+			return d.seen, nil
+		}
 		return nil, err
 	}
 	d.seen, d.seenAt = ws, time.Now()
 	return ws, nil
 }
+
+// staleWorkers bounds how old a list of workers may be to stand in for an
+// unreadable registry (docs/design.md §13.7).
+const staleWorkers = 5 * time.Minute
 
 // workMessage builds the work message of a job, its credential minted at
 // now, and checks its size on the very bytes that will be sent: decoding
