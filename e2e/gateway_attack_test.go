@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
@@ -33,7 +34,7 @@ func runOK(t *testing.T, what string, job schema.Job) *schema.Event {
 }
 
 // TestGatewayAttackReuseInflightCalls is finding 5: in reuse mode, a job
-// leaves gateway.MaxConns queue.get calls in flight (100 s timeouts, each
+// leaves gatewayproto.MaxConns queue.get calls in flight (100 s timeouts, each
 // on its own connection) and exits. The next job in the same container
 // must be served at once, and lose nothing.
 func TestGatewayAttackReuseInflightCalls(t *testing.T) {
@@ -59,7 +60,7 @@ for i in range(%d):
 time.sleep(1)
 print("left", %d, "gets waiting")
 os._exit(0)
-`, q, gateway.MaxConns, gateway.MaxConns), scopes...)
+`, q, gatewayproto.MaxConns, gatewayproto.MaxConns), scopes...)
 	hog.Function = fn.Name
 	runOK(t, "hog", hog)
 
@@ -71,7 +72,7 @@ for i in range(%d):
 got = [q.get(timeout=5) for i in range(%d)]
 print(got, round(time.monotonic() - t0, 2))
 assert got == list(range(%d)), got
-`, q, gateway.MaxConns, gateway.MaxConns, gateway.MaxConns), scopes...)
+`, q, gatewayproto.MaxConns, gatewayproto.MaxConns, gatewayproto.MaxConns), scopes...)
 	next.Function = fn.Name
 	begin := time.Now()
 	runOK(t, "next job in the reused container", next)

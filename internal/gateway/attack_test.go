@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -51,8 +52,8 @@ func TestCallDuplicateIsAnError(t *testing.T) {
 			return nil, fmt.Errorf("job id %s already exists", job.ID)
 		}
 	})
-	resp := e.dial().do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f", TimeoutMS: 5000})
-	wantError(t, resp, ErrCallFailed, "already exists")
+	resp := e.dial().do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f", TimeoutMS: 5000})
+	wantError(t, resp, gatewayproto.ErrCallFailed, "already exists")
 	if resp.Value != nil {
 		t.Fatalf("a duplicate answered with %s", resp.Value)
 	}
@@ -66,8 +67,8 @@ func TestCallTimeoutCancelsChild(t *testing.T) {
 		c.Call = blockingCall(started)
 	})
 	begin := time.Now()
-	resp := e.dial().do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f", TimeoutMS: 1500})
-	wantError(t, resp, ErrTimeout, "out of time")
+	resp := e.dial().do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f", TimeoutMS: 1500})
+	wantError(t, resp, gatewayproto.ErrTimeout, "out of time")
 	child := <-started
 	e.wantCancelled(child, "a call that timed out")
 	if d := time.Since(begin); d > 4*time.Second {
@@ -109,34 +110,35 @@ func TestCallWithinQuota(t *testing.T) {
 	})
 	c := e.dial()
 	tok := e.Mint(testJob, "function:f:call")
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpCall, Name: "f"}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "f"}))
-	wantError(t, c.do(Request{ID: 3, Token: tok, Op: OpCall, Name: "f"}), ErrQuotaExceeded, "at most 2 child jobs")
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpCall, Name: "f"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "f"}))
+	wantError(t, c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpCall, Name: "f"}), gatewayproto.ErrQuotaExceeded, "at most 2 child jobs")
 }
 
 // TestResetEndsInFlightCalls is finding 5 of issue 10: a job leaves
-// MaxConns queue.get calls waiting (100 s each) and exits. Reset must end
-// them all and free every connection slot before it returns, so that the
-// next job's calls work at once; a value a cancelled get took is not lost.
+// gatewayproto.MaxConns queue.get calls waiting (100 s each) and exits.
+// Reset must end them all and free every connection slot before it
+// returns, so that the next job's calls work at once; a value a cancelled
+// get took is not lost.
 func TestResetEndsInFlightCalls(t *testing.T) {
 	e := startEnv(t, nil)
 	first := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	setup := e.dial()
-	wantOK(t, setup.do(Request{ID: 1, Token: first, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`0`)}))
-	wantOK(t, setup.do(Request{ID: 2, Token: first, Op: OpQueueGet, Name: "q"}))
+	wantOK(t, setup.do(gatewayproto.Request{ID: 1, Token: first, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`0`)}))
+	wantOK(t, setup.do(gatewayproto.Request{ID: 2, Token: first, Op: gatewayproto.OpQueueGet, Name: "q"}))
 	setup.c.Close()
 	// Let that connection go before taking every slot.
 	waitFor(t, func() bool { return e.ln.openConns() == 0 })
-	for i := range MaxConns {
+	for i := range gatewayproto.MaxConns {
 		c := e.dial()
 		c.send(fmt.Sprintf(`{"id":%d,"token":"%s","op":"queue.get","name":"q","timeout_ms":100000}`, i+10, first))
 	}
-	waitFor(t, func() bool { return e.ln.inFlight() == MaxConns })
+	waitFor(t, func() bool { return e.ln.inFlight() == gatewayproto.MaxConns })
 
 	begin := time.Now()
 	e.ln.Reset()
 	if d := time.Since(begin); d > 3*time.Second {
-		t.Fatalf("Reset took %v with %d calls in flight", d, MaxConns)
+		t.Fatalf("Reset took %v with %d calls in flight", d, gatewayproto.MaxConns)
 	}
 	if n := e.ln.openConns(); n != 0 {
 		t.Fatalf("%d connections still hold slots after Reset", n)
@@ -145,13 +147,13 @@ func TestResetEndsInFlightCalls(t *testing.T) {
 	next := e.Mint(testJob2, "queue:q:put", "queue:q:get")
 	// Every slot is free: the next job opens them all, and each works.
 	var conns []*rawConn
-	for i := range MaxConns {
+	for i := range gatewayproto.MaxConns {
 		c := e.dial()
-		wantOK(t, c.do(Request{ID: int64(i), Token: next, Op: OpQueuePut, Name: "q", Value: json.RawMessage(fmt.Sprint(i))}))
+		wantOK(t, c.do(gatewayproto.Request{ID: int64(i), Token: next, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(fmt.Sprint(i))}))
 		conns = append(conns, c)
 	}
-	for i := range MaxConns {
-		resp := conns[i].do(Request{ID: 99, Token: next, Op: OpQueueGet, Name: "q", TimeoutMS: 2000})
+	for i := range gatewayproto.MaxConns {
+		resp := conns[i].do(gatewayproto.Request{ID: 99, Token: next, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 2000})
 		wantOK(t, resp)
 		if !resp.Found || string(resp.Value) != fmt.Sprint(i) {
 			t.Fatalf("get %d after Reset: %+v %s", i, resp, resp.Value)
@@ -197,7 +199,7 @@ func TestRateLimit(t *testing.T) {
 	e := startEnv(t, quota.bind)
 	c := e.dial()
 	bad := e.Mint(testJob) // every call denied
-	const sent = RequestBurst + 300
+	const sent = gatewayproto.RequestBurst + 300
 	var batch strings.Builder // sent at once: the server sees them as fast as it can read
 	for i := range sent {
 		fmt.Fprintf(&batch, `{"id":%d,"token":"%s","op":"dict.get","name":"d","key":"k"}`+"\n", i+1, bad)
@@ -210,7 +212,7 @@ func TestRateLimit(t *testing.T) {
 		switch {
 		case resp.Error != nil && resp.Error.Type == schema.ErrAuthError:
 			denied++
-		case resp.Error != nil && resp.Error.Type == ErrRateLimited:
+		case resp.Error != nil && resp.Error.Type == gatewayproto.ErrRateLimited:
 			rateLimited++
 			if !strings.Contains(resp.Error.Message, "requests a second") {
 				t.Fatalf("rate limit error %+v", resp.Error)
@@ -219,10 +221,10 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("response %+v", resp)
 		}
 	}
-	refilled := int(time.Since(begin).Seconds()*RequestRate) + 1
-	if denied < RequestBurst || denied > RequestBurst+refilled || rateLimited == 0 {
+	refilled := int(time.Since(begin).Seconds()*gatewayproto.RequestRate) + 1
+	if denied < gatewayproto.RequestBurst || denied > gatewayproto.RequestBurst+refilled || rateLimited == 0 {
 		t.Fatalf("%d denied, %d rate limited in %v: want the burst of %d served (and up to %d refilled), then refusals",
-			denied, rateLimited, time.Since(begin), RequestBurst, refilled)
+			denied, rateLimited, time.Since(begin), gatewayproto.RequestBurst, refilled)
 	}
 	if len(e.denials()) != denied {
 		t.Fatalf("%d denials reported for %d denied requests", len(e.denials()), denied)
@@ -230,8 +232,10 @@ func TestRateLimit(t *testing.T) {
 	if limited := quota.refusals(); len(limited) != rateLimited {
 		t.Errorf("OnQuotaExceeded told of %d refusals, want %d", len(limited), rateLimited)
 	}
-	time.Sleep(100 * time.Millisecond) // RequestRate/10 tokens come back
-	wantError(t, c.do(Request{ID: 1, Token: bad, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "not granted")
+	// The refill is what is tested: a tenth of a second gives back
+	// RequestRate/10 tokens, so the next request is served.
+	time.Sleep(100 * time.Millisecond)
+	wantError(t, c.do(gatewayproto.Request{ID: 1, Token: bad, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "not granted")
 }
 
 func TestTokenBucket(t *testing.T) {
@@ -273,30 +277,32 @@ func TestDictQuota(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:big:write", "dict:many:write")
 	value := json.RawMessage(`"` + strings.Repeat("x", 100<<10) + `"`)
-	var resp *Response
+	var resp *gatewayproto.Response
 	n := 0
 	for ; n < 20; n++ {
-		resp = c.do(Request{ID: int64(n), Token: tok, Op: OpDictPut, Name: "big", Key: fmt.Sprint("k", n), Value: value})
+		resp = c.do(gatewayproto.Request{ID: int64(n), Token: tok, Op: gatewayproto.OpDictPut, Name: "big", Key: fmt.Sprint("k", n), Value: value})
 		if !resp.OK {
 			break
 		}
 	}
-	wantError(t, resp, ErrQuotaExceeded, "dict big is full: it holds at most 1 MiB")
+	wantError(t, resp, gatewayproto.ErrQuotaExceeded, "dict big is full: it holds at most 1 MiB")
 	if n < 8 || n > 10 {
 		t.Fatalf("%d values of 100 KiB went into a 1 MiB dict", n)
 	}
-	wantOK(t, c.do(Request{ID: 50, Token: tok, Op: OpDictPut, Name: "big", Key: "k0", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 50, Token: tok, Op: gatewayproto.OpDictPut, Name: "big", Key: "k0", Value: json.RawMessage(`1`)}))
 
 	for n = 0; n < 1100; n++ {
-		resp = c.do(Request{ID: int64(n), Token: tok, Op: OpDictPut, Name: "many", Key: fmt.Sprint("k", n), Value: json.RawMessage(`1`)})
+		resp = c.do(gatewayproto.Request{ID: int64(n), Token: tok, Op: gatewayproto.OpDictPut, Name: "many", Key: fmt.Sprint("k", n), Value: json.RawMessage(`1`)})
 		if !resp.OK {
 			break
 		}
 		if n%100 == 99 {
-			time.Sleep(time.Second * 100 / RequestRate) // stay within the rate
+			// Stay within the rate (the bucket refills meanwhile): the test
+			// is about the dict's key cap, not the rate limit.
+			time.Sleep(time.Second * 100 / gatewayproto.RequestRate)
 		}
 	}
-	wantError(t, resp, ErrQuotaExceeded, "dict many is full: it holds at most 1000 keys")
+	wantError(t, resp, gatewayproto.ErrQuotaExceeded, "dict many is full: it holds at most 1000 keys")
 	if n != 1000 {
 		t.Fatalf("%d keys went into a dict of 1000", n)
 	}
@@ -317,26 +323,26 @@ func TestQueueQuota(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "queue:big:put", "queue:many:put", "queue:many:get")
 	value := json.RawMessage(`"` + strings.Repeat("x", 100<<10) + `"`)
-	var resp *Response
+	var resp *gatewayproto.Response
 	n := 0
 	for ; n < 20; n++ {
-		if resp = c.do(Request{ID: int64(n), Token: tok, Op: OpQueuePut, Name: "big", Value: value}); !resp.OK {
+		if resp = c.do(gatewayproto.Request{ID: int64(n), Token: tok, Op: gatewayproto.OpQueuePut, Name: "big", Value: value}); !resp.OK {
 			break
 		}
 	}
-	wantError(t, resp, ErrQuotaExceeded, "queue big is full: it holds at most 1 MiB")
+	wantError(t, resp, gatewayproto.ErrQuotaExceeded, "queue big is full: it holds at most 1 MiB")
 	for n = 0; n < 60; n++ {
-		if resp = c.do(Request{ID: int64(n), Token: tok, Op: OpQueuePut, Name: "many", Value: json.RawMessage(`1`)}); !resp.OK {
+		if resp = c.do(gatewayproto.Request{ID: int64(n), Token: tok, Op: gatewayproto.OpQueuePut, Name: "many", Value: json.RawMessage(`1`)}); !resp.OK {
 			break
 		}
 	}
-	wantError(t, resp, ErrQuotaExceeded, "queue many is full: it holds at most 50 values")
+	wantError(t, resp, gatewayproto.ErrQuotaExceeded, "queue many is full: it holds at most 50 values")
 	if n != 50 {
 		t.Fatalf("%d values went into a queue of 50", n)
 	}
 	// Taking one makes room for one.
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueueGet, Name: "many"}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueuePut, Name: "many", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueueGet, Name: "many"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "many", Value: json.RawMessage(`1`)}))
 }
 
 // TestResourcesQuota: a job creates at most its quota of dicts and
@@ -349,16 +355,16 @@ func TestResourcesQuota(t *testing.T) {
 		scopes = append(scopes, fmt.Sprintf("dict:d%d:write", i), fmt.Sprintf("queue:q%d:put", i))
 	}
 	tok := e.Mint(testJob, scopes...)
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d0", Key: "k", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueuePut, Name: "q0", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 3, Token: tok, Op: OpDictPut, Name: "d1", Key: "k", Value: json.RawMessage(`1`)}))
-	wantError(t, c.do(Request{ID: 4, Token: tok, Op: OpQueuePut, Name: "q1", Value: json.RawMessage(`1`)}),
-		ErrQuotaExceeded, "at most 3 dicts and queues (quota resources)")
-	wantError(t, c.do(Request{ID: 5, Token: tok, Op: OpDictPut, Name: "d2", Key: "k", Value: json.RawMessage(`1`)}),
-		ErrQuotaExceeded, "quota resources")
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d0", Key: "k", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpDictPut, Name: "d1", Key: "k", Value: json.RawMessage(`1`)}))
+	wantError(t, c.do(gatewayproto.Request{ID: 4, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q1", Value: json.RawMessage(`1`)}),
+		gatewayproto.ErrQuotaExceeded, "at most 3 dicts and queues (quota resources)")
+	wantError(t, c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpDictPut, Name: "d2", Key: "k", Value: json.RawMessage(`1`)}),
+		gatewayproto.ErrQuotaExceeded, "quota resources")
 	// Existing ones still take writes.
-	wantOK(t, c.do(Request{ID: 6, Token: tok, Op: OpDictPut, Name: "d0", Key: "k2", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 7, Token: tok, Op: OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 6, Token: tok, Op: gatewayproto.OpDictPut, Name: "d0", Key: "k2", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 7, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
 	if _, err := e.js.Stream(t.Context(), QueueStream(testTenant, "q1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("queue past the quota: stream lookup %v, want not found", err)
 	}
@@ -416,19 +422,19 @@ func (l *Listener) inFlight() int {
 // quotaRecorder collects the refusals a binding hears of (OnQuotaExceeded).
 type quotaRecorder struct {
 	mu  sync.Mutex
-	got []*Error
+	got []*gatewayproto.Error
 }
 
 // bind is a startEnv option that records into r.
 func (r *quotaRecorder) bind(_ *Config, b *Binding) {
-	b.OnQuotaExceeded = func(qe *Error) {
+	b.OnQuotaExceeded = func(qe *gatewayproto.Error) {
 		r.mu.Lock()
 		r.got = append(r.got, qe)
 		r.mu.Unlock()
 	}
 }
 
-func (r *quotaRecorder) refusals() []*Error {
+func (r *quotaRecorder) refusals() []*gatewayproto.Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.got)

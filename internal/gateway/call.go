@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -22,20 +23,20 @@ import (
 // id is new and unguessable (childID), so its answer can come from no other
 // job. When the call ends before the child does (it timed out, or the job's
 // binding was reset or closed), the child is cancelled, queued or running.
-func (l *Listener) call(ctx context.Context, s *session, req *Request) *Response {
+func (l *Listener) call(ctx context.Context, s *session, req *gatewayproto.Request) *gatewayproto.Response {
 	if l.g.cfg.Call == nil {
-		return &Response{Error: &Error{Type: ErrCallFailed, Message: "function calls are not available on this worker"}}
+		return &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrCallFailed, Message: "function calls are not available on this worker"}}
 	}
 	claims, _ := token.Verify(req.Token, l.g.cfg.Keys(ctx), time.Now()) // checked in authorize
 	if claims == nil {
-		return &Response{Error: &Error{Type: ErrCallFailed, Message: "token no longer valid"}}
+		return &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrCallFailed, Message: "token no longer valid"}}
 	}
 	if len(req.Args) > 0 && !json.Valid(req.Args) {
 		return invalid("args are not JSON")
 	}
 	left := timeLeft(ctx)
 	if left < time.Second {
-		return &Response{Error: &Error{Type: ErrTimeout, Message: "too little time left for a call"}}
+		return &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrTimeout, Message: "too little time left for a call"}}
 	}
 	_, parent, _ := schema.SplitJobKey(s.b.JobID) // valid: authorize checked the token's key against it
 	job := schema.Job{
@@ -66,13 +67,13 @@ func (l *Listener) call(ctx context.Context, s *session, req *Request) *Response
 		if ctx.Err() != nil {
 			return result(nil, false, ctx.Err())
 		}
-		return &Response{Error: &Error{Type: ErrCallFailed, Message: "call: " + errString(err)}}
+		return &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrCallFailed, Message: "call: " + errString(err)}}
 	}
 	data, err := schema.MarshalEvent(ev)
 	if err != nil {
-		return &Response{Error: &Error{Type: ErrCallFailed, Message: err.Error()}}
+		return &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrCallFailed, Message: err.Error()}}
 	}
-	return &Response{OK: true, Found: true, Value: data}
+	return &gatewayproto.Response{OK: true, Found: true, Value: data}
 }
 
 // CancelTimeout bounds the cancellation of a child whose call ended first.

@@ -16,6 +16,7 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/schema"
@@ -87,7 +88,7 @@ func TestChildCallInTenant(t *testing.T) {
 	tok := keys.Mint(testJob, "function:python:call")
 
 	// A child that ends: the call answers with its terminal event.
-	resp := c.do(Request{ID: 1, Token: tok, Op: OpCall, Name: "python", Code: "answer", TimeoutMS: 20_000})
+	resp := c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpCall, Name: "python", Code: "answer", TimeoutMS: 20_000})
 	wantOK(t, resp)
 	var ev schema.Event
 	if err := json.Unmarshal(resp.Value, &ev); err != nil {
@@ -104,8 +105,8 @@ func TestChildCallInTenant(t *testing.T) {
 
 	// A child still queued when its call runs out of time: cancelled in
 	// the tenant.
-	resp = c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "python", Code: "stay queued", TimeoutMS: 2500})
-	wantError(t, resp, ErrTimeout, "out of time")
+	resp = c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "python", Code: "stay queued", TimeoutMS: 2500})
+	wantError(t, resp, gatewayproto.ErrTimeout, "out of time")
 	key := wantSubmitted(t, submissions, "")
 	if end := terminalEvent(t, js, key); end.Status != schema.StatusCancelled {
 		t.Fatalf("the child of a call that timed out ended %+v, want cancelled", end)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -138,7 +139,7 @@ type Binding struct {
 	OnDenied func(schema.AuthError)
 	// OnQuotaExceeded, when set, is told of every call refused for a
 	// quota or the request rate, at once.
-	OnQuotaExceeded func(*Error)
+	OnQuotaExceeded func(*gatewayproto.Error)
 }
 
 // Listener is one job's socket.
@@ -182,7 +183,7 @@ func (l *Listener) newSession(b Binding) *session {
 	// calls anyway, since no token names an invalid key.
 	tenant, _, _ := schema.SplitJobKey(b.JobID)
 	return &session{b: b, tenant: tenant, q: b.Quotas.WithDefaults(), ctx: ctx, cancel: cancel,
-		rate: newTokenBucket(RequestRate, RequestBurst, time.Now())}
+		rate: newTokenBucket(gatewayproto.RequestRate, gatewayproto.RequestBurst, time.Now())}
 }
 
 // Listen creates the socket at path (mode 0666, so that the job's uid may
@@ -201,7 +202,7 @@ func (g *Gateway) Listen(ctx context.Context, path string, b Binding) (*Listener
 	// lives until Close (a prewarmed container's socket waits for its job).
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Listener{g: g, ln: ln, path: path, ctx: lctx, cancel: cancel,
-		slots: make(chan struct{}, MaxConns), conns: map[net.Conn]chan struct{}{}}
+		slots: make(chan struct{}, gatewayproto.MaxConns), conns: map[net.Conn]chan struct{}{}}
 	l.cur = l.newSession(b)
 	l.wg.Add(1)
 	go l.accept()
@@ -322,11 +323,12 @@ func (l *Listener) accept() {
 	}
 }
 
-// refuse answers a connection past MaxConns with one QuotaExceeded
-// response, which the job's binding hears of like any other refusal.
+// refuse answers a connection past gatewayproto.MaxConns with one
+// QuotaExceeded response, which the job's binding hears of like any other
+// refusal.
 func (l *Listener) refuse(conn net.Conn) {
-	resp := &Response{Error: &Error{Type: ErrQuotaExceeded,
-		Message: fmt.Sprintf("more than %d connections to the gateway at once", MaxConns)}}
+	resp := &gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrQuotaExceeded,
+		Message: fmt.Sprintf("more than %d connections to the gateway at once", gatewayproto.MaxConns)}}
 	l.mu.Lock()
 	s := l.cur
 	l.mu.Unlock()
@@ -343,13 +345,13 @@ func (l *Listener) refuse(conn net.Conn) {
 // once its response is written, and offered again otherwise.
 func (l *Listener) serve(conn net.Conn) {
 	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	sc.Buffer(make([]byte, 64<<10), gatewayproto.MaxLineBytes)
 	for sc.Scan() {
 		s := l.session()
-		resp := l.handle(s, sc.Bytes())
-		_, err := conn.Write(encodeResponse(resp))
-		if resp.settle != nil {
-			resp.settle(err == nil)
+		r := l.handle(s, sc.Bytes())
+		_, err := conn.Write(encodeResponse(r.Response))
+		if r.settle != nil {
+			r.settle(err == nil)
 		}
 		s.done()
 		if err != nil {
@@ -357,16 +359,15 @@ func (l *Listener) serve(conn net.Conn) {
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
-		_, _ = conn.Write(encodeResponse(&Response{Error: &Error{Type: ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", MaxLineBytes)}}))
+		_, _ = conn.Write(encodeResponse(&gatewayproto.Response{Error: &gatewayproto.Error{Type: gatewayproto.ErrInvalidRequest, Message: fmt.Sprintf("request longer than %d bytes", gatewayproto.MaxLineBytes)}}))
 	}
 }
 
-// encodeResponse is resp as one line, without HTML escaping: what the job
-// stored comes back byte for byte.
-func encodeResponse(resp *Response) []byte {
-	data, err := schema.Marshal(resp)
+// encodeResponse is resp as one line (gatewayproto.EncodeResponse).
+func encodeResponse(resp *gatewayproto.Response) []byte {
+	data, err := gatewayproto.EncodeResponse(resp)
 	if err != nil { // a Value that is not JSON: never stored by a gateway
-		data, _ = schema.Marshal(&Response{ID: resp.ID, Error: &Error{Type: ErrCallFailed, Message: "cannot encode the response: " + err.Error()}})
+		data, _ = gatewayproto.EncodeResponse(&gatewayproto.Response{ID: resp.ID, Error: &gatewayproto.Error{Type: gatewayproto.ErrCallFailed, Message: "cannot encode the response: " + err.Error()}})
 	}
-	return append(data, '\n')
+	return data
 }

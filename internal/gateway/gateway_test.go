@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/token"
@@ -134,20 +135,20 @@ func (r *rawConn) send(line string) {
 	}
 }
 
-// recv reads one Response, or returns the read error.
-func (r *rawConn) recv() (*Response, error) {
+// recv reads one gatewayproto.Response, or returns the read error.
+func (r *rawConn) recv() (*gatewayproto.Response, error) {
 	line, err := r.rd.ReadBytes('\n')
 	if err != nil {
 		return nil, err
 	}
-	var resp Response
+	var resp gatewayproto.Response
 	if err := json.Unmarshal(line, &resp); err != nil {
 		r.t.Fatalf("response %q: %v", line, err)
 	}
 	return &resp, nil
 }
 
-func (r *rawConn) mustRecv() *Response {
+func (r *rawConn) mustRecv() *gatewayproto.Response {
 	r.t.Helper()
 	resp, err := r.recv()
 	if err != nil {
@@ -157,7 +158,7 @@ func (r *rawConn) mustRecv() *Response {
 }
 
 // do sends req and returns its response.
-func (r *rawConn) do(req Request) *Response {
+func (r *rawConn) do(req gatewayproto.Request) *gatewayproto.Response {
 	r.t.Helper()
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -167,7 +168,7 @@ func (r *rawConn) do(req Request) *Response {
 	return r.mustRecv()
 }
 
-func wantError(t *testing.T, resp *Response, typ, contains string) {
+func wantError(t *testing.T, resp *gatewayproto.Response, typ, contains string) {
 	t.Helper()
 	if resp.OK || resp.Error == nil {
 		t.Fatalf("response %+v: want a %s error", resp, typ)
@@ -177,7 +178,7 @@ func wantError(t *testing.T, resp *Response, typ, contains string) {
 	}
 }
 
-func wantOK(t *testing.T, resp *Response) {
+func wantOK(t *testing.T, resp *gatewayproto.Response) {
 	t.Helper()
 	if !resp.OK || resp.Error != nil {
 		t.Fatalf("response %+v (error %+v): want ok", resp, resp.Error)
@@ -188,19 +189,19 @@ func TestDictRoundTrip(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
-	resp := c.do(Request{ID: 1, Token: tok, Op: OpDictGet, Name: "d", Key: "k"})
+	resp := c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"})
 	wantOK(t, resp)
 	if resp.ID != 1 || resp.Found {
 		t.Fatalf("get before put: %+v", resp)
 	}
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`{"a":[1,2]}`)}))
-	resp = c.do(Request{ID: 3, Token: tok, Op: OpDictGet, Name: "d", Key: "k"})
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`{"a":[1,2]}`)}))
+	resp = c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"})
 	wantOK(t, resp)
 	if resp.ID != 3 || !resp.Found || string(resp.Value) != `{"a":[1,2]}` {
 		t.Fatalf("get after put: %+v value %s", resp, resp.Value)
 	}
-	wantOK(t, c.do(Request{ID: 4, Token: tok, Op: OpDictDelete, Name: "d", Key: "k"}))
-	if resp := c.do(Request{ID: 5, Token: tok, Op: OpDictGet, Name: "d", Key: "k"}); !resp.OK || resp.Found {
+	wantOK(t, c.do(gatewayproto.Request{ID: 4, Token: tok, Op: gatewayproto.OpDictDelete, Name: "d", Key: "k"}))
+	if resp := c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}); !resp.OK || resp.Found {
 		t.Fatalf("get after delete: %+v", resp)
 	}
 	if d := e.denials(); len(d) != 0 {
@@ -213,8 +214,8 @@ func TestUnknownOp(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read")
 	for _, op := range []string{"dict.list", "", "DICT.GET", "dict.get ", strings.Repeat("x", 1000)} {
-		resp := c.do(Request{ID: 7, Token: tok, Op: op, Name: "d", Key: "k"})
-		wantError(t, resp, ErrInvalidRequest, "unknown operation")
+		resp := c.do(gatewayproto.Request{ID: 7, Token: tok, Op: op, Name: "d", Key: "k"})
+		wantError(t, resp, gatewayproto.ErrInvalidRequest, "unknown operation")
 		if resp.ID != 7 {
 			t.Errorf("op %q: id %d, want 7", op, resp.ID)
 		}
@@ -232,13 +233,13 @@ func TestInvalidName(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get", "function:f:call")
 	for _, tt := range []struct{ op, name string }{
-		{OpDictGet, "d.x"}, {OpDictPut, "d.x"}, {OpDictDelete, "a.b"},
-		{OpDictGet, ""}, {OpDictGet, "-d"}, {OpDictGet, "d*"}, {OpDictGet, ">"}, {OpDictGet, "d x"},
-		{OpDictGet, strings.Repeat("d", 65)}, {OpDictGet, "dé"},
-		{OpQueuePut, "q.x"}, {OpQueueGet, "q.>"}, {OpCall, "f.g"}, {OpCall, ""},
+		{gatewayproto.OpDictGet, "d.x"}, {gatewayproto.OpDictPut, "d.x"}, {gatewayproto.OpDictDelete, "a.b"},
+		{gatewayproto.OpDictGet, ""}, {gatewayproto.OpDictGet, "-d"}, {gatewayproto.OpDictGet, "d*"}, {gatewayproto.OpDictGet, ">"}, {gatewayproto.OpDictGet, "d x"},
+		{gatewayproto.OpDictGet, strings.Repeat("d", 65)}, {gatewayproto.OpDictGet, "dé"},
+		{gatewayproto.OpQueuePut, "q.x"}, {gatewayproto.OpQueueGet, "q.>"}, {gatewayproto.OpCall, "f.g"}, {gatewayproto.OpCall, ""},
 	} {
-		resp := c.do(Request{ID: 3, Token: tok, Op: tt.op, Name: tt.name, Key: "k", Value: json.RawMessage(`1`)})
-		wantError(t, resp, ErrInvalidRequest, "is not valid")
+		resp := c.do(gatewayproto.Request{ID: 3, Token: tok, Op: tt.op, Name: tt.name, Key: "k", Value: json.RawMessage(`1`)})
+		wantError(t, resp, gatewayproto.ErrInvalidRequest, "is not valid")
 	}
 	if d := e.denials(); len(d) != 0 {
 		t.Fatalf("an invalid request was reported as a denial: %+v", d)
@@ -249,16 +250,16 @@ func TestInvalidKey(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
-	bad := []string{"", ".", ".k", "k.", "a..b", "a b", "*", ">", "a.*", "a.>", "é", "a\nb", strings.Repeat("k", MaxKeyLen+1)}
+	bad := []string{"", ".", ".k", "k.", "a..b", "a b", "*", ">", "a.*", "a.>", "é", "a\nb", strings.Repeat("k", gatewayproto.MaxKeyLen+1)}
 	for _, key := range bad {
-		for _, op := range []string{OpDictGet, OpDictPut, OpDictDelete} {
-			resp := c.do(Request{ID: 4, Token: tok, Op: op, Name: "d", Key: key, Value: json.RawMessage(`1`)})
-			wantError(t, resp, ErrInvalidRequest, "is not valid")
+		for _, op := range []string{gatewayproto.OpDictGet, gatewayproto.OpDictPut, gatewayproto.OpDictDelete} {
+			resp := c.do(gatewayproto.Request{ID: 4, Token: tok, Op: op, Name: "d", Key: key, Value: json.RawMessage(`1`)})
+			wantError(t, resp, gatewayproto.ErrInvalidRequest, "is not valid")
 		}
 	}
-	for _, key := range []string{"a.b", "x/y=z_-1", strings.Repeat("k", MaxKeyLen)} {
-		wantOK(t, c.do(Request{ID: 5, Token: tok, Op: OpDictPut, Name: "d", Key: key, Value: json.RawMessage(`1`)}))
-		if resp := c.do(Request{ID: 6, Token: tok, Op: OpDictGet, Name: "d", Key: key}); !resp.OK || !resp.Found {
+	for _, key := range []string{"a.b", "x/y=z_-1", strings.Repeat("k", gatewayproto.MaxKeyLen)} {
+		wantOK(t, c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: key, Value: json.RawMessage(`1`)}))
+		if resp := c.do(gatewayproto.Request{ID: 6, Token: tok, Op: gatewayproto.OpDictGet, Name: "d", Key: key}); !resp.OK || !resp.Found {
 			t.Fatalf("key %q: %+v", key, resp)
 		}
 	}
@@ -269,14 +270,14 @@ func TestUnknownFieldAndGarbage(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read")
 	c.send(`{"id":9,"token":"` + tok + `","op":"dict.get","name":"d","key":"k","scopes":["dict:x:write"]}`)
-	wantError(t, c.mustRecv(), ErrInvalidRequest, "unknown field")
+	wantError(t, c.mustRecv(), gatewayproto.ErrInvalidRequest, "unknown field")
 	for _, line := range []string{"not json", "", "[1,2]", `{"id":"x"}`, `{"id":1`, "\x00\xff"} {
 		c.send(line)
 		resp := c.mustRecv()
-		wantError(t, resp, ErrInvalidRequest, "malformed request")
+		wantError(t, resp, gatewayproto.ErrInvalidRequest, "malformed request")
 	}
 	// The connection still works.
-	resp := c.do(Request{ID: 10, Token: tok, Op: OpDictGet, Name: "d", Key: "k"})
+	resp := c.do(gatewayproto.Request{ID: 10, Token: tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"})
 	wantOK(t, resp)
 	if resp.ID != 10 {
 		t.Fatalf("id %d, want 10", resp.ID)
@@ -288,11 +289,11 @@ func TestValueSize(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:write", "queue:q:put")
 	value := func(n int) json.RawMessage { return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`) }
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: value(MaxValueBytes)}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: value(MaxValueBytes)}))
-	wantError(t, c.do(Request{ID: 3, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: value(MaxValueBytes + 1)}), ErrInvalidRequest, "larger than")
-	wantError(t, c.do(Request{ID: 4, Token: tok, Op: OpQueuePut, Name: "q", Value: value(MaxValueBytes + 1)}), ErrInvalidRequest, "larger than")
-	wantError(t, c.do(Request{ID: 5, Token: tok, Op: OpDictPut, Name: "d", Key: "k"}), ErrInvalidRequest, "not JSON")
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: value(gatewayproto.MaxValueBytes)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: value(gatewayproto.MaxValueBytes)}))
+	wantError(t, c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: value(gatewayproto.MaxValueBytes + 1)}), gatewayproto.ErrInvalidRequest, "larger than")
+	wantError(t, c.do(gatewayproto.Request{ID: 4, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: value(gatewayproto.MaxValueBytes + 1)}), gatewayproto.ErrInvalidRequest, "larger than")
+	wantError(t, c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k"}), gatewayproto.ErrInvalidRequest, "not JSON")
 }
 
 func TestLineTooLong(t *testing.T) {
@@ -301,15 +302,15 @@ func TestLineTooLong(t *testing.T) {
 	tok := e.Mint(testJob, "dict:d:write")
 	// Write from another goroutine: the gateway stops reading at the limit.
 	go func() {
-		_, _ = c.c.Write([]byte(`{"id":1,"token":"` + tok + `","op":"dict.put","name":"d","key":"k","value":"` + strings.Repeat("x", MaxLineBytes) + "\"}\n"))
+		_, _ = c.c.Write([]byte(`{"id":1,"token":"` + tok + `","op":"dict.put","name":"d","key":"k","value":"` + strings.Repeat("x", gatewayproto.MaxLineBytes) + "\"}\n"))
 	}()
 	resp := c.mustRecv()
-	wantError(t, resp, ErrInvalidRequest, "longer than")
+	wantError(t, resp, gatewayproto.ErrInvalidRequest, "longer than")
 	if _, err := c.recv(); err == nil {
 		t.Fatal("the connection stayed open after an over-long line")
 	}
 	// Other connections are unaffected.
-	wantOK(t, e.dial().do(Request{ID: 2, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
+	wantOK(t, e.dial().do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
 }
 
 func TestDenials(t *testing.T) {
@@ -338,7 +339,7 @@ func TestDenials(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(e.denials())
-			resp := e.dial().do(Request{ID: 8, Token: tt.tok, Op: OpDictGet, Name: "d", Key: "k"})
+			resp := e.dial().do(gatewayproto.Request{ID: 8, Token: tt.tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"})
 			wantError(t, resp, schema.ErrAuthError, tt.want)
 			if resp.ID != 8 || resp.Error.Resource != "dict:d" || resp.Error.Action != "read" {
 				t.Fatalf("denial %+v", resp.Error)
@@ -363,7 +364,7 @@ func TestCall(t *testing.T) {
 	})
 	c := e.dial()
 	tok := e.Mint(testJob, "function:f:call", "dict:d:read")
-	resp := c.do(Request{ID: 1, Token: tok, Op: OpCall, Name: "f", Code: "print(1)", Args: json.RawMessage(`[1]`), TimeoutMS: 5000})
+	resp := c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpCall, Name: "f", Code: "print(1)", Args: json.RawMessage(`[1]`), TimeoutMS: 5000})
 	wantOK(t, resp)
 	var ev schema.Event
 	if err := json.Unmarshal(resp.Value, &ev); err != nil || ev.Status != schema.StatusSucceeded || string(ev.Output) != `{"r":1}` {
@@ -377,9 +378,9 @@ func TestCall(t *testing.T) {
 		got.Timeout > 5000 || got.Timeout < 4000 {
 		t.Fatalf("child job %+v", got)
 	}
-	wantError(t, c.do(Request{ID: 2, Token: tok, Op: OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
 	// A caller with only function scopes makes a restricted child.
-	wantOK(t, c.do(Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"}))
 	if !isChildID(got.ID, testID) || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
 		t.Fatalf("child job %+v", got)
 	}
@@ -388,8 +389,8 @@ func TestCall(t *testing.T) {
 func TestCallWithoutCaller(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
-	wantError(t, c.do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"}), ErrCallFailed, "not available")
-	wantError(t, c.do(Request{ID: 2, Token: e.Mint(testJob), Op: OpCall, Name: "f"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"}), gatewayproto.ErrCallFailed, "not available")
+	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: e.Mint(testJob), Op: gatewayproto.OpCall, Name: "f"}), schema.ErrAuthError, "not granted")
 }
 
 func TestQueue(t *testing.T) {
@@ -397,17 +398,17 @@ func TestQueue(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	for i, v := range []string{`1`, `"two"`, `{"three":3}`} {
-		wantOK(t, c.do(Request{ID: int64(i), Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(v)}))
+		wantOK(t, c.do(gatewayproto.Request{ID: int64(i), Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(v)}))
 	}
 	for _, want := range []string{`1`, `"two"`, `{"three":3}`} {
-		resp := c.do(Request{ID: 9, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 2000})
+		resp := c.do(gatewayproto.Request{ID: 9, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 2000})
 		wantOK(t, resp)
 		if !resp.Found || string(resp.Value) != want {
 			t.Fatalf("get: %+v %s, want %s", resp, resp.Value, want)
 		}
 	}
 	start := time.Now()
-	resp := c.do(Request{ID: 10, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 300})
+	resp := c.do(gatewayproto.Request{ID: 10, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 300})
 	wantOK(t, resp)
 	if resp.Found {
 		t.Fatalf("get on an empty queue: %+v", resp)
@@ -422,10 +423,10 @@ func TestMaxConns(t *testing.T) {
 	e := startEnv(t, quota.bind)
 	tok := e.Mint(testJob)
 	var conns []*rawConn
-	for range MaxConns {
+	for range gatewayproto.MaxConns {
 		c := e.dial()
 		// A round trip proves the gateway took the connection.
-		wantError(t, c.do(Request{ID: 1, Token: tok, Op: "nope", Name: "d"}), ErrInvalidRequest, "unknown operation")
+		wantError(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: "nope", Name: "d"}), gatewayproto.ErrInvalidRequest, "unknown operation")
 		conns = append(conns, c)
 	}
 	// One more is told why, and closed.
@@ -433,44 +434,32 @@ func TestMaxConns(t *testing.T) {
 	_, _ = extra.c.Write([]byte(`{"id":1,"op":"nope","name":"d"}` + "\n")) // may fail: refused
 	resp, err := extra.recv()
 	if err != nil {
-		t.Fatalf("connection %d: no answer (%v), want a QuotaExceeded one", MaxConns+1, err)
+		t.Fatalf("connection %d: no answer (%v), want a QuotaExceeded one", gatewayproto.MaxConns+1, err)
 	}
-	wantError(t, resp, ErrQuotaExceeded, "connections")
+	wantError(t, resp, gatewayproto.ErrQuotaExceeded, "connections")
 	if resp, err := extra.recv(); err == nil {
-		t.Fatalf("connection %d was served: %+v", MaxConns+1, resp)
+		t.Fatalf("connection %d was served: %+v", gatewayproto.MaxConns+1, resp)
 	}
-	if refused := quota.refusals(); len(refused) != 1 || refused[0].Type != ErrQuotaExceeded {
+	if refused := quota.refusals(); len(refused) != 1 || refused[0].Type != gatewayproto.ErrQuotaExceeded {
 		t.Errorf("the binding heard of %v, want the one refused connection (QuotaExceeded blame)", refused)
 	}
 	conns[0].c.Close()
 	// The freed slot is given back once the gateway sees the close.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c := e.dial()
-		_, _ = c.c.Write([]byte(`{"id":2,"op":"nope","name":"d"}` + "\n"))
-		resp, err := c.recv()
-		if err == nil && resp.Error.Type != ErrQuotaExceeded {
-			wantError(t, resp, ErrInvalidRequest, "unknown operation")
-			break
-		}
-		c.c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("no connection accepted after one was closed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return e.ln.openConns() < gatewayproto.MaxConns })
+	c := e.dial()
+	wantError(t, c.do(gatewayproto.Request{ID: 2, Op: "nope", Name: "d"}), gatewayproto.ErrInvalidRequest, "unknown operation")
 }
 
 func TestClose(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
 	tok := e.Mint(testJob, "queue:q:get", "queue:q:put")
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q"}))
 	// One connection idle, one waiting in a long queue.get.
 	waiting := e.dial()
 	waiting.send(`{"id":3,"token":"` + tok + `","op":"queue.get","name":"q","timeout_ms":8000}`)
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool { return e.ln.inFlight() == 1 })
 	done := make(chan struct{})
 	go func() { e.ln.Close(); close(done) }()
 	select {
@@ -509,6 +498,8 @@ func TestCloseWhileConnecting(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop := make(chan struct{})
+		connected := make(chan struct{}) // closed at the first connection of the round
+		var once sync.Once
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var held []net.Conn
@@ -527,10 +518,12 @@ func TestCloseWhileConnecting(t *testing.T) {
 					mu.Lock()
 					held = append(held, c) // kept open until the round ends
 					mu.Unlock()
+					once.Do(func() { close(connected) })
 				}
 			})
 		}
-		time.Sleep(time.Millisecond)
+		// Close while the clients are connecting, not before they begin.
+		<-connected
 		done := make(chan struct{})
 		go func() { ln.Close(); close(done) }()
 		var hung bool
@@ -560,7 +553,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
 	kv, err := e.js.KeyValue(t.Context(), DictBucket(testTenant, "d"))
 	if err != nil {
 		t.Fatal(err)
@@ -578,8 +571,8 @@ func TestNonJSONStoredValue(t *testing.T) {
 	}
 
 	qtok := e.Mint(testJob, "queue:q:put", "queue:q:get")
-	wantOK(t, c.do(Request{ID: 3, Token: qtok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 4, Token: qtok, Op: OpQueueGet, Name: "q"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: qtok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 4, Token: qtok, Op: gatewayproto.OpQueueGet, Name: "q"}))
 	if _, err := e.js.Publish(t.Context(), QueueSubject(testTenant, "q"), []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
@@ -598,22 +591,19 @@ func TestNonJSONStoredValue(t *testing.T) {
 func TestQueueGetBeforeFirstPut(t *testing.T) {
 	e := startEnv(t, nil)
 	tok := e.Mint(testJob, "queue:fresh:put", "queue:fresh:get")
+	consumer := e.dial()
+	consumer.send(`{"id":2,"token":"` + tok + `","op":"queue.get","name":"fresh","timeout_ms":3000}`)
+	// The get has made the queue and waits on its consumer: put only now.
+	waitFor(t, func() bool {
+		_, err := e.js.Consumer(t.Context(), QueueStream(testTenant, "fresh"), queueConsumer)
+		return err == nil
+	})
 	producer := e.dial()
-	put := make(chan struct{})
-	go func() {
-		defer close(put)
-		time.Sleep(300 * time.Millisecond)
-		producer.send(`{"id":1,"token":"` + tok + `","op":"queue.put","name":"fresh","value":42}`)
-	}()
-	start := time.Now()
-	resp := e.dial().do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "fresh", TimeoutMS: 3000})
-	took := time.Since(start)
-	<-put
-	wantOK(t, producer.mustRecv())
+	wantOK(t, producer.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueuePut, Name: "fresh", Value: json.RawMessage(`42`)}))
+	resp := consumer.mustRecv()
 	wantOK(t, resp)
-	if !resp.Found || string(resp.Value) != "42" {
-		t.Fatalf("queue.get with a 3s timeout on a queue not yet created returned %+v after %v, want 42 at ~300ms",
-			resp, took.Round(time.Millisecond))
+	if resp.ID != 2 || !resp.Found || string(resp.Value) != "42" {
+		t.Fatalf("queue.get with a 3s timeout on a queue not yet created, then put 42: %+v", resp)
 	}
 }
 
@@ -623,11 +613,11 @@ func TestHugeTimeout(t *testing.T) {
 	e := startEnv(t, func(_ *Config, b *Binding) { b.Deadline = time.Now().Add(1500 * time.Millisecond) })
 	c := e.dial()
 	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q"}))
 	for _, ms := range []int64{math.MaxInt64, math.MaxInt64 / 1000} {
-		resp := c.do(Request{ID: 3, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: ms})
-		if resp.Found || resp.Error != nil && resp.Error.Type != ErrTimeout {
+		resp := c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: ms})
+		if resp.Found || resp.Error != nil && resp.Error.Type != gatewayproto.ErrTimeout {
 			t.Errorf("timeout_ms %d: %+v %+v, want an empty get (or a Timeout) at the deadline", ms, resp, resp.Error)
 		}
 	}
@@ -644,7 +634,7 @@ func TestCallInLongJob(t *testing.T) {
 			return &schema.Event{JobID: job.ID, Type: schema.EventResult, Status: schema.StatusSucceeded}, nil
 		}
 	})
-	resp := e.dial().do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"})
+	resp := e.dial().do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"})
 	if !resp.OK || !called {
 		t.Fatalf("call without timeout_ms in a job with an hour left: %+v", resp.Error)
 	}
@@ -695,7 +685,7 @@ func FuzzHandle(f *testing.F) {
 		l := &Listener{g: g, ctx: t.Context()}
 		s := l.newSession(Binding{JobID: testJob, Deadline: time.Now().Add(time.Minute),
 			OnDenied: func(ae schema.AuthError) { denied = append(denied, ae) }})
-		resp := l.handle(s, line)
+		resp := l.handle(s, line).Response
 		if resp == nil || resp.OK || resp.Error == nil {
 			t.Fatalf("handle(%q) = %+v: want an error", line, resp)
 		}
@@ -712,7 +702,7 @@ func FuzzHandle(f *testing.F) {
 				t.Fatalf("denied resource %q action %q: %v", resp.Error.Resource, resp.Error.Action, err)
 			}
 			_ = sc
-		case ErrInvalidRequest:
+		case gatewayproto.ErrInvalidRequest:
 			if len(denied) != 0 {
 				t.Fatalf("invalid request reported as denied: %+v", denied)
 			}
@@ -722,7 +712,7 @@ func FuzzHandle(f *testing.F) {
 
 		// requiredScope alone: whatever it accepts is a scope ParseScope
 		// accepts, and it names the request's resource.
-		var req Request
+		var req gatewayproto.Request
 		if json.Unmarshal(line, &req) != nil {
 			return
 		}
@@ -745,15 +735,16 @@ func TestAbandonedGetLosesNothing(t *testing.T) {
 	e := startEnv(t, nil)
 	tok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	c := e.dial()
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`0`)}))
-	wantOK(t, c.do(Request{ID: 2, Token: tok, Op: OpQueueGet, Name: "q"}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`0`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q"}))
 	abandoned := e.dial()
 	abandoned.send(`{"id":3,"token":"` + tok + `","op":"queue.get","name":"q","timeout_ms":1500}`)
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool { return e.ln.inFlight() == 1 })
+	// The gateway learns of the hang-up only when it writes the answer:
+	// nothing to wait for before the put, which the abandoned get races.
 	abandoned.c.Close()
-	time.Sleep(100 * time.Millisecond)
-	wantOK(t, c.do(Request{ID: 4, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`42`)}))
-	resp := c.do(Request{ID: 5, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 3000})
+	wantOK(t, c.do(gatewayproto.Request{ID: 4, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`42`)}))
+	resp := c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 3000})
 	wantOK(t, resp)
 	if !resp.Found || string(resp.Value) != "42" {
 		t.Fatalf("the value put after a get was abandoned went to the abandoned get: %+v", resp)
@@ -766,11 +757,11 @@ func TestAbandonedGetLosesNothing(t *testing.T) {
 func TestHalfClose(t *testing.T) {
 	e := startEnv(t, nil)
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write", "queue:q:put", "queue:q:get")
-	for _, req := range []Request{
-		{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)},
-		{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`2`)},
-		{ID: 3, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 2000},
-		{ID: 4, Token: tok, Op: OpQueueGet, Name: "q", TimeoutMS: 300},
+	for _, req := range []gatewayproto.Request{
+		{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)},
+		{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`2`)},
+		{ID: 3, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 2000},
+		{ID: 4, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q", TimeoutMS: 300},
 	} {
 		c := e.dial()
 		data, err := json.Marshal(req)
@@ -798,20 +789,20 @@ func TestResetBetweenJobs(t *testing.T) {
 	e := startEnv(t, nil)
 	first := e.Mint(testJob, "dict:d:write", "dict:d:read")
 	old := e.dial()
-	wantOK(t, old.do(Request{ID: 1, Token: first, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
+	wantOK(t, old.do(gatewayproto.Request{ID: 1, Token: first, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
 
 	e.ln.Reset()
 	if resp, err := old.recv(); err == nil {
 		t.Fatalf("the first job's connection still answers after Reset: %+v", resp)
 	}
-	wantError(t, e.dial().do(Request{ID: 2, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "no job")
+	wantError(t, e.dial().do(gatewayproto.Request{ID: 2, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "no job")
 
 	var nextDenied []schema.AuthError
 	e.ln.Bind(Binding{JobID: testJob2, Deadline: time.Now().Add(time.Minute),
 		OnDenied: func(ae schema.AuthError) { nextDenied = append(nextDenied, ae) }})
 	// The first job's token, leaked to the second, speaks for no one.
-	wantError(t, e.dial().do(Request{ID: 3, Token: first, Op: OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "another job")
-	wantOK(t, e.dial().do(Request{ID: 4, Token: e.Mint(testJob2, "dict:d:read"), Op: OpDictGet, Name: "d", Key: "k"}))
+	wantError(t, e.dial().do(gatewayproto.Request{ID: 3, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "another job")
+	wantOK(t, e.dial().do(gatewayproto.Request{ID: 4, Token: e.Mint(testJob2, "dict:d:read"), Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}))
 	if len(nextDenied) != 1 || len(e.denials()) != 0 {
 		t.Errorf("denials: first job %+v, second job %+v; want none and one", e.denials(), nextDenied)
 	}

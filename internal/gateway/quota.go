@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/brig-dev/brig/internal/gatewayproto"
 )
 
 // tokenBucket limits a session's request rate: it holds up to burst
@@ -50,7 +52,7 @@ func quotaErr(format string, args ...any) error {
 
 // overQuota tells the binding of a refusal for a quota or the rate, and
 // returns resp.
-func (s *session) overQuota(resp *Response) *Response {
+func (s *session) overQuota(resp *gatewayproto.Response) *gatewayproto.Response {
 	if s.b.OnQuotaExceeded != nil {
 		s.b.OnQuotaExceeded(resp.Error)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 )
 
 // Names of the JetStream objects behind a job's resources.
@@ -165,7 +166,7 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 	}
 	desc := creation("dict", name, r.s.b.JobID)
 	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: bucket, Description: desc, Replicas: r.replicas, MaxValueSize: MaxValueBytes, MaxBytes: q.DictMB << 20,
+		Bucket: bucket, Description: desc, Replicas: r.replicas, MaxValueSize: gatewayproto.MaxValueBytes, MaxBytes: q.DictMB << 20,
 	})
 	if err != nil {
 		r.storage.settle(ctx, "KV_"+bucket, desc, rel)
@@ -301,7 +302,7 @@ func (r resourceCalls) createQueue(ctx context.Context, name string) (jetstream.
 	desc := creation("queue", name, r.s.b.JobID)
 	stream, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: sname, Description: desc, Subjects: []string{QueueSubject(r.s.tenant, name)},
-		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: MaxValueBytes,
+		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: gatewayproto.MaxValueBytes,
 		MaxBytes: q.QueueMB << 20, MaxMsgs: q.QueueMessages, Discard: jetstream.DiscardNew,
 	})
 	if err != nil {

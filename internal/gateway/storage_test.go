@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 )
@@ -86,22 +87,22 @@ func TestTenantStorageCap(t *testing.T) {
 	putTenants(t, e.js, schema.Tenant{Name: testTenant, MaxStorageMB: 3}, schema.Tenant{Name: "zero"})
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d0:write", "dict:d1:write", "dict:d2:write", "queue:q0:put", "queue:q1:get")
-	put := func(id int64, name string) *Response {
-		return c.do(Request{ID: id, Token: tok, Op: OpDictPut, Name: name, Key: "k", Value: json.RawMessage(`1`)})
+	put := func(id int64, name string) *gatewayproto.Response {
+		return c.do(gatewayproto.Request{ID: id, Token: tok, Op: gatewayproto.OpDictPut, Name: name, Key: "k", Value: json.RawMessage(`1`)})
 	}
 	wantOK(t, put(1, "d0"))
 	wantOK(t, put(2, "d1"))
-	wantOK(t, c.do(Request{ID: 3, Token: tok, Op: OpQueuePut, Name: "q0", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`1`)}))
 	const refusal = "tenant acme's dicts and queues may hold at most 3 MiB; 3 MiB reserved (max_storage_mb)"
-	wantError(t, put(4, "d2"), ErrQuotaExceeded, refusal)
+	wantError(t, put(4, "d2"), gatewayproto.ErrQuotaExceeded, refusal)
 	// A get creates a queue too, and is refused the same way.
-	wantError(t, c.do(Request{ID: 5, Token: tok, Op: OpQueueGet, Name: "q1"}), ErrQuotaExceeded, refusal)
+	wantError(t, c.do(gatewayproto.Request{ID: 5, Token: tok, Op: gatewayproto.OpQueueGet, Name: "q1"}), gatewayproto.ErrQuotaExceeded, refusal)
 	if got := q.refusals(); len(got) != 2 {
 		t.Errorf("the binding heard of %d refusals, want 2", len(got))
 	}
 	// What exists costs nothing more.
 	wantOK(t, put(6, "d0"))
-	wantOK(t, c.do(Request{ID: 7, Token: tok, Op: OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 7, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
 	if _, err := e.js.KeyValue(t.Context(), DictBucket(testTenant, "d2")); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Errorf("dict past the cap: %v, want no bucket", err)
 	}
@@ -113,8 +114,8 @@ func TestTenantStorageCap(t *testing.T) {
 	{
 		key := "beta.j"
 		cc := dialSock(t, listenOn(t, e.g, key, Binding{Quotas: schema.Quotas{DictMB: 1}}))
-		resp := cc.do(Request{ID: 1, Token: e.Mint(key, "dict:d0:write"), Op: OpDictPut, Name: "d0", Key: "k", Value: json.RawMessage(`1`)})
-		if resp.Error == nil || resp.Error.Type != ErrQuotaExceeded || !strings.Contains(resp.Error.Message, "no record") {
+		resp := cc.do(gatewayproto.Request{ID: 1, Token: e.Mint(key, "dict:d0:write"), Op: gatewayproto.OpDictPut, Name: "d0", Key: "k", Value: json.RawMessage(`1`)})
+		if resp.Error == nil || resp.Error.Type != gatewayproto.ErrQuotaExceeded || !strings.Contains(resp.Error.Message, "no record") {
 			t.Errorf("a dict of a tenant with no record: %+v, want QuotaExceeded", resp.Error)
 		}
 		if _, err := e.js.KeyValue(t.Context(), DictBucket("beta", "d0")); !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -131,7 +132,7 @@ func TestTenantStorageCap(t *testing.T) {
 		}
 		tok := e.Mint(key, scopes...)
 		for i := range 5 {
-			wantOK(t, cc.do(Request{ID: int64(i), Token: tok, Op: OpDictPut, Name: fmt.Sprint("d", i), Key: "k", Value: json.RawMessage(`1`)}))
+			wantOK(t, cc.do(gatewayproto.Request{ID: int64(i), Token: tok, Op: gatewayproto.OpDictPut, Name: fmt.Sprint("d", i), Key: "k", Value: json.RawMessage(`1`)}))
 		}
 		if n := reserved(t, e.js, tenant); n != 0 {
 			t.Errorf("tenant %s without a limit: %d bytes reserved, want no entry", tenant, n)
@@ -154,15 +155,15 @@ func TestTenantStorageFailedCreation(t *testing.T) {
 	}
 	c := e.dial()
 	tok := e.Mint(testJob, "queue:q:put", "dict:d:write", "queue:r:put")
-	wantOK(t, c.do(Request{ID: 1, Token: tok, Op: OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
-	if resp := c.do(Request{ID: 2, Token: tok, Op: OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}); resp.OK {
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
+	if resp := c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}); resp.OK {
 		t.Fatalf("queue over another stream's subject: %+v", resp)
 	}
 	if n := reserved(t, e.js, testTenant); n != 1<<20 {
 		t.Fatalf("after a failed creation %d bytes reserved, want the dict's 1 MiB", n)
 	}
 	// The 2 MiB it held are free again.
-	wantOK(t, c.do(Request{ID: 3, Token: tok, Op: OpQueuePut, Name: "r", Value: json.RawMessage(`1`)}))
+	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpQueuePut, Name: "r", Value: json.RawMessage(`1`)}))
 	if n := reserved(t, e.js, testTenant); n != 3<<20 {
 		t.Fatalf("%d bytes reserved, want 3 MiB", n)
 	}
@@ -203,7 +204,7 @@ func TestTenantStorageConcurrent(t *testing.T) {
 	const perTenant = 10
 	type outcome struct {
 		tenant string
-		resp   *Response
+		resp   *gatewayproto.Response
 	}
 	// round has perTenant jobs of each tenant write at once, job i to the
 	// dict or queue name(i): a dict for even i, a queue for odd.
@@ -218,9 +219,9 @@ func TestTenantStorageConcurrent(t *testing.T) {
 			for i := range perTenant {
 				key, n := fmt.Sprintf("%s.job-%d", tenant, i), name(i)
 				c := dialSock(t, listenOn(t, gateways[i%len(gateways)], key, Binding{Quotas: schema.Quotas{DictMB: 1, QueueMB: 1}}))
-				req := Request{ID: 1, Op: OpDictPut, Name: n, Key: "k", Value: json.RawMessage(`1`), Token: keys.Mint(key, "dict:"+n+":write")}
+				req := gatewayproto.Request{ID: 1, Op: gatewayproto.OpDictPut, Name: n, Key: "k", Value: json.RawMessage(`1`), Token: keys.Mint(key, "dict:"+n+":write")}
 				if i%2 == 1 {
-					req = Request{ID: 1, Op: OpQueuePut, Name: n, Value: json.RawMessage(`1`), Token: keys.Mint(key, "queue:"+n+":put")}
+					req = gatewayproto.Request{ID: 1, Op: gatewayproto.OpQueuePut, Name: n, Value: json.RawMessage(`1`), Token: keys.Mint(key, "queue:"+n+":put")}
 				}
 				wg.Go(func() {
 					<-start
@@ -250,7 +251,7 @@ func TestTenantStorageConcurrent(t *testing.T) {
 		switch {
 		case o.resp.OK:
 			ok[o.tenant]++
-		case o.resp.Error == nil || o.resp.Error.Type != ErrQuotaExceeded:
+		case o.resp.Error == nil || o.resp.Error.Type != gatewayproto.ErrQuotaExceeded:
 			t.Errorf("tenant %s: %+v, want ok or QuotaExceeded", o.tenant, o.resp.Error)
 		}
 	}
@@ -266,7 +267,7 @@ func TestTenantStorageConcurrent(t *testing.T) {
 	// creations that lose must give theirs back: it ends with exactly the
 	// four buckets' 4 MiB reserved.
 	for _, o := range round([]string{"gamma", "delta", "omega"}, func(i int) string { return fmt.Sprint("same", i%4) }) {
-		if !o.resp.OK && (o.resp.Error == nil || o.resp.Error.Type != ErrQuotaExceeded || o.tenant == "omega") {
+		if !o.resp.OK && (o.resp.Error == nil || o.resp.Error.Type != gatewayproto.ErrQuotaExceeded || o.tenant == "omega") {
 			t.Errorf("tenant %s: %+v, want ok or QuotaExceeded", o.tenant, o.resp.Error)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -87,38 +88,38 @@ func TestTenantsResourcesApart(t *testing.T) {
 	ta, tb := e.Mint(testJob, scopes...), e.Mint(otherJob, scopes...)
 	a, b := e.dial(), dialSock(t, e.listenAs(otherJob))
 
-	wantOK(t, a.do(Request{ID: 1, Token: ta, Op: OpDictPut, Name: "shared", Key: "k", Value: json.RawMessage(`"from acme"`)}))
-	if resp := b.do(Request{ID: 2, Token: tb, Op: OpDictGet, Name: "shared", Key: "k"}); !resp.OK || resp.Found {
+	wantOK(t, a.do(gatewayproto.Request{ID: 1, Token: ta, Op: gatewayproto.OpDictPut, Name: "shared", Key: "k", Value: json.RawMessage(`"from acme"`)}))
+	if resp := b.do(gatewayproto.Request{ID: 2, Token: tb, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}); !resp.OK || resp.Found {
 		t.Fatalf("beta reads acme's value: %+v %s", resp, resp.Value)
 	}
-	wantOK(t, b.do(Request{ID: 3, Token: tb, Op: OpDictPut, Name: "shared", Key: "k", Value: json.RawMessage(`"from beta"`)}))
+	wantOK(t, b.do(gatewayproto.Request{ID: 3, Token: tb, Op: gatewayproto.OpDictPut, Name: "shared", Key: "k", Value: json.RawMessage(`"from beta"`)}))
 	for _, c := range []struct {
 		conn *rawConn
 		tok  string
 		want string
 	}{{a, ta, `"from acme"`}, {b, tb, `"from beta"`}} {
-		if resp := c.conn.do(Request{ID: 4, Token: c.tok, Op: OpDictGet, Name: "shared", Key: "k"}); !resp.Found || string(resp.Value) != c.want {
+		if resp := c.conn.do(gatewayproto.Request{ID: 4, Token: c.tok, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}); !resp.Found || string(resp.Value) != c.want {
 			t.Fatalf("get: %+v %s, want %s", resp, resp.Value, c.want)
 		}
 	}
 	// beta deleting its key leaves acme's.
-	wantOK(t, b.do(Request{ID: 5, Token: tb, Op: OpDictDelete, Name: "shared", Key: "k"}))
-	if resp := a.do(Request{ID: 6, Token: ta, Op: OpDictGet, Name: "shared", Key: "k"}); !resp.Found {
+	wantOK(t, b.do(gatewayproto.Request{ID: 5, Token: tb, Op: gatewayproto.OpDictDelete, Name: "shared", Key: "k"}))
+	if resp := a.do(gatewayproto.Request{ID: 6, Token: ta, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}); !resp.Found {
 		t.Fatalf("beta's delete reached acme's dict: %+v", resp)
 	}
 
-	wantOK(t, a.do(Request{ID: 7, Token: ta, Op: OpQueuePut, Name: "shared", Value: json.RawMessage(`1`)}))
-	if resp := b.do(Request{ID: 8, Token: tb, Op: OpQueueGet, Name: "shared", TimeoutMS: 300}); !resp.OK || resp.Found {
+	wantOK(t, a.do(gatewayproto.Request{ID: 7, Token: ta, Op: gatewayproto.OpQueuePut, Name: "shared", Value: json.RawMessage(`1`)}))
+	if resp := b.do(gatewayproto.Request{ID: 8, Token: tb, Op: gatewayproto.OpQueueGet, Name: "shared", TimeoutMS: 300}); !resp.OK || resp.Found {
 		t.Fatalf("beta takes acme's queue value: %+v %s", resp, resp.Value)
 	}
-	if resp := a.do(Request{ID: 9, Token: ta, Op: OpQueueGet, Name: "shared", TimeoutMS: 2000}); !resp.Found || string(resp.Value) != "1" {
+	if resp := a.do(gatewayproto.Request{ID: 9, Token: ta, Op: gatewayproto.OpQueueGet, Name: "shared", TimeoutMS: 2000}); !resp.Found || string(resp.Value) != "1" {
 		t.Fatalf("acme's get: %+v %s", resp, resp.Value)
 	}
 
 	// A token of one tenant's job is another job on the other's socket,
 	// even with the same id.
-	wantError(t, a.do(Request{ID: 10, Token: tb, Op: OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
-	wantError(t, b.do(Request{ID: 11, Token: ta, Op: OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
+	wantError(t, a.do(gatewayproto.Request{ID: 10, Token: tb, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
+	wantError(t, b.do(gatewayproto.Request{ID: 11, Token: ta, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
 
 	// On JetStream: one bucket and one stream per tenant, none without one.
 	for tenant, want := range map[string]string{testTenant: `"from acme"`, "beta": ""} {
@@ -159,8 +160,8 @@ func TestCancelRetriesNotFound(t *testing.T) {
 			return nil
 		}
 	})
-	resp := e.dial().do(Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f", TimeoutMS: 1200})
-	wantError(t, resp, ErrTimeout, "out of time")
+	resp := e.dial().do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f", TimeoutMS: 1200})
+	wantError(t, resp, gatewayproto.ErrTimeout, "out of time")
 	child := <-started
 	for i := range 3 {
 		select {
@@ -245,6 +246,6 @@ func TestStoppedGatewayCallsFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	resp := dialSock(t, sock).do(Request{ID: 1, Token: keys.Mint(testJob, "function:f:call"), Op: OpCall, Name: "f"})
-	wantError(t, resp, ErrCallFailed, "stopping")
+	resp := dialSock(t, sock).do(gatewayproto.Request{ID: 1, Token: keys.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"})
+	wantError(t, resp, gatewayproto.ErrCallFailed, "stopping")
 }

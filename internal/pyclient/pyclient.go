@@ -1,8 +1,9 @@
 // Package pyclient ships brig's in-container Python client: the module
 // `brig` (stdlib only), with which a job's code reaches the dicts, queues
 // and functions its credential grants, through the job's gateway socket
-// (see internal/gateway). The worker installs it once in its runtime dir
-// and bind-mounts the result read-only into every container, on PYTHONPATH.
+// (the protocol is internal/gatewayproto's). The worker installs it once in
+// its runtime dir and bind-mounts the result read-only into every
+// container, on PYTHONPATH.
 package pyclient
 
 import (

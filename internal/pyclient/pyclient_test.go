@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/gatewaytest"
 	"github.com/brig-dev/brig/internal/pyclient"
 	"github.com/brig-dev/brig/schema"
@@ -197,6 +199,18 @@ func TestInstall(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("package dir holds %v (%v), want only __init__.py", entries, err)
 	}
+}
+
+// TestProtocolConstants: the module spells out what package gatewayproto
+// defines for Go (it cannot import it); the two must agree.
+func TestProtocolConstants(t *testing.T) {
+	e := start(t, nil)
+	out := e.run(nil, `
+out["socket"] = {"ok": True, "value": brig._DEFAULT_SOCKET}
+out["max_line"] = {"ok": True, "value": brig._MAX_LINE_BYTES}
+`)
+	wantValue(t, out, "socket", `"`+gatewayproto.Socket+`"`)
+	wantValue(t, out, "max_line", fmt.Sprint(gatewayproto.MaxLineBytes))
 }
 
 func TestDict(t *testing.T) {
@@ -425,11 +439,11 @@ req = {"id": 5, "token": os.environ["BRIG_TOKEN"], "op": "dict.get", "name": "d"
 s.sendall(json.dumps(req).encode() + b"\n")
 out["after"] = {"ok": True, "value": json.loads(f.readline())}
 `)
-	var garbage, after gateway.Response
+	var garbage, after gatewayproto.Response
 	if err := json.Unmarshal(mustJSON(t, get(t, out, "garbage").Value), &garbage); err != nil {
 		t.Fatal(err)
 	}
-	if garbage.OK || garbage.Error == nil || garbage.Error.Type != gateway.ErrInvalidRequest {
+	if garbage.OK || garbage.Error == nil || garbage.Error.Type != gatewayproto.ErrInvalidRequest {
 		t.Fatalf("garbage line: %+v", garbage)
 	}
 	if err := json.Unmarshal(mustJSON(t, get(t, out, "after").Value), &after); err != nil {
@@ -624,8 +638,12 @@ held = []
 for i in range(16):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(os.environ["BRIG_GATEWAY"])
-    held.append(s)
-time.sleep(0.3)
+    # An answer proves the gateway took the connection: it holds a slot.
+    s.sendall(b'{"id":1,"op":"nope","name":"d"}\n')
+    f = s.makefile("rb")
+    if b"InvalidRequest" not in f.readline():
+        raise Exception("connection %d was not served" % i)
+    held.append((s, f))
 try:
     brig.Dict("d").get("k")
     out["over"] = {"ok": True, "value": None}
@@ -633,7 +651,8 @@ except brig.QuotaExceeded as e:
     out["over"] = {"ok": True, "value": e.message}
 except brig.BrigError as e:
     out["over"] = {"ok": True, "value": "%s: %s" % (e.type, e.message)}
-for s in held:
+for s, f in held:
+    f.close()
     s.close()
 `)
 	if msg, _ := get(t, out, "over").Value.(string); !strings.Contains(msg, "more than 16 connections") {

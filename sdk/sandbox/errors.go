@@ -1,31 +1,28 @@
 package sandbox
 
-import (
-	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/schema"
-)
+import "github.com/brig-dev/brig/internal/gatewayproto"
 
 // Types of an *Error.
 const (
 	// TypeAuth: the job's credential does not allow the call; the error
 	// is an *AuthError.
-	TypeAuth = schema.ErrAuthError
+	TypeAuth = gatewayproto.ErrAuthError
 	// TypeInvalidRequest: a bad name, key or value, or a request too large.
-	TypeInvalidRequest = gateway.ErrInvalidRequest
+	TypeInvalidRequest = gatewayproto.ErrInvalidRequest
 	// TypeTimeout: the call ran out of time.
-	TypeTimeout = gateway.ErrTimeout
+	TypeTimeout = gatewayproto.ErrTimeout
 	// TypeInfrastructure: brig could not perform the call, or the gateway
 	// cannot be reached.
-	TypeInfrastructure = gateway.ErrCallFailed
+	TypeInfrastructure = gatewayproto.ErrCallFailed
 	// TypeQuotaExceeded: the call would go past one of the job's limits,
 	// which the message names: a full dict or queue, too many dicts and
 	// queues created, too many child calls, too many connections to the
 	// gateway. Nothing was written.
-	TypeQuotaExceeded = gateway.ErrQuotaExceeded
-	// TypeRateLimited: the job sent more than gateway.RequestRate requests
-	// a second (after a burst of gateway.RequestBurst); the request was
+	TypeQuotaExceeded = gatewayproto.ErrQuotaExceeded
+	// TypeRateLimited: the job sent more than gatewayproto.RequestRate requests
+	// a second (after a burst of gatewayproto.RequestBurst); the request was
 	// not performed and may be sent again after a pause.
-	TypeRateLimited = gateway.ErrRateLimited
+	TypeRateLimited = gatewayproto.ErrRateLimited
 )
 
 // Sentinels an *Error matches with errors.Is, by its Type.
@@ -72,7 +69,7 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Unwrap() error { return &Error{Type: TypeAuth, Message: e.Message} }
 
 // responseError is the error a failed Response carries.
-func responseError(ge *gateway.Error) error {
+func responseError(ge *gatewayproto.Error) error {
 	if ge == nil {
 		return &Error{Type: TypeInfrastructure, Message: "the gateway refused the call without saying why"}
 	}

@@ -37,7 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -48,9 +48,9 @@ const (
 )
 
 // maxConns caps a client's connections to the gateway, which serves at
-// most gateway.MaxConns per job: the rest stay for the job's other
+// most gatewayproto.MaxConns per job: the rest stay for the job's other
 // processes.
-const maxConns = gateway.MaxConns / 2
+const maxConns = gatewayproto.MaxConns / 2
 
 // Client talks to a job's gateway. It is safe for concurrent use: calls
 // share up to a few connections, opened when needed.
@@ -66,12 +66,12 @@ type Client struct {
 }
 
 // New returns a client of the gateway named by $BRIG_GATEWAY (default
-// gateway.Socket) that sends the token in $BRIG_TOKEN as it is at each call.
+// gatewayproto.Socket) that sends the token in $BRIG_TOKEN as it is at each call.
 // It connects at the first call.
 func New() *Client {
 	path := os.Getenv(EnvGateway)
 	if path == "" {
-		path = gateway.Socket
+		path = gatewayproto.Socket
 	}
 	c := newClient(path)
 	c.envToken = true
@@ -127,7 +127,7 @@ func (c *Client) Dict(name string) *DictClient { return &DictClient{c: c, name: 
 // Get decodes the value stored under key into v (unless v is nil) and
 // reports whether there was one.
 func (d *DictClient) Get(ctx context.Context, key string, v any) (bool, error) {
-	resp, err := d.c.do(ctx, &gateway.Request{Op: gateway.OpDictGet, Name: d.name, Key: key})
+	resp, err := d.c.do(ctx, &gatewayproto.Request{Op: gatewayproto.OpDictGet, Name: d.name, Key: key})
 	if err != nil {
 		return false, err
 	}
@@ -140,13 +140,13 @@ func (d *DictClient) Put(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.c.do(ctx, &gateway.Request{Op: gateway.OpDictPut, Name: d.name, Key: key, Value: data})
+	_, err = d.c.do(ctx, &gatewayproto.Request{Op: gatewayproto.OpDictPut, Name: d.name, Key: key, Value: data})
 	return err
 }
 
 // Delete removes key; removing a missing key is not an error.
 func (d *DictClient) Delete(ctx context.Context, key string) error {
-	_, err := d.c.do(ctx, &gateway.Request{Op: gateway.OpDictDelete, Name: d.name, Key: key})
+	_, err := d.c.do(ctx, &gatewayproto.Request{Op: gatewayproto.OpDictDelete, Name: d.name, Key: key})
 	return err
 }
 
@@ -166,7 +166,7 @@ func (q *QueueClient) Put(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.c.do(ctx, &gateway.Request{Op: gateway.OpQueuePut, Name: q.name, Value: data})
+	_, err = q.c.do(ctx, &gatewayproto.Request{Op: gatewayproto.OpQueuePut, Name: q.name, Value: data})
 	return err
 }
 
@@ -176,7 +176,7 @@ func (q *QueueClient) Put(ctx context.Context, v any) error {
 // ctx ends first, Get returns ctx's error and hangs up, which tells the
 // gateway to give up the get.
 func (q *QueueClient) Get(ctx context.Context, timeout time.Duration, v any) (bool, error) {
-	resp, err := q.c.do(ctx, &gateway.Request{Op: gateway.OpQueueGet, Name: q.name, TimeoutMS: waitMS(ctx, timeout)})
+	resp, err := q.c.do(ctx, &gatewayproto.Request{Op: gatewayproto.OpQueueGet, Name: q.name, TimeoutMS: waitMS(ctx, timeout)})
 	if err != nil {
 		return false, err
 	}
@@ -189,7 +189,7 @@ func (q *QueueClient) Get(ctx context.Context, timeout time.Duration, v any) (bo
 // whatever the child's status (scope function:<name>:call). The child is
 // granted at most this job's scopes.
 func (c *Client) Call(ctx context.Context, function, code string, args any, timeout time.Duration) (*schema.Event, error) {
-	req := &gateway.Request{Op: gateway.OpCall, Name: function, Code: code, TimeoutMS: waitMS(ctx, timeout)}
+	req := &gatewayproto.Request{Op: gatewayproto.OpCall, Name: function, Code: code, TimeoutMS: waitMS(ctx, timeout)}
 	if args != nil {
 		data, err := marshal(args)
 		if err != nil {
@@ -234,7 +234,7 @@ func marshal(v any) (json.RawMessage, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func decode(resp *gateway.Response, v any) (bool, error) {
+func decode(resp *gatewayproto.Response, v any) (bool, error) {
 	if !resp.Found {
 		return false, nil
 	}
@@ -254,7 +254,7 @@ type conn struct {
 
 // do sends req (its ID and Token set here) and returns the gateway's
 // successful response.
-func (c *Client) do(ctx context.Context, req *gateway.Request) (*gateway.Response, error) {
+func (c *Client) do(ctx context.Context, req *gatewayproto.Request) (*gatewayproto.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -263,15 +263,12 @@ func (c *Client) do(ctx context.Context, req *gateway.Request) (*gateway.Respons
 	if c.envToken {
 		req.Token = os.Getenv(EnvToken)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(req); err != nil {
+	line, err := gatewayproto.EncodeRequest(req)
+	if err != nil {
 		return nil, fmt.Errorf("brig: encode request: %w", err)
 	}
-	line := buf.Bytes()
-	if len(line) > gateway.MaxLineBytes {
-		return nil, &Error{Type: TypeInvalidRequest, Message: fmt.Sprintf("request of %d bytes is longer than the gateway's limit of %d", len(line), gateway.MaxLineBytes)}
+	if len(line) > gatewayproto.MaxLineBytes {
+		return nil, &Error{Type: TypeInvalidRequest, Message: fmt.Sprintf("request of %d bytes is longer than the gateway's limit of %d", len(line), gatewayproto.MaxLineBytes)}
 	}
 
 	select {
@@ -300,7 +297,7 @@ func (c *Client) do(ctx context.Context, req *gateway.Request) (*gateway.Respons
 		}
 		return nil, &Error{Type: TypeInfrastructure, Message: "gateway: " + err.Error(), Err: err}
 	}
-	var resp gateway.Response
+	var resp gatewayproto.Response
 	if err := json.Unmarshal(data, &resp); err != nil {
 		cn.Close()
 		return nil, &Error{Type: TypeInfrastructure, Message: "gateway: bad response: " + err.Error(), Err: err}

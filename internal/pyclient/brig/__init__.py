@@ -58,6 +58,8 @@ import threading
 
 __all__ = ["AuthError", "BrigError", "Dict", "Queue", "QuotaExceeded", "RateLimited", "call"]
 
+# The protocol's constants, as Go's internal/gatewayproto defines them
+# (Socket, MaxLineBytes); a test holds them equal.
 _DEFAULT_SOCKET = "/run/brig/gateway.sock"
 # The gateway reads at most this many bytes per request line and closes the
 # connection on a longer one; such a request is refused here instead.
