@@ -15,9 +15,9 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/registry"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -55,7 +55,7 @@ type Config struct {
 	// KeyFile (created there on first start); with no KeyFile either, a
 	// fresh in-memory key is used. Public keys stay published by id, so
 	// jobs signed by an earlier key still verify.
-	Signer  *keys.Signer
+	Signer  *signing.Signer
 	KeyFile string
 	// QueueAllowance is how long a job may wait in its pool's queue; its
 	// credential expires at accepted + QueueAllowance + timeout +
@@ -179,9 +179,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.Signer == nil {
 		if cfg.KeyFile != "" {
-			cfg.Signer, err = keys.LoadOrCreate(cfg.KeyFile)
+			cfg.Signer, err = signing.LoadOrCreate(cfg.KeyFile)
 		} else {
-			cfg.Signer, err = keys.Generate()
+			cfg.Signer, err = signing.Generate()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dispatcher: signing key: %w", err)
@@ -211,7 +211,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	if err := keys.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
+	if err := signing.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	reg, err := registry.Open(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas)

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -73,7 +73,7 @@ type heldLoop struct {
 	slots    chan struct{}
 	handling sync.WaitGroup
 	// ring verifies a held job's credential before it is minted again.
-	ring *keys.Ring
+	ring *signing.Ring
 }
 
 // admit takes the job's running slot just before it is routed, when its
@@ -187,7 +187,7 @@ func (d *Dispatcher) startHeld(ctx context.Context) error {
 	if _, err := d.js.CreateOrUpdateStream(ctx, bus.HoldConfig(d.cfg.Streams)); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", bus.StreamHold, err)
 	}
-	ring, err := keys.OpenRing(ctx, d.js, replicas)
+	ring, err := signing.OpenRing(ctx, d.js, replicas)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -280,7 +280,7 @@ func (r *rig) terminalOf(key string) *schema.Event {
 // that were held.
 func (r *rig) checkTokens(tenant string, held []string) {
 	r.t.Helper()
-	ring, err := keys.OpenRing(r.t.Context(), r.js, 1)
+	ring, err := signing.OpenRing(r.t.Context(), r.js, 1)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestBuildSpecJobOverrides(t *testing.T) {
 		job  schema.Job
 		want func(*schema.RunSpec)
 	}{
-		{"timeout", schema.Job{Timeout: 5000}, func(s *schema.RunSpec) { s.TimeoutMS = 5000 }},
+		{"timeout", schema.Job{TimeoutMS: 5000}, func(s *schema.RunSpec) { s.TimeoutMS = 5000 }},
 		{"memory only", schema.Job{Limits: &schema.Limits{MemoryMB: 64}}, func(s *schema.RunSpec) { s.Limits.MemoryMB = 64 }},
 		{"cpus only", schema.Job{Limits: &schema.Limits{CPUs: 0.5}}, func(s *schema.RunSpec) { s.Limits.CPUs = 0.5 }},
 		{"pids only", schema.Job{Limits: &schema.Limits{Pids: 32}}, func(s *schema.RunSpec) { s.Limits.Pids = 32 }},
@@ -126,7 +126,7 @@ func TestBuildSpecFunctionDefaults(t *testing.T) {
 	}
 
 	job := &schema.Job{
-		ID: "j", Function: "tool", Timeout: 100, Runtime: schema.RuntimeRunc,
+		ID: "j", Function: "tool", TimeoutMS: 100, Runtime: schema.RuntimeRunc,
 		Limits:  &schema.Limits{MemoryMB: 32},
 		Network: schema.Ptr(false), SingleUse: schema.Ptr(true), Restricted: schema.Ptr(true),
 		Scopes: []string{"queue:q:put"},

@@ -18,8 +18,8 @@ import (
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/registry"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -46,7 +46,7 @@ type Worker struct {
 	sockDir      string
 	hostCPUs     int
 	egress       egressState
-	ring         *keys.Ring
+	ring         *signing.Ring
 	gw           *gateway.Gateway
 	warm         *warmPool // nil without prewarming
 	reused       *reusePool
