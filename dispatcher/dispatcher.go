@@ -15,6 +15,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/internal/signing"
@@ -28,8 +29,9 @@ type Config struct {
 	Conn *nats.Conn
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
-	// Functions resolves function names for a tenant (default: Builtin).
-	Functions Resolver
+	// Functions resolves function names for a tenant (default:
+	// functions.Builtin).
+	Functions functions.Resolver
 	// NoWorkerWait is how long a job may wait for a live worker of its pool
 	// (the registry) before it is refused with a terminal NotFound error
 	// (default 1m).
@@ -76,7 +78,7 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Functions == nil {
-		c.Functions = Builtin{}
+		c.Functions = functions.Builtin{}
 	}
 	if c.MaxJobBytes == 0 {
 		c.MaxJobBytes = schema.DefaultMaxJobBytes
@@ -384,6 +386,17 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 	return r
 }
 
+// brokenFunction ends a job whose function's definition cannot be used.
+// The job is not at fault, brig's store is, so the status is error and the
+// type Infrastructure (docs/design.md §2.4, which operators alert on); but
+// reading the definition again gives the same answer, so it ends at once
+// rather than after MaxDeliver attempts.
+func brokenFunction(job *schema.Job, err error) *rejection {
+	r := invalid(job, schema.ErrInfrastructure, "%v; redeploy it with brig deploy", err)
+	r.status = schema.StatusError
+	return r
+}
+
 // dispatch validates, resolves and routes one submission. It returns a
 // *rejection for anything that must not run, a *duplicate for a job key
 // brig already knows, another error for platform failures worth retrying.
@@ -406,10 +419,10 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return err
 	}
 	fn, err := d.cfg.Functions.Resolve(ctx, tenant, job.Function)
-	if errors.Is(err, ErrFunctionNotFound) {
+	if errors.Is(err, functions.ErrNotFound) {
 		return invalid(job, schema.ErrNotFound, "function %q not found", job.Function)
 	}
-	if errors.Is(err, ErrFunctionInvalid) {
+	if errors.Is(err, functions.ErrInvalidStored) {
 		return brokenFunction(job, err)
 	}
 	if err != nil {

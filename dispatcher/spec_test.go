@@ -1,17 +1,17 @@
 package dispatcher
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 )
 
 func python(t *testing.T) *schema.Function {
 	t.Helper()
-	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "python")
+	fn, err := functions.Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "python")
 	if err != nil {
 		t.Fatalf("resolve python: %v", err)
 	}
@@ -174,26 +174,9 @@ func TestBuildSpecScopes(t *testing.T) {
 	}
 }
 
-func TestBuiltinResolve(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{"", "Python", "python3", "nosuch"} {
-		fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, name)
-		if !errors.Is(err, ErrFunctionNotFound) || fn != nil {
-			t.Errorf("Resolve(%q) = %v, %v; want nil, ErrFunctionNotFound", name, fn, err)
-		}
-	}
-	// Each call returns a fresh definition: callers may change it.
-	a, b := python(t), python(t)
-	a.Env["X"] = "1"
-	a.Scopes[0] = "none"
-	if _, ok := b.Env["X"]; ok || b.Scopes[0] != "*" {
-		t.Errorf("Resolve returns shared state: %+v", b)
-	}
-}
-
 func TestBuiltinEcho(t *testing.T) {
 	t.Parallel()
-	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "echo")
+	fn, err := functions.Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "echo")
 	if err != nil {
 		t.Fatal(err)
 	}
