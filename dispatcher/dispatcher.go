@@ -128,7 +128,8 @@ type Dispatcher struct {
 	cfg Config
 	log *slog.Logger
 	js  jetstream.JetStream
-	pub *events.Publisher
+	// events publishes and looks up the jobs' events.
+	events *events.Log
 
 	mu      sync.Mutex
 	consume jetstream.ConsumeContext
@@ -141,7 +142,7 @@ type Dispatcher struct {
 	handling sync.WaitGroup
 	// jobs serialises the submissions of one job id (resubmissions) within
 	// this process; across dispatchers, the first event of a job is
-	// published conditionally (events.Publisher.PublishFirst).
+	// published conditionally (events.Log.PublishFirst).
 	jobs keyedMutex
 	// cancels and advisories bound the cancellations (MaxCancels) and
 	// max-deliveries advisories (MaxAdvisories) in hand.
@@ -190,11 +191,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		}
 	}
 	return &Dispatcher{
-		cfg:   cfg,
-		log:   cfg.Logger.With("role", "dispatcher"),
-		js:    js,
-		pub:   newPublisher(cfg, js),
-		slots: make(chan struct{}, cfg.Concurrency),
+		cfg:    cfg,
+		log:    cfg.Logger.With("role", "dispatcher"),
+		js:     js,
+		events: events.NewLog(cfg.Conn, js, cfg.Logger.With("role", "dispatcher")),
+		slots:  make(chan struct{}, cfg.Concurrency),
 
 		cancels:    make(chan struct{}, MaxCancels),
 		advisories: make(chan struct{}, MaxAdvisories),
@@ -341,12 +342,6 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-func newPublisher(cfg Config, js jetstream.JetStream) *events.Publisher {
-	p := events.NewPublisher(cfg.Conn, js)
-	p.Log = cfg.Logger.With("role", "dispatcher")
-	return p
-}
-
 // noWorker is a job whose pool has no live worker yet: it is offered
 // again after delay.
 type noWorker struct {
@@ -448,7 +443,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		// racing for one key (on this dispatcher or another), the one whose
 		// first event is stored owns it; the other is a duplicate.
 		ev := &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
-		if err := d.pub.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
+		if err := d.events.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
 			if fresh {
 				d.unhold(ctx, key)
 			}
@@ -522,11 +517,11 @@ func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, string, error) {
 func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMetadata) (accepted bool, err error) {
 	if meta.NumDelivered == 1 {
 		// The common case, one lookup: an id no event names yet.
-		if seen, err := bus.HasEvent(ctx, d.js, id, ""); err != nil || !seen {
+		if seen, err := d.events.Has(ctx, id, ""); err != nil || !seen {
 			return false, err
 		}
 	}
-	acc, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	acc, err := d.events.Find(ctx, id, schema.EventAccepted)
 	if err != nil {
 		return false, err
 	}
@@ -536,7 +531,7 @@ func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMe
 	if acc != nil && !acceptedFrom(acc, meta) {
 		return false, &duplicate{jobID: id}
 	}
-	if done, err := bus.TerminalEvent(ctx, d.js, id); err != nil {
+	if done, err := d.events.Terminal(ctx, id); err != nil {
 		return false, err
 	} else if done != nil {
 		return false, &duplicate{jobID: id}
@@ -683,7 +678,7 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		_ = msg.TermWithReason(r.msg)
 		return
 	}
-	acc, err := bus.FindEvent(ctx, d.js, r.jobID, schema.EventAccepted)
+	acc, err := d.events.Find(ctx, r.jobID, schema.EventAccepted)
 	if err != nil {
 		log.Error("look up job; will retry", "err", err)
 		_ = msg.NakWithDelay(d.cfg.Backoff)
@@ -702,9 +697,9 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		Error: &schema.ErrorInfo{Type: r.errType, Message: r.msg},
 	}
 	if acc == nil {
-		err = d.pub.PublishFirst(ctx, ev, r.replyTo)
+		err = d.events.PublishFirst(ctx, ev, r.replyTo)
 	} else {
-		_, err = d.pub.Publish(ctx, ev, r.replyTo)
+		_, err = d.events.Publish(ctx, ev, r.replyTo)
 	}
 	if errors.Is(err, events.ErrNotFirst) {
 		d.cfg.Metrics.Dispatched("", "duplicate")

@@ -292,7 +292,7 @@ func TestRoutingFailureEndsTheJob(t *testing.T) {
 	if !strings.Contains(ev.Error.Message, "maximum messages") {
 		t.Errorf("message %q does not say the work queue is full", ev.Error.Message)
 	}
-	acc, err := bus.FindEvent(t.Context(), r.js, k(id), schema.EventAccepted)
+	acc, err := r.d.events.Find(t.Context(), k(id), schema.EventAccepted)
 	if err != nil || acc == nil || acc.SubmitSeq != seq {
 		t.Errorf("accepted event %+v (%v); want submit_seq %d", acc, err, seq)
 	}
@@ -331,7 +331,7 @@ func TestRedeliveryEndsOnlyItsOwnJob(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.Streams.WorkMaxMsgs = 1 })
 	id := "redeliver-1"
 	// Accepted from the submission stored at sequence 7.
-	if _, err := r.d.pub.Publish(t.Context(), &schema.Event{JobID: k(id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
+	if _, err := r.d.events.Publish(t.Context(), &schema.Event{JobID: k(id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.js.Publish(t.Context(), schema.WorkSubject("backlog"), []byte("{}")); err != nil {
@@ -420,7 +420,7 @@ func TestGiveUpEndsOnlyItsOwnJob(t *testing.T) {
 	}{{"own-1", 0, 1}, {"other-1", 5, 0}} {
 		seq := r.submit(jobData(t, tt.id, "print(1)"), tt.id)
 		accepted := &schema.Event{JobID: k(tt.id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: seq + tt.other}
-		if _, err := d.pub.Publish(t.Context(), accepted, ""); err != nil {
+		if _, err := d.events.Publish(t.Context(), accepted, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.giveUp(t.Context(), schema.StreamSubmit, seq, 40); err != nil {

@@ -51,7 +51,7 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 			accepted++
 		case counts[schema.EventError] == 1 && len(counts) == 1:
 			rejected++
-			ev, err := bus.TerminalEvent(t.Context(), r.js, k(id))
+			ev, err := r.d.events.Terminal(t.Context(), k(id))
 			if err != nil || ev == nil || ev.Status != schema.StatusRejected {
 				t.Errorf("%s: terminal %+v, %v; want the rejection", id, ev, err)
 			}
@@ -156,7 +156,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if _, err := workStream.GetMsg(ctx, workSeq); err != nil {
 		t.Errorf("a running job's work message was deleted: %v", err)
 	}
-	if ev, err := bus.TerminalEvent(ctx, r.js, k("running-1")); err != nil || ev != nil {
+	if ev, err := r.d.events.Terminal(ctx, k("running-1")); err != nil || ev != nil {
 		t.Errorf("running job ended by a forged advisory: %+v, %v", ev, err)
 	}
 	_ = work.Ack()
@@ -189,7 +189,7 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 			for range batch.Messages() {
 			}
 		}
-		if ev, _ := bus.TerminalEvent(ctx, r.js, k("exhaust-1")); ev != nil {
+		if ev, _ := r.d.events.Terminal(ctx, k("exhaust-1")); ev != nil {
 			break
 		}
 	}
@@ -227,7 +227,7 @@ func TestCancelBound(t *testing.T) {
 	for i := range MaxCancels {
 		id := "held-" + strconv.Itoa(i)
 		started := &schema.Event{JobID: k(id), Type: schema.EventStarted, Seq: 2, Attempt: 1, ExitCode: -1}
-		if _, err := r.d.pub.Publish(ctx, started, ""); err != nil {
+		if _, err := r.d.events.Publish(ctx, started, ""); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)

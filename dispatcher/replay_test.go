@@ -103,7 +103,7 @@ func (r *rig) emit(id, typ string, seq int64) {
 	if schema.IsTerminal(typ) {
 		ev.Status, ev.ExitCode = schema.StatusSucceeded, 0
 	}
-	if _, err := r.d.pub.Publish(r.t.Context(), ev, ""); err != nil {
+	if _, err := r.d.events.Publish(r.t.Context(), ev, ""); err != nil {
 		r.t.Fatal(err)
 	}
 }

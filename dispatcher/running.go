@@ -136,7 +136,7 @@ func (d *Dispatcher) takeSlot(ctx context.Context, rec *schema.Tenant, key strin
 	// A cancellation that stored the terminal event before the marker was
 	// stored purged nothing: the slot is given back here, or it would be
 	// lost until the stream's MaxAge.
-	ended, err := bus.TerminalEvent(ctx, d.js, key)
+	ended, err := d.events.Terminal(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (d *Dispatcher) look(ctx context.Context, msg jetstream.Msg) {
 func (d *Dispatcher) release(ctx context.Context, work *schema.Work, held []byte, log *slog.Logger) error {
 	key := work.Job.ID
 	// Cheap first: a cancelled held job's last event is its terminal one.
-	if last, err := bus.FindEvent(ctx, d.js, key, ""); err != nil {
+	if last, err := d.events.Find(ctx, key, ""); err != nil {
 		return err
 	} else if last != nil && schema.IsTerminal(last.Type) {
 		return errEnded
@@ -328,7 +328,7 @@ func (d *Dispatcher) reissue(ctx context.Context, work *schema.Work, held []byte
 func (d *Dispatcher) endRemoved(ctx context.Context, work *schema.Work, tenant string, log *slog.Logger) error {
 	ev := &schema.Event{JobID: work.Job.ID, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrNotFound, Message: fmt.Sprintf("tenant %s was removed while the job waited for a running slot", tenant)}}
-	if _, err := d.pub.Publish(ctx, ev, work.Job.ReplyTo); err != nil {
+	if _, err := d.events.Publish(ctx, ev, work.Job.ReplyTo); err != nil {
 		return err
 	}
 	log.Info("held job of a removed tenant ended", "tenant", tenant)

@@ -260,7 +260,7 @@ func (r *rig) cancel(key string) CancelReply {
 func (r *rig) end(key string) {
 	r.t.Helper()
 	ev := &schema.Event{JobID: key, Type: schema.EventResult, Status: schema.StatusSucceeded, Seq: 3, Attempt: 1}
-	if _, err := r.d.pub.Publish(r.t.Context(), ev, ""); err != nil {
+	if _, err := r.d.events.Publish(r.t.Context(), ev, ""); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -268,7 +268,7 @@ func (r *rig) end(key string) {
 // terminalOf returns a job's stored terminal event, or nil.
 func (r *rig) terminalOf(key string) *schema.Event {
 	r.t.Helper()
-	ev, err := bus.TerminalEvent(r.t.Context(), r.js, key)
+	ev, err := r.d.events.Terminal(r.t.Context(), key)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func TestMaxQueued(t *testing.T) {
 	r.wantTerminal("busy.late-1", schema.StatusRejected, schema.ErrQuotaExceeded, 0)
 	// One job ends: its place is free.
 	end := &schema.Event{JobID: accepted[0], Type: schema.EventResult, Status: schema.StatusSucceeded, Seq: 3, Attempt: 1}
-	if _, err := r.d.pub.Publish(t.Context(), end, ""); err != nil {
+	if _, err := r.d.events.Publish(t.Context(), end, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.settled(publishRaw(t, r.js, schema.SubmitSubject("busy", "python"), jobData(t, "late-2", "print(1)"), "busy.late-2"))

@@ -35,7 +35,7 @@ type Worker struct {
 	cfg Config
 	log *slog.Logger
 	js  jetstream.JetStream
-	pub *events.Publisher
+	pub *events.Log
 
 	slots chan struct{}
 	quick chan struct{} // queue-only jobs in hand, which hold no slot
@@ -81,7 +81,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg:          cfg,
 		log:          cfg.Logger.With("role", "worker", "worker", cfg.ID),
 		js:           js,
-		pub:          events.NewPublisher(cfg.Conn, js),
+		pub:          events.NewLog(cfg.Conn, js, nil),
 		slots:        make(chan struct{}, cfg.Slots),
 		quick:        make(chan struct{}, quickJobs),
 		entryChanged: make(chan struct{}, 1),

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 )
@@ -109,10 +110,10 @@ func TestFullStreams(t *testing.T) {
 			t.Fatalf("%s event into a full events stream: %v", typ, err)
 		}
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventAccepted); err != nil || ok {
+	if ok, err := events.NewLog(nc, js, nil).Has(t.Context(), "default.j1", schema.EventAccepted); err != nil || ok {
 		t.Errorf("oldest event kept (%v, %v); want it dropped", ok, err)
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventResult); err != nil || !ok {
+	if ok, err := events.NewLog(nc, js, nil).Has(t.Context(), "default.j1", schema.EventResult); err != nil || !ok {
 		t.Errorf("terminal event missing (%v, %v)", ok, err)
 	}
 }
