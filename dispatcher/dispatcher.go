@@ -225,13 +225,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.tenantKV, err = bus.OpenTenants(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
-		Durable:       bus.DispatcherConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       d.cfg.AckWait,
-		MaxDeliver:    d.cfg.MaxDeliver + d.noWorkerLooks(),
-		FilterSubject: schema.SubmitPrefix + ">",
-	})
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, bus.SubmitConsumerConfig(d.cfg.AckWait, d.cfg.MaxDeliver+d.noWorkerLooks()))
 	if err != nil {
 		return fmt.Errorf("dispatcher: consumer: %w", err)
 	}

@@ -102,10 +102,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := workStream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: bus.WorkConsumer(pool), AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-		MaxDeliver: 15, FilterSubject: schema.WorkSubject(pool),
-	})
+	cons, err := workStream.CreateOrUpdateConsumer(ctx, bus.WorkConsumerConfig(pool, time.Minute, 15, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,10 +170,7 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := workStream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: bus.WorkConsumer(pool), AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond,
-		MaxDeliver: 2, FilterSubject: schema.WorkSubject(pool),
-	})
+	cons, err := workStream.CreateOrUpdateConsumer(ctx, bus.WorkConsumerConfig(pool, 300*time.Millisecond, 2, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,14 +191,7 @@ func (d *Dispatcher) startHeld(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamHold, jetstream.ConsumerConfig{
-		Durable:       bus.HeldConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       heldAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: HeldMaxPending,
-		FilterSubject: bus.HoldPrefix + ">",
-	})
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamHold, bus.HeldConsumerConfig(heldAckWait, HeldMaxPending))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", bus.HeldConsumer, err)
 	}

@@ -131,16 +131,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))
 	for _, pool := range w.cfg.Pools {
-		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork, jetstream.ConsumerConfig{
-			Durable:       bus.WorkConsumer(pool),
-			FilterSubject: schema.WorkSubject(pool),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       w.cfg.AckWait,
-			MaxDeliver:    w.cfg.MaxDeliver + schema.MaxRetries, // the job's own retries come on top
-			// The pool's cap on running jobs, over all its workers: a job
-			// is unacked exactly while a worker holds it.
-			MaxAckPending: poolLimit(w.cfg.PoolLimits[pool]),
-		})
+		// The job's own retries come on top of MaxDeliver; the pool's
+		// limit caps its running jobs over all its workers.
+		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork,
+			bus.WorkConsumerConfig(pool, w.cfg.AckWait, w.cfg.MaxDeliver+schema.MaxRetries, poolLimit(w.cfg.PoolLimits[pool])))
 		if err != nil {
 			return fmt.Errorf("worker: consumer for pool %s: %w", pool, err)
 		}

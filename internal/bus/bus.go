@@ -1,5 +1,8 @@
 // Package bus declares brig's JetStream layout: the three streams of
-// docs/design.md §1 and the durable consumers that dispatchers and workers share.
+// docs/design.md §1, the per-tenant marker streams, brig's own KV
+// buckets, and the durable consumers that dispatchers and workers share
+// (consumers.go), each configuration built here so that the layout reads
+// in one place.
 // Every role calls EnsureStreams at start-up; it is idempotent, so
 // whichever starts first creates them.
 package bus
@@ -113,14 +116,6 @@ func limit[T int32 | int64](v, def T) T {
 	}
 	return v
 }
-
-// Consumer names.
-const (
-	DispatcherConsumer = "dispatchers"
-)
-
-// WorkConsumer is the durable consumer all workers of one pool share.
-func WorkConsumer(pool string) string { return "pool-" + pool }
 
 // Streams returns the stream configurations for cfg.
 func Streams(cfg Config) []jetstream.StreamConfig {
