@@ -70,6 +70,8 @@ type Config struct {
 
 	// advisoryRecheck overrides the package's advisoryRecheck (tests).
 	advisoryRecheck time.Duration
+	// tenantTTL overrides the package's tenantTTL (tests).
+	tenantTTL time.Duration
 }
 
 // WithDefaults fills zero fields.
@@ -109,6 +111,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.advisoryRecheck == 0 {
 		c.advisoryRecheck = advisoryRecheck
+	}
+	if c.tenantTTL == 0 {
+		c.tenantTTL = tenantTTL
 	}
 	return c
 }

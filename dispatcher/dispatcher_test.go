@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -182,14 +183,10 @@ func (r *rig) settled(seq uint64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := s.GetMsg(r.t.Context(), seq); errors.Is(err, jetstream.ErrMsgNotFound) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("submission %d was never settled", seq)
+	waitFor(r.t, fmt.Sprintf("submission %d settled", seq), func() (bool, string) {
+		_, err := s.GetMsg(r.t.Context(), seq)
+		return errors.Is(err, jetstream.ErrMsgNotFound), fmt.Sprintf("lookup: %v", err)
+	})
 }
 
 // rawJob is a python job's payload with code as is: raw bytes that are

@@ -134,17 +134,7 @@ func secondDispatcher(t *testing.T, r *rig) *Dispatcher {
 // waitFor polls cond until it holds, for up to 20 s.
 func (r *rig) waitFor(what string, cond func() (bool, string)) {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s: never (%s)", what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(r.t, what, cond)
 }
 
 // works returns the Work messages in BRIG_WORK, in order.

@@ -52,7 +52,7 @@ type tenantCache struct {
 func (d *Dispatcher) tenant(ctx context.Context, job *schema.Job, tenant string) (*schema.Tenant, error) {
 	d.tenants.mu.Lock()
 	e := d.tenants.m[tenant]
-	if e != nil && time.Since(e.readAt) < tenantTTL {
+	if e != nil && time.Since(e.readAt) < d.cfg.tenantTTL {
 		rec := e.rec
 		d.tenants.mu.Unlock()
 		return rec, nil
