@@ -66,7 +66,7 @@ func TestDeployExample(t *testing.T) {
 		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)
 	}
 	if _, err := r.Resolve(t.Context(), schema.DefaultTenant, "nope"); !errors.Is(err, functions.ErrNotFound) {
-		t.Errorf("Resolve(nope): err = %v, want ErrFunctionNotFound", err)
+		t.Errorf("Resolve(nope): err = %v, want functions.ErrNotFound", err)
 	}
 }
 

@@ -12,9 +12,9 @@
 // submission?" are last-message-by-subject lookups, no consumer needed
 // (docs/design.md §1).
 //
-//	log := events.NewLog(nc, js, logger)
-//	stored, err := log.Publish(ctx, ev, job.ReplyTo)
-//	ended, err := log.Terminal(ctx, key) // nil while the job runs
+//	evlog := events.NewLog(nc, js, logger)
+//	stored, err := evlog.Publish(ctx, ev, job.ReplyTo)
+//	ended, err := evlog.Terminal(ctx, key) // nil while the job runs
 package events
 
 import (
