@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -87,21 +86,21 @@ func (d *Dispatcher) onCancel(m *nats.Msg) {
 }
 
 func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
-	if seen, err := bus.HasEvent(ctx, d.js, id, ""); err != nil {
+	if seen, err := d.events.Has(ctx, id, ""); err != nil {
 		return "", err
 	} else if !seen {
 		return "", errNoJob
 	}
-	if ev, err := bus.TerminalEvent(ctx, d.js, id); err != nil || ev != nil {
+	if ev, err := d.events.Terminal(ctx, id); err != nil || ev != nil {
 		return statusOf(ev), err
 	}
-	if started, err := bus.HasEvent(ctx, d.js, id, schema.EventStarted); err != nil {
+	if started, err := d.events.Has(ctx, id, schema.EventStarted); err != nil {
 		return "", err
 	} else if started {
 		// Its worker kills it and stores a richer terminal event; wait for it.
 		deadline := time.Now().Add(workerCancelWait)
 		for time.Now().Before(deadline) {
-			if ev, err := bus.TerminalEvent(ctx, d.js, id); err == nil && ev != nil {
+			if ev, err := d.events.Terminal(ctx, id); err == nil && ev != nil {
 				return ev.Status, nil
 			}
 			select {
@@ -114,7 +113,7 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	ev := &schema.Event{JobID: id, Type: schema.EventCancelled, Status: schema.StatusCancelled, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrCancelled, Message: "job cancelled by request"}}
 	// The job's reply_to is in its accepted event (none before that).
-	accepted, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	accepted, err := d.events.Find(ctx, id, schema.EventAccepted)
 	if err != nil {
 		return "", err
 	}
@@ -122,11 +121,11 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	if accepted != nil {
 		replyTo = accepted.ReplyTo
 	}
-	if _, err := d.pub.Publish(ctx, ev, replyTo); err != nil {
+	if _, err := d.events.Publish(ctx, ev, replyTo); err != nil {
 		return "", err
 	}
 	// Whoever stored the terminal event first decided the status.
-	final, err := bus.TerminalEvent(ctx, d.js, id)
+	final, err := d.events.Terminal(ctx, id)
 	return statusOf(final), err
 }
 

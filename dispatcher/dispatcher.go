@@ -15,9 +15,10 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/registry"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -28,8 +29,9 @@ type Config struct {
 	Conn *nats.Conn
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
-	// Functions resolves function names for a tenant (default: Builtin).
-	Functions Resolver
+	// Functions resolves function names for a tenant (default:
+	// functions.Builtin).
+	Functions functions.Resolver
 	// NoWorkerWait is how long a job may wait for a live worker of its pool
 	// (the registry) before it is refused with a terminal NotFound error
 	// (default 1m).
@@ -55,7 +57,7 @@ type Config struct {
 	// KeyFile (created there on first start); with no KeyFile either, a
 	// fresh in-memory key is used. Public keys stay published by id, so
 	// jobs signed by an earlier key still verify.
-	Signer  *keys.Signer
+	Signer  *signing.Signer
 	KeyFile string
 	// QueueAllowance is how long a job may wait in its pool's queue; its
 	// credential expires at accepted + QueueAllowance + timeout +
@@ -68,6 +70,8 @@ type Config struct {
 
 	// advisoryRecheck overrides the package's advisoryRecheck (tests).
 	advisoryRecheck time.Duration
+	// tenantTTL overrides the package's tenantTTL (tests).
+	tenantTTL time.Duration
 }
 
 // WithDefaults fills zero fields.
@@ -76,7 +80,7 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Functions == nil {
-		c.Functions = Builtin{}
+		c.Functions = functions.Builtin{}
 	}
 	if c.MaxJobBytes == 0 {
 		c.MaxJobBytes = schema.DefaultMaxJobBytes
@@ -108,6 +112,9 @@ func (c Config) WithDefaults() Config {
 	if c.advisoryRecheck == 0 {
 		c.advisoryRecheck = advisoryRecheck
 	}
+	if c.tenantTTL == 0 {
+		c.tenantTTL = tenantTTL
+	}
 	return c
 }
 
@@ -126,7 +133,8 @@ type Dispatcher struct {
 	cfg Config
 	log *slog.Logger
 	js  jetstream.JetStream
-	pub *events.Publisher
+	// events publishes and looks up the jobs' events.
+	events *events.Log
 
 	mu      sync.Mutex
 	consume jetstream.ConsumeContext
@@ -139,7 +147,7 @@ type Dispatcher struct {
 	handling sync.WaitGroup
 	// jobs serialises the submissions of one job id (resubmissions) within
 	// this process; across dispatchers, the first event of a job is
-	// published conditionally (events.Publisher.PublishFirst).
+	// published conditionally (events.Log.PublishFirst).
 	jobs keyedMutex
 	// cancels and advisories bound the cancellations (MaxCancels) and
 	// max-deliveries advisories (MaxAdvisories) in hand.
@@ -179,20 +187,20 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.Signer == nil {
 		if cfg.KeyFile != "" {
-			cfg.Signer, err = keys.LoadOrCreate(cfg.KeyFile)
+			cfg.Signer, err = signing.LoadOrCreate(cfg.KeyFile)
 		} else {
-			cfg.Signer, err = keys.Generate()
+			cfg.Signer, err = signing.Generate()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dispatcher: signing key: %w", err)
 		}
 	}
 	return &Dispatcher{
-		cfg:   cfg,
-		log:   cfg.Logger.With("role", "dispatcher"),
-		js:    js,
-		pub:   newPublisher(cfg, js),
-		slots: make(chan struct{}, cfg.Concurrency),
+		cfg:    cfg,
+		log:    cfg.Logger.With("role", "dispatcher"),
+		js:     js,
+		events: events.NewLog(cfg.Conn, js, cfg.Logger.With("role", "dispatcher")),
+		slots:  make(chan struct{}, cfg.Concurrency),
 
 		cancels:    make(chan struct{}, MaxCancels),
 		advisories: make(chan struct{}, MaxAdvisories),
@@ -211,7 +219,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	if err := keys.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
+	if err := signing.Publish(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas, d.cfg.Signer); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	reg, err := registry.Open(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas)
@@ -222,13 +230,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.tenantKV, err = bus.OpenTenants(ctx, d.js, d.cfg.Streams.WithDefaults().Replicas); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, jetstream.ConsumerConfig{
-		Durable:       bus.DispatcherConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       d.cfg.AckWait,
-		MaxDeliver:    d.cfg.MaxDeliver + d.noWorkerLooks(),
-		FilterSubject: schema.SubmitPrefix + ">",
-	})
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, schema.StreamSubmit, bus.SubmitConsumerConfig(d.cfg.AckWait, d.cfg.MaxDeliver+d.noWorkerLooks()))
 	if err != nil {
 		return fmt.Errorf("dispatcher: consumer: %w", err)
 	}
@@ -339,12 +341,6 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-func newPublisher(cfg Config, js jetstream.JetStream) *events.Publisher {
-	p := events.NewPublisher(cfg.Conn, js)
-	p.Log = cfg.Logger.With("role", "dispatcher")
-	return p
-}
-
 // noWorker is a job whose pool has no live worker yet: it is offered
 // again after delay.
 type noWorker struct {
@@ -384,6 +380,17 @@ func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
 	return r
 }
 
+// brokenFunction ends a job whose function's definition cannot be used.
+// The job is not at fault, brig's store is, so the status is error and the
+// type Infrastructure (docs/design.md §2.4, which operators alert on); but
+// reading the definition again gives the same answer, so it ends at once
+// rather than after MaxDeliver attempts.
+func brokenFunction(job *schema.Job, err error) *rejection {
+	r := invalid(job, schema.ErrInfrastructure, "%v; redeploy it with brig deploy", err)
+	r.status = schema.StatusError
+	return r
+}
+
 // dispatch validates, resolves and routes one submission. It returns a
 // *rejection for anything that must not run, a *duplicate for a job key
 // brig already knows, another error for platform failures worth retrying.
@@ -406,10 +413,10 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return err
 	}
 	fn, err := d.cfg.Functions.Resolve(ctx, tenant, job.Function)
-	if errors.Is(err, ErrFunctionNotFound) {
+	if errors.Is(err, functions.ErrNotFound) {
 		return invalid(job, schema.ErrNotFound, "function %q not found", job.Function)
 	}
-	if errors.Is(err, ErrFunctionInvalid) {
+	if errors.Is(err, functions.ErrInvalidStored) {
 		return brokenFunction(job, err)
 	}
 	if err != nil {
@@ -435,7 +442,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		// racing for one key (on this dispatcher or another), the one whose
 		// first event is stored owns it; the other is a duplicate.
 		ev := &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
-		if err := d.pub.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
+		if err := d.events.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
 			if fresh {
 				d.unhold(ctx, key)
 			}
@@ -509,11 +516,11 @@ func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, string, error) {
 func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMetadata) (accepted bool, err error) {
 	if meta.NumDelivered == 1 {
 		// The common case, one lookup: an id no event names yet.
-		if seen, err := bus.HasEvent(ctx, d.js, id, ""); err != nil || !seen {
+		if seen, err := d.events.Has(ctx, id, ""); err != nil || !seen {
 			return false, err
 		}
 	}
-	acc, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	acc, err := d.events.Find(ctx, id, schema.EventAccepted)
 	if err != nil {
 		return false, err
 	}
@@ -523,7 +530,7 @@ func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMe
 	if acc != nil && !acceptedFrom(acc, meta) {
 		return false, &duplicate{jobID: id}
 	}
-	if done, err := bus.TerminalEvent(ctx, d.js, id); err != nil {
+	if done, err := d.events.Terminal(ctx, id); err != nil {
 		return false, err
 	} else if done != nil {
 		return false, &duplicate{jobID: id}
@@ -670,7 +677,7 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		_ = msg.TermWithReason(r.msg)
 		return
 	}
-	acc, err := bus.FindEvent(ctx, d.js, r.jobID, schema.EventAccepted)
+	acc, err := d.events.Find(ctx, r.jobID, schema.EventAccepted)
 	if err != nil {
 		log.Error("look up job; will retry", "err", err)
 		_ = msg.NakWithDelay(d.cfg.Backoff)
@@ -689,9 +696,9 @@ func (d *Dispatcher) reject(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		Error: &schema.ErrorInfo{Type: r.errType, Message: r.msg},
 	}
 	if acc == nil {
-		err = d.pub.PublishFirst(ctx, ev, r.replyTo)
+		err = d.events.PublishFirst(ctx, ev, r.replyTo)
 	} else {
-		_, err = d.pub.Publish(ctx, ev, r.replyTo)
+		_, err = d.events.Publish(ctx, ev, r.replyTo)
 	}
 	if errors.Is(err, events.ErrNotFirst) {
 		d.cfg.Metrics.Dispatched("", "duplicate")

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -182,14 +183,10 @@ func (r *rig) settled(seq uint64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := s.GetMsg(r.t.Context(), seq); errors.Is(err, jetstream.ErrMsgNotFound) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("submission %d was never settled", seq)
+	waitFor(r.t, fmt.Sprintf("submission %d settled", seq), func() (bool, string) {
+		_, err := s.GetMsg(r.t.Context(), seq)
+		return errors.Is(err, jetstream.ErrMsgNotFound), fmt.Sprintf("lookup: %v", err)
+	})
 }
 
 // rawJob is a python job's payload with code as is: raw bytes that are
@@ -292,7 +289,7 @@ func TestRoutingFailureEndsTheJob(t *testing.T) {
 	if !strings.Contains(ev.Error.Message, "maximum messages") {
 		t.Errorf("message %q does not say the work queue is full", ev.Error.Message)
 	}
-	acc, err := bus.FindEvent(t.Context(), r.js, k(id), schema.EventAccepted)
+	acc, err := r.d.events.Find(t.Context(), k(id), schema.EventAccepted)
 	if err != nil || acc == nil || acc.SubmitSeq != seq {
 		t.Errorf("accepted event %+v (%v); want submit_seq %d", acc, err, seq)
 	}
@@ -331,7 +328,7 @@ func TestRedeliveryEndsOnlyItsOwnJob(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.Streams.WorkMaxMsgs = 1 })
 	id := "redeliver-1"
 	// Accepted from the submission stored at sequence 7.
-	if _, err := r.d.pub.Publish(t.Context(), &schema.Event{JobID: k(id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
+	if _, err := r.d.events.Publish(t.Context(), &schema.Event{JobID: k(id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: 7}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.js.Publish(t.Context(), schema.WorkSubject("backlog"), []byte("{}")); err != nil {
@@ -420,7 +417,7 @@ func TestGiveUpEndsOnlyItsOwnJob(t *testing.T) {
 	}{{"own-1", 0, 1}, {"other-1", 5, 0}} {
 		seq := r.submit(jobData(t, tt.id, "print(1)"), tt.id)
 		accepted := &schema.Event{JobID: k(tt.id), Type: schema.EventAccepted, Seq: 1, ExitCode: -1, SubmitSeq: seq + tt.other}
-		if _, err := d.pub.Publish(t.Context(), accepted, ""); err != nil {
+		if _, err := d.events.Publish(t.Context(), accepted, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.giveUp(t.Context(), schema.StreamSubmit, seq, 40); err != nil {

@@ -22,7 +22,7 @@ func kvRig(t *testing.T, conn func(*nats.Conn) *nats.Conn, edit func(*Config)) *
 		if conn != nil {
 			nc = conn(nc)
 		}
-		fns, err := OpenKVResolver(t.Context(), nc, 1)
+		fns, err := functions.OpenKVResolver(t.Context(), nc, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestInvalidStoredFunctionEndsAtOnce(t *testing.T) {
 
 	// Deploying a valid definition over it repairs the function.
 	fn := schema.Function{Name: "garbage", Image: "x", Command: []string{"x"}}
-	if _, err := r.d.cfg.Functions.(KVResolver).Store.Put(t.Context(), fn); err != nil {
+	if _, err := r.d.cfg.Functions.(functions.KVResolver).Store.Put(t.Context(), fn); err != nil {
 		t.Fatal(err)
 	}
 	r.settled(r.submitTo("garbage", "fixed-1"))

@@ -232,9 +232,9 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 			Attempt: int(deliveries), Error: &schema.ErrorInfo{Type: schema.ErrInfrastructure,
 				Message: fmt.Sprintf("brig gave up on the job after %d deliveries: whatever handled it kept failing before it could finish", deliveries)}}
 		if first {
-			err = d.pub.PublishFirst(ctx, ev, replyTo)
+			err = d.events.PublishFirst(ctx, ev, replyTo)
 		} else {
-			_, err = d.pub.Publish(ctx, ev, replyTo)
+			_, err = d.events.Publish(ctx, ev, replyTo)
 		}
 		switch {
 		case errors.Is(err, events.ErrNotFirst):
@@ -253,7 +253,7 @@ func (d *Dispatcher) giveUp(ctx context.Context, streamName string, seq, deliver
 // no submission was accepted as the job, so its end must be its first
 // event. It returns the job's reply_to, replyTo or the accepted event's.
 func (d *Dispatcher) submissionOf(ctx context.Context, id, replyTo string, seq, deliveries uint64) (own, first bool, _ string, _ error) {
-	acc, err := bus.FindEvent(ctx, d.js, id, schema.EventAccepted)
+	acc, err := d.events.Find(ctx, id, schema.EventAccepted)
 	if err != nil {
 		return false, false, replyTo, err
 	}

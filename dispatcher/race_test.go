@@ -51,7 +51,7 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 			accepted++
 		case counts[schema.EventError] == 1 && len(counts) == 1:
 			rejected++
-			ev, err := bus.TerminalEvent(t.Context(), r.js, k(id))
+			ev, err := r.d.events.Terminal(t.Context(), k(id))
 			if err != nil || ev == nil || ev.Status != schema.StatusRejected {
 				t.Errorf("%s: terminal %+v, %v; want the rejection", id, ev, err)
 			}
@@ -60,6 +60,41 @@ func TestDispatchRaceOneOwner(t *testing.T) {
 		}
 	}
 	t.Logf("%d pairs: %d accepted, %d rejected", pairs, accepted, rejected)
+}
+
+// advisoriesHandled returns once the dispatcher's handlers have returned
+// for every max-deliveries advisory sent (counted by the stream of their
+// subject). Each subscription's handler runs one message at a time, in the
+// order one connection published them, and a subscription counts a
+// message as delivered just before its handler runs: so once an unreadable
+// advisory sent last is counted, every handler before it has returned.
+func (r *rig) advisoriesHandled(sent map[string]int64) {
+	r.t.Helper()
+	for _, stream := range []string{schema.StreamSubmit, schema.StreamWork} {
+		if err := r.nc.Publish(maxDeliveriesPrefix+stream+".last", []byte(`{}`)); err != nil {
+			r.t.Fatal(err)
+		}
+		sent[stream]++
+	}
+	if err := r.nc.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	waited := 0
+	for _, sub := range r.d.subs {
+		for stream, n := range sent {
+			if sub.Subject != maxDeliveriesSubject(stream) {
+				continue
+			}
+			waited++
+			r.waitFor("the advisories on "+sub.Subject+" handled", func() (bool, string) {
+				got, err := sub.Delivered()
+				return err == nil && got >= n, fmt.Sprintf("%d of %d delivered (%v)", got, n, err)
+			})
+		}
+	}
+	if waited != len(sent) {
+		r.t.Fatalf("the dispatcher subscribes to the advisories of %d of the streams %v", waited, sent)
+	}
 }
 
 func publishRaw(t *testing.T, js jetstream.JetStream, subject string, data []byte, msgID string) uint64 {
@@ -102,10 +137,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := workStream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: bus.WorkConsumer(pool), AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-		MaxDeliver: 15, FilterSubject: schema.WorkSubject(pool),
-	})
+	cons, err := workStream.CreateOrUpdateConsumer(ctx, bus.WorkConsumerConfig(pool, time.Minute, 15, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +156,13 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	workMeta, _ := work.Metadata()
 	workSeq := workMeta.Sequence.Stream
 
+	sent := map[string]int64{} // advisories published, by the stream of their subject
 	advisory := func(subjStream, subjCons, stream, consumer string, seq uint64) {
 		data := fmt.Sprintf(`{"stream":%q,"consumer":%q,"stream_seq":%d,"deliveries":15}`, stream, consumer, seq)
 		if err := r.nc.Publish(maxDeliveriesPrefix+subjStream+"."+subjCons, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
+		sent[subjStream]++
 	}
 	poolCons := bus.WorkConsumer(pool)
 	advisory(schema.StreamSubmit, "x", schema.StreamEvents, "x", endedMsg.Sequence)
@@ -141,14 +175,17 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	for range 3 * MaxAdvisories {
 		advisory(schema.StreamWork, poolCons, schema.StreamWork, poolCons, workSeq)
 	}
-	if err := r.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
+	r.advisoriesHandled(sent)
+	// The one check that passed checkAdvisory runs for advisoryRecheck;
+	// its copies, and the other pool's advisory for the same message,
+	// found it in hand.
 	if n := len(r.d.advisories); n > 1 {
 		t.Errorf("%d advisory checks in hand for copies of one advisory, want 1", n)
 	}
-	time.Sleep(2 * time.Second) // past advisoryRecheck
+	r.waitFor("every advisory check ended", func() (bool, string) {
+		n := len(r.d.advisories)
+		return n == 0, fmt.Sprintf("%d checks in hand", n)
+	})
 
 	if _, err := events.GetMsg(ctx, endedMsg.Sequence); err != nil {
 		t.Errorf("terminal event of an ended job was deleted: %v", err)
@@ -156,7 +193,7 @@ func TestForgedAdvisoriesIgnored(t *testing.T) {
 	if _, err := workStream.GetMsg(ctx, workSeq); err != nil {
 		t.Errorf("a running job's work message was deleted: %v", err)
 	}
-	if ev, err := bus.TerminalEvent(ctx, r.js, k("running-1")); err != nil || ev != nil {
+	if ev, err := r.d.events.Terminal(ctx, k("running-1")); err != nil || ev != nil {
 		t.Errorf("running job ended by a forged advisory: %+v, %v", ev, err)
 	}
 	_ = work.Ack()
@@ -173,10 +210,7 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := workStream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: bus.WorkConsumer(pool), AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond,
-		MaxDeliver: 2, FilterSubject: schema.WorkSubject(pool),
-	})
+	cons, err := workStream.CreateOrUpdateConsumer(ctx, bus.WorkConsumerConfig(pool, 300*time.Millisecond, 2, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +223,7 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 			for range batch.Messages() {
 			}
 		}
-		if ev, _ := bus.TerminalEvent(ctx, r.js, k("exhaust-1")); ev != nil {
+		if ev, _ := r.d.events.Terminal(ctx, k("exhaust-1")); ev != nil {
 			break
 		}
 	}
@@ -202,17 +236,13 @@ func TestExhaustedWorkEndsTheJob(t *testing.T) {
 
 func eventuallyEmpty(t *testing.T, s jetstream.Stream) {
 	t.Helper()
-	for range 100 {
+	waitFor(t, "the exhausted work message removed", func() (bool, string) {
 		info, err := s.Info(t.Context())
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
-		if info.State.Msgs == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Error("the exhausted work message was not removed")
+		return info.State.Msgs == 0, fmt.Sprintf("%d messages", info.State.Msgs)
+	})
 }
 
 // TestCancelBound: at most MaxCancels cancellations are in hand at once;
@@ -227,7 +257,7 @@ func TestCancelBound(t *testing.T) {
 	for i := range MaxCancels {
 		id := "held-" + strconv.Itoa(i)
 		started := &schema.Event{JobID: k(id), Type: schema.EventStarted, Seq: 2, Attempt: 1, ExitCode: -1}
-		if _, err := r.d.pub.Publish(ctx, started, ""); err != nil {
+		if _, err := r.d.events.Publish(ctx, started, ""); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
@@ -241,12 +271,10 @@ func TestCancelBound(t *testing.T) {
 		}()
 	}
 	// Wait until every slot is taken.
-	for deadline := time.Now().Add(5 * time.Second); len(r.d.cancels) < MaxCancels; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d cancellations in hand; want %d", len(r.d.cancels), MaxCancels)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitFor("every cancellation slot taken", func() (bool, string) {
+		n := len(r.d.cancels)
+		return n == MaxCancels, fmt.Sprintf("%d cancellations in hand; want %d", n, MaxCancels)
+	})
 	heldAt := time.Now()
 	// While they wait, every further cancellation is refused at once.
 	var busy []string

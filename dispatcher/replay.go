@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -197,11 +196,11 @@ func (d *Dispatcher) peek(ctx context.Context, id, reply string) {
 
 func (d *Dispatcher) peekJob(ctx context.Context, id string) (PeekReply, error) {
 	// One lookup for the common case, an id with no events (sdk.SubmitNew).
-	exists, err := bus.HasEvent(ctx, d.js, id, "")
+	exists, err := d.events.Has(ctx, id, "")
 	if err != nil || !exists {
 		return PeekReply{}, err
 	}
-	ev, err := bus.TerminalEvent(ctx, d.js, id)
+	ev, err := d.events.Terminal(ctx, id)
 	if err != nil {
 		return PeekReply{}, err
 	}
@@ -214,7 +213,7 @@ func (d *Dispatcher) peekJob(ctx context.Context, id string) (PeekReply, error) 
 // dispatcher), or a failure (`error`).
 func (d *Dispatcher) follow(ctx context.Context, id, reply string) {
 	limit := ReplayFollow
-	if seen, err := bus.HasEvent(ctx, d.js, id, ""); err == nil && !seen {
+	if seen, err := d.events.Has(ctx, id, ""); err == nil && !seen {
 		limit = ReplayFollowUnknown
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,7 +104,7 @@ func (r *rig) emit(id, typ string, seq int64) {
 	if schema.IsTerminal(typ) {
 		ev.Status, ev.ExitCode = schema.StatusSucceeded, 0
 	}
-	if _, err := r.d.pub.Publish(r.t.Context(), ev, ""); err != nil {
+	if _, err := r.d.events.Publish(r.t.Context(), ev, ""); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -124,11 +125,10 @@ func (r *rig) eventConsumers() int {
 
 func (r *rig) waitNoConsumers() {
 	r.t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); r.eventConsumers() != 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%d consumers left on %s", r.eventConsumers(), schema.StreamEvents)
-		}
-	}
+	r.waitFor("no consumers left on "+schema.StreamEvents, func() (bool, string) {
+		n := r.eventConsumers()
+		return n == 0, fmt.Sprintf("%d consumers", n)
+	})
 }
 
 // TestReplayFinishedJob: every stored event, as stored and in order, then
@@ -323,11 +323,10 @@ func TestReplayBusy(t *testing.T) {
 	first.wantEvent(schema.EventResult)
 	first.wantControl(ReplayEnd)
 	// The slot is given back just after end is sent.
-	for deadline := time.Now().Add(10 * time.Second); len(r.d.replays) != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the follow's slot was not given back")
-		}
-	}
+	r.waitFor("the follow's slot given back", func() (bool, string) {
+		n := len(r.d.replays)
+		return n == 0, fmt.Sprintf("%d replays in hand", n)
+	})
 	again := r.ask(id, nil)
 	again.wantEvent(schema.EventResult)
 	again.wantControl(ReplayEnd)

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -73,7 +73,7 @@ type heldLoop struct {
 	slots    chan struct{}
 	handling sync.WaitGroup
 	// ring verifies a held job's credential before it is minted again.
-	ring *keys.Ring
+	ring *signing.Ring
 }
 
 // admit takes the job's running slot just before it is routed, when its
@@ -136,7 +136,7 @@ func (d *Dispatcher) takeSlot(ctx context.Context, rec *schema.Tenant, key strin
 	// A cancellation that stored the terminal event before the marker was
 	// stored purged nothing: the slot is given back here, or it would be
 	// lost until the stream's MaxAge.
-	ended, err := bus.TerminalEvent(ctx, d.js, key)
+	ended, err := d.events.Terminal(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -187,18 +187,11 @@ func (d *Dispatcher) startHeld(ctx context.Context) error {
 	if _, err := d.js.CreateOrUpdateStream(ctx, bus.HoldConfig(d.cfg.Streams)); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", bus.StreamHold, err)
 	}
-	ring, err := keys.OpenRing(ctx, d.js, replicas)
+	ring, err := signing.OpenRing(ctx, d.js, replicas)
 	if err != nil {
 		return err
 	}
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamHold, jetstream.ConsumerConfig{
-		Durable:       bus.HeldConsumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       heldAckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: HeldMaxPending,
-		FilterSubject: bus.HoldPrefix + ">",
-	})
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamHold, bus.HeldConsumerConfig(heldAckWait, HeldMaxPending))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", bus.HeldConsumer, err)
 	}
@@ -269,7 +262,7 @@ func (d *Dispatcher) look(ctx context.Context, msg jetstream.Msg) {
 func (d *Dispatcher) release(ctx context.Context, work *schema.Work, held []byte, log *slog.Logger) error {
 	key := work.Job.ID
 	// Cheap first: a cancelled held job's last event is its terminal one.
-	if last, err := bus.FindEvent(ctx, d.js, key, ""); err != nil {
+	if last, err := d.events.Find(ctx, key, ""); err != nil {
 		return err
 	} else if last != nil && schema.IsTerminal(last.Type) {
 		return errEnded
@@ -328,7 +321,7 @@ func (d *Dispatcher) reissue(ctx context.Context, work *schema.Work, held []byte
 func (d *Dispatcher) endRemoved(ctx context.Context, work *schema.Work, tenant string, log *slog.Logger) error {
 	ev := &schema.Event{JobID: work.Job.ID, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrNotFound, Message: fmt.Sprintf("tenant %s was removed while the job waited for a running slot", tenant)}}
-	if _, err := d.pub.Publish(ctx, ev, work.Job.ReplyTo); err != nil {
+	if _, err := d.events.Publish(ctx, ev, work.Job.ReplyTo); err != nil {
 		return err
 	}
 	log.Info("held job of a removed tenant ended", "tenant", tenant)

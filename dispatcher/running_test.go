@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -134,17 +134,7 @@ func secondDispatcher(t *testing.T, r *rig) *Dispatcher {
 // waitFor polls cond until it holds, for up to 20 s.
 func (r *rig) waitFor(what string, cond func() (bool, string)) {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s: never (%s)", what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(r.t, what, cond)
 }
 
 // works returns the Work messages in BRIG_WORK, in order.
@@ -260,7 +250,7 @@ func (r *rig) cancel(key string) CancelReply {
 func (r *rig) end(key string) {
 	r.t.Helper()
 	ev := &schema.Event{JobID: key, Type: schema.EventResult, Status: schema.StatusSucceeded, Seq: 3, Attempt: 1}
-	if _, err := r.d.pub.Publish(r.t.Context(), ev, ""); err != nil {
+	if _, err := r.d.events.Publish(r.t.Context(), ev, ""); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -268,7 +258,7 @@ func (r *rig) end(key string) {
 // terminalOf returns a job's stored terminal event, or nil.
 func (r *rig) terminalOf(key string) *schema.Event {
 	r.t.Helper()
-	ev, err := bus.TerminalEvent(r.t.Context(), r.js, key)
+	ev, err := r.d.events.Terminal(r.t.Context(), key)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -280,7 +270,7 @@ func (r *rig) terminalOf(key string) *schema.Event {
 // that were held.
 func (r *rig) checkTokens(tenant string, held []string) {
 	r.t.Helper()
-	ring, err := keys.OpenRing(r.t.Context(), r.js, 1)
+	ring, err := signing.OpenRing(r.t.Context(), r.js, 1)
 	if err != nil {
 		r.t.Fatal(err)
 	}

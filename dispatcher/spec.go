@@ -18,7 +18,7 @@ func buildSpec(job *schema.Job, fn *schema.Function) schema.RunSpec {
 		CodeFile:   orDefault(fn.CodeFile, schema.DefaultCodeFile),
 		Pool:       orDefault(fn.Pool, schema.DefaultPool),
 		Limits:     mergeLimits(fn.Limits, job.Limits),
-		TimeoutMS:  firstNonZero(job.Timeout, fn.TimeoutMS, schema.DefaultTimeoutMS),
+		TimeoutMS:  firstNonZero(job.TimeoutMS, fn.TimeoutMS, schema.DefaultTimeoutMS),
 		Network:    schema.Bool(job.Network, schema.Bool(fn.Network, false)),
 		Runtime:    orDefault(job.Runtime, orDefault(fn.Runtime, schema.RuntimeRunc)),
 		SingleUse:  schema.Bool(job.SingleUse, schema.Bool(fn.SingleUse, true)),

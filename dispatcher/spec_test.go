@@ -1,17 +1,17 @@
 package dispatcher
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 )
 
 func python(t *testing.T) *schema.Function {
 	t.Helper()
-	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "python")
+	fn, err := functions.Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "python")
 	if err != nil {
 		t.Fatalf("resolve python: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestBuildSpecJobOverrides(t *testing.T) {
 		job  schema.Job
 		want func(*schema.RunSpec)
 	}{
-		{"timeout", schema.Job{Timeout: 5000}, func(s *schema.RunSpec) { s.TimeoutMS = 5000 }},
+		{"timeout", schema.Job{TimeoutMS: 5000}, func(s *schema.RunSpec) { s.TimeoutMS = 5000 }},
 		{"memory only", schema.Job{Limits: &schema.Limits{MemoryMB: 64}}, func(s *schema.RunSpec) { s.Limits.MemoryMB = 64 }},
 		{"cpus only", schema.Job{Limits: &schema.Limits{CPUs: 0.5}}, func(s *schema.RunSpec) { s.Limits.CPUs = 0.5 }},
 		{"pids only", schema.Job{Limits: &schema.Limits{Pids: 32}}, func(s *schema.RunSpec) { s.Limits.Pids = 32 }},
@@ -126,7 +126,7 @@ func TestBuildSpecFunctionDefaults(t *testing.T) {
 	}
 
 	job := &schema.Job{
-		ID: "j", Function: "tool", Timeout: 100, Runtime: schema.RuntimeRunc,
+		ID: "j", Function: "tool", TimeoutMS: 100, Runtime: schema.RuntimeRunc,
 		Limits:  &schema.Limits{MemoryMB: 32},
 		Network: schema.Ptr(false), SingleUse: schema.Ptr(true), Restricted: schema.Ptr(true),
 		Scopes: []string{"queue:q:put"},
@@ -174,26 +174,9 @@ func TestBuildSpecScopes(t *testing.T) {
 	}
 }
 
-func TestBuiltinResolve(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{"", "Python", "python3", "nosuch"} {
-		fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, name)
-		if !errors.Is(err, ErrFunctionNotFound) || fn != nil {
-			t.Errorf("Resolve(%q) = %v, %v; want nil, ErrFunctionNotFound", name, fn, err)
-		}
-	}
-	// Each call returns a fresh definition: callers may change it.
-	a, b := python(t), python(t)
-	a.Env["X"] = "1"
-	a.Scopes[0] = "none"
-	if _, ok := b.Env["X"]; ok || b.Scopes[0] != "*" {
-		t.Errorf("Resolve returns shared state: %+v", b)
-	}
-}
-
 func TestBuiltinEcho(t *testing.T) {
 	t.Parallel()
-	fn, err := Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "echo")
+	fn, err := functions.Builtin{}.Resolve(t.Context(), schema.DefaultTenant, "echo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ type tenantCache struct {
 func (d *Dispatcher) tenant(ctx context.Context, job *schema.Job, tenant string) (*schema.Tenant, error) {
 	d.tenants.mu.Lock()
 	e := d.tenants.m[tenant]
-	if e != nil && time.Since(e.readAt) < tenantTTL {
+	if e != nil && time.Since(e.readAt) < d.cfg.tenantTTL {
 		rec := e.rec
 		d.tenants.mu.Unlock()
 		return rec, nil
@@ -152,7 +152,7 @@ func (d *Dispatcher) hold(ctx context.Context, job *schema.Job, rec *schema.Tena
 // unhold gives back a place taken for a submission that turned out to be a
 // duplicate, when the job of its key has ended (so the marker is no one's).
 func (d *Dispatcher) unhold(ctx context.Context, key string) {
-	if ended, err := bus.TerminalEvent(ctx, d.js, key); err != nil || ended == nil {
+	if ended, err := d.events.Terminal(ctx, key); err != nil || ended == nil {
 		return
 	}
 	tenant, _, _ := schema.SplitJobKey(key)

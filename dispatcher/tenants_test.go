@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,7 +129,8 @@ func TestUnknownTenant(t *testing.T) {
 func TestMaxQueued(t *testing.T) {
 	t.Parallel()
 	const n = 4
-	r := newRig(t, nil)
+	// A short tenantTTL, so that the raised max_queued below applies soon.
+	r := newRig(t, func(c *Config) { c.tenantTTL = 200 * time.Millisecond })
 	r.addTenant(schema.Tenant{Name: "busy", MaxQueued: n})
 	var wg sync.WaitGroup
 	seqs := make([]uint64, n+5)
@@ -168,7 +170,7 @@ func TestMaxQueued(t *testing.T) {
 	r.wantTerminal("busy.late-1", schema.StatusRejected, schema.ErrQuotaExceeded, 0)
 	// One job ends: its place is free.
 	end := &schema.Event{JobID: accepted[0], Type: schema.EventResult, Status: schema.StatusSucceeded, Seq: 3, Attempt: 1}
-	if _, err := r.d.pub.Publish(t.Context(), end, ""); err != nil {
+	if _, err := r.d.events.Publish(t.Context(), end, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.settled(publishRaw(t, r.js, schema.SubmitSubject("busy", "python"), jobData(t, "late-2", "print(1)"), "busy.late-2"))
@@ -182,7 +184,13 @@ func TestMaxQueued(t *testing.T) {
 	}
 	// Raising max_queued applies within tenantTTL.
 	r.addTenant(schema.Tenant{Name: "busy", MaxQueued: n + 1})
-	time.Sleep(tenantTTL + 100*time.Millisecond)
+	r.waitFor("the dispatcher reads busy's new max_queued", func() (bool, string) {
+		rec, err := r.d.tenant(t.Context(), nil, "busy")
+		if err != nil {
+			return false, err.Error()
+		}
+		return rec.MaxQueued == n+1, fmt.Sprintf("max_queued %d", rec.MaxQueued)
+	})
 	r.settled(publishRaw(t, r.js, schema.SubmitSubject("busy", "python"), jobData(t, "late-3", "print(1)"), "busy.late-3"))
 	if c := r.stored("busy.late-3"); c[schema.EventAccepted] != 1 || len(c) != 1 {
 		t.Errorf("after max_queued was raised: %v; want it accepted", c)

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/auth"
-	"github.com/brig-dev/brig/internal/bus"
+	eventlog "github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -105,7 +105,7 @@ func TestBusAttack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if term, err := bus.TerminalEvent(ctx, js, victimKey); err != nil || term.Stdout != "real\n" || term.Status != schema.StatusSucceeded {
+	if term, err := eventlog.NewLog(stack.Conn, js, nil).Terminal(ctx, victimKey); err != nil || term.Stdout != "real\n" || term.Status != schema.StatusSucceeded {
 		t.Errorf("job %s's outcome after the attack: %v (%s)", victim.ID, err, brief(term))
 	}
 	if kv, err := js.KeyValue(ctx, functions.Bucket); err == nil {

@@ -15,7 +15,7 @@ func TestCancelRunningJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	job := pythonJob("cancel", "import time\ntime.sleep(60)")
-	job.Timeout = 10_000 // bounds the test should cancellation not work
+	job.TimeoutMS = 10_000 // bounds the test should cancellation not work
 	h, err := brig.Submit(ctx, job)
 	if err != nil {
 		t.Fatalf("submit: %v", err)
@@ -32,7 +32,7 @@ func TestCancelRunningJob(t *testing.T) {
 	}
 	wantStatus(t, ev, schema.EventCancelled, schema.StatusCancelled, schema.ErrCancelled)
 	wantIs(t, err, sdk.ErrCancelled)
-	if ev.DurationMS >= job.Timeout {
+	if ev.DurationMS >= job.TimeoutMS {
 		t.Errorf("job ran %d ms, its whole timeout: the cancel had no effect", ev.DurationMS)
 	}
 	eventually(t, pollBudget, func(context.Context) (bool, string) {

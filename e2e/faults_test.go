@@ -30,6 +30,7 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -567,7 +568,7 @@ func (fe *faultEnv) credsFile(role auth.Role) string {
 func (fe *faultEnv) startDispatcher(ctx context.Context, nc *nats.Conn, edits ...func(*dispatcher.Config)) *dispatcher.Dispatcher {
 	t := fe.t
 	t.Helper()
-	fns, err := dispatcher.OpenKVResolver(ctx, nc, 1)
+	fns, err := functions.OpenKVResolver(ctx, nc, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

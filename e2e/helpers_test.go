@@ -19,6 +19,7 @@ import (
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/devstack"
+	eventlog "github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -518,7 +519,7 @@ func storedOf(ctx context.Context, t *testing.T, key string) storedState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	term, err := bus.TerminalEvent(ctx, js, key)
+	term, err := eventlog.NewLog(stack.Conn, js, nil).Terminal(ctx, key)
 	if err != nil {
 		t.Fatalf("terminal event of %s: %v", key, err)
 	}

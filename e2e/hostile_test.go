@@ -105,7 +105,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 	rt := m.runtime
 	job := pythonJob("hostile-"+c.name, c.code)
 	job.Runtime = rt
-	job.Timeout = c.timeout.Milliseconds()
+	job.TimeoutMS = c.timeout.Milliseconds()
 	job.Limits = c.limits
 	if c.args != nil {
 		args, err := json.Marshal(c.args(t))

@@ -111,7 +111,7 @@ func TestTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	job := pythonJob("timeout", "while True:\n    pass")
-	job.Timeout = 1500
+	job.TimeoutMS = 1500
 	start := time.Now()
 	h, err := brig.Submit(ctx, job)
 	if err != nil {

@@ -55,7 +55,7 @@ var loadMix = []loadKind{
 		name: "timeout", percent: 15,
 		job: func(int) schema.Job {
 			j := pythonJob("load-timeout", "while True:\n    pass")
-			j.Timeout = 1000
+			j.TimeoutMS = 1000
 			return j
 		},
 		check: func(_ int, ev *schema.Event) bool {

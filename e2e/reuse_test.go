@@ -174,7 +174,7 @@ except brig.AuthError as e:
 	}
 	// ... a timed-out one does not: it is killed and removed.
 	slow := job("reuse-timeout", "import time; time.sleep(30)")
-	slow.Timeout = 1000
+	slow.TimeoutMS = 1000
 	sev, _ := runJob(t, slow)
 	wantStatus(t, sev, schema.EventTimeout, schema.StatusTimeout, schema.ErrTimeout)
 	slowStart := startedOn(t, brig, slow.ID)

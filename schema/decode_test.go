@@ -243,7 +243,7 @@ func TestDecodeJobFull(t *testing.T) {
 	want := &schema.Job{
 		ID: "job-1", Function: "python", Code: "print(1)", Args: json.RawMessage(`{"n": [1, 2]}`),
 		Stdin: "in", Files: map[string]string{"lib/a.py": "x = 1"}, Env: map[string]string{"A": "b"},
-		ReplyTo: "_INBOX.abc", Timeout: 5000,
+		ReplyTo: "_INBOX.abc", TimeoutMS: 5000,
 		Limits:  &schema.Limits{MemoryMB: 256, CPUs: 0.5, Pids: 64, OutputBytes: 4096},
 		Network: schema.Ptr(true), Restricted: schema.Ptr(false), Scopes: []string{"dict:cache:read"},
 		SingleUse: schema.Ptr(false), Runtime: schema.RuntimeRunsc, Retries: 2,

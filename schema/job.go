@@ -36,8 +36,10 @@ type Job struct {
 	// ReplyTo, when set outside brig.events.>, receives a core-NATS copy of
 	// every event.
 	ReplyTo string `json:"reply_to,omitempty"`
-	// Timeout in milliseconds; 0 means the function's default.
-	Timeout int64 `json:"timeout,omitempty"`
+	// TimeoutMS is the job's time limit in milliseconds; 0 means the
+	// function's default. Its JSON name, timeout, predates the unit
+	// suffix and stays for the wire's sake.
+	TimeoutMS int64 `json:"timeout,omitempty"`
 	// Limits override the function's default limits field by field.
 	Limits *Limits `json:"limits,omitempty"`
 	// Network asks for a network (default false).

@@ -252,8 +252,8 @@ func validSubject(s string) error {
 }
 
 func (j *Job) validateNumbers() error {
-	if j.Timeout < 0 || j.Timeout > MaxTimeoutMS {
-		return fieldErr("timeout", "must be between 1 and %d ms (0 for the default), got %d", MaxTimeoutMS, j.Timeout)
+	if j.TimeoutMS < 0 || j.TimeoutMS > MaxTimeoutMS {
+		return fieldErr("timeout", "must be between 1 and %d ms (0 for the default), got %d", MaxTimeoutMS, j.TimeoutMS)
 	}
 	if j.Retries < 0 || j.Retries > MaxRetries {
 		return fieldErr("retries", "must be between 0 and %d, got %d", MaxRetries, j.Retries)

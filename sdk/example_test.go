@@ -97,7 +97,7 @@ func ExampleClient_Run_timeout() {
 	}
 	defer c.Close()
 
-	res, err := c.Run(ctx, schema.Job{Function: "python", Code: `while True: pass`, Timeout: 1000})
+	res, err := c.Run(ctx, schema.Job{Function: "python", Code: `while True: pass`, TimeoutMS: 1000})
 	if errors.Is(err, sdk.ErrTimeout) {
 		fmt.Println("timed out:", res.Status, res.Error.Type)
 	}

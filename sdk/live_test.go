@@ -29,7 +29,7 @@ type fakeBrig struct {
 	t    *testing.T
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	pub  *events.Publisher
+	pub  *events.Log
 	work jetstream.Consumer
 	reg  *registry.Registry
 }
@@ -61,7 +61,7 @@ func newFake(t *testing.T, nc *nats.Conn, js jetstream.JetStream) *fakeBrig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeBrig{t: t, nc: nc, js: js, pub: events.NewPublisher(nc, js), work: work, reg: reg}
+	f := &fakeBrig{t: t, nc: nc, js: js, pub: events.NewLog(nc, js, nil), work: work, reg: reg}
 	f.alive()
 	f.addTenant(schema.Tenant{Name: schema.DefaultTenant})
 	return f

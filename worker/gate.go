@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/pyclient"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -27,7 +27,7 @@ const maxSocketPath = 100
 // gateway itself and the in-container Python client.
 func (w *Worker) setupGateway(ctx context.Context) error {
 	replicas := w.cfg.Streams.WithDefaults().Replicas
-	ring, err := keys.OpenRing(ctx, w.js, replicas)
+	ring, err := signing.OpenRing(ctx, w.js, replicas)
 	if err != nil {
 		return err
 	}

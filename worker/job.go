@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/initproto"
 	"github.com/brig-dev/brig/schema"
 )
@@ -113,9 +112,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 // events behind the terminal one, so every terminal subject is looked up.
 func (w *Worker) endedAlready(ctx context.Context, jobID string, attempt int) (*schema.Event, error) {
 	if attempt > 1 {
-		return bus.TerminalEvent(ctx, w.js, jobID)
+		return w.pub.Terminal(ctx, jobID)
 	}
-	last, err := bus.FindEvent(ctx, w.js, jobID, "")
+	last, err := w.pub.Find(ctx, jobID, "")
 	if err != nil || last == nil || !schema.IsTerminal(last.Type) {
 		return nil, err
 	}

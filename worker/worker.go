@@ -18,8 +18,8 @@ import (
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/registry"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -35,7 +35,7 @@ type Worker struct {
 	cfg Config
 	log *slog.Logger
 	js  jetstream.JetStream
-	pub *events.Publisher
+	pub *events.Log
 
 	slots chan struct{}
 	quick chan struct{} // queue-only jobs in hand, which hold no slot
@@ -46,7 +46,7 @@ type Worker struct {
 	sockDir      string
 	hostCPUs     int
 	egress       egressState
-	ring         *keys.Ring
+	ring         *signing.Ring
 	gw           *gateway.Gateway
 	warm         *warmPool // nil without prewarming
 	reused       *reusePool
@@ -81,7 +81,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg:          cfg,
 		log:          cfg.Logger.With("role", "worker", "worker", cfg.ID),
 		js:           js,
-		pub:          events.NewPublisher(cfg.Conn, js),
+		pub:          events.NewLog(cfg.Conn, js, nil),
 		slots:        make(chan struct{}, cfg.Slots),
 		quick:        make(chan struct{}, quickJobs),
 		entryChanged: make(chan struct{}, 1),
@@ -131,16 +131,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	consumers := make([]jetstream.Consumer, 0, len(w.cfg.Pools))
 	for _, pool := range w.cfg.Pools {
-		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork, jetstream.ConsumerConfig{
-			Durable:       bus.WorkConsumer(pool),
-			FilterSubject: schema.WorkSubject(pool),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       w.cfg.AckWait,
-			MaxDeliver:    w.cfg.MaxDeliver + schema.MaxRetries, // the job's own retries come on top
-			// The pool's cap on running jobs, over all its workers: a job
-			// is unacked exactly while a worker holds it.
-			MaxAckPending: poolLimit(w.cfg.PoolLimits[pool]),
-		})
+		// The job's own retries come on top of MaxDeliver; the pool's
+		// limit caps its running jobs over all its workers.
+		cons, err := w.js.CreateOrUpdateConsumer(ctx, schema.StreamWork,
+			bus.WorkConsumerConfig(pool, w.cfg.AckWait, w.cfg.MaxDeliver+schema.MaxRetries, poolLimit(w.cfg.PoolLimits[pool])))
 		if err != nil {
 			return fmt.Errorf("worker: consumer for pool %s: %w", pool, err)
 		}

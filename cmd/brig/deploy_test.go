@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
@@ -49,7 +48,7 @@ func TestDeployExample(t *testing.T) {
 	}
 
 	// The dispatcher's resolver sees the deploy at once.
-	r, err := dispatcher.OpenKVResolver(t.Context(), nc, 0)
+	r, err := functions.OpenKVResolver(t.Context(), nc, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +65,8 @@ func TestDeployExample(t *testing.T) {
 	if fn, err := r.Resolve(t.Context(), schema.DefaultTenant, "python"); err != nil || fn.Name != "python" {
 		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)
 	}
-	if _, err := r.Resolve(t.Context(), schema.DefaultTenant, "nope"); !errors.Is(err, dispatcher.ErrFunctionNotFound) {
-		t.Errorf("Resolve(nope): err = %v, want ErrFunctionNotFound", err)
+	if _, err := r.Resolve(t.Context(), schema.DefaultTenant, "nope"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("Resolve(nope): err = %v, want functions.ErrNotFound", err)
 	}
 }
 

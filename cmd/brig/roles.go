@@ -15,6 +15,7 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
 )
@@ -134,7 +135,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	streams := bus.Config{Replicas: *replicas}
 	var d *dispatcher.Dispatcher
 	err = startRetrying(ctx, log, "dispatcher", func(ctx context.Context) error {
-		fns, err := dispatcher.OpenKVResolver(ctx, nc, *replicas)
+		fns, err := functions.OpenKVResolver(ctx, nc, *replicas)
 		if err != nil {
 			return err
 		}

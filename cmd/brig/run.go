@@ -54,7 +54,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
 		return exitBrig
 	}
-	job := schema.Job{ID: *id, Function: *function, Code: code, Timeout: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
+	job := schema.Job{ID: *id, Function: *function, Code: code, TimeoutMS: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
 	if *memory != 0 {
 		job.Limits = &schema.Limits{MemoryMB: *memory}
 	}

@@ -3,10 +3,12 @@ package bus_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
 )
@@ -109,10 +111,10 @@ func TestFullStreams(t *testing.T) {
 			t.Fatalf("%s event into a full events stream: %v", typ, err)
 		}
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventAccepted); err != nil || ok {
+	if ok, err := events.NewLog(nc, js, nil).Has(t.Context(), "default.j1", schema.EventAccepted); err != nil || ok {
 		t.Errorf("oldest event kept (%v, %v); want it dropped", ok, err)
 	}
-	if ok, err := bus.HasEvent(t.Context(), js, "default.j1", schema.EventResult); err != nil || !ok {
+	if ok, err := events.NewLog(nc, js, nil).Has(t.Context(), "default.j1", schema.EventResult); err != nil || !ok {
 		t.Errorf("terminal event missing (%v, %v)", ok, err)
 	}
 }
@@ -136,5 +138,41 @@ func TestEnsureBucket(t *testing.T) {
 	}
 	if c := s.CachedInfo().Config; c.MaxMsgs != 2 || c.MaxBytes != 1<<20 || c.MaxMsgSize != 64 || c.Discard != jetstream.DiscardNew {
 		t.Errorf("bucket stream: MaxMsgs %d, MaxBytes %d, MaxMsgSize %d, Discard %v", c.MaxMsgs, c.MaxBytes, c.MaxMsgSize, c.Discard)
+	}
+}
+
+// TestConsumerConfigs: the durable consumers brig shares are accepted by
+// the server on their streams, each bound to its own subjects.
+func TestConsumerConfigs(t *testing.T) {
+	t.Parallel()
+	_, _, js := natstest.Start(t)
+	if err := bus.EnsureStreams(t.Context(), js, bus.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateOrUpdateStream(t.Context(), bus.HoldConfig(bus.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		stream      string
+		cfg         jetstream.ConsumerConfig
+		name, subj  string
+		maxDeliver  int
+		maxPending  int
+		ackWaitWant time.Duration
+	}{
+		{schema.StreamSubmit, bus.SubmitConsumerConfig(30*time.Second, 7), bus.DispatcherConsumer, schema.SubmitPrefix + ">", 7, 0, 30 * time.Second},
+		{schema.StreamWork, bus.WorkConsumerConfig("gpu", time.Minute, 9, 3), "pool-gpu", schema.WorkSubject("gpu"), 9, 3, time.Minute},
+		{bus.StreamHold, bus.HeldConsumerConfig(20*time.Second, 1024), bus.HeldConsumer, bus.HoldPrefix + ">", -1, 1024, 20 * time.Second},
+	} {
+		cons, err := js.CreateOrUpdateConsumer(t.Context(), tt.stream, tt.cfg)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", tt.name, tt.stream, err)
+		}
+		c := cons.CachedInfo().Config
+		if c.Durable != tt.name || c.FilterSubject != tt.subj || c.AckPolicy != jetstream.AckExplicitPolicy ||
+			c.MaxDeliver != tt.maxDeliver || c.AckWait != tt.ackWaitWant || tt.maxPending != 0 && c.MaxAckPending != tt.maxPending {
+			t.Errorf("%s: %+v; want durable %s on %s, explicit acks, MaxDeliver %d, AckWait %s, MaxAckPending %d",
+				tt.stream, c, tt.name, tt.subj, tt.maxDeliver, tt.ackWaitWant, tt.maxPending)
+		}
 	}
 }

@@ -22,9 +22,6 @@ const (
 	// StreamHold holds the Work messages of jobs that wait for a running
 	// slot of their tenant.
 	StreamHold = "BRIG_HOLD"
-	// HeldConsumer is the durable consumer of StreamHold that all
-	// dispatchers share.
-	HeldConsumer = "held"
 	// RunningMaxAge is the backstop of the running markers: a marker whose
 	// job's terminal event was stored without purging it (the purge is
 	// best effort) frees its slot after this long.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
+	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/image"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/schema"
@@ -128,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	dcfg.Conn, dcfg.Logger = dconn, cfg.Logger
 	if dcfg.Functions == nil {
-		if dcfg.Functions, err = dispatcher.OpenKVResolver(ctx, dconn, dcfg.Streams.WithDefaults().Replicas); err != nil {
+		if dcfg.Functions, err = functions.OpenKVResolver(ctx, dconn, dcfg.Streams.WithDefaults().Replicas); err != nil {
 			return nil, err
 		}
 	}

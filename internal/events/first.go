@@ -23,8 +23,8 @@ var ErrNotFirst = errors.New("the job already has events")
 // one wins (docs/design.md §6). A refusal, or a store dropped as a
 // duplicate by message id, is ErrNotFirst; nothing is copied to replyTo
 // then.
-func (p *Publisher) PublishFirst(ctx context.Context, ev *schema.Event, replyTo string) error {
-	stored, err := p.publish(ctx, ev, replyTo, func(h nats.Header) {
+func (l *Log) PublishFirst(ctx context.Context, ev *schema.Event, replyTo string) error {
+	stored, err := l.publish(ctx, ev, replyTo, func(h nats.Header) {
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 		h.Set(jetstream.ExpectedLastSubjSeqSubjHeader, schema.EventsFilter(ev.JobID))
 	})

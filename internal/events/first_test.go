@@ -21,7 +21,7 @@ func TestPublishFirstOneWinner(t *testing.T) {
 	if err := bus.EnsureStreams(t.Context(), js, bus.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPublisher(nc, js)
+	p := NewLog(nc, js, nil)
 	for i := range 20 {
 		id := schema.JobKey(schema.DefaultTenant, "first-"+strconv.Itoa(i))
 		var wins atomic.Int32

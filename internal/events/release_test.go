@@ -35,7 +35,7 @@ func TestTerminalEventReleasesMarker(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	p := NewPublisher(nc, js)
+	p := NewLog(nc, js, nil)
 	key := schema.JobKey("acme", "j1")
 	if _, err := p.Publish(ctx, &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1}, ""); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestTerminalEventReleasesRunningSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := NewPublisher(nc, js)
+	p := NewLog(nc, js, nil)
 	end := &schema.Event{JobID: schema.JobKey("acme", "j1"), Type: schema.EventResult, Status: schema.StatusSucceeded, Seq: 3, Attempt: 1}
 	if stored, err := p.Publish(ctx, end, ""); err != nil || !stored {
 		t.Fatalf("terminal event: stored %v, %v", stored, err)

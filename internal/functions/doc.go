@@ -14,10 +14,15 @@
 //		rev, err := store.Put(ctx, fn) // or store.PutFor(ctx, tenant, fn)
 //	}
 //
-// A dispatcher resolves names through a Resolver: for a job of tenant T,
-// T's own definition first, then the global one, then its built-ins
-// (Resolver.ResolveFor). A stored value that Put would not have
-// written (by hand, or by a brig whose schema differs) is an
-// *InvalidStoredError: permanent, so the dispatcher ends the job at once
-// instead of retrying.
+// Function resolution lives here too, built-ins included. A dispatcher
+// resolves names through a Resolver: KVResolver looks, for a job of
+// tenant T, at T's own definition first, then the global one, then the
+// built-ins (BuiltinFunction); Builtin knows the built-ins only.
+//
+//	r, err := functions.OpenKVResolver(ctx, nc, replicas)
+//	fn, err := r.Resolve(ctx, tenant, "python") // errors.Is(err, functions.ErrNotFound): no such function
+//
+// A stored value that Put would not have written (by hand, or by a brig
+// whose schema differs) is an *InvalidStoredError: permanent, so the
+// dispatcher ends the job at once instead of retrying.
 package functions

@@ -90,14 +90,7 @@ func TestStoreUpdateTakesEffect(t *testing.T) {
 	ctx := t.Context()
 	_, _, js := natstest.Start(t)
 	store := openStore(t, js)
-	builtins := func(name string) (*schema.Function, bool) {
-		if name != "python" {
-			return nil, false
-		}
-		fn := schema.Python()
-		return &fn, true
-	}
-	resolver := functions.Resolver{Store: store, Fallback: builtins}
+	resolver := functions.KVResolver{Store: store}
 
 	fn := grader()
 	rev1, err := store.Put(ctx, fn)
@@ -112,13 +105,13 @@ func TestStoreUpdateTakesEffect(t *testing.T) {
 	if rev2 <= rev1 {
 		t.Errorf("revisions %d then %d, want increasing", rev1, rev2)
 	}
-	got, err := resolver.Resolve(ctx, "grader")
+	got, err := resolver.Resolve(ctx, "", "grader")
 	if err != nil || got.TimeoutMS != 20_000 {
 		t.Fatalf("Resolve after update = %+v, %v; want timeout_ms 20000", got, err)
 	}
 
 	// A deployed python overrides the built-in until it is deleted.
-	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.Image != "brig/python:latest" || got.TimeoutMS != 0 {
+	if got, err := resolver.Resolve(ctx, "", "python"); err != nil || got.Image != "brig/python:latest" || got.TimeoutMS != 0 {
 		t.Fatalf("Resolve(python) = %+v, %v; want the built-in", got, err)
 	}
 	custom := schema.Python()
@@ -126,21 +119,24 @@ func TestStoreUpdateTakesEffect(t *testing.T) {
 	if _, err := store.Put(ctx, custom); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.TimeoutMS != 5_000 {
+	if got, err := resolver.Resolve(ctx, "", "python"); err != nil || got.TimeoutMS != 5_000 {
 		t.Fatalf("Resolve(python) = %+v, %v; want the deployed one", got, err)
 	}
 	if err := store.Delete(ctx, "python"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := resolver.Resolve(ctx, "python"); err != nil || got.TimeoutMS != 0 {
+	if got, err := resolver.Resolve(ctx, "", "python"); err != nil || got.TimeoutMS != 0 {
 		t.Fatalf("Resolve(python) after Delete = %+v, %v; want the built-in", got, err)
 	}
 
-	if _, err := resolver.Resolve(ctx, "nope"); !errors.Is(err, functions.ErrNotFound) {
+	if _, err := resolver.Resolve(ctx, "", "nope"); !errors.Is(err, functions.ErrNotFound) {
 		t.Errorf("Resolve(nope): err = %v, want ErrNotFound", err)
 	}
-	if _, err := (functions.Resolver{}).Resolve(ctx, "python"); !errors.Is(err, functions.ErrNotFound) {
-		t.Errorf("zero Resolver: err = %v, want ErrNotFound", err)
+	if fn, err := (functions.KVResolver{}).Resolve(ctx, "", "python"); err != nil || fn.Image != "brig/python:latest" {
+		t.Errorf("KVResolver without a store: %+v, %v; want the built-in", fn, err)
+	}
+	if _, err := (functions.KVResolver{}).Resolve(ctx, "", "grader"); !errors.Is(err, functions.ErrNotFound) {
+		t.Errorf("KVResolver without a store: err = %v, want ErrNotFound", err)
 	}
 }
 
@@ -224,12 +220,9 @@ func TestInvalidStoredDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	builtins := func(name string) (*schema.Function, bool) {
-		fn := schema.Python()
-		fn.Name = name
-		return &fn, true // every name: none may be used instead of a broken one
-	}
-	resolver := functions.Resolver{Store: store, Fallback: builtins}
+	// python has a built-in, which must not be used instead of a broken
+	// deployed one.
+	resolver := functions.KVResolver{Store: store}
 	tests := []struct {
 		key, value string
 		field      string // of the *schema.FieldError
@@ -251,7 +244,7 @@ func TestInvalidStoredDefinition(t *testing.T) {
 		}
 		for op, call := range map[string]func() error{
 			"Get":     func() error { _, err := store.Get(ctx, tt.key); return err },
-			"Resolve": func() error { _, err := resolver.Resolve(ctx, tt.key); return err },
+			"Resolve": func() error { _, err := resolver.Resolve(ctx, "", tt.key); return err },
 		} {
 			err := call()
 			var ise *functions.InvalidStoredError
@@ -283,7 +276,7 @@ func TestInvalidStoredDefinition(t *testing.T) {
 			t.Errorf("Get(%s) after delete: err = %v, want ErrNotFound", key, err)
 		}
 	}
-	if fn, err := resolver.Resolve(ctx, "python"); err != nil || fn.Image != "brig/python:latest" {
+	if fn, err := resolver.Resolve(ctx, "", "python"); err != nil || fn.Image != "brig/python:latest" {
 		t.Errorf("Resolve(python) after purge = %+v, %v; want the built-in", fn, err)
 	}
 }
@@ -305,10 +298,10 @@ func TestUnreachableStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolver := functions.Resolver{Store: openStore(t, own), Fallback: func(string) (*schema.Function, bool) { return nil, false }}
+	resolver := functions.KVResolver{Store: openStore(t, own)}
 	nc.Close()
 	for _, name := range []string{"grader", "nope"} {
-		_, err := resolver.Resolve(ctx, name)
+		_, err := resolver.Resolve(ctx, "", name)
 		if err == nil || errors.Is(err, functions.ErrNotFound) || errors.Is(err, functions.ErrInvalidStored) {
 			t.Errorf("Resolve(%s) on a closed connection: err = %v, want a platform error", name, err)
 		}

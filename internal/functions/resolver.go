@@ -5,35 +5,54 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/brig-dev/brig/schema"
 )
 
-// Resolver looks a function up in the store, the tenant's own then the
-// global one, then in Fallback (a dispatcher's built-ins). Each call reads the bucket, so a deploy or a
-// delete applies to the next call.
-type Resolver struct {
-	// Store holds the deployed definitions; nil resolves Fallback only.
+// Resolver looks up the definition of a function for a job of a tenant
+// (docs/design.md §3, §10.3). A dispatcher branches on its error: one
+// matching ErrNotFound rejects the job (NotFound), one matching
+// ErrInvalidStored ends it at once, as brig's fault (Infrastructure); any
+// other is the platform's, and the submission is retried.
+type Resolver interface {
+	Resolve(ctx context.Context, tenant, name string) (*schema.Function, error)
+}
+
+// KVResolver resolves the functions deployed with `brig deploy` (the
+// Bucket), then the built-ins: for tenant T, the tenant's own T.name, then
+// the global name, then the built-in (docs/design.md §3, §10.3); a
+// deployed definition named python replaces the built-in one. Each call
+// reads the bucket, so a deploy or a delete applies to the next job.
+type KVResolver struct {
+	// Store holds the deployed definitions; nil resolves the built-ins
+	// only.
 	Store *Store
-	// Fallback returns a definition the store does not have; nil means
-	// none.
-	Fallback func(name string) (*schema.Function, bool)
 }
 
-// Resolve resolves name for no tenant in particular: the global
-// definition, then Fallback (ResolveFor with tenant "").
-func (r Resolver) Resolve(ctx context.Context, name string) (*schema.Function, error) {
-	return r.ResolveFor(ctx, "", name)
+// OpenKVResolver opens the function bucket on nc, creating it when it is
+// missing, with replicas as in Open.
+func OpenKVResolver(ctx context.Context, nc *nats.Conn, replicas int) (KVResolver, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return KVResolver{}, fmt.Errorf("functions: jetstream: %w", err)
+	}
+	store, err := Open(ctx, js, replicas)
+	if err != nil {
+		return KVResolver{}, fmt.Errorf("functions: %w", err)
+	}
+	return KVResolver{Store: store}, nil
 }
 
-// ResolveFor returns the definition of name for a job of tenant
-// (docs/design.md §10.3): the tenant's own (<tenant>.<name>), else the
-// global one (<name>), else Fallback's; or an error wrapping ErrNotFound
-// when none has one. A stored definition that is invalid is an
+// Resolve implements Resolver; tenant "" asks for the global definition,
+// then the built-in. It returns an error wrapping ErrNotFound when no one
+// has a definition of name. A stored definition that is invalid is an
 // *InvalidStoredError (ErrInvalidStored), permanent, and nothing after it
 // is asked: a broken deployed python must not turn into the global or
 // built-in one, whose scopes may be wider. Other errors are the
 // platform's and worth retrying. The definition's name is the bare name.
-func (r Resolver) ResolveFor(ctx context.Context, tenant, name string) (*schema.Function, error) {
+func (r KVResolver) Resolve(ctx context.Context, tenant, name string) (*schema.Function, error) {
 	if r.Store != nil {
 		tenants := []string{""}
 		if tenant != "" {
@@ -49,10 +68,8 @@ func (r Resolver) ResolveFor(ctx context.Context, tenant, name string) (*schema.
 			}
 		}
 	}
-	if r.Fallback != nil {
-		if fn, ok := r.Fallback(name); ok {
-			return fn, nil
-		}
+	if fn, ok := BuiltinFunction(name); ok {
+		return fn, nil
 	}
 	return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
 }

@@ -89,7 +89,7 @@ func splitKey(key string) (tenant, name string, ok bool) {
 // creating or replacing the definition, and returns the new revision. An
 // invalid definition is refused with a *schema.FieldError naming the
 // field. A definition named like a built-in (python) overrides the
-// built-in for every dispatcher that resolves through a Resolver; deleting
+// built-in for every dispatcher that resolves through a KVResolver; deleting
 // it brings the built-in back.
 func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
 	return s.PutFor(ctx, "", fn)
@@ -126,7 +126,7 @@ func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) 
 }
 
 // GetFor is Get of tenant's own definition of name (no global one: see
-// Resolver.ResolveFor for the order).
+// KVResolver.Resolve for the order).
 func (s *Store) GetFor(ctx context.Context, tenant, name string) (*schema.Function, error) {
 	entry, err := s.entry(ctx, tenant, name)
 	if err != nil {

@@ -19,21 +19,14 @@ func TestKey(t *testing.T) {
 	}
 }
 
-// TestResolveForTenant: a tenant's own definition, then the global one,
+// TestResolveTenant: a tenant's own definition, then the global one,
 // then the built-in; another tenant's never.
-func TestResolveForTenant(t *testing.T) {
+func TestResolveTenant(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	_, _, js := natstest.Start(t)
 	store := openStore(t, js)
-	builtins := func(name string) (*schema.Function, bool) {
-		if name != "python" {
-			return nil, false
-		}
-		fn := schema.Python()
-		return &fn, true
-	}
-	r := functions.Resolver{Store: store, Fallback: builtins}
+	r := functions.KVResolver{Store: store}
 	with := func(timeout int64) schema.Function { fn := grader(); fn.TimeoutMS = timeout; return fn }
 
 	if _, err := store.Put(ctx, with(1_000)); err != nil {
@@ -54,18 +47,18 @@ func TestResolveForTenant(t *testing.T) {
 		{"acme", "grader", 2_000}, {"beta", "grader", 1_000}, {"", "grader", 1_000},
 		{"acme", "python", 3_000}, {"beta", "python", 0},
 	} {
-		fn, err := r.ResolveFor(ctx, tc.tenant, tc.name)
+		fn, err := r.Resolve(ctx, tc.tenant, tc.name)
 		if err != nil || fn.TimeoutMS != tc.timeout || fn.Name != tc.name {
-			t.Errorf("ResolveFor(%q, %q) = %+v, %v; want %s with timeout %d", tc.tenant, tc.name, fn, err, tc.name, tc.timeout)
+			t.Errorf("Resolve(%q, %q) = %+v, %v; want %s with timeout %d", tc.tenant, tc.name, fn, err, tc.name, tc.timeout)
 		}
 	}
-	if fn, err := r.Resolve(ctx, "grader"); err != nil || fn.TimeoutMS != 1_000 {
+	if fn, err := r.Resolve(ctx, "", "grader"); err != nil || fn.TimeoutMS != 1_000 {
 		t.Errorf("Resolve(grader) = %+v, %v; want the global one", fn, err)
 	}
 	// Keys are not names: a tenant's function is not reachable as a name.
 	for _, name := range []string{"acme.grader", "acme.python"} {
-		if _, err := r.ResolveFor(ctx, "beta", name); !errors.Is(err, functions.ErrNotFound) {
-			t.Errorf("ResolveFor(beta, %s): %v, want ErrNotFound", name, err)
+		if _, err := r.Resolve(ctx, "beta", name); !errors.Is(err, functions.ErrNotFound) {
+			t.Errorf("Resolve(beta, %s): %v, want ErrNotFound", name, err)
 		}
 		if _, err := store.Get(ctx, name); !errors.Is(err, functions.ErrNotFound) {
 			t.Errorf("Get(%s): %v, want ErrNotFound", name, err)
@@ -85,8 +78,8 @@ func TestResolveForTenant(t *testing.T) {
 	if err := store.DeleteFor(ctx, "acme", "grader"); err != nil {
 		t.Fatal(err)
 	}
-	if fn, err := r.ResolveFor(ctx, "acme", "grader"); err != nil || fn.TimeoutMS != 1_000 {
-		t.Errorf("ResolveFor(acme, grader) after DeleteFor = %+v, %v; want the global one", fn, err)
+	if fn, err := r.Resolve(ctx, "acme", "grader"); err != nil || fn.TimeoutMS != 1_000 {
+		t.Errorf("Resolve(acme, grader) after DeleteFor = %+v, %v; want the global one", fn, err)
 	}
 	if err := store.DeleteFor(ctx, "acme", "grader"); !errors.Is(err, functions.ErrNotFound) {
 		t.Errorf("second DeleteFor: %v, want ErrNotFound", err)
@@ -105,11 +98,7 @@ func TestInvalidTenantDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := functions.Resolver{Store: store, Fallback: func(name string) (*schema.Function, bool) {
-		fn := schema.Python()
-		fn.Name = name
-		return &fn, true
-	}}
+	r := functions.KVResolver{Store: store}
 	if _, err := store.Put(ctx, grader()); err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +111,13 @@ func TestInvalidTenantDefinition(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, name, _ := strings.Cut(key, ".")
-		_, err = r.ResolveFor(ctx, "acme", name)
+		_, err = r.Resolve(ctx, "acme", name)
 		var ise *functions.InvalidStoredError
 		if !errors.As(err, &ise) || ise.Name != key || ise.Revision != rev {
-			t.Errorf("ResolveFor(acme, %s) = %v, want an InvalidStoredError for %s revision %d", name, err, key, rev)
+			t.Errorf("Resolve(acme, %s) = %v, want an InvalidStoredError for %s revision %d", name, err, key, rev)
 		}
-		if fn, err := r.ResolveFor(ctx, "beta", name); err != nil || fn.Name != name {
-			t.Errorf("ResolveFor(beta, %s) = %+v, %v; want the global or built-in one", name, fn, err)
+		if fn, err := r.Resolve(ctx, "beta", name); err != nil || fn.Name != name {
+			t.Errorf("Resolve(beta, %s) = %+v, %v; want the global or built-in one", name, fn, err)
 		}
 	}
 	if _, err := store.ListFor(ctx, "acme"); !errors.Is(err, functions.ErrInvalidStored) {

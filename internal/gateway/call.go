@@ -40,11 +40,11 @@ func (l *Listener) call(ctx context.Context, s *session, req *gatewayproto.Reque
 	}
 	_, parent, _ := schema.SplitJobKey(s.b.JobID) // valid: authorize checked the token's key against it
 	job := schema.Job{
-		ID:       childID(parent),
-		Function: req.Name,
-		Code:     req.Code,
-		Args:     req.Args,
-		Timeout:  min((left - 500*time.Millisecond).Milliseconds(), schema.MaxTimeoutMS),
+		ID:        childID(parent),
+		Function:  req.Name,
+		Code:      req.Code,
+		Args:      req.Args,
+		TimeoutMS: min((left - 500*time.Millisecond).Milliseconds(), schema.MaxTimeoutMS),
 	}
 	for _, sc := range claims.Scopes {
 		if !strings.HasPrefix(sc, schema.ResourceFunction+":") {

@@ -153,7 +153,7 @@ func standInWorker(t *testing.T, nc *nats.Conn, js jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := events.NewPublisher(nc, js)
+	pub := events.NewLog(nc, js, nil)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		var w schema.Work
 		if err := json.Unmarshal(m.Data(), &w); err != nil {

@@ -19,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/gatewayproto"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/natstest"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 	"github.com/brig-dev/brig/schema"
 )
@@ -315,7 +315,7 @@ func TestLineTooLong(t *testing.T) {
 
 func TestDenials(t *testing.T) {
 	e := startEnv(t, nil)
-	other, err := keys.Generate() // never published
+	other, err := signing.Generate() // never published
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestCall(t *testing.T) {
 	}
 	if got.Function != "f" || got.Code != "print(1)" || string(got.Args) != "[1]" || !isChildID(got.ID, testID) ||
 		strings.Join(got.Scopes, ",") != "dict:d:read" || got.Restricted == nil || *got.Restricted ||
-		got.Timeout > 5000 || got.Timeout < 4000 {
+		got.TimeoutMS > 5000 || got.TimeoutMS < 4000 {
 		t.Fatalf("child job %+v", got)
 	}
 	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
@@ -645,7 +645,7 @@ func TestCallInLongJob(t *testing.T) {
 // The only tokens that verify belong to another job or are expired, so no
 // request reaches perform (which would need NATS).
 func FuzzHandle(f *testing.F) {
-	signer, err := keys.Generate()
+	signer, err := signing.Generate()
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/gateway"
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/internal/natstest"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -70,7 +70,7 @@ func Start(t testing.TB, call gateway.Caller) *Env {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	e := &Env{Keys: natstest.PublishKeys(t, connect(t, a, ns.ClientURL(), auth.RoleDispatcher)), t: t}
 	js := connect(t, a, ns.ClientURL(), auth.RoleWorker)
-	ring, err := keys.OpenRing(t.Context(), js, 1)
+	ring, err := signing.OpenRing(t.Context(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/keys"
 	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/internal/token"
 )
 
@@ -45,21 +45,21 @@ func Start(t testing.TB) (url string, nc *nats.Conn, js jetstream.JetStream) {
 // verifies the tokens it mints.
 type Keys struct {
 	t      testing.TB
-	Signer *keys.Signer
-	Ring   *keys.Ring
+	Signer *signing.Signer
+	Ring   *signing.Ring
 }
 
 // PublishKeys generates a signer, publishes it to js and opens the ring.
 func PublishKeys(t testing.TB, js jetstream.JetStream) *Keys {
 	t.Helper()
-	signer, err := keys.Generate()
+	signer, err := signing.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.Publish(t.Context(), js, 1, signer); err != nil {
+	if err := signing.Publish(t.Context(), js, 1, signer); err != nil {
 		t.Fatal(err)
 	}
-	ring, err := keys.OpenRing(t.Context(), js, 1)
+	ring, err := signing.OpenRing(t.Context(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -403,7 +403,7 @@ out["id"] = {"ok": True, "value": ev.get("job_id")}
 	if id, _ := get(t, out, "id").Value.(string); id != schema.JobKey(gatewaytest.Tenant, j.ID) || !strings.HasPrefix(id, gatewaytest.JobKey+"-c") {
 		t.Fatalf("the call answered with job %q; the child was %q", id, j.ID)
 	}
-	if j.Function != "add" || j.Code != "print('hi')" || string(j.Args) != `{"a":1,"b":2}` || j.Timeout > 5000 ||
+	if j.Function != "add" || j.Code != "print('hi')" || string(j.Args) != `{"a":1,"b":2}` || j.TimeoutMS > 5000 ||
 		strings.Join(j.Scopes, ",") != "dict:d:read" {
 		t.Fatalf("child job %+v (args %s)", j, j.Args)
 	}

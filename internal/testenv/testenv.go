@@ -27,7 +27,7 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/image"
-	"github.com/brig-dev/brig/internal/keys"
+	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -39,7 +39,7 @@ type Env struct {
 	Dir      string
 	// Signer is the dispatcher's signing key, so that tests can mint
 	// credentials a job could never make (expired ones, say).
-	Signer *keys.Signer
+	Signer *signing.Signer
 }
 
 // Start builds the binary, ensures the image and starts a stack. It fails,
@@ -62,7 +62,7 @@ func Start(ctx context.Context, log *slog.Logger) (_ *Env, err error) {
 	if err := EnsureImage(ctx, log); err != nil {
 		return nil, err
 	}
-	if e.Signer, err = keys.Generate(); err != nil {
+	if e.Signer, err = signing.Generate(); err != nil {
 		return nil, err
 	}
 	e.Stack, err = devstack.Start(ctx, devstack.Config{

@@ -350,7 +350,7 @@ func TestCall(t *testing.T) {
 		ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit {
 		t.Fatalf("event %+v", ev)
 	}
-	if calls := e.Calls(); len(calls) != 1 || calls[0].Code != "x" || string(calls[0].Args) != `{"a":1}` || calls[0].Timeout > 5000 {
+	if calls := e.Calls(); len(calls) != 1 || calls[0].Code != "x" || string(calls[0].Args) != `{"a":1}` || calls[0].TimeoutMS > 5000 {
 		t.Fatalf("child jobs %+v", calls)
 	}
 }

@@ -1,9 +1,10 @@
-// Package keys manages the dispatcher's signing key and lets workers find
-// its public half. A dispatcher loads its Ed25519 key from a file (creating
-// it on first start) and publishes the public key in the BRIG_KEYS KV
-// bucket under its key id; workers read public keys from there. The private
-// key never leaves the dispatcher's file.
-package keys
+// Package signing manages the dispatcher's signing key, which signs job
+// credentials (internal/token), and lets workers find its public half. A
+// dispatcher loads its Ed25519 key from a file (creating it on first
+// start) and publishes the public key in the BRIG_KEYS KV bucket under its
+// key id; workers read public keys from there. The private key never
+// leaves the dispatcher's file.
+package signing
 
 import (
 	"context"
