@@ -65,9 +65,9 @@ func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
 		return ids, nil
 	}
 
-	// warm counts the idle prewarmed containers by template: a container's
-	// pids limit is its template's limits.pids plus the init's headroom,
-	// the same for every template.
+	// warm counts the idle prewarmed containers by template: under runc
+	// (these jobs' runtime) a container's pids limit is its template's
+	// limits.pids plus the init's headroom, the same for every template.
 	warm := func(ctx context.Context) (map[int64]int, error) {
 		ids, err := idle(ctx)
 		if err != nil {
