@@ -241,19 +241,16 @@ func childOf(t *testing.T, parent string, pev *schema.Event) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(pollBudget)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
+	var child string
+	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
 		s, err := js.Stream(ctx, schema.StreamEvents)
 		if err != nil {
-			cancel()
 			t.Fatal(err)
 		}
 		var found []string
 		for _, typ := range terminalTypes {
 			info, err := s.Info(ctx, jetstream.WithSubjectFilter(schema.EventSubject(keyOf("*"), typ)))
 			if err != nil {
-				cancel()
 				t.Fatal(err)
 			}
 			for subj := range info.State.Subjects {
@@ -263,17 +260,15 @@ func childOf(t *testing.T, parent string, pev *schema.Event) string {
 				}
 			}
 		}
-		cancel()
-		switch {
-		case len(found) > 1:
+		if len(found) > 1 {
 			t.Fatalf("parent %s has children %v, want one", parent, found)
-		case len(found) == 1:
-			return found[0]
-		case time.Now().After(deadline):
-			t.Fatalf("no child of %s ended within %s; the parent ended %s", parent, pollBudget, brief(pev))
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		if len(found) == 1 {
+			child = found[0]
+		}
+		return child != "", fmt.Sprintf("no child of %s ended; the parent ended %s", parent, brief(pev))
+	})
+	return child
 }
 
 // fillResult is what a job that filled a dict or queue saw.

@@ -293,6 +293,22 @@ func consumerInfo(ctx context.Context, nc *nats.Conn, streamName, consumer strin
 	return c.Info(ctx)
 }
 
+// waitHeldBack waits until a dispatcher on nc has held a job back at least
+// once: it found no live worker of the job's pool, put the submission back
+// for a later look (NakWithDelay), and has taken it again. Until then a
+// test cannot tell a job that waits from one not yet looked at.
+func waitHeldBack(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
+		info, err := consumerInfo(ctx, nc, schema.StreamSubmit, bus.DispatcherConsumer)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.NumRedelivered > 0, fmt.Sprintf("consumer %s on %s: num_ack_pending=%d num_redelivered=%d",
+			bus.DispatcherConsumer, schema.StreamSubmit, info.NumAckPending, info.NumRedelivered)
+	})
+}
+
 // waitDispatcherIdle waits until the shared dispatcher has settled every
 // submission it was given.
 func waitDispatcherIdle(t *testing.T) {

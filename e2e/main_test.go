@@ -18,6 +18,7 @@ import (
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/testenv"
+	"github.com/brig-dev/brig/internal/testenv/needs"
 	"github.com/brig-dev/brig/sdk"
 )
 
@@ -56,12 +57,17 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
-// runMain returns the exit code of the run; failures of the environment are
-// failures (exit 1), never skips.
+// runMain returns the exit code of the run. Without a Docker daemon every
+// test is skipped (exit 0, with a message), unless BRIG_REQUIRE_DOCKER=1
+// (CI) makes that a failure; any other failure of the environment is a
+// failure (exit 1), never a skip.
 func runMain(m *testing.M) int {
 	logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), setupBudget)
 	defer cancel()
+	if code, ok := needs.DockerForMain(ctx, os.Stderr, "e2e"); !ok {
+		return code
+	}
 	var err error
 	if env, err = testenv.Start(ctx, logger); err != nil {
 		return fail("provision brig: %v", err)

@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
@@ -15,6 +18,10 @@ import (
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
 )
+
+// restSamples is how often the prewarm cap test samples the pools at rest
+// (about every 20 ms, a sample taking a container list).
+const restSamples = 50
 
 // TestPrewarmCapBoundsIdleContainers: jobs of many distinct container
 // templates (limits.pids 9-16) never make a worker hold more than
@@ -58,23 +65,58 @@ func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
 		return ids, nil
 	}
 
+	// warm counts the idle prewarmed containers by template: under runc
+	// (these jobs' runtime) a container's pids limit is its template's
+	// limits.pids plus the init's headroom, the same for every template.
+	warm := func(ctx context.Context) (map[int64]int, error) {
+		ids, err := idle(ctx)
+		if err != nil {
+			return nil, err
+		}
+		byLimit := map[int64]int{}
+		for _, id := range ids {
+			info, err := docker.ContainerInspect(ctx, id)
+			if cerrdefs.IsNotFound(err) {
+				continue // removed since it was listed
+			}
+			if err != nil {
+				return nil, err
+			}
+			if info.HostConfig.PidsLimit == nil {
+				return nil, fmt.Errorf("prewarmed container %s has no pids limit", id)
+			}
+			byLimit[*info.HostConfig.PidsLimit]++
+		}
+		return byLimit, nil
+	}
+
 	// Sample all along: one job runs at a time, in a container not yet
 	// known while it runs, so at most prewarmMax + 1 are unaccounted for.
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var peak int
 	var peakIDs []string
+	var samples atomic.Int64
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		for sampleCtx.Err() == nil {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
 			if ids, err := idle(sampleCtx); err == nil && len(ids) > peak {
 				peak, peakIDs = len(ids), ids
 			}
-			time.Sleep(20 * time.Millisecond)
+			samples.Add(1)
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 	}()
 
-	for i, pids := range []int64{9, 10, 11, 12, 13, 14, 15, 16, 9, 16} {
+	var headroom int64 // the pids limit of a template's containers less its limits.pids
+	jobPids := []int64{9, 10, 11, 12, 13, 14, 15, 16, 9, 16}
+	for i, pids := range jobPids {
 		j := pythonJob(fmt.Sprintf("prewarmcap-%d", pids), "print('ok')")
 		j.Limits = &schema.Limits{Pids: pids}
 		ev, err := c.Run(ctx, j)
@@ -91,14 +133,39 @@ func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
 		} else if len(ids) > prewarmMax {
 			t.Errorf("after job %d: %d prewarmed containers wait, cap %d: %v", i, len(ids), prewarmMax, ids)
 		}
-		time.Sleep(300 * time.Millisecond) // let refills and evictions run
+		// Before the next job, refills and evictions settle: the pool
+		// holds this job's template and, from the second job on, the one
+		// used before it (prewarmMax / Prewarm = 2 templates are kept;
+		// the least recently used goes), each with Prewarm = 2 containers.
+		eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
+			byLimit, err := warm(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			if i == 0 && len(byLimit) == 1 {
+				for limit := range byLimit {
+					headroom = limit - pids
+				}
+			}
+			want := map[int64]int{pids + headroom: 2}
+			if i > 0 {
+				want[jobPids[i-1]+headroom] = 2
+			}
+			return maps.Equal(byLimit, want), fmt.Sprintf("after job %d (pids %d): idle prewarmed containers by pids limit %v, want %v", i, pids, byLimit, want)
+		})
 	}
 	// The pools fill up to the cap (so the bound above was tested) and stay there.
 	eventually(t, pollBudget, func(ctx context.Context) (bool, string) {
 		ids, err := idle(ctx)
 		return err == nil && len(ids) == prewarmMax, fmt.Sprintf("prewarmed containers: %v (%v), want %d", ids, err, prewarmMax)
 	})
-	time.Sleep(2 * time.Second)
+	// And stay there: the sampler watches the pools at rest for a while,
+	// counted in samples so that a slow machine does not shorten it.
+	atRest := samples.Load()
+	eventually(t, pollBudget, func(context.Context) (bool, string) {
+		n := samples.Load() - atRest
+		return n >= restSamples, fmt.Sprintf("%d samples at rest, want %d", n, restSamples)
+	})
 	stopSampling()
 	<-sampled
 	if ids, _ := idle(ctx); len(ids) > prewarmMax {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -57,7 +56,7 @@ func TestWorkerRestart(t *testing.T) {
 	}
 	// With no live worker of its pool, the dispatcher holds the job back
 	// (it waits up to NoWorkerWait for one) rather than route it.
-	time.Sleep(time.Second)
+	waitHeldBack(t, st.Conn)
 	info, err := consumerInfo(ctx, st.Conn, schema.StreamWork, bus.WorkConsumer(schema.DefaultPool))
 	if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
 		t.Fatalf("job routed to a pool with no worker: %+v %v", info, err)

@@ -77,7 +77,7 @@ func TestRoutingByPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer late.Stop()
-	time.Sleep(time.Second)
+	waitHeldBack(t, fe.nc)
 	fe.startWorker(ctx, worker.Config{ID: workerID + "-route-late", Pools: []string{"late", "other"}})
 	if ev, err := late.Result(ctx); err != nil || ev.Status != schema.StatusSucceeded {
 		t.Errorf("job that waited for its pool's worker: %v %s", err, brief(ev))

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -46,15 +47,7 @@ func TestPushAccountReachesEveryNode(t *testing.T) {
 		}
 		t.Cleanup(func() { nodes[i].Shutdown(); nodes[i].WaitForShutdown() })
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, ns := range nodes {
-		for ns.NumRoutes() < n-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s has %d routes, want %d", ns.Name(), ns.NumRoutes(), n-1)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitRoutes(t, nodes, n-1)
 
 	victim, err := a.MintUser(auth.User{Role: auth.RoleClient, Tenant: "acme"})
 	if err != nil {
@@ -91,6 +84,25 @@ func TestPushAccountReachesEveryNode(t *testing.T) {
 		if nc, err := nats.Connect(ns.ClientURL(), nats.UserJWTAndSeed(victim.JWT, string(victim.Seed))); err == nil {
 			nc.Close()
 			t.Errorf("%s let a revoked credential in", ns.Name())
+		}
+	}
+}
+
+// waitRoutes waits until every node has want routes: a cluster's routes
+// form in the background once its nodes run.
+func waitRoutes(t *testing.T, nodes []*server.Server, want int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for _, ns := range nodes {
+		for ns.NumRoutes() < want {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s has %d routes, want %d", ns.Name(), ns.NumRoutes(), want)
+			case <-tick.C:
+			}
 		}
 	}
 }

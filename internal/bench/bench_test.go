@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/brig-dev/brig/internal/testenv"
+	"github.com/brig-dev/brig/internal/testenv/needs"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
@@ -23,6 +24,8 @@ func TestLatencyPercentiles(t *testing.T) {
 	i := 0
 	f, err := latency(t.Context(), "x", 10, func(context.Context) error {
 		i++
+		// The measured workload, not a wait: run i lasts i ms, so that the
+		// percentiles have distinct durations to order.
 		time.Sleep(time.Duration(i) * time.Millisecond)
 		return nil
 	})
@@ -162,6 +165,7 @@ func TestRunAgainstRealBrig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Docker")
 	}
+	needs.Docker(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	env, err := testenv.Start(ctx, slog.New(slog.DiscardHandler))

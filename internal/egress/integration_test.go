@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/brig-dev/brig/internal/testenv/needs"
 )
 
 // These tests change the host's firewall and leave the egress network and
@@ -54,6 +56,7 @@ func TestEnsureIntegration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("changes the host's firewall and needs Docker")
 	}
+	needs.Docker(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the egress firewall needs root: run these tests as root, or with -short")
 	}

@@ -44,7 +44,8 @@ type Env struct {
 
 // Start builds the binary, ensures the image and starts a stack. It fails,
 // never skips, when Docker or the image build is unavailable, and then
-// leaves no temp dir behind.
+// leaves no temp dir behind: a test that may skip without Docker asks
+// package needs first (needs.Docker, or needs.DockerForMain in a TestMain).
 func Start(ctx context.Context, log *slog.Logger) (_ *Env, err error) {
 	dir, err := os.MkdirTemp("", "brig-test-")
 	if err != nil {

@@ -1,52 +1,21 @@
-package sdk
+package sdktest
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
 
-// writeCreds writes a .creds file whose user JWT carries tags.
-func writeCreds(t *testing.T, tags ...string) string {
-	t.Helper()
-	akp, err := nkeys.CreateAccount()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ukp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	upub, _ := ukp.PublicKey()
-	uc := jwt.NewUserClaims(upub)
-	uc.Tags.Add(tags...)
-	token, err := uc.Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, _ := ukp.Seed()
-	creds, err := jwt.FormatUserConfig(token, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "user.creds")
-	if err := os.WriteFile(file, creds, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
-}
-
 // A client's tenant: WithTenant's, else the credential's brig-tenant tag,
-// else default.
+// else default. A job is named by its id, or by its key when that is of
+// the client's tenant.
 func TestClientTenant(t *testing.T) {
 	t.Parallel()
 	_, nc, _ := natstest.Start(t)
@@ -54,45 +23,52 @@ func TestClientTenant(t *testing.T) {
 	admin := writeCreds(t, "brig-role:admin")
 	for _, tt := range []struct {
 		name string
-		opts []Option
+		opts []sdk.Option
 		want string
 	}{
 		{"nothing", nil, schema.DefaultTenant},
-		{"WithTenant", []Option{WithTenant("acme")}, "acme"},
-		{"creds tag", []Option{WithCreds(acme)}, "acme"},
-		{"creds without a tenant", []Option{WithCreds(admin)}, schema.DefaultTenant},
-		{"WithTenant wins, after", []Option{WithCreds(acme), WithTenant("other")}, "other"},
-		{"WithTenant wins, before", []Option{WithTenant("other"), WithCreds(acme)}, "other"},
+		{"WithTenant", []sdk.Option{sdk.WithTenant("acme")}, "acme"},
+		{"creds tag", []sdk.Option{sdk.WithCreds(acme)}, "acme"},
+		{"creds without a tenant", []sdk.Option{sdk.WithCreds(admin)}, schema.DefaultTenant},
+		{"WithTenant wins, after", []sdk.Option{sdk.WithCreds(acme), sdk.WithTenant("other")}, "other"},
+		{"WithTenant wins, before", []sdk.Option{sdk.WithTenant("other"), sdk.WithCreds(acme)}, "other"},
 	} {
-		c, err := New(nc, tt.opts...)
+		c, err := sdk.New(nc, tt.opts...)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
 		if got := c.Tenant(); got != tt.want {
 			t.Errorf("%s: tenant %q, want %q", tt.name, got, tt.want)
 		}
-		if h := c.newHandle("j1"); h.Key != tt.want+".j1" || h.ID != "j1" {
-			t.Errorf("%s: handle id %q key %q", tt.name, h.ID, h.Key)
-		}
+		// Watch reads the name as Cancel does, and refuses a bad one
+		// before it sends anything; no dispatcher needs to answer.
 		for s, want := range map[string]string{"j1": "j1", tt.want + ".j1": "j1", "zz-other.j1": "", "a.b.c": "", "": ""} {
-			if id, err := c.jobID(s); id != want || (err == nil) != (want != "") {
-				t.Errorf("%s: jobID(%q) = %q, %v; want %q", tt.name, s, id, err, want)
+			h, err := c.Watch(t.Context(), s)
+			if (err == nil) != (want != "") {
+				t.Errorf("%s: Watch(%q): %v; want id %q", tt.name, s, err, want)
 			}
+			if err != nil {
+				continue
+			}
+			if h.ID != want || h.Key != tt.want+"."+want {
+				t.Errorf("%s: Watch(%q): handle id %q key %q", tt.name, s, h.ID, h.Key)
+			}
+			h.Stop()
 		}
 		c.Close()
 	}
-	if tenant, err := CredsTenant(writeCreds(t, "BRIG-TENANT:Acme")); err != nil || tenant != "acme" {
+	if tenant, err := sdk.CredsTenant(writeCreds(t, "BRIG-TENANT:Acme")); err != nil || tenant != "acme" {
 		t.Errorf("upper-case tag: %q, %v", tenant, err)
 	}
 	for _, bad := range []string{"", "Acme", "a.b", "a_b", strings.Repeat("a", schema.MaxTenantLen+1)} {
-		if _, err := New(nc, WithTenant(bad)); err == nil {
+		if _, err := sdk.New(nc, sdk.WithTenant(bad)); err == nil {
 			t.Errorf("WithTenant(%q) accepted", bad)
 		}
 	}
-	if _, err := New(nc, WithCreds(writeCreds(t, "brig-tenant:no.dots"))); err == nil {
+	if _, err := sdk.New(nc, sdk.WithCreds(writeCreds(t, "brig-tenant:no.dots"))); err == nil {
 		t.Error("a credential naming an invalid tenant was accepted")
 	}
-	if _, err := New(nc, WithCreds(filepath.Join(t.TempDir(), "missing.creds"))); err == nil {
+	if _, err := sdk.New(nc, sdk.WithCreds(filepath.Join(t.TempDir(), "missing.creds"))); err == nil {
 		t.Error("a missing credentials file was accepted")
 	}
 }
@@ -102,21 +78,42 @@ func TestClientTenant(t *testing.T) {
 func TestConnectInboxPrefix(t *testing.T) {
 	t.Parallel()
 	url, nc, _ := natstest.Start(t)
-	c, err := Connect(t.Context(), url, WithTenant("acme"))
+	conns := make(chan *nats.Conn, 1)
+	c, err := sdk.Connect(t.Context(), url, sdk.WithTenant("acme"),
+		sdk.WithNATSOptions(nats.ConnectHandler(func(nc *nats.Conn) { conns <- nc })))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if inbox := c.nc.NewInbox(); !strings.HasPrefix(inbox, "_INBOX.acme.") {
-		t.Errorf("connection inbox %q, want _INBOX.acme.…", inbox)
+	select {
+	case conn := <-conns:
+		if inbox := conn.NewInbox(); !strings.HasPrefix(inbox, "_INBOX.acme.") {
+			t.Errorf("connection inbox %q, want _INBOX.acme.…", inbox)
+		}
+	case <-t.Context().Done():
+		t.Fatal("Connect's connection never reported itself connected")
 	}
-	other, err := New(nc, WithTenant("other"))
+
+	// On a connection with another prefix, the client's requests still
+	// take their replies on the tenant's inboxes.
+	other, err := sdk.New(nc, sdk.WithTenant("other"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if inbox := other.newInbox(); !strings.HasPrefix(inbox, "_INBOX.other.") || strings.Count(inbox, ".") != 2 {
-		t.Errorf("client inbox %q, want _INBOX.other.<nuid>", inbox)
+	answer, err := nc.Subscribe(schema.CancelSubject(schema.JobKey("other", "j1")), func(m *nats.Msg) {
+		if !strings.HasPrefix(m.Reply, "_INBOX.other.") || strings.Count(m.Reply, ".") != 2 {
+			_ = m.Respond([]byte(`{"error":"reply inbox ` + m.Reply + `"}`))
+			return
+		}
+		_ = m.Respond([]byte(`{"status":"cancelled"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = answer.Unsubscribe() }()
+	if status, err := other.Cancel(t.Context(), "j1"); err != nil || status != schema.StatusCancelled {
+		t.Errorf("cancel: %q %v; want its reply on _INBOX.other.<nuid>", status, err)
 	}
 }
 
@@ -132,9 +129,9 @@ func TestSubmitInTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	var handles []*Handle
+	var handles []*sdk.Handle
 	for _, tenant := range []string{schema.DefaultTenant, "acme"} {
-		c, err := New(nc, WithTenant(tenant))
+		c, err := sdk.New(nc, sdk.WithTenant(tenant))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,12 +164,12 @@ func TestSubmitInTenants(t *testing.T) {
 // Cancel of a job brig has no event of is ErrNotFound.
 func TestCancelNotFound(t *testing.T) {
 	_, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Cancel(t.Context(), "nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Cancel(t.Context(), "nobody"); !errors.Is(err, sdk.ErrNotFound) {
 		t.Fatalf("cancel of an unknown job: %v, want ErrNotFound", err)
 	}
 }
@@ -182,17 +179,17 @@ func TestCancelNotFound(t *testing.T) {
 func TestSubmitReplyToOfAnotherTenant(t *testing.T) {
 	t.Parallel()
 	_, nc, _ := natstest.Start(t)
-	c, err := New(nc, WithTenant("acme"))
+	c, err := sdk.New(nc, sdk.WithTenant("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	for _, replyTo := range []string{"_INBOX.default.x", "_INBOX.x", "brig.events.default.j1.x"} {
 		job := schema.Job{ID: "j1", Function: "python", ReplyTo: replyTo}
-		if _, err := c.Submit(t.Context(), job); !errors.Is(err, ErrRejected) {
+		if _, err := c.Submit(t.Context(), job); !errors.Is(err, sdk.ErrRejected) {
 			t.Errorf("Submit with reply_to %s: %v, want ErrRejected", replyTo, err)
 		}
-		if _, err := c.SubmitNew(t.Context(), job); !errors.Is(err, ErrRejected) {
+		if _, err := c.SubmitNew(t.Context(), job); !errors.Is(err, sdk.ErrRejected) {
 			t.Errorf("SubmitNew with reply_to %s: %v, want ErrRejected", replyTo, err)
 		}
 	}

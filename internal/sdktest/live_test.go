@@ -1,196 +1,34 @@
-package sdk
+package sdktest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/dispatcher"
-	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/natstest"
-	"github.com/brig-dev/brig/internal/registry"
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
-
-// fakeBrig is a real dispatcher (it accepts submissions, answers replay
-// and cancel requests) and a fake worker: the test takes each routed job
-// and publishes the events it wants, as a worker would. It tests the SDK's
-// own logic (live copies, replays, cleanup), not brig's workers.
-type fakeBrig struct {
-	t    *testing.T
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	pub  *events.Log
-	work jetstream.Consumer
-	reg  *registry.Registry
-}
-
-// startFake runs a server, a dispatcher and the fake worker; the client
-// gets the returned connection.
-func startFake(t *testing.T) (*fakeBrig, *nats.Conn) {
-	t.Helper()
-	_, nc, js := natstest.Start(t)
-	f := newFake(t, nc, js)
-	f.startDispatcher()
-	return f, nc
-}
-
-// newFake sets up the streams and the fake worker on brig's connection
-// nc, without a dispatcher.
-func newFake(t *testing.T, nc *nats.Conn, js jetstream.JetStream) *fakeBrig {
-	t.Helper()
-	if err := bus.EnsureStreams(t.Context(), js, bus.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	work, err := js.CreateOrUpdateConsumer(t.Context(), schema.StreamWork, jetstream.ConsumerConfig{
-		Durable: "fake", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: schema.WorkSubject(schema.DefaultPool),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := registry.Open(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fakeBrig{t: t, nc: nc, js: js, pub: events.NewLog(nc, js, nil), work: work, reg: reg}
-	f.alive()
-	f.addTenant(schema.Tenant{Name: schema.DefaultTenant})
-	return f
-}
-
-// addTenant stores a tenant's record, as `brig tenant add` does.
-func (f *fakeBrig) addTenant(rec schema.Tenant) {
-	f.t.Helper()
-	kv, err := bus.OpenTenants(f.t.Context(), f.js, 1)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := bus.PutTenant(f.t.Context(), kv, rec); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-// keyOf is the key of job: routed jobs carry it as their id, others are
-// the default tenant's.
-func keyOf(job schema.Job) string {
-	if schema.ValidJobKey(job.ID) {
-		return job.ID
-	}
-	return schema.JobKey(schema.DefaultTenant, job.ID)
-}
-
-// idOf is the client's id of job.
-func idOf(job schema.Job) string {
-	if _, id, ok := schema.SplitJobKey(job.ID); ok {
-		return id
-	}
-	return job.ID
-}
-
-func (f *fakeBrig) startDispatcher() {
-	f.t.Helper()
-	d, err := dispatcher.New(dispatcher.Config{
-		Conn:   f.nc,
-		Logger: slog.New(slog.NewTextHandler(f.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := d.Start(f.t.Context()); err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { _ = d.Stop(context.Background()) })
-}
-
-// alive registers the fake worker, so that the dispatcher routes jobs.
-func (f *fakeBrig) alive() {
-	f.t.Helper()
-	if err := f.reg.Put(f.t.Context(), registry.Worker{ID: "fake", Pools: []string{schema.DefaultPool}, Slots: 1}); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-// next returns the next job the dispatcher routed.
-func (f *fakeBrig) next() schema.Job {
-	f.t.Helper()
-	f.alive() // registrations expire
-	msg, err := f.work.Next(jetstream.FetchMaxWait(10 * time.Second))
-	if err != nil {
-		f.t.Fatalf("no job routed: %v", err)
-	}
-	_ = msg.Ack()
-	work, err := schema.DecodeWork(msg.Data())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return work.Job
-}
-
-// emit publishes an event of job: stored, and copied to replyTo when set.
-func (f *fakeBrig) emit(job schema.Job, typ string, seq int64, replyTo string) {
-	f.t.Helper()
-	ev := &schema.Event{JobID: keyOf(job), Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
-	if schema.IsTerminal(typ) {
-		ev.Status, ev.ExitCode, ev.Stdout = schema.StatusSucceeded, 0, "done"
-	}
-	if _, err := f.pub.Publish(f.t.Context(), ev, replyTo); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-func (f *fakeBrig) consumers() int {
-	f.t.Helper()
-	s, err := f.js.Stream(f.t.Context(), schema.StreamEvents)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	info, err := s.Info(f.t.Context())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return info.State.Consumers
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-// result waits for a handle's terminal event, which must be the fake's
-// success.
-func result(t *testing.T, h *Handle) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	if ev, err := h.Result(ctx); err != nil || ev.Stdout != "done" {
-		t.Fatalf("job %s: %+v %v", h.ID, ev, err)
-	}
-}
 
 // TestSubmitLiveLeavesNoConsumer: a submitted job's events come on the
 // client's inbox, in order, and the handle leaves nothing on the server
-// (a consumer per job would hit the stream's consumer limit).
+// (a consumer per job would hit the stream's consumer limit) nor in the
+// client (the inbox forgets finished jobs).
 func TestSubmitLiveLeavesNoConsumer(t *testing.T) {
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	var ids []string
 	for i := range 3 {
 		h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x"})
 		if err != nil {
@@ -213,12 +51,47 @@ func TestSubmitLiveLeavesNoConsumer(t *testing.T) {
 		if n := f.consumers(); n != 0 {
 			t.Fatalf("%d consumers on the events stream after a live job", n)
 		}
+		ids = append(ids, h.ID)
 	}
-	waitFor(t, "the inbox to forget finished jobs", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.live) == 0
-	})
+	// The client follows one live handle per key: while a finished job's
+	// handle stayed registered, a new submission of its id would replay
+	// instead and carry no reply_to. So each id, submitted again, must
+	// soon go out with the client's inbox as reply_to. (Those submissions
+	// are duplicates that BRIG_SUBMIT drops.)
+	subs := make(chan *nats.Msg, 16)
+	sub, err := nc.ChanSubscribe(schema.SubmitPrefix+">", subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for _, id := range ids {
+		waitFor(t, "the inbox to forget finished job "+id, func() bool {
+			h, err := c.Submit(t.Context(), schema.Job{ID: id, Function: "python", Code: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Stop()
+			return submittedReplyTo(t, subs) != ""
+		})
+	}
+}
+
+// submittedReplyTo returns the reply_to of the next submission on subs.
+func submittedReplyTo(t *testing.T, subs <-chan *nats.Msg) string {
+	t.Helper()
+	select {
+	case m := <-subs:
+		var job struct {
+			ReplyTo string `json:"reply_to"`
+		}
+		if err := json.Unmarshal(m.Data, &job); err != nil {
+			t.Fatalf("submission %s: %v", m.Data, err)
+		}
+		return job.ReplyTo
+	case <-time.After(10 * time.Second):
+		t.Fatal("no submission published")
+		return ""
+	}
 }
 
 // TestSubmitReplaysAfterReconnect: copies published while the client was
@@ -226,7 +99,7 @@ func TestSubmitLiveLeavesNoConsumer(t *testing.T) {
 // every event once.
 func TestSubmitReplaysAfterReconnect(t *testing.T) {
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +128,7 @@ func TestSubmitReplaysAfterReconnect(t *testing.T) {
 // job accepted long ago gets no copy; its handle asks for a replay.
 func TestSubmitReplaysWhenSilent(t *testing.T) {
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,15 +145,17 @@ func TestSubmitReplaysWhenSilent(t *testing.T) {
 
 // TestSubmitAsksWhenQuiet: a live handle whose terminal copy was lost (the
 // publisher's server died; the client's connection never noticed) asks
-// whether its job ended and replays it, instead of waiting forever.
+// whether its job ended and replays it, instead of waiting forever. The
+// handle asks after the SDK's real quiet period (10 s), so the test runs
+// beside the others.
 func TestSubmitAsksWhenQuiet(t *testing.T) {
+	t.Parallel()
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.quietCheck = 300 * time.Millisecond
 	h, err := c.Submit(t.Context(), schema.Job{Function: "python", Code: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +170,7 @@ func TestSubmitAsksWhenQuiet(t *testing.T) {
 // consumer goes when the job ends.
 func TestSubmitOwnReplyTo(t *testing.T) {
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +206,7 @@ func TestSubmitOwnReplyTo(t *testing.T) {
 // taken, and refuses one that is.
 func TestSubmitNewPeeks(t *testing.T) {
 	f, nc := startFake(t)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,35 +218,39 @@ func TestSubmitNewPeeks(t *testing.T) {
 	job := f.next()
 	f.emit(job, schema.EventResult, 2, job.ReplyTo)
 	result(t, h)
-	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
+	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, sdk.ErrDuplicateID) {
 		t.Fatalf("SubmitNew of a taken id: %v, want ErrDuplicateID", err)
 	}
 }
 
 // TestReplayAsksAgain: a replay request nobody answers (no dispatcher:
 // the server says so) or that is lost (taken, never answered) is sent
-// again until a dispatcher answers.
+// again until a dispatcher answers. A lost request is sent again after
+// the SDK's real quiet period (15 s), so the test runs beside the others.
 func TestReplayAsksAgain(t *testing.T) {
+	t.Parallel()
 	_, nc, js := natstest.Start(t)
 	f := newFake(t, nc, js)
 	job := schema.Job{ID: "lost-1", Function: "python"}
 	f.emit(job, schema.EventAccepted, 1, "")
 	f.emit(job, schema.EventResult, 2, "")
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.replayQuiet = 300 * time.Millisecond
 
 	h, err := c.Watch(t.Context(), job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer h.Stop()
+	// A Result that runs out of time names the replay's last failure.
 	waitFor(t, "no responders", func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return h.replayErr != nil && strings.Contains(h.replayErr.Error(), "no dispatcher")
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		_, err := h.Result(ctx)
+		return err != nil && strings.Contains(err.Error(), "no dispatcher")
 	})
 	// Now requests are taken, and dropped.
 	var mu sync.Mutex
@@ -415,7 +294,7 @@ func TestRestrictedClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	c, err := New(nc)
+	c, err := sdk.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,10 +328,10 @@ func TestRestrictedClient(t *testing.T) {
 	if status, err := c.Cancel(t.Context(), idOf(job)); err != nil || status != schema.StatusSucceeded {
 		t.Errorf("cancel of an ended job: %q %v", status, err)
 	}
-	if _, err := c.Cancel(t.Context(), "never-submitted"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Cancel(t.Context(), "never-submitted"); !errors.Is(err, sdk.ErrNotFound) {
 		t.Errorf("cancel of an unknown job: %v, want ErrNotFound", err)
 	}
-	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, ErrDuplicateID) {
+	if _, err := c.SubmitNew(t.Context(), schema.Job{ID: idOf(job), Function: "python", Code: "x"}); !errors.Is(err, sdk.ErrDuplicateID) {
 		t.Errorf("SubmitNew of a taken id: %v, want ErrDuplicateID", err)
 	}
 
@@ -464,10 +343,15 @@ func TestRestrictedClient(t *testing.T) {
 		t.Errorf("the client broke its permissions: %v", violations)
 	}
 	mu.Unlock()
-	// The restriction holds: the client cannot even look at a stream.
+	// The restriction holds: the client's connection cannot even look at
+	// a stream.
+	cjs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
-	if _, err := c.js.Stream(ctx, schema.StreamEvents); err == nil {
+	if _, err := cjs.Stream(ctx, schema.StreamEvents); err == nil {
 		t.Error("the restricted client reached the JetStream API")
 	}
 	waitFor(t, "the server to refuse the JetStream API", func() bool {
@@ -475,30 +359,4 @@ func TestRestrictedClient(t *testing.T) {
 		defer mu.Unlock()
 		return len(violations) > 0 && strings.Contains(strings.ToLower(violations[0].Error()), "permissions violation")
 	})
-}
-
-// restrictedServer runs a JetStream server with two users: brig, allowed
-// everything, and tenant, allowed what a client of the tenant default is
-// (docs/design.md §10.2, internal/auth/permissions.go).
-func restrictedServer(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		Users: []*server.User{
-			{Username: "brig", Password: "brig"},
-			{Username: "tenant", Password: "tenant", Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: []string{"brig.submit.default.>", "brig.cancel.default.*", "brig.replay.default.*"}},
-				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.default.>"}},
-			}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns.ClientURL()
 }

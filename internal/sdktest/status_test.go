@@ -1,10 +1,11 @@
-package sdk
+package sdktest
 
 import (
 	"errors"
 	"testing"
 
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
 
 // Status answers the client's own tenant's quotas and use; a tenant
@@ -13,7 +14,7 @@ func TestStatus(t *testing.T) {
 	t.Parallel()
 	f, nc := startFake(t)
 	f.addTenant(schema.Tenant{Name: "acme", MaxRunning: 1, MaxQueued: 7, MaxStorageMB: 64})
-	c, err := New(nc, WithTenant("acme"))
+	c, err := sdk.New(nc, sdk.WithTenant("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,17 +29,17 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TenantStatus{Tenant: "acme", MaxRunning: 1, MaxQueued: 7, MaxStorageMB: 64, Queued: 1, Running: 1}
+	want := sdk.TenantStatus{Tenant: "acme", MaxRunning: 1, MaxQueued: 7, MaxStorageMB: 64, Queued: 1, Running: 1}
 	if *got != want {
 		t.Errorf("status %+v, want %+v", *got, want)
 	}
 
-	ghost, err := New(nc, WithTenant("ghost"))
+	ghost, err := sdk.New(nc, sdk.WithTenant("ghost"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ghost.Close()
-	if _, err := ghost.Status(t.Context()); !errors.Is(err, ErrNoTenant) {
+	if _, err := ghost.Status(t.Context()); !errors.Is(err, sdk.ErrNoTenant) {
 		t.Errorf("status of a tenant without a record: %v, want ErrNoTenant", err)
 	}
 }
