@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -26,7 +26,8 @@ const terminalPublishBudget = 2 * time.Minute
 // after the terminal event is stored; NakWithDelay on platform failures
 // while the retry budget lasts; a terminal error event after it.
 // releaseSlot hands the job's slot back early, for a job that runs no
-// container.
+// container. The walk: handle → execute → Sandboxes.Run → emitter's
+// fromOutcome → publishTerminal.
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -63,10 +64,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	defer w.track(job.ID, cancelJob)()
 	stopProgress := w.keepAlive(msg)
 	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
-	ev, cleanup, err := w.execute(jobCtx, work, em, log)
-	defer cleanup()
+	ev, releaseSandbox, err := w.execute(jobCtx, work, em, log)
+	defer releaseSandbox()
 	stopProgress()
 	var failure *jobFailure
+	var sbFailure *sandbox.Failure
 	switch {
 	case err != nil && errors.Is(context.Cause(jobCtx), ErrCancelled):
 		ev = em.terminal(schema.StatusCancelled, schema.ErrCancelled, "job cancelled by request while it ran")
@@ -78,6 +80,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	case err == nil:
 	case errors.As(err, &failure):
 		ev = em.terminal(failure.status, failure.errType, failure.msg)
+	case errors.As(err, &sbFailure):
+		ev = em.terminal(sbFailure.Status, sbFailure.ErrType, sbFailure.Message)
 	case ctx.Err() != nil:
 		log.Info("job interrupted by shutdown; handing it back")
 		_ = msg.Nak()
@@ -154,54 +158,40 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 	return func() { t.Stop(); close(done) }
 }
 
-// execute runs the job and builds its terminal event. cleanup removes the
-// job's container; call it once the terminal event is out.
-func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, cleanup func(), _ error) {
-	cleanup = func() {}
+// execute runs the job and builds its terminal event. releaseSandbox
+// removes the job's sandbox, or keeps it for the function's next job; call
+// it once the terminal event is out.
+func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, releaseSandbox func(), _ error) {
+	releaseSandbox = func() {}
 	if err := w.checkCredential(ctx, work); err != nil {
-		return nil, cleanup, err
+		return nil, releaseSandbox, err
 	}
 	if work.Spec.Echo {
-		return echo(work, em), cleanup, nil
+		return echo(work, em), releaseSandbox, nil
 	}
+	var refused refusals
 	onDenied := func(ae schema.AuthError) {
 		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
 		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
 	}
-	b, gate, err := w.sandboxFor(ctx, work, onDenied)
-	if err != nil {
-		return nil, cleanup, err
-	}
 	pump := newOutputPump(ctx, em, log)
 	defer pump.close()
 	var start time.Time
-	out, err := w.runSandbox(ctx, &sandboxJob{
-		work:        work,
-		box:         b,
-		gatewaySock: gate.sock,
-		env:         brigEnv(work),
-		onOutput:    pump.add,
-		onStart: func(b *box) {
+	out, err := w.sandboxes.Run(ctx, &sandbox.Job{
+		Work:    work,
+		Binding: refused.binding(work, onDenied),
+		OnStart: func(container, kind string) {
 			start = time.Now()
 			em.startedAt(start)
-			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: b.id, Sandbox: b.kind()}, log)
+			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: container, Sandbox: kind}, log)
 		},
+		OnOutput: pump.add,
 	})
 	if err != nil {
-		gate.close()
-		return nil, cleanup, err
-	}
-	if out.reusable {
-		cleanup = func() {
-			gate.reset()
-			w.reused.put(ctx, work.Spec, out.box)
-		}
-	} else {
-		gate.close()
-		cleanup = func() { w.removeContainer(ctx, out.container) }
+		return nil, releaseSandbox, err
 	}
 	pump.close() // every output event goes out before the terminal one
-	denied, deniedN := gate.authErrors()
+	denied, deniedN := refused.authErrors()
 	if deniedN > schema.MaxAuthErrorEvents {
 		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, AuthErrorCount: deniedN, Message: fmt.Sprintf(
 			"%d resource calls denied in all; the first %d were reported one by one", deniedN, schema.MaxAuthErrorEvents)}, log)
@@ -210,9 +200,9 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	if ev.DurationMS == 0 {
 		ev.DurationMS = time.Since(start).Milliseconds()
 	}
-	blameQuota(ev, gate.quotaError())
+	blameQuota(ev, refused.quotaError())
 	blameDenials(ev, denied, deniedN)
-	return ev, cleanup, nil
+	return ev, out.Release, nil
 }
 
 // echo is the whole run of a queue-only job: no container, no started
@@ -228,51 +218,6 @@ func echo(work *schema.Work, em *emitter) *schema.Event {
 		ev.Output = args
 	}
 	return ev
-}
-
-// sandboxFor returns the container a job runs in, with its gateway bound
-// to the job: a reused one (single_use: false, started on first use), a
-// prewarmed one, or none (a cold start) with a fresh gateway.
-func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied func(schema.AuthError)) (*box, *jobGate, error) {
-	spec := work.Spec
-	if !spec.SingleUse {
-		b := w.reused.take(spec)
-		if b == nil {
-			gate, err := w.newGate(ctx)
-			if err != nil {
-				return nil, nil, err
-			}
-			if b, err = w.startContainer(ctx, spec, "reuse", gate.sock, nil, nil); err != nil {
-				gate.close()
-				return nil, nil, err
-			}
-			w.cfg.Metrics.ContainerStarted("reuse")
-			b.gate, b.reuse = gate, true
-		}
-		b.gate.bind(work, onDenied)
-		return b, b.gate, nil
-	}
-	if b := w.warm.take(spec); b != nil {
-		b.gate.bind(work, onDenied)
-		return b, b.gate, nil
-	}
-	gate, err := w.openGate(ctx, work, onDenied)
-	return nil, gate, err
-}
-
-// blameDenials records a job's first denied calls and their count in its
-// terminal event; a job that failed after one failed because of it, as far
-// as its caller is concerned.
-func blameDenials(ev *schema.Event, denied []schema.AuthError, total int) {
-	if total == 0 {
-		return
-	}
-	ev.AuthErrors, ev.AuthErrorCount = denied, total
-	if ev.Status == schema.StatusFailed && len(denied) > 0 {
-		first := denied[0]
-		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: schema.ClipText(fmt.Sprintf(
-			"job failed after %d denied resource call(s); first: %s %s: %s", total, first.Action, first.Resource, first.Message), schema.MaxEventTextBytes)}
-	}
 }
 
 // publishTerminal stores the terminal event, retrying with backoff for up
@@ -330,14 +275,4 @@ func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error)
 		return
 	}
 	_ = msg.Term()
-}
-
-// decodeExit reads the init's Exit frame. What it says of the job's
-// result is checked by jobOutput: the init runs inside the sandbox.
-func decodeExit(payload []byte) (*initproto.Exit, error) {
-	var e initproto.Exit
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
 }
