@@ -86,6 +86,7 @@ func (f *Failure) Error() string { return f.Message }
 // has ended; on error the sandbox is already gone. Errors are brig's own
 // failures, for a retry, unless they are *Failure; a job's own failure
 // (a non-zero exit, a timeout, an OOM kill, tampering) is an Outcome.
+// Call it between Start and Stop.
 func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	spec := job.Work.Spec
 	out := &Outcome{
@@ -96,22 +97,7 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	// The job goes to the init as early as possible: a cold container gets
 	// it before it is started, so that the init finds it at once.
 	key := initproto.NewKey()
-	handOver := func(sb *Sandbox) {
-		b := job.Binding
-		b.Deadline = time.Now().Add(spec.Timeout() + gatewayGrace)
-		sb.ln.Bind(b)
-		sb.initLog.Store(out.InitLog)
-		go func() {
-			req := initRequest(job.Work, brigEnv(job.Work))
-			req.Key, req.Reuse, req.GatewayPath = key, sb.reuse, sb.sock
-			if err := initproto.WriteRequest(sb.hijack.Conn, req); err != nil {
-				r.log.Warn("feed job to container", "job", job.Work.Job.ID, "err", err)
-			}
-			if !sb.reuse {
-				_ = sb.hijack.CloseWrite()
-			}
-		}()
-	}
+	handOver := func(sb *Sandbox) { r.handOver(sb, job, key, out.InitLog) }
 	sb, err := r.sandboxFor(ctx, job, handOver)
 	if err != nil {
 		return nil, err
@@ -140,17 +126,44 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 		sb.close()
 	}
 	r.settle(ctx, sb, out)
+	out.Release = r.release(ctx, sb, spec, reusable)
+	return out, nil
+}
+
+// handOver gives a sandbox its job: its gateway socket is bound to the job
+// from now until its timeout plus gatewayGrace, its init's stderr goes to
+// initLog, and the job is written to its init (in the background: the
+// write may wait until the container starts).
+func (r *Runner) handOver(sb *Sandbox, job *Job, key []byte, initLog *Capture) {
+	b := job.Binding
+	b.Deadline = time.Now().Add(job.Work.Spec.Timeout() + gatewayGrace)
+	sb.ln.Bind(b)
+	sb.initLog.Store(initLog)
+	go func() {
+		req := initRequest(job.Work, brigEnv(job.Work))
+		req.Key, req.Reuse, req.GatewayPath = key, sb.reuse, sb.sock
+		if err := initproto.WriteRequest(sb.hijack.Conn, req); err != nil {
+			r.log.Warn("feed job to container", "job", job.Work.Job.ID, "err", err)
+		}
+		if !sb.reuse {
+			_ = sb.hijack.CloseWrite()
+		}
+	}()
+}
+
+// release is what becomes of a sandbox whose job ended, once its terminal
+// event is out: a reusable one goes back to the reuse cache, its socket
+// reset; any other is removed, its socket closed at once, so that every
+// call of the job ends before its terminal event.
+func (r *Runner) release(ctx context.Context, sb *Sandbox, spec schema.RunSpec, reusable bool) func() {
 	if reusable {
-		out.Release = func() {
+		return func() {
 			sb.ln.Reset()
 			r.reuse.put(ctx, spec, sb)
 		}
-	} else {
-		// Every call of the job ends now, before its terminal event.
-		sb.ln.Close()
-		out.Release = func() { r.removeContainer(ctx, sb.id) }
 	}
-	return out, nil
+	sb.ln.Close()
+	return func() { r.removeContainer(ctx, sb.id) }
 }
 
 // sandboxFor returns the sandbox a job runs in, handed the job: a reused
