@@ -26,8 +26,9 @@ const terminalPublishBudget = 2 * time.Minute
 // after the terminal event is stored; NakWithDelay on platform failures
 // while the retry budget lasts; a terminal error event after it.
 // releaseSlot hands the job's slot back early, for a job that runs no
-// container. The walk: handle → execute → Sandboxes.Run → emitter's
-// fromOutcome → publishTerminal.
+// container. One job's walk, in this file's order: handle → execute
+// (Sandboxes.Run, then the emitter's fromOutcome) → end (publishTerminal,
+// ack).
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -94,68 +95,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 			fmt.Sprintf("brig could not run the job after %d attempts: %v", attempt, err))
 	}
 	ev.Trace = em.trace(work)
-	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {
-		w.retry(msg, attempt, log, err)
-		return
-	}
-	if err := msg.DoubleAck(ctx); err != nil {
-		log.Warn("ack job", "err", err)
-	}
-	var run time.Duration
-	if !ev.Trace.Started.IsZero() {
-		run = ev.Trace.Finished.Sub(ev.Trace.Started)
-	}
-	w.cfg.Metrics.JobEnded(work.Spec.Pool, ev.Status, run, ev.Trace.Finished.Sub(ev.Trace.Queued))
-	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS,
-		"queued_ms", ev.Trace.Dispatched.Sub(ev.Trace.Queued).Milliseconds(), "total_ms", ev.Trace.Finished.Sub(ev.Trace.Queued).Milliseconds())
-}
-
-// endedAlready returns the job's terminal event if it has one. Before a
-// job's first delivery only its dispatcher and a cancellation write its
-// events, and a terminal one is then the last: one lookup of the last event
-// suffices. After that, a worker racing a cancellation may have stored
-// events behind the terminal one, so every terminal subject is looked up.
-func (w *Worker) endedAlready(ctx context.Context, jobID string, attempt int) (*schema.Event, error) {
-	if attempt > 1 {
-		return bus.TerminalEvent(ctx, w.js, jobID)
-	}
-	last, err := bus.FindEvent(ctx, w.js, jobID, "")
-	if err != nil || last == nil || !schema.IsTerminal(last.Type) {
-		return nil, err
-	}
-	return last, nil
-}
-
-// retryable reports whether a job's own failure may be retried.
-func retryable(ev *schema.Event) bool {
-	switch ev.Status {
-	case schema.StatusFailed, schema.StatusTimeout, schema.StatusOOM:
-		return true
-	}
-	return false
-}
-
-func (w *Worker) retry(msg jetstream.Msg, attempt int, log *slog.Logger, err error) {
-	delay := w.cfg.Backoff << min(attempt-1, 6)
-	log.Warn("job failed on the platform; will retry", "err", err, "delay", delay)
-	_ = msg.NakWithDelay(delay)
-}
-
-// keepAlive tells JetStream the job is still being worked on.
-func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
-	t := time.NewTicker(w.cfg.AckWait / 3)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { t.Stop(); close(done) }
+	w.end(ctx, msg, work, em, ev, attempt, log)
 }
 
 // execute runs the job and builds its terminal event. releaseSandbox
@@ -220,6 +160,25 @@ func echo(work *schema.Work, em *emitter) *schema.Event {
 	return ev
 }
 
+// end stores the job's terminal event, then acks its work; should the
+// event not be stored, the job goes back for a retry.
+func (w *Worker) end(ctx context.Context, msg jetstream.Msg, work *schema.Work, em *emitter, ev *schema.Event, attempt int, log *slog.Logger) {
+	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {
+		w.retry(msg, attempt, log, err)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack job", "err", err)
+	}
+	var run time.Duration
+	if !ev.Trace.Started.IsZero() {
+		run = ev.Trace.Finished.Sub(ev.Trace.Started)
+	}
+	w.cfg.Metrics.JobEnded(work.Spec.Pool, ev.Status, run, ev.Trace.Finished.Sub(ev.Trace.Queued))
+	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS,
+		"queued_ms", ev.Trace.Dispatched.Sub(ev.Trace.Queued).Milliseconds(), "total_ms", ev.Trace.Finished.Sub(ev.Trace.Queued).Milliseconds())
+}
+
 // publishTerminal stores the terminal event, retrying with backoff for up
 // to terminalPublishBudget while telling JetStream the job is in hand. It
 // gives up at once when the worker is being stopped hard (ctx) or its
@@ -241,6 +200,56 @@ func (w *Worker) publishTerminal(ctx context.Context, msg jetstream.Msg, em *emi
 		_ = msg.InProgress()
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// endedAlready returns the job's terminal event if it has one. Before a
+// job's first delivery only its dispatcher and a cancellation write its
+// events, and a terminal one is then the last: one lookup of the last event
+// suffices. After that, a worker racing a cancellation may have stored
+// events behind the terminal one, so every terminal subject is looked up.
+func (w *Worker) endedAlready(ctx context.Context, jobID string, attempt int) (*schema.Event, error) {
+	if attempt > 1 {
+		return bus.TerminalEvent(ctx, w.js, jobID)
+	}
+	last, err := bus.FindEvent(ctx, w.js, jobID, "")
+	if err != nil || last == nil || !schema.IsTerminal(last.Type) {
+		return nil, err
+	}
+	return last, nil
+}
+
+// retryable reports whether a job's own failure may be retried.
+func retryable(ev *schema.Event) bool {
+	switch ev.Status {
+	case schema.StatusFailed, schema.StatusTimeout, schema.StatusOOM:
+		return true
+	}
+	return false
+}
+
+// retry hands the job back after brig's own failure, to come again after
+// a backoff that doubles per attempt.
+func (w *Worker) retry(msg jetstream.Msg, attempt int, log *slog.Logger, err error) {
+	delay := w.cfg.Backoff << min(attempt-1, 6)
+	log.Warn("job failed on the platform; will retry", "err", err, "delay", delay)
+	_ = msg.NakWithDelay(delay)
+}
+
+// keepAlive tells JetStream the job is still being worked on.
+func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+	t := time.NewTicker(w.cfg.AckWait / 3)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
 }
 
 // rejectWork ends a work message that cannot be decoded.
