@@ -24,10 +24,10 @@ import (
 
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/internal/testenv"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
-	"github.com/brig-dev/brig/worker"
 )
 
 // clusterNode is one embedded server of the test's cluster.
@@ -309,7 +309,7 @@ func containersLabelled(t *testing.T, workerID string) []container.Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), pollBudget)
 	defer cancel()
 	list, err := docker.ContainerList(ctx, container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", worker.LabelWorker+"="+workerID))})
+		Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelWorker+"="+workerID))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/natsserver"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
@@ -86,7 +87,7 @@ func TestFaultWorkerKilledMidJob(t *testing.T) {
 	if n := terminalCountOn(t, fe.nc, h.Key); n != 1 {
 		t.Errorf("%d terminal events stored, want exactly 1", n)
 	}
-	waitNoContainers(t, worker.LabelJob+"="+h.Key)
+	waitNoContainers(t, sandbox.LabelJob+"="+h.Key)
 }
 
 // TestFaultDispatcherKilledMidStream SIGKILLs a dispatcher process while
@@ -299,7 +300,7 @@ func TestFaultDockerUnreachable(t *testing.T) {
 			t.Errorf("terminal event %s, want success on attempt 2", brief(ev))
 		}
 		wantRetriedAfter(t, tap.createsOf(keyOf(job.ID)), 2, 200*time.Millisecond)
-		waitNoContainers(t, worker.LabelWorker+"="+workerID+"-flaky")
+		waitNoContainers(t, sandbox.LabelWorker+"="+workerID+"-flaky")
 	})
 }
 
@@ -782,13 +783,13 @@ func wantRetriedAfter(t *testing.T, creates []time.Time, n int, backoff time.Dur
 // intercepted: it records every call per job and, while a fault is set,
 // lets the fault fail or hold the call.
 type engineTap struct {
-	worker.Engine
+	sandbox.Engine
 	mu      sync.Mutex
 	creates map[string][]time.Time
 	fault   func(ctx context.Context, jobID string) error
 }
 
-func newEngineTap(real worker.Engine) *engineTap {
+func newEngineTap(real sandbox.Engine) *engineTap {
 	return &engineTap{Engine: real, creates: map[string][]time.Time{}}
 }
 
@@ -807,7 +808,7 @@ func (e *engineTap) createsOf(jobID string) []time.Time {
 func (e *engineTap) ContainerCreate(ctx context.Context, cfg *container.Config, host *container.HostConfig,
 	netCfg *network.NetworkingConfig, platform *ocispec.Platform, name string,
 ) (container.CreateResponse, error) {
-	job := cfg.Labels[worker.LabelJob]
+	job := cfg.Labels[sandbox.LabelJob]
 	e.mu.Lock()
 	e.creates[job] = append(e.creates[job], time.Now())
 	fault := e.fault

@@ -21,9 +21,9 @@ import (
 	"github.com/brig-dev/brig/internal/devstack"
 	eventlog "github.com/brig-dev/brig/internal/events"
 	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
-	"github.com/brig-dev/brig/worker"
 )
 
 // Bounds of the waits in tests. A job of the suite takes a second or two;
@@ -202,7 +202,7 @@ func containersOf(t *testing.T, jobID string) []container.Summary {
 	defer cancel()
 	list, err := docker.ContainerList(ctx, container.ListOptions{
 		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", worker.LabelJob+"="+jobID)),
+		Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelJob+"="+jobID)),
 	})
 	if err != nil {
 		t.Fatalf("list containers of %s: %v", jobID, err)

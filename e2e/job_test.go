@@ -9,9 +9,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
-	"github.com/brig-dev/brig/worker"
 )
 
 func TestHelloWorld(t *testing.T) {
@@ -122,7 +122,7 @@ func TestTimeout(t *testing.T) {
 	// While it runs, the job's container is labelled with job and worker:
 	// that is what makes the check for its removal below meaningful.
 	running := containersOf(t, keyOf(job.ID))
-	if len(running) != 1 || running[0].Labels[worker.LabelWorker] != workerID {
+	if len(running) != 1 || running[0].Labels[sandbox.LabelWorker] != workerID {
 		t.Errorf("containers of the running job: %s with labels %v, want one of worker %s", names(running), labelsOf(running), workerID)
 	}
 	ev, err := h.Result(ctx)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 	"github.com/brig-dev/brig/worker"
@@ -130,7 +131,7 @@ func TestLoad(t *testing.T) {
 	for _, h := range handles {
 		wantOnce(t, counts, h.Key, true)
 	}
-	waitNoContainers(t, worker.LabelWorker+"="+id)
+	waitNoContainers(t, sandbox.LabelWorker+"="+id)
 
 	after := heapInUse()
 	t.Logf("%d jobs in %s (submitted in %s): %.1f jobs/s; heap in use %s before, %s after (peak %s while running)",

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
 )
@@ -50,7 +51,7 @@ func TestPrewarmCapBoundsIdleContainers(t *testing.T) {
 	jobContainers := map[string]bool{}
 	idle := func(ctx context.Context) ([]string, error) {
 		list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-			filters.Arg("label", worker.LabelWorker+"="+id), filters.Arg("label", worker.LabelJob+"=prewarmed"))})
+			filters.Arg("label", sandbox.LabelWorker+"="+id), filters.Arg("label", sandbox.LabelJob+"=prewarmed"))})
 		if err != nil {
 			return nil, err
 		}

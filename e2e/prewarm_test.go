@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/worker"
 )
 
@@ -39,7 +40,7 @@ func TestPrewarmedContainersServeOneJobEach(t *testing.T) {
 	c := tenantClient(t, st)
 	warm := func() []container.Summary {
 		list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-			filters.Arg("label", worker.LabelWorker+"="+id), filters.Arg("label", worker.LabelJob+"=prewarmed"))})
+			filters.Arg("label", sandbox.LabelWorker+"="+id), filters.Arg("label", sandbox.LabelJob+"=prewarmed"))})
 		if err != nil {
 			t.Fatal(err)
 		}

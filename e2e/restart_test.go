@@ -11,6 +11,7 @@ import (
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/worker"
 )
@@ -97,7 +98,7 @@ func startLeftover(ctx context.Context, t *testing.T, id string) string {
 	resp, err := docker.ContainerCreate(ctx, &container.Config{
 		Image:  "brig/python:latest",
 		Cmd:    []string{"python3", "-c", "import time; time.sleep(600)"},
-		Labels: map[string]string{worker.LabelWorker: id, worker.LabelJob: "leftover"},
+		Labels: map[string]string{sandbox.LabelWorker: id, sandbox.LabelJob: "leftover"},
 	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create leftover container: %v", err)

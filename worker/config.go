@@ -13,29 +13,17 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/metrics"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
-)
-
-// Labels every sandbox container carries.
-const (
-	LabelJob    = "brig.job"
-	LabelWorker = "brig.worker"
-)
-
-// Paths of brig's files in every container.
-const (
-	// InitPath is brig's init binary.
-	InitPath = "/run/brig/init"
-	// PythonPath holds the in-container Python client, module brig.
-	PythonPath = "/run/brig/python"
 )
 
 // Config of a Worker.
 type Config struct {
 	// Conn is the NATS connection. Required.
 	Conn *nats.Conn
-	// Docker is the Engine API client. Required.
-	Docker Engine
+	// Docker is the Engine API client that runs the jobs' sandboxes.
+	// Required.
+	Docker sandbox.Engine
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
 	// ID names this worker; containers carry it so that a restarted worker
@@ -68,21 +56,22 @@ type Config struct {
 	Backoff time.Duration
 	// Streams sizes the streams this worker ensures.
 	Streams bus.Config
-	// Prewarm is how many started, single-use containers the worker keeps
+	// Prewarm is how many started, single-use sandboxes the worker keeps
 	// ready per container template (image, runtime, limits, network) that
 	// jobs used in the last PrewarmIdle; 0 turns prewarming off. A
-	// prewarmed container still serves exactly one job.
+	// prewarmed sandbox still serves exactly one job.
 	Prewarm int
-	// PrewarmMax caps the prewarmed containers this worker holds at once,
+	// PrewarmMax caps the prewarmed sandboxes this worker holds at once,
 	// over all templates, those being made or removed included (default:
 	// Slots, and at least Prewarm). It keeps PrewarmMax / Prewarm templates
 	// warm: a job of another template evicts the least recently used one
-	// and its containers are removed, so that clients varying their limits
+	// and its sandboxes are removed, so that clients varying their limits
 	// cannot make the worker hold idle containers without end. The cap
-	// never fails a job: one without a ready container starts cold.
+	// never fails a job: one without a ready sandbox starts cold.
 	PrewarmMax int
-	// PrewarmIdle empties a template's pool after no job used it for this
-	// long (default 5m).
+	// PrewarmIdle drops a template from the prewarm cache after no job used
+	// it for this long, and a sandbox from the reuse cache after it served
+	// no job for this long (default 5m).
 	PrewarmIdle time.Duration
 	// Labels describe the worker to operators (brig status), e.g. zone=a.
 	Labels map[string]string
@@ -143,11 +132,13 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-func (c Config) validate() error {
+// validate checks c; needDocker: the worker runs its sandboxes on
+// c.Docker (every worker but a test's).
+func (c Config) validate(needDocker bool) error {
 	switch {
 	case c.Conn == nil:
 		return errors.New("worker: Conn is required")
-	case c.Docker == nil:
+	case needDocker && c.Docker == nil:
 		return errors.New("worker: Docker is required")
 	case !schema.ValidName(c.ID):
 		return fmt.Errorf("worker: ID %q must match [A-Za-z0-9][A-Za-z0-9_-]{0,63}", c.ID)

@@ -1,11 +1,13 @@
-// Package worker runs jobs, each in its own locked-down Docker container.
+// Package worker runs jobs from its pools, each in a sandbox of its own.
 //
 // A Worker pulls work for its pools only while it has free slots (no
-// prefetch buffer), starts one container per job with every isolation
-// default of docs/design.md §5, feeds the job to brig's own init inside it, streams
-// the job's output as events, enforces the timeout, detects OOM kills, and
-// publishes exactly one terminal event before it acks. Containers it left
-// behind in an earlier life are removed at Start.
+// prefetch buffer), verifies each job's credential, has it run in a
+// sandbox (internal/sandbox: a locked-down Docker container with every
+// isolation default of docs/design.md §5 and brig's own init in it), binds
+// the sandbox's gateway socket to the job, streams the job's output as
+// events, retries as the job and brig's failures call for, and publishes
+// exactly one terminal event before it acks. Containers it left behind in
+// an earlier life are removed at Start.
 //
 //	docker, _ := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 //	w, err := worker.New(worker.Config{Conn: nc, Docker: docker, Logger: log})

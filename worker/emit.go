@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -20,7 +22,7 @@ type emitter struct {
 	attempt int
 	mu      sync.Mutex
 	seq     int64
-	started time.Time // when the job got its container, if it did
+	started time.Time // when the job got its sandbox, if it did
 }
 
 func (e *emitter) startedAt(t time.Time) {
@@ -67,45 +69,46 @@ func (e *emitter) terminal(status, errType, msg string) *schema.Event {
 }
 
 // fromOutcome builds the terminal event of a job that ran.
-func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
+func (e *emitter) fromOutcome(out *sandbox.Outcome, spec schema.RunSpec) *schema.Event {
 	var ev *schema.Event
 	switch {
-	case out.timedOut:
+	case out.TimedOut:
 		ev = e.terminal(schema.StatusTimeout, schema.ErrTimeout, fmt.Sprintf("job exceeded its timeout of %s and was killed", spec.Timeout()))
-	case out.tampered:
+	case out.Tampered:
 		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit,
 			"the job wrote into brig's channel from its init (frames that fail authentication); its output and exit status were discarded")
-		out.stdout, out.stderr = newCapture(0), newCapture(0)
-	case out.oom:
+	case out.OOM:
 		ev = e.terminal(schema.StatusOOM, schema.ErrOOM, fmt.Sprintf("job ran out of memory (limit %d MB) and was killed", spec.Limits.MemoryMB))
-		if out.exit != nil {
-			ev.ExitCode = out.exit.ExitCode
+		if out.Exit != nil {
+			ev.ExitCode = out.Exit.ExitCode
 		}
-	case out.exit == nil && initEndedByJob(out):
+	case out.Exit == nil && initEndedByJob(out):
 		// Nothing but the job runs in the sandbox beside the init, and it
 		// shares the init's uid: it can lower the init's limits (a CPU
 		// limit kills it, a thread limit starves Go's runtime) and, under
 		// gVisor, signal it. That is the job's doing, never brig's failure.
 		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, fmt.Sprintf(
 			"the sandbox ended without reporting a result: its init was killed (container exit code %d) by what ran beside it; "+
-				"a job shares the init's uid and can lower its limits, or under gVisor signal it", out.exitCode))
-		ev.ExitCode = out.exitCode
-	case out.exit == nil:
-		initLog, _ := out.initLog.result()
+				"a job shares the init's uid and can lower its limits, or under gVisor signal it", out.ContainerExitCode))
+		ev.ExitCode = out.ContainerExitCode
+	case out.Exit == nil:
+		initLog, _ := out.InitLog.Result()
 		ev = e.terminal(schema.StatusError, schema.ErrInfrastructure,
-			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d): %s", out.exitCode, initLog))
-	case out.exit.ExitCode == 0:
+			fmt.Sprintf("sandbox ended without reporting a result (container exit code %d): %s", out.ContainerExitCode, initLog))
+	case out.Exit.ExitCode == 0:
 		ev = e.terminal(schema.StatusSucceeded, "", "")
 		ev.ExitCode = 0
 	default:
-		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, exitMessage(out.exit.ExitCode, out.exit.Signal))
-		ev.ExitCode = out.exit.ExitCode
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, exitMessage(out.Exit.ExitCode, out.Exit.Signal))
+		ev.ExitCode = out.Exit.ExitCode
 	}
-	ev.Stdout, ev.StdoutTruncated = out.stdout.result()
-	ev.Stderr, ev.StderrTruncated = out.stderr.result()
-	if out.exit != nil {
-		ev.Output, ev.OutputError = jobOutput(out.exit)
-		ev.DurationMS = time.Duration(out.exit.DurationNS).Milliseconds()
+	if !out.Tampered { // a tampering job's output is discarded
+		ev.Stdout, ev.StdoutTruncated = out.Stdout.Result()
+		ev.Stderr, ev.StderrTruncated = out.Stderr.Result()
+	}
+	if out.Exit != nil {
+		ev.Output, ev.OutputError = jobOutput(out.Exit)
+		ev.DurationMS = time.Duration(out.Exit.DurationNS).Milliseconds()
 	}
 	return ev
 }
@@ -115,12 +118,12 @@ func (e *emitter) fromOutcome(out *outcome, spec schema.RunSpec) *schema.Event {
 // a signal (brig's own kills are timeouts and cancellations, told apart
 // before; an OOM kill is told apart too) or starved by Go's runtime of a
 // thread or memory it needed.
-func initEndedByJob(out *outcome) bool {
-	if out.exitCode > 128 {
+func initEndedByJob(out *sandbox.Outcome) bool {
+	if out.ContainerExitCode > 128 {
 		return true
 	}
-	initLog, _ := out.initLog.result()
-	return out.exitCode == 2 && strings.Contains(initLog, "fatal error:") && !strings.Contains(initLog, "panic:")
+	initLog, _ := out.InitLog.Result()
+	return out.ContainerExitCode == 2 && strings.Contains(initLog, "fatal error:") && !strings.Contains(initLog, "panic:")
 }
 
 func exitMessage(code, signal int) string {
@@ -128,6 +131,32 @@ func exitMessage(code, signal int) string {
 		return fmt.Sprintf("job was killed by signal %d", signal)
 	}
 	return fmt.Sprintf("job exited with code %d", code)
+}
+
+// blameQuota says why a job that failed after a refused call failed: it
+// went past a quota (or the request rate). blameDenials runs after it, so
+// a denied call, when there was one too, is what the job is blamed for.
+func blameQuota(ev *schema.Event, qe *gateway.Error) {
+	if qe == nil || ev.Status != schema.StatusFailed {
+		return
+	}
+	ev.Error = &schema.ErrorInfo{Type: schema.ErrQuotaExceeded, Message: schema.ClipText(
+		"job failed after a call went past a limit: "+qe.Type+": "+qe.Message, schema.MaxEventTextBytes)}
+}
+
+// blameDenials records a job's first denied calls and their count in its
+// terminal event; a job that failed after one failed because of it, as far
+// as its caller is concerned.
+func blameDenials(ev *schema.Event, denied []schema.AuthError, total int) {
+	if total == 0 {
+		return
+	}
+	ev.AuthErrors, ev.AuthErrorCount = denied, total
+	if ev.Status == schema.StatusFailed && len(denied) > 0 {
+		first := denied[0]
+		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: schema.ClipText(fmt.Sprintf(
+			"job failed after %d denied resource call(s); first: %s %s: %s", total, first.Action, first.Resource, first.Message), schema.MaxEventTextBytes)}
+	}
 }
 
 // outputPump coalesces output chunks into events, published in order off

@@ -33,7 +33,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		}
 		e := w.entry()
 		w.cfg.Metrics.SetSlots(e.Slots, e.Free)
-		w.cfg.Metrics.SetPoolSize(e.Prewarmed, e.Reusable)
+		w.cfg.Metrics.SetCacheSizes(e.Prewarmed, e.Reusable)
 		pctx, cancel := context.WithTimeout(ctx, registry.Interval)
 		if err := w.registry.Put(pctx, e); err != nil {
 			w.log.Warn("refresh the registry entry", "err", err)
@@ -52,6 +52,10 @@ func (w *Worker) entry() registry.Worker {
 // entryLocked is entry with w.mu held.
 func (w *Worker) entryLocked() registry.Worker {
 	running := slices.Sorted(maps.Keys(w.running))
+	var prewarmed, reusable int
+	if w.sandboxes != nil {
+		prewarmed, reusable = w.sandboxes.Sizes()
+	}
 	return registry.Worker{
 		ID:        w.cfg.ID,
 		Pools:     w.cfg.Pools,
@@ -59,8 +63,8 @@ func (w *Worker) entryLocked() registry.Worker {
 		Slots:     w.cfg.Slots,
 		Free:      max(w.cfg.Slots-len(running), 0),
 		Running:   running,
-		Prewarmed: w.warm.size(),
-		Reusable:  w.reused.size(),
+		Prewarmed: prewarmed,
+		Reusable:  reusable,
 		Started:   w.startedAt,
 	}
 }

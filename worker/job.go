@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -25,7 +25,9 @@ const terminalPublishBudget = 2 * time.Minute
 // after the terminal event is stored; NakWithDelay on platform failures
 // while the retry budget lasts; a terminal error event after it.
 // releaseSlot hands the job's slot back early, for a job that runs no
-// container.
+// container. One job's walk, in this file's order: handle → execute
+// (Sandboxes.Run, then the emitter's fromOutcome) → end (publishTerminal,
+// ack).
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -62,10 +64,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	defer w.track(job.ID, cancelJob)()
 	stopProgress := w.keepAlive(msg)
 	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
-	ev, cleanup, err := w.execute(jobCtx, work, em, log)
-	defer cleanup()
+	ev, releaseSandbox, err := w.execute(jobCtx, work, em, log)
+	defer releaseSandbox()
 	stopProgress()
 	var failure *jobFailure
+	var sbFailure *sandbox.Failure
 	switch {
 	case err != nil && errors.Is(context.Cause(jobCtx), ErrCancelled):
 		ev = em.terminal(schema.StatusCancelled, schema.ErrCancelled, "job cancelled by request while it ran")
@@ -77,6 +80,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	case err == nil:
 	case errors.As(err, &failure):
 		ev = em.terminal(failure.status, failure.errType, failure.msg)
+	case errors.As(err, &sbFailure):
+		ev = em.terminal(sbFailure.Status, sbFailure.ErrType, sbFailure.Message)
 	case ctx.Err() != nil:
 		log.Info("job interrupted by shutdown; handing it back")
 		_ = msg.Nak()
@@ -89,6 +94,74 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 			fmt.Sprintf("brig could not run the job after %d attempts: %v", attempt, err))
 	}
 	ev.Trace = em.trace(work)
+	w.end(ctx, msg, work, em, ev, attempt, log)
+}
+
+// execute runs the job and builds its terminal event. releaseSandbox
+// removes the job's sandbox, or keeps it for the function's next job; call
+// it once the terminal event is out.
+func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, releaseSandbox func(), _ error) {
+	releaseSandbox = func() {}
+	if err := w.checkCredential(ctx, work); err != nil {
+		return nil, releaseSandbox, err
+	}
+	if work.Spec.Echo {
+		return echo(work, em), releaseSandbox, nil
+	}
+	var refused refusals
+	onDenied := func(ae schema.AuthError) {
+		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
+		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
+	}
+	pump := newOutputPump(ctx, em, log)
+	defer pump.close()
+	var start time.Time
+	out, err := w.sandboxes.Run(ctx, &sandbox.Job{
+		Work:    work,
+		Binding: refused.binding(work, onDenied),
+		OnStart: func(container, kind string) {
+			start = time.Now()
+			em.startedAt(start)
+			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: container, Sandbox: kind}, log)
+		},
+		OnOutput: pump.add,
+	})
+	if err != nil {
+		return nil, releaseSandbox, err
+	}
+	pump.close() // every output event goes out before the terminal one
+	denied, deniedN := refused.authErrors()
+	if deniedN > schema.MaxAuthErrorEvents {
+		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, AuthErrorCount: deniedN, Message: fmt.Sprintf(
+			"%d resource calls denied in all; the first %d were reported one by one", deniedN, schema.MaxAuthErrorEvents)}, log)
+	}
+	ev := em.fromOutcome(out, work.Spec)
+	if ev.DurationMS == 0 {
+		ev.DurationMS = time.Since(start).Milliseconds()
+	}
+	blameQuota(ev, refused.quotaError())
+	blameDenials(ev, denied, deniedN)
+	return ev, out.Release, nil
+}
+
+// echo is the whole run of a queue-only job: no container, no started
+// event; stdout is the job's stdin (within its output cap), output its args.
+func echo(work *schema.Work, em *emitter) *schema.Event {
+	ev := em.next(&schema.Event{Type: schema.EventResult, Status: schema.StatusSucceeded})
+	ev.Stdout = work.Job.Stdin
+	if limit := work.Spec.Limits.OutputBytes; int64(len(ev.Stdout)) > limit {
+		cut := []byte(ev.Stdout[:limit])
+		ev.Stdout, ev.StdoutTruncated = string(cut[:wholeRunes(cut)]), true
+	}
+	if args := bytes.TrimSpace(work.Job.Args); len(args) > 0 && !bytes.Equal(args, []byte("null")) {
+		ev.Output = args
+	}
+	return ev
+}
+
+// end stores the job's terminal event, then acks its work; should the
+// event not be stored, the job goes back for a retry.
+func (w *Worker) end(ctx context.Context, msg jetstream.Msg, work *schema.Work, em *emitter, ev *schema.Event, attempt int, log *slog.Logger) {
 	if err := w.publishTerminal(ctx, msg, em, ev); err != nil {
 		w.retry(msg, attempt, log, err)
 		return
@@ -103,6 +176,29 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	w.cfg.Metrics.JobEnded(work.Spec.Pool, ev.Status, run, ev.Trace.Finished.Sub(ev.Trace.Queued))
 	log.Info("job ended", "status", ev.Status, "exit_code", ev.ExitCode, "duration_ms", ev.DurationMS,
 		"queued_ms", ev.Trace.Dispatched.Sub(ev.Trace.Queued).Milliseconds(), "total_ms", ev.Trace.Finished.Sub(ev.Trace.Queued).Milliseconds())
+}
+
+// publishTerminal stores the terminal event, retrying with backoff for up
+// to terminalPublishBudget while telling JetStream the job is in hand. It
+// gives up at once when the worker is being stopped hard (ctx) or its
+// connection is closed: the job is then handed back.
+func (w *Worker) publishTerminal(ctx context.Context, msg jetstream.Msg, em *emitter, ev *schema.Event) error {
+	deadline := time.Now().Add(terminalPublishBudget)
+	delay := 100 * time.Millisecond
+	for {
+		_, err := w.pub.Publish(context.WithoutCancel(ctx), ev, em.job.ReplyTo)
+		if err == nil || time.Now().After(deadline) || w.cfg.Conn.IsClosed() {
+			return err
+		}
+		w.log.Warn("store terminal event; will retry", "job", em.job.ID, "err", err, "delay", delay)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		_ = msg.InProgress()
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // endedAlready returns the job's terminal event if it has one. Before a
@@ -130,6 +226,8 @@ func retryable(ev *schema.Event) bool {
 	return false
 }
 
+// retry hands the job back after brig's own failure, to come again after
+// a backoff that doubles per attempt.
 func (w *Worker) retry(msg jetstream.Msg, attempt int, log *slog.Logger, err error) {
 	delay := w.cfg.Backoff << min(attempt-1, 6)
 	log.Warn("job failed on the platform; will retry", "err", err, "delay", delay)
@@ -151,150 +249,6 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 		}
 	}()
 	return func() { t.Stop(); close(done) }
-}
-
-// execute runs the job and builds its terminal event. cleanup removes the
-// job's container; call it once the terminal event is out.
-func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, log *slog.Logger) (_ *schema.Event, cleanup func(), _ error) {
-	cleanup = func() {}
-	if err := w.checkCredential(ctx, work); err != nil {
-		return nil, cleanup, err
-	}
-	if work.Spec.Echo {
-		return echo(work, em), cleanup, nil
-	}
-	onDenied := func(ae schema.AuthError) {
-		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
-		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
-	}
-	b, gate, err := w.sandboxFor(ctx, work, onDenied)
-	if err != nil {
-		return nil, cleanup, err
-	}
-	pump := newOutputPump(ctx, em, log)
-	defer pump.close()
-	var start time.Time
-	out, err := w.runSandbox(ctx, &sandboxJob{
-		work:        work,
-		box:         b,
-		gatewaySock: gate.sock,
-		env:         brigEnv(work),
-		onOutput:    pump.add,
-		onStart: func(b *box) {
-			start = time.Now()
-			em.startedAt(start)
-			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: b.id, Sandbox: b.kind()}, log)
-		},
-	})
-	if err != nil {
-		gate.close()
-		return nil, cleanup, err
-	}
-	if out.reusable {
-		cleanup = func() {
-			gate.reset()
-			w.reused.put(ctx, work.Spec, out.box)
-		}
-	} else {
-		gate.close()
-		cleanup = func() { w.removeContainer(ctx, out.container) }
-	}
-	pump.close() // every output event goes out before the terminal one
-	denied, deniedN := gate.authErrors()
-	if deniedN > schema.MaxAuthErrorEvents {
-		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, AuthErrorCount: deniedN, Message: fmt.Sprintf(
-			"%d resource calls denied in all; the first %d were reported one by one", deniedN, schema.MaxAuthErrorEvents)}, log)
-	}
-	ev := em.fromOutcome(out, work.Spec)
-	if ev.DurationMS == 0 {
-		ev.DurationMS = time.Since(start).Milliseconds()
-	}
-	blameQuota(ev, gate.quotaError())
-	blameDenials(ev, denied, deniedN)
-	return ev, cleanup, nil
-}
-
-// echo is the whole run of a queue-only job: no container, no started
-// event; stdout is the job's stdin (within its output cap), output its args.
-func echo(work *schema.Work, em *emitter) *schema.Event {
-	ev := em.next(&schema.Event{Type: schema.EventResult, Status: schema.StatusSucceeded})
-	ev.Stdout = work.Job.Stdin
-	if limit := work.Spec.Limits.OutputBytes; int64(len(ev.Stdout)) > limit {
-		cut := []byte(ev.Stdout[:limit])
-		ev.Stdout, ev.StdoutTruncated = string(cut[:wholeRunes(cut)]), true
-	}
-	if args := bytes.TrimSpace(work.Job.Args); len(args) > 0 && !bytes.Equal(args, []byte("null")) {
-		ev.Output = args
-	}
-	return ev
-}
-
-// sandboxFor returns the container a job runs in, with its gateway bound
-// to the job: a reused one (single_use: false, started on first use), a
-// prewarmed one, or none (a cold start) with a fresh gateway.
-func (w *Worker) sandboxFor(ctx context.Context, work *schema.Work, onDenied func(schema.AuthError)) (*box, *jobGate, error) {
-	spec := work.Spec
-	if !spec.SingleUse {
-		b := w.reused.take(spec)
-		if b == nil {
-			gate, err := w.newGate(ctx)
-			if err != nil {
-				return nil, nil, err
-			}
-			if b, err = w.startContainer(ctx, spec, "reuse", gate.sock, nil, nil); err != nil {
-				gate.close()
-				return nil, nil, err
-			}
-			w.cfg.Metrics.ContainerStarted("reuse")
-			b.gate, b.reuse = gate, true
-		}
-		b.gate.bind(work, onDenied)
-		return b, b.gate, nil
-	}
-	if b := w.warm.take(spec); b != nil {
-		b.gate.bind(work, onDenied)
-		return b, b.gate, nil
-	}
-	gate, err := w.openGate(ctx, work, onDenied)
-	return nil, gate, err
-}
-
-// blameDenials records a job's first denied calls and their count in its
-// terminal event; a job that failed after one failed because of it, as far
-// as its caller is concerned.
-func blameDenials(ev *schema.Event, denied []schema.AuthError, total int) {
-	if total == 0 {
-		return
-	}
-	ev.AuthErrors, ev.AuthErrorCount = denied, total
-	if ev.Status == schema.StatusFailed && len(denied) > 0 {
-		first := denied[0]
-		ev.Error = &schema.ErrorInfo{Type: schema.ErrAuthError, Message: schema.ClipText(fmt.Sprintf(
-			"job failed after %d denied resource call(s); first: %s %s: %s", total, first.Action, first.Resource, first.Message), schema.MaxEventTextBytes)}
-	}
-}
-
-// publishTerminal stores the terminal event, retrying with backoff for up
-// to terminalPublishBudget while telling JetStream the job is in hand. It
-// gives up at once when the worker is being stopped hard (ctx) or its
-// connection is closed: the job is then handed back.
-func (w *Worker) publishTerminal(ctx context.Context, msg jetstream.Msg, em *emitter, ev *schema.Event) error {
-	deadline := time.Now().Add(terminalPublishBudget)
-	delay := 100 * time.Millisecond
-	for {
-		_, err := w.pub.Publish(context.WithoutCancel(ctx), ev, em.job.ReplyTo)
-		if err == nil || time.Now().After(deadline) || w.cfg.Conn.IsClosed() {
-			return err
-		}
-		w.log.Warn("store terminal event; will retry", "job", em.job.ID, "err", err, "delay", delay)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		_ = msg.InProgress()
-		delay = min(2*delay, 5*time.Second)
-	}
 }
 
 // rejectWork ends a work message that cannot be decoded.
@@ -329,14 +283,4 @@ func (w *Worker) rejectWork(ctx context.Context, msg jetstream.Msg, cause error)
 		return
 	}
 	_ = msg.Term()
-}
-
-// decodeExit reads the init's Exit frame. What it says of the job's
-// result is checked by jobOutput: the init runs inside the sandbox.
-func decodeExit(payload []byte) (*initproto.Exit, error) {
-	var e initproto.Exit
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return nil, err
-	}
-	return &e, nil
 }

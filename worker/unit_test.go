@@ -1,153 +1,14 @@
 package worker
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
-	cerrdefs "github.com/containerd/errdefs"
-
 	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
-
-func TestInitRequest(t *testing.T) {
-	t.Parallel()
-	baseSpec := func() schema.RunSpec {
-		return schema.RunSpec{
-			Command:  []string{"python3", "/work/main.py"},
-			Env:      map[string]string{"PATH": "/bin", "LANG": "C", "HOME": "/tmp"},
-			CodeFile: "main.py",
-			Limits:   schema.Limits{OutputBytes: 4096},
-		}
-	}
-	tests := []struct {
-		name      string
-		job       schema.Job
-		spec      func(*schema.RunSpec)
-		wantFiles map[string]string
-		wantEnv   []string
-	}{
-		{
-			name:      "code goes to the code file",
-			job:       schema.Job{Code: "print(1)"},
-			wantFiles: map[string]string{"main.py": "print(1)"},
-			wantEnv:   []string{"HOME=/tmp", "LANG=C", "PATH=/bin"},
-		},
-		{
-			name:      "function's own code file",
-			job:       schema.Job{Code: "x"},
-			spec:      func(s *schema.RunSpec) { s.CodeFile = "src/app.py" },
-			wantFiles: map[string]string{"src/app.py": "x"},
-			wantEnv:   []string{"HOME=/tmp", "LANG=C", "PATH=/bin"},
-		},
-		{
-			name:      "no code, no code file",
-			job:       schema.Job{Files: map[string]string{"data.txt": "d"}},
-			wantFiles: map[string]string{"data.txt": "d"},
-			wantEnv:   []string{"HOME=/tmp", "LANG=C", "PATH=/bin"},
-		},
-		{
-			name:      "args go to args.json",
-			job:       schema.Job{Args: json.RawMessage(`{"n":[1,2]}`)},
-			wantFiles: map[string]string{"args.json": `{"n":[1,2]}`},
-			wantEnv:   []string{"HOME=/tmp", "LANG=C", "PATH=/bin"},
-		},
-		{
-			name: "code, args and files together",
-			job: schema.Job{
-				Code: "c", Args: json.RawMessage(`1`),
-				Files: map[string]string{"lib/a.py": "a", "b.txt": "b"},
-			},
-			wantFiles: map[string]string{"main.py": "c", "args.json": "1", "lib/a.py": "a", "b.txt": "b"},
-			wantEnv:   []string{"HOME=/tmp", "LANG=C", "PATH=/bin"},
-		},
-		{
-			name:      "job env overrides spec env, sorted",
-			job:       schema.Job{Env: map[string]string{"PATH": "/opt/bin", "ZED": "z", "A_FIRST": "1", "EMPTY": ""}},
-			wantFiles: map[string]string{},
-			wantEnv:   []string{"A_FIRST=1", "EMPTY=", "HOME=/tmp", "LANG=C", "PATH=/opt/bin", "ZED=z"},
-		},
-		{
-			name:      "no env at all",
-			spec:      func(s *schema.RunSpec) { s.Env = nil },
-			wantFiles: map[string]string{},
-			wantEnv:   []string{},
-		},
-		{
-			name:      "values with = and newlines",
-			job:       schema.Job{Env: map[string]string{"Q": "a=b\nc"}},
-			spec:      func(s *schema.RunSpec) { s.Env = nil },
-			wantFiles: map[string]string{},
-			wantEnv:   []string{"Q=a=b\nc"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			spec := baseSpec()
-			if tt.spec != nil {
-				tt.spec(&spec)
-			}
-			job := tt.job
-			job.ID, job.Stdin = "j", "in"
-			jobFilesBefore := fmt.Sprint(job.Files)
-			specEnvBefore := fmt.Sprint(spec.Env)
-			req := initRequest(&schema.Work{Job: job, Spec: spec}, nil)
-
-			if !reflect.DeepEqual(req.Files, tt.wantFiles) {
-				t.Errorf("Files = %q, want %q", req.Files, tt.wantFiles)
-			}
-			if req.Env == nil || !reflect.DeepEqual(req.Env, tt.wantEnv) {
-				// A nil Env would make exec inherit the init's environment.
-				t.Errorf("Env = %#v, want %#v", req.Env, tt.wantEnv)
-			}
-			if !reflect.DeepEqual(req.Command, spec.Command) {
-				t.Errorf("Command = %q, want %q", req.Command, spec.Command)
-			}
-			if req.Dir != schema.WorkDir || req.Stdin != "in" {
-				t.Errorf("Dir, Stdin = %q, %q", req.Dir, req.Stdin)
-			}
-			if req.OutputLimit != 4096 {
-				t.Errorf("OutputLimit = %d, want 4096", req.OutputLimit)
-			}
-			if req.ResultPath != "/work/out/result.json" || req.ResultMaxBytes != schema.MaxResultBytes {
-				t.Errorf("ResultPath, ResultMaxBytes = %q, %d", req.ResultPath, req.ResultMaxBytes)
-			}
-
-			req.Files["injected"] = "x"
-			if got := fmt.Sprint(job.Files); got != jobFilesBefore {
-				t.Errorf("request's files alias the job's: job.Files became %s", got)
-			}
-			if got := fmt.Sprint(spec.Env); got != specEnvBefore {
-				t.Errorf("spec.Env changed to %s", got)
-			}
-		})
-	}
-}
-
-// The request survives the wire with an empty, not null, environment.
-func TestInitRequestEmptyEnvOnTheWire(t *testing.T) {
-	t.Parallel()
-	req := initRequest(&schema.Work{Job: schema.Job{ID: "j"}, Spec: schema.RunSpec{Command: []string{"true"}}}, nil)
-	var buf strings.Builder
-	if err := initproto.WriteRequest(&buf, req); err != nil {
-		t.Fatal(err)
-	}
-	got, err := initproto.ReadRequest(strings.NewReader(buf.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Env == nil || len(got.Env) != 0 {
-		t.Errorf("Env after the wire = %#v, want an empty non-nil slice", got.Env)
-	}
-}
 
 func TestSanitizeID(t *testing.T) {
 	t.Parallel()
@@ -182,11 +43,12 @@ func TestSanitizeID(t *testing.T) {
 	}
 }
 
-// newOutcome builds an outcome as runSandbox would, with captured output.
-func newOutcome(exit *initproto.Exit, stdout, stderr string) *outcome {
-	out := &outcome{exit: exit, stdout: newCapture(1 << 10), stderr: newCapture(1 << 10), initLog: newCapture(initStderrCap)}
-	out.stdout.add([]byte(stdout))
-	out.stderr.add([]byte(stderr))
+// newOutcome builds an outcome as sandbox.Runner.Run would, with captured
+// output.
+func newOutcome(exit *initproto.Exit, stdout, stderr string) *sandbox.Outcome {
+	out := &sandbox.Outcome{Exit: exit, Stdout: sandbox.NewCapture(1 << 10), Stderr: sandbox.NewCapture(1 << 10), InitLog: sandbox.NewCapture(4 << 10)}
+	out.Stdout.Add([]byte(stdout))
+	out.Stderr.Add([]byte(stderr))
 	return out
 }
 
@@ -195,7 +57,7 @@ func TestFromOutcome(t *testing.T) {
 	spec := schema.RunSpec{TimeoutMS: 1500, Limits: schema.Limits{MemoryMB: 64}}
 	tests := []struct {
 		name       string
-		out        func() *outcome
+		out        func() *sandbox.Outcome
 		wantType   string
 		wantStatus string
 		wantErr    string   // error.type, "" for none
@@ -211,9 +73,9 @@ func TestFromOutcome(t *testing.T) {
 	}{
 		{
 			name: "timed out",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(&initproto.Exit{ExitCode: 137, Signal: 9}, "partial", "")
-				o.timedOut = true
+				o.TimedOut = true
 				return o
 			},
 			wantType: schema.EventTimeout, wantStatus: schema.StatusTimeout, wantErr: schema.ErrTimeout,
@@ -221,9 +83,9 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "timed out and oom: timeout wins",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.timedOut, o.oom = true, true
+				o.TimedOut, o.OOM = true, true
 				return o
 			},
 			wantType: schema.EventTimeout, wantStatus: schema.StatusTimeout, wantErr: schema.ErrTimeout,
@@ -231,9 +93,9 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "oom with exit frame",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(&initproto.Exit{ExitCode: 137, Signal: 9, OOMKills: 1, DurationNS: 7e6}, "", "Killed\n")
-				o.oom = true
+				o.OOM = true
 				return o
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusOOM, wantErr: schema.ErrOOM,
@@ -241,9 +103,9 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "oom without exit frame",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.oom = true
+				o.OOM = true
 				return o
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusOOM, wantErr: schema.ErrOOM,
@@ -251,10 +113,10 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "no exit frame",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.exitCode = 1
-				o.initLog.add([]byte("brig init: layout: read-only file system\n"))
+				o.ContainerExitCode = 1
+				o.InitLog.Add([]byte("brig init: layout: read-only file system\n"))
 				return o
 			},
 			wantType: schema.EventError, wantStatus: schema.StatusError, wantErr: schema.ErrInfrastructure,
@@ -262,27 +124,39 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "exit 0",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				return newOutcome(&initproto.Exit{Result: json.RawMessage(`{"sum":3}`), DurationNS: 2_500_000}, "hi\n", "warn\n")
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusSucceeded, wantCode: 0,
 			wantStdout: "hi\n", wantStderr: "warn\n", wantOutput: `{"sum":3}`, wantMS: 2,
 		},
 		{
-			name:     "exit 3",
-			out:      func() *outcome { return newOutcome(&initproto.Exit{ExitCode: 3, DurationNS: 1e9}, "", "boom\n") },
+			name: "exit 3",
+			out: func() *sandbox.Outcome {
+				return newOutcome(&initproto.Exit{ExitCode: 3, DurationNS: 1e9}, "", "boom\n")
+			},
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
 			wantMsg: []string{"code 3"}, wantCode: 3, wantStderr: "boom\n", wantMS: 1000,
 		},
 		{
 			name:     "killed by signal",
-			out:      func() *outcome { return newOutcome(&initproto.Exit{ExitCode: 143, Signal: 15}, "", "") },
+			out:      func() *sandbox.Outcome { return newOutcome(&initproto.Exit{ExitCode: 143, Signal: 15}, "", "") },
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
 			wantMsg: []string{"signal 15"}, wantCode: 143,
 		},
 		{
+			name: "tampered: output and exit discarded",
+			out: func() *sandbox.Outcome {
+				o := newOutcome(nil, "forged", "also forged")
+				o.Tampered = true
+				return o
+			},
+			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
+			wantMsg: []string{"brig's channel"}, wantCode: -1,
+		},
+		{
 			name: "result error in output_error, stderr the job's own",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				return newOutcome(&initproto.Exit{ResultError: "result is not valid JSON"}, "", "own\n")
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusSucceeded, wantCode: 0,
@@ -290,7 +164,7 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "result too deep: the job's business",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				return newOutcome(&initproto.Exit{ExitCode: 2, Result: []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))}, "x", "")
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit, wantCode: 2,
@@ -299,9 +173,9 @@ func TestFromOutcome(t *testing.T) {
 		{
 			name:  "init killed under gVisor: the job's doing",
 			runsc: true,
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "partial", "")
-				o.exitCode = 137
+				o.ContainerExitCode = 137
 				return o
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
@@ -309,9 +183,9 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "init killed under runc (the job lowered its CPU limit)",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.exitCode = 137
+				o.ContainerExitCode = 137
 				return o
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
@@ -319,10 +193,10 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "init starved of threads",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.exitCode = 2
-				o.initLog.add([]byte("runtime: failed to create new OS thread (have 8 already)\nfatal error: newosproc\n"))
+				o.ContainerExitCode = 2
+				o.InitLog.Add([]byte("runtime: failed to create new OS thread (have 8 already)\nfatal error: newosproc\n"))
 				return o
 			},
 			wantType: schema.EventResult, wantStatus: schema.StatusFailed, wantErr: schema.ErrNonZeroExit,
@@ -330,10 +204,10 @@ func TestFromOutcome(t *testing.T) {
 		},
 		{
 			name: "init panicked: brig's failure",
-			out: func() *outcome {
+			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")
-				o.exitCode = 2
-				o.initLog.add([]byte("panic: runtime error: index out of range\nfatal error: x\n"))
+				o.ContainerExitCode = 2
+				o.InitLog.Add([]byte("panic: runtime error: index out of range\nfatal error: x\n"))
 				return o
 			},
 			wantType: schema.EventError, wantStatus: schema.StatusError, wantErr: schema.ErrInfrastructure,
@@ -387,9 +261,9 @@ func TestFromOutcome(t *testing.T) {
 func TestFromOutcomeTruncationAndSeq(t *testing.T) {
 	t.Parallel()
 	em := &emitter{job: &schema.Job{ID: "j"}, attempt: 2, seq: 1}
-	out := &outcome{exit: &initproto.Exit{}, stdout: newCapture(3), stderr: newCapture(3), initLog: newCapture(10)}
-	out.stdout.add([]byte("abcdef"))
-	out.stderr.add([]byte("xyz"))
+	out := &sandbox.Outcome{Exit: &initproto.Exit{}, Stdout: sandbox.NewCapture(3), Stderr: sandbox.NewCapture(3), InitLog: sandbox.NewCapture(10)}
+	out.Stdout.Add([]byte("abcdef"))
+	out.Stderr.Add([]byte("xyz"))
 	first := em.fromOutcome(out, schema.RunSpec{})
 	if first.Stdout != "abc" || !first.StdoutTruncated || first.Stderr != "xyz" || first.StderrTruncated {
 		t.Errorf("Stdout %q (truncated %v), Stderr %q (truncated %v); want abc true, xyz false",
@@ -402,85 +276,6 @@ func TestFromOutcomeTruncationAndSeq(t *testing.T) {
 	}
 	if third.Attempt != 2 || third.Type != schema.EventError || third.ExitCode != -1 {
 		t.Errorf("terminal: Attempt %d, Type %q, ExitCode %d", third.Attempt, third.Type, third.ExitCode)
-	}
-}
-
-func TestDockerError(t *testing.T) {
-	t.Parallel()
-	spec := schema.RunSpec{Image: "brig/python:latest", Runtime: "runsc"}
-	type wrapped struct {
-		id  string
-		err error
-	}
-	wrap := func(id string, err error) wrapped { return wrapped{id, err} }
-	tests := []struct {
-		name       string
-		err        wrapped
-		wantStatus string // "" when the error passes through
-		wantType   string
-		wantMsg    string
-	}{
-		{
-			name:       "image not found",
-			err:        wrap("j", cerrdefs.ErrNotFound.WithMessage("No such image: brig/python:latest")),
-			wantStatus: schema.StatusError, wantType: schema.ErrNotFound, wantMsg: `"brig/python:latest"`,
-		},
-		{
-			name:       "image not found, wrapped with %w",
-			err:        wrap("j", fmt.Errorf("Image brig/python:latest: %w", cerrdefs.ErrNotFound)),
-			wantStatus: schema.StatusError, wantType: schema.ErrNotFound, wantMsg: "brig image build",
-		},
-		{
-			name:       "unknown runtime",
-			err:        wrap("j", cerrdefs.ErrInvalidArgument.WithMessage("unknown or invalid runtime name: runsc")),
-			wantStatus: schema.StatusRejected, wantType: schema.ErrInvalidJob, wantMsg: `runtime "runsc"`,
-		},
-		{name: "container not found", err: wrap("j", cerrdefs.ErrNotFound.WithMessage("No such container: abc"))},
-		{name: "other invalid argument", err: wrap("j", cerrdefs.ErrInvalidArgument.WithMessage("minimum memory limit is 6MB"))},
-		{name: "image in a plain error", err: wrap("j", errors.New("pull image: connection refused"))},
-		{name: "runtime in a plain error", err: wrap("j", errors.New("runtime exploded"))},
-		{name: "unavailable", err: wrap("j", cerrdefs.ErrUnavailable)},
-		{name: "context", err: wrap("j", context.DeadlineExceeded)},
-		// The job id is the client's: it must not decide how Docker's error
-		// is read.
-		{name: "container not found, job id mentions image", err: wrap("image-resize-1", cerrdefs.ErrNotFound.WithMessage("No such container: abc"))},
-		{name: "invalid argument, job id mentions runtime", err: wrap("runtime-test", cerrdefs.ErrInvalidArgument.WithMessage("minimum memory limit is 6MB"))},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := dockerError("create", tt.err.id, tt.err.err, spec)
-			var jf *jobFailure
-			if tt.wantStatus == "" {
-				if errors.As(got, &jf) || !errors.Is(got, tt.err.err) || !strings.Contains(got.Error(), tt.err.id) {
-					t.Errorf("dockerError(%q) = %v (%T), want it wrapped for a retry", tt.err.err, got, got)
-				}
-				return
-			}
-			if !errors.As(got, &jf) {
-				t.Fatalf("dockerError(%q) = %v (%T), want *jobFailure", tt.err.err, got, got)
-			}
-			if jf.status != tt.wantStatus || jf.errType != tt.wantType {
-				t.Errorf("status, errType = %q, %q; want %q, %q", jf.status, jf.errType, tt.wantStatus, tt.wantType)
-			}
-			if !strings.Contains(jf.Error(), tt.wantMsg) {
-				t.Errorf("message %q does not mention %q", jf.Error(), tt.wantMsg)
-			}
-		})
-	}
-}
-
-func TestDecodeExit(t *testing.T) {
-	t.Parallel()
-	got, err := decodeExit([]byte(`{"exit_code":3,"signal":9,"result":"eyJhIjpbMSwyXX0=","duration_ns":42,"oom_kills":1}`))
-	want := initproto.Exit{ExitCode: 3, Signal: 9, Result: []byte(`{"a":[1,2]}`), DurationNS: 42, OOMKills: 1}
-	if err != nil || !reflect.DeepEqual(*got, want) {
-		t.Errorf("decodeExit = %+v, %v; want %+v", got, err, want)
-	}
-	for _, bad := range []string{"\x00\x01", "", `{"exit_code":"0"}`, `{"result":{"a":1}}`} {
-		if got, err := decodeExit([]byte(bad)); err == nil {
-			t.Errorf("decodeExit(%q) = %+v, want an error", bad, got)
-		}
 	}
 }
 
@@ -514,21 +309,5 @@ func TestJobOutput(t *testing.T) {
 				t.Errorf("jobOutput = %.40q (%d bytes), %q; want %.40q, %q", got, len(got), why, tt.want, tt.why)
 			}
 		})
-	}
-}
-
-func TestIsStatic(t *testing.T) {
-	t.Parallel()
-	if _, err := isStatic(os.Args[0]); err != nil {
-		t.Errorf("isStatic(test binary): %v", err)
-	}
-	notELF := filepath.Join(t.TempDir(), "script.sh")
-	if err := os.WriteFile(notELF, []byte("#!/bin/sh\ntrue\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range []string{notELF, filepath.Join(t.TempDir(), "missing")} {
-		if _, err := isStatic(path); err == nil {
-			t.Errorf("isStatic(%s) = nil error, want one", path)
-		}
 	}
 }

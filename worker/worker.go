@@ -2,16 +2,12 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -27,10 +23,14 @@ import (
 // once; they hand their slot back as soon as they are decoded.
 const quickJobs = 256
 
+// gatewayStopBudget bounds the gateway's last cancellations of child jobs
+// when the worker stops.
+const gatewayStopBudget = 30 * time.Second
+
 // ErrStopped is returned by Start on a worker that was stopped.
 var ErrStopped = errors.New("worker stopped")
 
-// Worker runs jobs from its pools in sandbox containers.
+// Worker runs jobs from its pools in sandboxes.
 type Worker struct {
 	cfg Config
 	log *slog.Logger
@@ -41,15 +41,12 @@ type Worker struct {
 	quick chan struct{} // queue-only jobs in hand, which hold no slot
 	// entryChanged wakes the heartbeat when the running jobs change.
 	entryChanged chan struct{}
-	initBinary   string
-	pythonPath   string
-	sockDir      string
-	hostCPUs     int
-	egress       egressState
 	ring         *signing.Ring
 	gw           *gateway.Gateway
-	warm         *warmPool // nil without prewarming
-	reused       *reusePool
+	// newSandboxes makes and starts the sandboxes at Start: a
+	// sandbox.Runner on cfg.Docker, or a test's fake.
+	newSandboxes func(context.Context) (Sandboxes, error)
+	sandboxes    Sandboxes
 
 	mu      sync.Mutex
 	started bool
@@ -67,17 +64,21 @@ type Worker struct {
 }
 
 // New validates cfg and returns a Worker ready to Start.
-func New(cfg Config) (*Worker, error) {
+func New(cfg Config) (*Worker, error) { return newWorker(cfg, nil) }
+
+// newWorker is New with the sandboxes newSandboxes makes instead of a
+// sandbox.Runner on cfg.Docker (nil: the Runner).
+func newWorker(cfg Config, newSandboxes func(context.Context) (Sandboxes, error)) (*Worker, error) {
 	cfg = cfg.WithDefaults()
 	cfg.ID = sanitizeID(cfg.ID)
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(newSandboxes == nil); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
-	return &Worker{
+	w := &Worker{
 		cfg:          cfg,
 		log:          cfg.Logger.With("role", "worker", "worker", cfg.ID),
 		js:           js,
@@ -86,15 +87,22 @@ func New(cfg Config) (*Worker, error) {
 		quick:        make(chan struct{}, quickJobs),
 		entryChanged: make(chan struct{}, 1),
 		running:      map[string]context.CancelCauseFunc{},
-	}, nil
+		newSandboxes: newSandboxes,
+	}
+	if w.newSandboxes == nil {
+		w.newSandboxes = w.startRunner
+	}
+	return w, nil
 }
 
-// ID is the worker's id, as its containers' brig.worker label carries it.
+// ID is the worker's id, as its containers' brig.worker label
+// (sandbox.LabelWorker) carries it.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-// Start prepares the init binary, removes containers an earlier run of this
-// worker left behind, ensures streams and consumers, and begins fetching.
-func (w *Worker) Start(ctx context.Context) error {
+// Start prepares the sandboxes (the init binary; removing containers an
+// earlier run of this worker left behind), ensures streams and consumers,
+// and begins fetching.
+func (w *Worker) Start(ctx context.Context) (err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
@@ -107,22 +115,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	if mp := w.cfg.Conn.MaxPayload(); mp < schema.MinServerPayload {
 		return fmt.Errorf("worker: the NATS server's max_payload is %d bytes; brig needs at least %d", mp, schema.MinServerPayload)
 	}
-	info, err := w.cfg.Docker.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("worker: docker: %w", err)
-	}
-	w.hostCPUs = max(info.NCPU, 1)
-	if w.initBinary, err = installInit(w.cfg.InitBinary, w.cfg.RuntimeDir, w.log); err != nil {
+	if w.sandboxes, err = w.newSandboxes(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	if err := w.removeLeftovers(ctx); err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	if w.cfg.PrepareEgress {
-		if _, err := w.egressNetwork(ctx); err != nil {
-			return err
+	defer func() {
+		if err != nil { // a later Start begins afresh
+			_ = w.sandboxes.Stop(ctx)
+			w.sandboxes = nil
 		}
-	}
+	}()
 	if err := bus.EnsureStreams(ctx, w.js, w.cfg.Streams); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
@@ -152,10 +153,6 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
 	}
 	base := context.WithoutCancel(ctx)
-	if w.cfg.Prewarm > 0 {
-		w.warm = newWarmPool(w, base)
-	}
-	w.reused = newReusePool(w)
 	fetchCtx, fetchCancel := context.WithCancel(base)
 	jobCtx, jobCancel := context.WithCancel(base)
 	w.fetchCancel, w.jobCancel = fetchCancel, jobCancel
@@ -174,7 +171,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.heartbeat(hbCtx)
 	}()
 	w.started = true
-	w.log.Info("worker started", "pools", w.cfg.Pools, "slots", w.cfg.Slots, "init", w.initBinary)
+	w.log.Info("worker started", "pools", w.cfg.Pools, "slots", w.cfg.Slots)
 	return nil
 }
 
@@ -205,22 +202,18 @@ func (w *Worker) Stop(ctx context.Context) error {
 		<-done
 	}
 	w.jobCancel()
-	w.warm.stop()
-	w.reused.stop()
-	// Every job has ended: the gateway sends its pending cancellations of
-	// child jobs and closes its per-tenant clients.
-	gctx, gcancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)
+	// Every job has ended: the caches are emptied and a last sweep removes
+	// any container of this worker that is left.
+	if err := w.sandboxes.Stop(ctx); err != nil {
+		w.log.Warn("final sweep of containers", "err", err)
+	}
+	// Every sandbox's socket is closed: the gateway sends its pending
+	// cancellations of child jobs and closes its per-tenant clients.
+	gctx, gcancel := context.WithTimeout(context.WithoutCancel(ctx), gatewayStopBudget)
 	if err := w.gw.Stop(gctx); err != nil {
 		w.log.Warn("stop the gateway", "err", err)
 	}
 	gcancel()
-	// Last sweep: a container whose creation an earlier, killed run of this
-	// worker had asked for may have appeared after the start-up sweep.
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), teardownBudget)
-	if err := w.removeLeftovers(sctx); err != nil {
-		w.log.Warn("final sweep of containers", "err", err)
-	}
-	scancel()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := w.registry.Remove(rctx, w.cfg.ID); err != nil {
@@ -293,22 +286,6 @@ func (w *Worker) release(n int) {
 	}
 }
 
-// removeLeftovers removes containers an earlier run of this worker left.
-func (w *Worker) removeLeftovers(ctx context.Context) error {
-	list, err := w.cfg.Docker.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", LabelWorker+"="+w.cfg.ID)),
-	})
-	if err != nil {
-		return fmt.Errorf("list leftover containers: %w", err)
-	}
-	for _, c := range list {
-		w.log.Info("removing leftover container", "container", c.ID, "job", c.Labels[LabelJob])
-		w.removeContainer(ctx, c.ID)
-	}
-	return nil
-}
-
 // poolLimit is a pool consumer's MaxAckPending: the configured cap, or none
 // (JetStream's default would cap every pool at 1000 running jobs).
 func poolLimit(n int) int {
@@ -316,12 +293,6 @@ func poolLimit(n int) int {
 		return n
 	}
 	return -1
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // NormalizeID is the id a worker configured with id runs under: the

@@ -78,7 +78,7 @@ func TestWorker(t *testing.T) {
 	m.ContainerStarted("cold")
 	m.ContainerStarted("prewarmed")
 	m.ContainerStarted("prewarmed")
-	m.SetPoolSize(3, 1)
+	m.SetCacheSizes(3, 1)
 	m.SetSlots(8, 5)
 	m.SetSlots(8, 6)
 
@@ -183,7 +183,7 @@ func TestNil(t *testing.T) {
 	var w *Worker
 	w.JobEnded("default", "succeeded", time.Second, time.Second)
 	w.ContainerStarted("cold")
-	w.SetPoolSize(1, 1)
+	w.SetCacheSizes(1, 1)
 	w.SetSlots(1, 1)
 	var d *Dispatcher
 	d.Dispatched("default", "accepted")

@@ -12,7 +12,7 @@ type Worker struct {
 	run        *prometheus.HistogramVec
 	total      *prometheus.HistogramVec
 	containers *prometheus.CounterVec
-	pool       *prometheus.GaugeVec
+	cached     *prometheus.GaugeVec
 	slots      *prometheus.GaugeVec
 }
 
@@ -46,7 +46,7 @@ func NewWorker(reg prometheus.Registerer, workerID string) *Worker {
 			Namespace: namespace, Name: "container_starts_total",
 			Help: "Containers started, by kind: cold (for a job), prewarmed (for the pool), reuse (for reuse mode).",
 		}, []string{"kind"})),
-		pool: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		cached: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "pool_containers",
 			Help: "Idle containers ready for a job: prewarmed single-use ones over all templates, and reusable ones.",
 		}, []string{"state"})),
@@ -78,14 +78,14 @@ func (m *Worker) ContainerStarted(kind string) {
 	m.containers.WithLabelValues(kind).Inc()
 }
 
-// SetPoolSize sets how many prewarmed containers wait, over all templates,
-// and how many idle reuse containers.
-func (m *Worker) SetPoolSize(prewarmed, reusable int) {
+// SetCacheSizes sets how many prewarmed containers wait in the prewarm
+// cache, over all templates, and how many idle ones in the reuse cache.
+func (m *Worker) SetCacheSizes(prewarmed, reusable int) {
 	if m == nil {
 		return
 	}
-	m.pool.WithLabelValues("prewarmed").Set(float64(prewarmed))
-	m.pool.WithLabelValues("reusable").Set(float64(reusable))
+	m.cached.WithLabelValues("prewarmed").Set(float64(prewarmed))
+	m.cached.WithLabelValues("reusable").Set(float64(reusable))
 }
 
 // SetSlots sets the worker's slots and how many are free.

@@ -27,6 +27,7 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/image"
+	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/internal/signing"
 	"github.com/brig-dev/brig/worker"
 )
@@ -164,16 +165,16 @@ func RemoveLeftovers(ctx context.Context, workerPrefix string) error {
 		return err
 	}
 	defer docker.Close()
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", worker.LabelWorker))})
+	list, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", sandbox.LabelWorker))})
 	if err != nil {
 		return fmt.Errorf("list leftover containers: %w", err)
 	}
 	var lines []string
 	for _, c := range list {
-		if !strings.HasPrefix(c.Labels[worker.LabelWorker], workerPrefix) {
+		if !strings.HasPrefix(c.Labels[sandbox.LabelWorker], workerPrefix) {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("%.12s job=%s worker=%s state=%s", c.ID, c.Labels[worker.LabelJob], c.Labels[worker.LabelWorker], c.State))
+		lines = append(lines, fmt.Sprintf("%.12s job=%s worker=%s state=%s", c.ID, c.Labels[sandbox.LabelJob], c.Labels[sandbox.LabelWorker], c.State))
 		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
 			lines = append(lines, fmt.Sprintf("  (remove failed: %v)", err))
 		}

@@ -1,4 +1,4 @@
-package worker
+package sandbox
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/brig-dev/brig/internal/egress"
 )
 
-// Engine is the slice of the Docker Engine API a worker uses. The Engine
+// Engine is the slice of the Docker Engine API a Runner uses. The Engine
 // API client (*client.Client) is its only real implementation.
 type Engine interface {
 	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)

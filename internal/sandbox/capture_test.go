@@ -1,4 +1,4 @@
-package worker
+package sandbox
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ func TestCapture(t *testing.T) {
 		name          string
 		limit         int64
 		writes        []string
-		wantKept      []string // what each add returns
+		wantKept      []string // what each Add returns
 		want          string
 		wantTruncated bool
 	}{
@@ -30,15 +30,15 @@ func TestCapture(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := newCapture(tt.limit)
+			c := NewCapture(tt.limit)
 			for i, w := range tt.writes {
-				if got := string(c.add([]byte(w))); got != tt.wantKept[i] {
-					t.Errorf("add #%d (%q) kept %q, want %q", i, w, got, tt.wantKept[i])
+				if got := string(c.Add([]byte(w))); got != tt.wantKept[i] {
+					t.Errorf("Add #%d (%q) kept %q, want %q", i, w, got, tt.wantKept[i])
 				}
 			}
-			got, truncated := c.result()
+			got, truncated := c.Result()
 			if got != tt.want || truncated != tt.wantTruncated {
-				t.Errorf("result() = (%q, %v), want (%q, %v)", got, truncated, tt.want, tt.wantTruncated)
+				t.Errorf("Result() = (%q, %v), want (%q, %v)", got, truncated, tt.want, tt.wantTruncated)
 			}
 		})
 	}
@@ -47,12 +47,12 @@ func TestCapture(t *testing.T) {
 func TestCaptureManyWrites(t *testing.T) {
 	t.Parallel()
 	const limit = 1000
-	c := newCapture(limit)
+	c := NewCapture(limit)
 	kept := 0
 	for range 700 {
-		kept += len(c.add([]byte("xyz")))
+		kept += len(c.Add([]byte("xyz")))
 	}
-	got, truncated := c.result()
+	got, truncated := c.Result()
 	if len(got) != limit || kept != limit || !truncated {
 		t.Errorf("after 2100 bytes: kept %d (returned %d), truncated %v; want %d, %d, true", len(got), kept, truncated, limit, limit)
 	}
@@ -61,19 +61,19 @@ func TestCaptureManyWrites(t *testing.T) {
 	}
 }
 
-// TestCaptureConcurrent: add locks, so concurrent writers must neither race
+// TestCaptureConcurrent: Add locks, so concurrent writers must neither race
 // nor keep more than the limit between them.
 func TestCaptureConcurrent(t *testing.T) {
 	t.Parallel()
 	const limit, writers, each = 512, 8, 100
-	c := newCapture(limit)
+	c := NewCapture(limit)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	kept := 0
 	for range writers {
 		wg.Go(func() {
 			for range each {
-				n := len(c.add([]byte("ab")))
+				n := len(c.Add([]byte("ab")))
 				mu.Lock()
 				kept += n
 				mu.Unlock()
@@ -81,7 +81,7 @@ func TestCaptureConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	got, truncated := c.result()
+	got, truncated := c.Result()
 	if len(got) != limit || kept != limit || !truncated {
 		t.Errorf("kept %d (returned %d), truncated %v; want %d, %d, true", len(got), kept, truncated, limit, limit)
 	}
@@ -90,11 +90,11 @@ func TestCaptureConcurrent(t *testing.T) {
 // The kept slice aliases the caller's buffer; the capture must own a copy.
 func TestCaptureCopies(t *testing.T) {
 	t.Parallel()
-	c := newCapture(10)
+	c := NewCapture(10)
 	p := []byte("abc")
-	c.add(p)
+	c.Add(p)
 	copy(p, "XYZ")
-	if got, _ := c.result(); got != "abc" {
+	if got, _ := c.Result(); got != "abc" {
 		t.Errorf("capture changed with the caller's buffer: %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package sandbox
 
 import (
 	"context"
@@ -25,27 +25,27 @@ type egressState struct {
 // it (a dedicated Docker network and host firewall rules that keep its
 // containers off the host, NATS and private ranges) the first time. An
 // error is a platform failure: the job goes back with a backoff.
-func (w *Worker) egressNetwork(ctx context.Context) (string, error) {
-	w.egress.mu.Lock()
-	defer w.egress.mu.Unlock()
-	if w.egress.name != "" {
-		return w.egress.name, nil
+func (r *Runner) egressNetwork(ctx context.Context) (string, error) {
+	r.egress.mu.Lock()
+	defer r.egress.mu.Unlock()
+	if r.egress.name != "" {
+		return r.egress.name, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, egressBudget)
 	defer cancel()
-	name, err := egress.Ensure(ctx, w.cfg.Docker, w.log)
+	name, err := egress.Ensure(ctx, r.cfg.Engine, r.log)
 	if err != nil {
-		return "", fmt.Errorf("worker: prepare the network of jobs with network: true: %w", err)
+		return "", fmt.Errorf("prepare the network of jobs with network: true: %w", err)
 	}
-	w.egress.name = name
-	w.log.Info("egress network ready", "network", name)
+	r.egress.name = name
+	r.log.Info("egress network ready", "network", name)
 	return name, nil
 }
 
 // forgetEgress makes the next job with a network prepare the network
 // again, as when it was removed while the worker ran.
-func (w *Worker) forgetEgress() {
-	w.egress.mu.Lock()
-	defer w.egress.mu.Unlock()
-	w.egress.name = ""
+func (r *Runner) forgetEgress() {
+	r.egress.mu.Lock()
+	defer r.egress.mu.Unlock()
+	r.egress.name = ""
 }

@@ -1,0 +1,218 @@
+package sandbox
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/brig-dev/brig/schema"
+)
+
+// fakeWarm is a warmCache whose sandboxes are counted, not started. While
+// held, creations and removals wait for release: a sandbox being made or
+// removed stays live for as long as the test wants.
+type fakeWarm struct {
+	*warmCache
+	mu        sync.Mutex
+	live      map[*Sandbox]schema.RunSpec // made or being made, neither taken nor removed
+	peak      int
+	discarded map[int64]int // by pids
+	gate      chan struct{} // closed: creations and removals go ahead
+}
+
+func newFakeWarm(t *testing.T, prewarm, limit int) *fakeWarm {
+	f := &fakeWarm{live: map[*Sandbox]schema.RunSpec{}, discarded: map[int64]int{}, gate: closedChan()}
+	f.warmCache = newWarmCacheWith(context.Background(), prewarm, limit, time.Minute, slog.New(slog.DiscardHandler))
+	f.create = func(ctx context.Context, spec schema.RunSpec, _ []string) (*Sandbox, error) {
+		f.mu.Lock()
+		sb := &Sandbox{id: "c"}
+		f.live[sb] = spec // being made counts too
+		f.peak = max(f.peak, len(f.live))
+		gate := f.gate
+		f.mu.Unlock()
+		<-gate
+		return sb, nil
+	}
+	f.discard = func(sb *Sandbox) {
+		f.mu.Lock()
+		gate := f.gate
+		f.mu.Unlock()
+		<-gate // being removed counts too
+		f.mu.Lock()
+		f.discarded[f.live[sb].Limits.Pids]++
+		delete(f.live, sb)
+		f.mu.Unlock()
+	}
+	t.Cleanup(f.stop)
+	return f
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// hold makes creations and removals wait until the returned release.
+func (f *fakeWarm) hold() (release func()) {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.gate = closedChan()
+		f.mu.Unlock()
+		close(gate)
+	}
+}
+
+// take takes a sandbox under f.mu, so that one made the moment it frees
+// its room is not counted with it (take itself never waits on a create or
+// discard).
+func (f *fakeWarm) take(pids int64) *Sandbox {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sb := f.warmCache.take(specWithPids(pids))
+	delete(f.live, sb)
+	return sb
+}
+
+func (f *fakeWarm) liveCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.live)
+}
+
+func specWithPids(pids int64) schema.RunSpec {
+	return schema.RunSpec{Image: "brig/python", Limits: schema.Limits{MemoryMB: 256, CPUs: 1, Pids: pids}}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// settle waits until every kept template's set is full and nothing more
+// is being made or removed: want sandboxes live and ready.
+func (f *fakeWarm) settle(t *testing.T, want int) {
+	t.Helper()
+	waitFor(t, "the prewarm cache to settle", func() bool {
+		return f.liveCount() == want && f.size() == want
+	})
+}
+
+// TestWarmCacheCap: however many templates jobs use, at most PrewarmMax
+// prewarmed sandboxes exist at once; a new template evicts the least
+// recently used one, whose sandboxes are removed; a take never blocks
+// and never fails, a miss is just nil.
+func TestWarmCacheCap(t *testing.T) {
+	f := newFakeWarm(t, 2, 4)
+	if f.perTemplate != 2 || f.maxTemplates != 2 {
+		t.Fatalf("per template %d, templates %d", f.perTemplate, f.maxTemplates)
+	}
+	if f.take(9) != nil {
+		t.Error("a first job of a template found a sandbox")
+	}
+	f.settle(t, 2)
+	f.take(10)
+	f.settle(t, 4)
+	if f.take(9) == nil { // 9 is now more recently used than 10
+		t.Error("a kept template had no sandbox")
+	}
+	f.settle(t, 4)
+	f.take(11) // evicts 10
+	f.settle(t, 4)
+	f.mu.Lock()
+	if f.discarded[10] != 2 || f.discarded[9] != 0 {
+		t.Errorf("removed by template (pids): %v; want the two of 10, the least recently used", f.discarded)
+	}
+	f.mu.Unlock()
+	if f.take(9) == nil || f.take(11) == nil {
+		t.Error("a kept template had no sandbox")
+	}
+
+	// Many templates at once, from many goroutines, while every creation
+	// and removal is held: the sandboxes being made or removed hold their
+	// room, so no more than the cap exist however many templates come and
+	// go meanwhile.
+	release := f.hold()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				f.take(int64(12 + (g*50+i)%13))
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.liveCount(); n > 4 {
+		t.Errorf("%d prewarmed sandboxes live while held, cap 4", n)
+	}
+	release()
+	// Then, with creations and removals going ahead, from many goroutines.
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				f.take(int64(12 + (g*50+i)%13))
+			}
+		})
+	}
+	wg.Wait()
+	f.mu.Lock()
+	peak := f.peak
+	f.mu.Unlock()
+	if peak > 4 {
+		t.Errorf("at most %d prewarmed sandboxes existed at once, cap 4", peak)
+	}
+	f.warmCache.mu.Lock()
+	n := len(f.sets)
+	f.warmCache.mu.Unlock()
+	if n > 2 {
+		t.Errorf("%d templates kept, want ≤ 2", n)
+	}
+
+	f.stop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.live) != 0 || len(f.room) != 0 {
+		t.Errorf("after stop: %d sandboxes live, %d room tokens held", len(f.live), len(f.room))
+	}
+}
+
+// TestWarmCacheCapBelowPrewarm: a cap below Prewarm keeps one template with
+// PrewarmMax sandboxes.
+func TestWarmCacheCapBelowPrewarm(t *testing.T) {
+	f := newFakeWarm(t, 3, 1)
+	f.take(9)
+	f.settle(t, 1)
+	f.take(10)
+	f.settle(t, 1)
+	if f.take(10) == nil {
+		t.Error("the kept template had no sandbox")
+	}
+}
+
+// TestPrewarmMaxDefault: PrewarmMax defaults to Slots, at least Prewarm.
+func TestPrewarmMaxDefault(t *testing.T) {
+	for _, c := range []struct{ slots, prewarm, max, want int }{
+		{8, 2, 0, 8}, {1, 2, 0, 2}, {8, 2, 3, 3}, {8, 0, 0, 8},
+	} {
+		got := Config{Slots: c.slots, Prewarm: c.prewarm, PrewarmMax: c.max}.WithDefaults().PrewarmMax
+		if got != c.want {
+			t.Errorf("slots %d prewarm %d max %d: PrewarmMax %d, want %d", c.slots, c.prewarm, c.max, got, c.want)
+		}
+	}
+}
