@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -343,6 +344,31 @@ func TestQueueQuota(t *testing.T) {
 	// Taking one makes room for one.
 	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueueGet, Name: "many"}))
 	wantOK(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueuePut, Name: "many", Value: json.RawMessage(`1`)}))
+}
+
+// TestQueueGetMakesRoom: a job that takes a value from a full queue and
+// puts one back on the same connection finds the room its get made, every
+// time: the get's removal is complete before the next request is answered.
+// Each round would race an unconfirmed ack against the put (settleGet):
+// without the confirmation, TestQueueQuota's single round lost it about
+// one run in twenty, and this test in its first few rounds.
+func TestQueueGetMakesRoom(t *testing.T) {
+	e := startEnv(t, func(_ *Config, b *Binding) { b.Quotas = schema.Quotas{QueueMessages: 1} })
+	c := e.dial()
+	tok := e.Mint(testJob, "queue:one:put", "queue:one:get")
+	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpQueuePut, Name: "one", Value: json.RawMessage(`0`)}))
+	// 150 rounds: 300 requests, within the rate limit's burst.
+	for i := range 150 {
+		resp := c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpQueueGet, Name: "one"})
+		wantOK(t, resp)
+		if !resp.Found || string(resp.Value) != strconv.Itoa(i) {
+			t.Fatalf("round %d: get %+v %s, want %d", i, resp, resp.Value, i)
+		}
+		resp = c.do(gatewayproto.Request{ID: 3, Token: tok, Op: gatewayproto.OpQueuePut, Name: "one", Value: json.RawMessage(strconv.Itoa(i + 1))})
+		if !resp.OK {
+			t.Fatalf("round %d: put after a get on a full queue: %+v", i, resp.Error)
+		}
+	}
 }
 
 // TestResourcesQuota: a job creates at most its quota of dicts and

@@ -342,7 +342,9 @@ func (l *Listener) refuse(conn net.Conn) {
 
 // serve answers requests on one connection in order. A job that hangs up
 // before its answer is written loses nothing: a queue value is acked only
-// once its response is written, and offered again otherwise.
+// once its response is written, and offered again otherwise. The next
+// request is read only once that ack is confirmed, so a job that took a
+// value finds the room it made (settleGet).
 func (l *Listener) serve(conn net.Conn) {
 	sc := bufio.NewScanner(conn)
 	sc.Buffer(make([]byte, 64<<10), gatewayproto.MaxLineBytes)
@@ -351,7 +353,7 @@ func (l *Listener) serve(conn net.Conn) {
 		r := l.handle(s, sc.Bytes())
 		_, err := conn.Write(encodeResponse(r.Response))
 		if r.settle != nil {
-			r.settle(err == nil)
+			r.settle(s.ctx, err == nil)
 		}
 		s.done()
 		if err != nil {

@@ -16,8 +16,9 @@ import (
 type reply struct {
 	*gatewayproto.Response
 	// settle, when set, is told whether the response reached the job: a
-	// queue value is acked only then, and offered again otherwise.
-	settle func(delivered bool)
+	// queue value is acked only then, and offered again otherwise. It
+	// returns once the ack is done (settleGet); ctx is the session's.
+	settle func(ctx context.Context, delivered bool)
 }
 
 // handle checks and performs one request under session s. Every line
@@ -86,7 +87,7 @@ func (l *Listener) authorize(s *session, req *gatewayproto.Request) *gatewayprot
 
 // perform runs an authorized request, within the session's life. The func
 // it returns with a queue value is the reply's settle.
-func (l *Listener) perform(s *session, req *gatewayproto.Request) (*gatewayproto.Response, func(delivered bool)) {
+func (l *Listener) perform(s *session, req *gatewayproto.Request) (*gatewayproto.Response, func(context.Context, bool)) {
 	if len(req.Value) > gatewayproto.MaxValueBytes || len(req.Args) > gatewayproto.MaxValueBytes {
 		return invalid("value larger than %d bytes", gatewayproto.MaxValueBytes), nil
 	}

@@ -22,6 +22,11 @@ const (
 	queueSubjectPfx  = "brig.queue."
 	queueConsumer    = "brig"
 	queuePoll        = 50 * time.Millisecond
+	// queueAckWait is how long a taken value stays the taker's before the
+	// server offers it again; queueAckConfirm bounds the wait for the
+	// server to confirm an ack (settleGet), well within it.
+	queueAckWait    = 5 * time.Second
+	queueAckConfirm = 2 * time.Second
 )
 
 // A job's dicts and queues lie inside its tenant (docs/design.md §4.1): the
@@ -51,12 +56,13 @@ type resources struct {
 	js       jetstream.JetStream
 	replicas int
 	storage  *storage // the tenants' max_storage_mb
+	log      *slog.Logger
 	mu       sync.Mutex
 	queues   map[string]jetstream.Consumer // by stream name: tenant and queue
 }
 
 func newResources(js jetstream.JetStream, replicas int, log *slog.Logger) *resources {
-	return &resources{js: js, replicas: replicas, storage: newStorage(js, replicas, log),
+	return &resources{js: js, replicas: replicas, storage: newStorage(js, replicas, log), log: log,
 		queues: map[string]jetstream.Consumer{}}
 }
 
@@ -210,7 +216,7 @@ func (r resourceCalls) queuePut(ctx context.Context, name string, value []byte) 
 // again. A queue nobody has written to yet is created, so that the wait can
 // see the first put. It polls with no-wait pulls: a pull request left
 // waiting at the server would take a later value for a caller that is gone.
-func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte, settle func(bool), err error) {
+func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte, settle func(context.Context, bool), err error) {
 	cons, err := r.queue(ctx, name, true)
 	if err != nil {
 		return nil, nil, err
@@ -225,12 +231,8 @@ func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte,
 				_ = msg.TermWithReason("not JSON")
 				return nil, nil, fmt.Errorf("queue %s: dropped a value that is not JSON", name)
 			}
-			return msg.Data(), func(delivered bool) {
-				if delivered {
-					_ = msg.Ack()
-				} else {
-					_ = msg.Nak()
-				}
+			return msg.Data(), func(ctx context.Context, delivered bool) {
+				r.settleGet(ctx, name, msg, delivered)
 			}, nil
 		}
 		select {
@@ -241,6 +243,28 @@ func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte,
 			return nil, nil, ctx.Err()
 		case <-time.After(queuePoll):
 		}
+	}
+}
+
+// settleGet acks a value taken by a get once the job has it (delivered),
+// or offers it again. The ack waits for the server's confirmation: the
+// server handles acks apart from the publishes that follow them on the same
+// connection, so an unconfirmed ack may not yet have removed the value when
+// the job's next put arrives, and a full queue would refuse a job that took
+// a value and puts one back. serve reads a connection's next request only
+// once this returns. The ack outlives the session (the job has the value,
+// whatever becomes of its binding); should it not be confirmed in time, the
+// value may be offered again after queueAckWait: taken twice, never lost.
+func (r resourceCalls) settleGet(ctx context.Context, name string, msg jetstream.Msg, delivered bool) {
+	if !delivered {
+		_ = msg.Nak() // the connection is gone: nobody waits on this one
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queueAckConfirm)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		r.log.Warn("queue get: ack not confirmed; the value may be offered again",
+			"tenant", r.s.tenant, "queue", name, "job", r.s.b.JobID, "err", err)
 	}
 }
 
@@ -270,7 +294,7 @@ func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jet
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
 	cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second,
+		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: queueAckWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
