@@ -1,9 +1,11 @@
-// Package sdktest holds the tests of package sdk that need a NATS server or
-// a dispatcher. They live here, not in sdk's directory, on purpose: go mod
-// tidy in a module that imports sdk follows sdk's own tests and what they
-// import, so a test there that imports nats-server, the dispatcher or
-// Docker makes them every SDK user's dependencies. They use sdk's exported
-// API only, as a user would. TestSDKUserDependencies keeps it so.
+// Package sdktest holds the tests of packages sdk and sdk/sandbox that need
+// a NATS server, a gateway or a dispatcher. They live here, not in those
+// packages' directories, on purpose: go mod tidy in a module that imports
+// sdk (or, for job code, sdk/sandbox) follows that package's own tests and
+// what they import, so a test there that imports nats-server, the gateway,
+// the dispatcher or Docker makes them every SDK user's dependencies. They
+// use the packages' exported API only, as a user would.
+// TestSDKUserDependencies keeps it so.
 package sdktest
 
 import (
@@ -18,29 +20,75 @@ import (
 	"time"
 )
 
-// heavyModules are the module path prefixes a module that imports only sdk
-// must not depend on.
-var heavyModules = []string{"github.com/docker", "github.com/nats-io/nats-server"}
+// Module path prefixes that a module importing only brig's client
+// packages must not depend on.
+const (
+	dockerModules     = "github.com/docker"
+	natsServerModules = "github.com/nats-io/nats-server"
+	natsModules       = "github.com/nats-io" // the client too: a job speaks to its gateway only
+)
 
 // moveTests says how to fix a failure of TestSDKUserDependencies.
-const moveTests = "go mod tidy follows the tests of an imported package: move sdk's tests that need a NATS server, " +
-	"a dispatcher or Docker to internal/sdktest or e2e, and keep sdk's Examples to the standard library, schema and sdk"
+const moveTests = "go mod tidy follows the tests of an imported package: move the tests of sdk and sdk/sandbox that need " +
+	"a NATS server, a gateway, a dispatcher or Docker to internal/sdktest or e2e, and keep sdk's Examples to the " +
+	"standard library, schema and sdk"
 
-// TestSDKUserDependencies tidies, offline, a module that imports only sdk
-// and checks that neither its go.mod nor its go.sum names Docker or
-// nats-server.
+// TestSDKUserDependencies tidies, offline, modules that import only brig's
+// client packages, sdk (a program that submits jobs) and sdk/sandbox (a
+// job's own code), and checks what their go.mod and go.sum name: never
+// Docker or nats-server, and for a job's code nothing of NATS at all.
 func TestSDKUserDependencies(t *testing.T) {
 	t.Parallel()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("go is not on PATH, so no module can be tidied: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	root, goVersion := brigModule(ctx, t, gobin)
-
-	dir := t.TempDir()
-	write(t, filepath.Join(dir, "go.mod"), fmt.Sprintf(`module example.com/sdkuser
+	root, goVersion := brigModule(t.Context(), t, gobin)
+	// brig's own checksums, so that what tidy takes from the module cache
+	// is verified; tidy drops the lines the user module does not need.
+	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		imports []string
+		main    string
+		heavy   []string
+	}{
+		{
+			name:    "sdk",
+			imports: []string{"github.com/brig-dev/brig/sdk"},
+			main: `	c, err := sdk.Connect(context.Background(), "nats://127.0.0.1:4222")
+	if err == nil {
+		c.Close()
+	}`,
+			heavy: []string{dockerModules, natsServerModules},
+		},
+		{
+			name:    "sdk/sandbox",
+			imports: []string{"github.com/brig-dev/brig/sdk/sandbox"},
+			main: `	n := 0
+	_, _ = sandbox.Dict("cache").Get(context.Background(), "count", &n)`,
+			heavy: []string{dockerModules, natsModules},
+		},
+		{
+			name:    "sdk and sdk/sandbox",
+			imports: []string{"github.com/brig-dev/brig/sdk", "github.com/brig-dev/brig/sdk/sandbox"},
+			main: `	c, err := sdk.Connect(context.Background(), "nats://127.0.0.1:4222")
+	if err == nil {
+		c.Close()
+	}
+	_ = sandbox.Dict("cache").Put(context.Background(), "count", 1)`,
+			heavy: []string{dockerModules, natsServerModules},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "go.mod"), fmt.Sprintf(`module example.com/sdkuser
 
 go %s
 
@@ -48,50 +96,60 @@ require github.com/brig-dev/brig v0.0.0
 
 replace github.com/brig-dev/brig => %s
 `, goVersion, root))
-	write(t, filepath.Join(dir, "main.go"), `package main
+			var imports strings.Builder
+			for _, imp := range tt.imports {
+				fmt.Fprintf(&imports, "\t%q\n", imp)
+			}
+			write(t, filepath.Join(dir, "main.go"), fmt.Sprintf(`package main
 
 import (
 	"context"
 
-	"github.com/brig-dev/brig/sdk"
-)
+%s)
 
 func main() {
-	c, err := sdk.Connect(context.Background(), "nats://127.0.0.1:4222")
-	if err == nil {
-		c.Close()
+%s
+}
+`, imports.String(), tt.main))
+			write(t, filepath.Join(dir, "go.sum"), string(sums))
+			tidy(ctx, t, gobin, dir, tt.name)
+			checkDeps(t, dir, tt.name, tt.heavy)
+		})
 	}
 }
-`)
-	// brig's own checksums, so that what tidy takes from the module cache
-	// is verified; tidy drops the lines the user module does not need.
-	sums, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "go.sum"), string(sums))
 
-	tidy := exec.CommandContext(ctx, gobin, "mod", "tidy")
-	tidy.Dir = dir
+// tidy runs go mod tidy, offline, in the user module at dir, which imports
+// what.
+func tidy(ctx context.Context, t *testing.T, gobin, dir, what string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, gobin, "mod", "tidy")
+	cmd.Dir = dir
 	// Offline: the module cache brig's own build filled is the only
 	// source (GOPROXY=off), and no checksum database is asked about a
 	// module brig's go.sum lacks (GOSUMDB=off).
-	tidy.Env = append(os.Environ(), "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local")
-	if out, err := tidy.CombinedOutput(); err != nil {
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		// A module missing from the cache is most likely a heavy one
-		// that sdk's tests started to import: the output names the
-		// import chain.
-		t.Fatalf("go mod tidy in a module that imports only sdk: %v\n%s\n%s", err, out, moveTests)
+		// that the client packages' tests started to import: the output
+		// names the import chain.
+		t.Fatalf("go mod tidy in a module that imports only %s: %v\n%s\n%s", what, err, out, moveTests)
 	}
+}
+
+// checkDeps fails t for each line of the go.mod and go.sum of the user
+// module at dir, which imports what, that names a module under a prefix
+// in heavy.
+func checkDeps(t *testing.T, dir, what string, heavy []string) {
+	t.Helper()
 	for _, name := range []string{"go.mod", "go.sum"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for line := range strings.Lines(string(data)) {
-			for _, heavy := range heavyModules {
-				if strings.Contains(line, heavy) {
-					t.Errorf("a module that imports only sdk has in its %s: %s", name, strings.TrimSpace(line))
+			for _, h := range heavy {
+				if strings.Contains(line, h) {
+					t.Errorf("a module that imports only %s has in its %s: %s", what, name, strings.TrimSpace(line))
 				}
 			}
 		}
