@@ -37,12 +37,12 @@ type CancelReply struct {
 	JobID string `json:"job_id"`
 	// Status is the job's terminal status: cancelled, or how it had already
 	// ended.
-	Status string `json:"status,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Status schema.Status `json:"status,omitempty"`
+	Error  string        `json:"error,omitempty"`
 	// ErrorType classifies Error: schema.ErrNotFound for a key with no
 	// events at all (nothing was stored), schema.ErrInvalidJob for an
 	// invalid key.
-	ErrorType string `json:"error_type,omitempty"`
+	ErrorType schema.ErrorType `json:"error_type,omitempty"`
 }
 
 // errNoJob is cancelJob's answer for a key with no events.
@@ -85,7 +85,7 @@ func (d *Dispatcher) onCancel(m *nats.Msg) {
 	}()
 }
 
-func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
+func (d *Dispatcher) cancelJob(ctx context.Context, id string) (schema.Status, error) {
 	if seen, err := d.events.Has(ctx, id, ""); err != nil {
 		return "", err
 	} else if !seen {
@@ -129,7 +129,7 @@ func (d *Dispatcher) cancelJob(ctx context.Context, id string) (string, error) {
 	return statusOf(final), err
 }
 
-func statusOf(ev *schema.Event) string {
+func statusOf(ev *schema.Event) schema.Status {
 	if ev == nil {
 		return ""
 	}

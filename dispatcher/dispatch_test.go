@@ -140,7 +140,7 @@ func TestDispatchRejects(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		submit  func(id string) uint64
-		errType string
+		errType schema.ErrorType
 		want    string // in the message
 	}{
 		{"unknown function", func(id string) uint64 { return r.submitTo("nosuch", id) },

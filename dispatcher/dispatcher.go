@@ -356,8 +356,8 @@ type rejection struct {
 	jobID   string // the job's key, when known
 	replyTo string
 	pool    string // when known, for metrics
-	errType string
-	status  string
+	errType schema.ErrorType
+	status  schema.Status
 	msg     string
 }
 
@@ -372,7 +372,7 @@ func (d *duplicate) Error() string { return "job " + d.jobID + " is already take
 
 // invalid is a rejection of job, which carries its key as its ID (a
 // submission as dispatch reads it: see decode).
-func invalid(job *schema.Job, errType, format string, args ...any) *rejection {
+func invalid(job *schema.Job, errType schema.ErrorType, format string, args ...any) *rejection {
 	r := &rejection{errType: errType, status: schema.StatusRejected, msg: fmt.Sprintf(format, args...)}
 	if job != nil {
 		r.jobID, r.replyTo = job.ID, job.ReplyTo

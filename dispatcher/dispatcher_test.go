@@ -157,7 +157,7 @@ func (r *rig) terminal(id string) *schema.Event {
 }
 
 // stored counts the stored events of a job by type.
-func (r *rig) stored(id string) map[string]int {
+func (r *rig) stored(id string) map[schema.EventType]int {
 	r.t.Helper()
 	s, err := r.js.Stream(r.t.Context(), schema.StreamEvents)
 	if err != nil {
@@ -167,9 +167,9 @@ func (r *rig) stored(id string) map[string]int {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	counts := map[string]int{}
+	counts := map[schema.EventType]int{}
 	for subj, n := range info.State.Subjects {
-		counts[subj[strings.LastIndexByte(subj, '.')+1:]] = int(n)
+		counts[schema.EventType(subj[strings.LastIndexByte(subj, '.')+1:])] = int(n)
 	}
 	return counts
 }
@@ -206,7 +206,7 @@ func jobData(t *testing.T, id, code string) []byte {
 
 // wantTerminal checks that a job has exactly one terminal event, of the
 // given status and error type, and accepted events as given.
-func (r *rig) wantTerminal(id, status, errType string, accepted int) *schema.Event {
+func (r *rig) wantTerminal(id string, status schema.Status, errType schema.ErrorType, accepted int) *schema.Event {
 	r.t.Helper()
 	ev := r.terminal(id)
 	if ev.JobID != k(id) || ev.Status != status || ev.Error == nil || ev.Error.Type != errType {

@@ -305,7 +305,7 @@ func TestCancelBound(t *testing.T) {
 	}
 	wg.Wait()
 	for i, m := range replies {
-		if m != nil && !strings.Contains(string(m.Data), schema.StatusCancelled) {
+		if m != nil && !strings.Contains(string(m.Data), string(schema.StatusCancelled)) {
 			t.Errorf("held-%d: reply %s", i, m.Data)
 		}
 	}

@@ -79,7 +79,7 @@ func (b *replies) wantControl(c ReplayControl) *nats.Msg {
 
 // wantEvent checks that the next answer other than a heartbeat is the
 // event of type typ, and returns its stream sequence.
-func (b *replies) wantEvent(typ string) uint64 {
+func (b *replies) wantEvent(typ schema.EventType) uint64 {
 	b.t.Helper()
 	m := b.event()
 	ev, err := schema.DecodeEvent(m.Data)
@@ -98,7 +98,7 @@ func control(m *nats.Msg) ReplayControl {
 }
 
 // emit stores an event of job id.
-func (r *rig) emit(id, typ string, seq int64) {
+func (r *rig) emit(id string, typ schema.EventType, seq int64) {
 	r.t.Helper()
 	ev := &schema.Event{JobID: k(id), Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
 	if schema.IsTerminal(typ) {
@@ -137,7 +137,7 @@ func TestReplayFinishedJob(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, nil)
 	id := "done-1"
-	types := []string{schema.EventAccepted, schema.EventStarted, schema.EventOutput, schema.EventResult}
+	types := []schema.EventType{schema.EventAccepted, schema.EventStarted, schema.EventOutput, schema.EventResult}
 	for i, typ := range types {
 		r.emit(id, typ, int64(i+1))
 	}

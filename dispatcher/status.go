@@ -50,8 +50,8 @@ type StatusReply struct {
 	// Error says why there is no status: ErrBusy, the tenant has no
 	// record (ErrorType schema.ErrNotFound), or brig failed (ErrorType
 	// schema.ErrInfrastructure).
-	Error     string `json:"error,omitempty"`
-	ErrorType string `json:"error_type,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	ErrorType schema.ErrorType `json:"error_type,omitempty"`
 }
 
 // statusService returns the handler of brig.status.*, with its own bound

@@ -162,7 +162,7 @@ func wantFloodOutcome(calls int) func(*testing.T, string, *schema.Event) {
 		for _, n := range kinds {
 			total += n
 		}
-		if total != calls || kinds[schema.ErrAuthError] != ev.AuthErrorCount || ev.AuthErrorCount <= schema.MaxAuthErrorEvents {
+		if total != calls || kinds[string(schema.ErrAuthError)] != ev.AuthErrorCount || ev.AuthErrorCount <= schema.MaxAuthErrorEvents {
 			t.Errorf("the job saw %v; the terminal event counts %d denials: want %d answers, every AuthError counted, more than %d",
 				kinds, ev.AuthErrorCount, calls, schema.MaxAuthErrorEvents)
 		}

@@ -697,7 +697,7 @@ func wantOnce(t *testing.T, counts map[string]int, jobID string, ran bool) {
 }
 
 // waitEventType reads a handle's events up to the first of type typ.
-func waitEventType(ctx context.Context, t *testing.T, h *sdk.Handle, typ string) schema.Event {
+func waitEventType(ctx context.Context, t *testing.T, h *sdk.Handle, typ schema.EventType) schema.Event {
 	t.Helper()
 	for {
 		select {

@@ -35,7 +35,7 @@ const (
 )
 
 // terminalTypes are the event types that end a job.
-var terminalTypes = []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
+var terminalTypes = []schema.EventType{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
 
 // newID returns a fresh job id that names the test it belongs to.
 func newID(prefix string) string { return prefix + "-" + randomHex(6) }
@@ -317,12 +317,12 @@ func waitDispatcherIdle(t *testing.T) {
 }
 
 // wantStatus checks a terminal event's type, status and error type.
-func wantStatus(t *testing.T, ev *schema.Event, typ, status, errType string) {
+func wantStatus(t *testing.T, ev *schema.Event, typ schema.EventType, status schema.Status, errType schema.ErrorType) {
 	t.Helper()
 	if ev.Type != typ || ev.Status != status {
 		t.Errorf("job %s: type/status = %s/%s, want %s/%s (event %s)", ev.JobID, ev.Type, ev.Status, typ, status, brief(ev))
 	}
-	got := ""
+	var got schema.ErrorType
 	if ev.Error != nil {
 		got = ev.Error.Type
 	}

@@ -37,13 +37,25 @@ type hostileCase struct {
 	// The terminal event's type, status and error type, and a fragment of
 	// its error message (when it has an error); with no typ, check alone
 	// judges the outcome.
-	typ, status, errType, msg string
+	typ     schema.EventType
+	status  schema.Status
+	errType schema.ErrorType
+	msg     string
 	// check inspects the terminal event further, and what the job reported
 	// about itself in it.
 	check func(t *testing.T, rt string, ev *schema.Event)
 	// runsc, when set, replaces typ, status, errType and msg under gVisor,
 	// where the sandbox itself behaves differently (see the case).
-	runsc *[4]string
+	runsc *runscOutcome
+}
+
+// runscOutcome is a hostile case's terminal event under gVisor: its type,
+// status, error type and a fragment of its error message.
+type runscOutcome struct {
+	typ     schema.EventType
+	status  schema.Status
+	errType schema.ErrorType
+	msg     string
 }
 
 // hostileMode is how a case runs: on a runtime, single-use (prewarmed or
@@ -132,7 +144,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 	t.Logf("%s on %s: %s; %d events stored", c.name, m.name, brief(ev), countStored(t, schema.EventsFilter(keyOf(job.ID))))
 	typ, status, errType, msg := c.typ, c.status, c.errType, c.msg
 	if rt == schema.RuntimeRunsc && c.runsc != nil {
-		typ, status, errType, msg = c.runsc[0], c.runsc[1], c.runsc[2], c.runsc[3]
+		typ, status, errType, msg = c.runsc.typ, c.runsc.status, c.runsc.errType, c.runsc.msg
 	}
 	if typ != "" { // else the case's check judges the outcome alone
 		wantStatus(t, ev, typ, status, errType)
@@ -170,7 +182,7 @@ func runHostile(t *testing.T, m hostileMode, c hostileCase, slots chan struct{})
 // wantStatusErr checks that the SDK's error agrees with the status.
 func wantStatusErr(t *testing.T, ev *schema.Event, err error) {
 	t.Helper()
-	sentinel := map[string]error{
+	sentinel := map[schema.Status]error{
 		schema.StatusFailed:  sdk.ErrFailed,
 		schema.StatusTimeout: sdk.ErrTimeout,
 		schema.StatusOOM:     sdk.ErrOOM,
@@ -860,7 +872,7 @@ print("init survived")
 		// gVisor delivers SIGKILL to PID 1 from inside the sandbox, which
 		// Linux refuses: the job can end its own sandbox, and brig says so.
 		// That is the job's doing, never brig's failure (Infrastructure).
-		runsc: &[4]string{schema.EventResult, schema.StatusFailed, schema.ErrNonZeroExit, "init was killed"},
+		runsc: &runscOutcome{schema.EventResult, schema.StatusFailed, schema.ErrNonZeroExit, "init was killed"},
 		check: func(t *testing.T, rt string, ev *schema.Event) {
 			if rt == schema.RuntimeRunsc {
 				return
@@ -898,7 +910,7 @@ sys.exit(3)
 		msg: "exited with code 3",
 		// Under gVisor the job can open the init's stdout; its frames fail
 		// authentication and the job fails for tampering.
-		runsc: &[4]string{schema.EventResult, schema.StatusFailed, schema.ErrNonZeroExit, "fail authentication"},
+		runsc: &runscOutcome{schema.EventResult, schema.StatusFailed, schema.ErrNonZeroExit, "fail authentication"},
 		check: func(t *testing.T, rt string, ev *schema.Event) {
 			if strings.Contains(ev.Stdout, "forged") || strings.Contains(string(ev.Output), "forged") || (rt == schema.RuntimeRunc && ev.ExitCode != 3) {
 				t.Errorf("exit_code=%d stdout=%q output=%s: the job forged the init's frames", ev.ExitCode, ev.Stdout, ev.Output)

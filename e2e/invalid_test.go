@@ -37,7 +37,7 @@ func TestInvalidInput(t *testing.T) {
 	tests := []struct {
 		name    string
 		build   func(t *testing.T, id string) rawSubmission
-		errType string
+		errType schema.ErrorType
 		// wantAll must all appear in error.message; wantAny, one of them.
 		wantAll []string
 		wantAny []string
@@ -178,7 +178,7 @@ func TestDuplicateSubmission(t *testing.T) {
 	}
 	wantCounts := func(when string) {
 		t.Helper()
-		for typ, want := range map[string]int{schema.EventAccepted: 1, schema.EventStarted: 1, schema.EventResult: 1} {
+		for typ, want := range map[schema.EventType]int{schema.EventAccepted: 1, schema.EventStarted: 1, schema.EventResult: 1} {
 			if n := countStored(t, schema.EventSubject(keyOf(job.ID), typ)); n != want {
 				t.Errorf("%s: %d %s events stored, want %d", when, n, typ, want)
 			}
@@ -244,7 +244,7 @@ func TestRejectedResubmissionKeepsRunningJob(t *testing.T) {
 
 // waitForEvent reads evs until an event of type typ, failing on a terminal
 // event or when ctx ends.
-func waitForEvent(ctx context.Context, t *testing.T, evs <-chan schema.Event, typ string) schema.Event {
+func waitForEvent(ctx context.Context, t *testing.T, evs <-chan schema.Event, typ schema.EventType) schema.Event {
 	t.Helper()
 	for {
 		select {

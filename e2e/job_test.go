@@ -169,14 +169,15 @@ print("allocated", len(chunks), "MB")
 func TestOutputFlood(t *testing.T) {
 	t.Parallel()
 	const limit = 65536
-	for _, stream := range []string{schema.StreamStdout, schema.StreamStderr} {
-		t.Run(stream, func(t *testing.T) {
-			job := pythonJob("flood-"+stream, `
+	for _, stream := range []schema.OutputStream{schema.StreamStdout, schema.StreamStderr} {
+		name := string(stream) // also Python's: sys.stdout, sys.stderr
+		t.Run(name, func(t *testing.T) {
+			job := pythonJob("flood-"+name, `
 import sys
 chunk = "x" * (1 << 20)
 for _ in range(20):
-    sys.`+stream+`.write(chunk)
-sys.`+stream+`.flush()
+    sys.`+name+`.write(chunk)
+sys.`+name+`.flush()
 `)
 			job.Limits = &schema.Limits{OutputBytes: limit}
 			ev, err := runJob(t, job)

@@ -40,7 +40,7 @@ func TestReplyTo(t *testing.T) {
 	if ev, err := runJob(t, job); err != nil {
 		t.Fatalf("run: %v (event %s)", err, brief(ev))
 	}
-	var copies []string
+	var copies []schema.EventType
 	for done := false; !done; {
 		select {
 		case m := <-msgs:
@@ -54,7 +54,7 @@ func TestReplyTo(t *testing.T) {
 			t.Fatalf("no terminal event on reply_to; got %v", copies)
 		}
 	}
-	var stored []string
+	var stored []schema.EventType
 	for _, ev := range events(t, job.ID) {
 		stored = append(stored, ev.Type)
 	}

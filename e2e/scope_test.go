@@ -208,7 +208,7 @@ out["child"] = {"ok": {"status": res["status"], "auth_errors": res.get("auth_err
 		t.Fatalf("parent: %v (stderr %q)", err, ev.Stderr)
 	}
 	var res struct {
-		Status     string             `json:"status"`
+		Status     schema.Status      `json:"status"`
 		AuthErrors []schema.AuthError `json:"auth_errors"`
 		Error      *schema.ErrorInfo  `json:"error"`
 	}

@@ -56,7 +56,7 @@ json.dump(out, open("/work/out/result.json", "w"))
 		A int `json:"a"`
 	}
 	probeOutput(t, ev, &out)
-	if out.C.Type != schema.ErrQuotaExceeded || !out.C.Brig ||
+	if out.C.Type != string(schema.ErrQuotaExceeded) || !out.C.Brig ||
 		!strings.Contains(out.C.Message, "tenant "+u.name+"'s dicts and queues may hold at most 2 MiB; 2 MiB reserved") {
 		t.Errorf("dict c: %+v; want brig.QuotaExceeded naming the tenant's 2 MiB", out.C)
 	}

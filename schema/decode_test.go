@@ -306,7 +306,7 @@ func TestDecodeEvent(t *testing.T) {
 		"type": schema.EventResult, "status": schema.StatusFailed, "exit_code": 1, "stderr": "boom",
 		"output": map[string]int{"x": 1}, "duration_ms": 12,
 		"auth_errors": []map[string]string{{"resource": "dict:cache", "action": "write", "message": "denied"}},
-		"error":       map[string]string{"type": schema.ErrAuthError, "message": "denied"},
+		"error":       map[string]any{"type": schema.ErrAuthError, "message": "denied"},
 	}
 	tests := []struct {
 		name  string

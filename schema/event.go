@@ -5,64 +5,80 @@ import (
 	"time"
 )
 
-// Event types. The last four are terminal: exactly one per job.
+// EventType is what an event says about its job (docs/design.md §2.3). It
+// is also the last token of the event's subject (EventSubject).
+type EventType string
+
+// Event types. The last four are terminal: exactly one per job (IsTerminal).
 const (
-	EventAccepted  = "accepted"
-	EventStarted   = "started"
-	EventOutput    = "output"
-	EventAuthError = "auth_error"
-	EventResult    = "result"
-	EventTimeout   = "timeout"
-	EventError     = "error"
-	EventCancelled = "cancelled"
+	EventAccepted  EventType = "accepted"
+	EventStarted   EventType = "started"
+	EventOutput    EventType = "output"
+	EventAuthError EventType = "auth_error"
+	EventResult    EventType = "result"
+	EventTimeout   EventType = "timeout"
+	EventError     EventType = "error"
+	EventCancelled EventType = "cancelled"
 )
+
+// Status is how a job ended, on its terminal event; TerminalType says which
+// event type carries it.
+type Status string
 
 // Terminal statuses.
 const (
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusTimeout   = "timeout"
-	StatusOOM       = "oom"
-	StatusCancelled = "cancelled"
-	StatusRejected  = "rejected"
-	StatusError     = "error"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusTimeout   Status = "timeout"
+	StatusOOM       Status = "oom"
+	StatusCancelled Status = "cancelled"
+	StatusRejected  Status = "rejected"
+	StatusError     Status = "error"
 )
+
+// ErrorType says why a job did not succeed, in a terminal event's
+// error.type; docs/design.md §2.4 says which status each goes with, and
+// when.
+type ErrorType string
 
 // Error types carried in a terminal event's error.type.
 const (
-	ErrAuthError      = "AuthError"
-	ErrTimeout        = "Timeout"
-	ErrOOM            = "OOM"
-	ErrInvalidJob     = "InvalidJob"
-	ErrNotFound       = "NotFound"
-	ErrCancelled      = "Cancelled"
-	ErrNonZeroExit    = "NonZeroExit"
-	ErrInfrastructure = "Infrastructure"
+	ErrAuthError      ErrorType = "AuthError"
+	ErrTimeout        ErrorType = "Timeout"
+	ErrOOM            ErrorType = "OOM"
+	ErrInvalidJob     ErrorType = "InvalidJob"
+	ErrNotFound       ErrorType = "NotFound"
+	ErrCancelled      ErrorType = "Cancelled"
+	ErrNonZeroExit    ErrorType = "NonZeroExit"
+	ErrInfrastructure ErrorType = "Infrastructure"
 	// ErrQuotaExceeded: a job or tenant went past a documented bound
 	// (storage, resources, calls, request rate) and its code failed after.
-	ErrQuotaExceeded = "QuotaExceeded"
+	ErrQuotaExceeded ErrorType = "QuotaExceeded"
 	// ErrEgressDenied: a job's connection was refused (docs/design.md).
-	ErrEgressDenied = "EgressDenied"
+	ErrEgressDenied ErrorType = "EgressDenied"
 )
+
+// OutputStream names the stream an output event's data came from.
+type OutputStream string
 
 // Output streams of an output event.
 const (
-	StreamStdout = "stdout"
-	StreamStderr = "stderr"
+	StreamStdout OutputStream = "stdout"
+	StreamStderr OutputStream = "stderr"
 )
 
 // Event is everything a job emits, on brig.events.<job_id>.<type>.
 type Event struct {
 	// JobID is the job's key, <tenant>.<id> (JobKey).
 	JobID   string    `json:"job_id"`
-	Type    string    `json:"type"`
+	Type    EventType `json:"type"`
 	Seq     int64     `json:"seq"`
 	Time    time.Time `json:"time"`
 	Attempt int       `json:"attempt"`
 
 	// output
-	Stream string `json:"stream,omitempty"`
-	Data   string `json:"data,omitempty"`
+	Stream OutputStream `json:"stream,omitempty"`
+	Data   string       `json:"data,omitempty"`
 
 	// auth_error
 	Resource string `json:"resource,omitempty"`
@@ -89,10 +105,10 @@ type Event struct {
 	Container string `json:"container,omitempty"`
 	// Sandbox says how that container came to the job: SandboxCold,
 	// SandboxPrewarmed or SandboxReused.
-	Sandbox string `json:"sandbox,omitempty"`
+	Sandbox SandboxKind `json:"sandbox,omitempty"`
 
 	// terminal
-	Status          string          `json:"status,omitempty"`
+	Status          Status          `json:"status,omitempty"`
 	ExitCode        int             `json:"exit_code"`
 	Stdout          string          `json:"stdout,omitempty"`
 	Stderr          string          `json:"stderr,omitempty"`
@@ -110,11 +126,14 @@ type Event struct {
 	Error *ErrorInfo `json:"error,omitempty"`
 }
 
-// How a started job's container came to it.
+// SandboxKind says how a started job's container came to it.
+type SandboxKind string
+
+// Sandbox kinds of a started event.
 const (
-	SandboxCold      = "cold"      // created, attached and started for the job
-	SandboxPrewarmed = "prewarmed" // started before the job; serves it alone
-	SandboxReused    = "reused"    // served earlier jobs of the function (single_use: false)
+	SandboxCold      SandboxKind = "cold"      // created, attached and started for the job
+	SandboxPrewarmed SandboxKind = "prewarmed" // started before the job; serves it alone
+	SandboxReused    SandboxKind = "reused"    // served earlier jobs of the function (single_use: false)
 )
 
 // Trace times a job through brig: Queued when its submission was stored,
@@ -137,13 +156,13 @@ type AuthError struct {
 
 // ErrorInfo says why a job did not succeed.
 type ErrorInfo struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
+	Type    ErrorType `json:"type"`
+	Message string    `json:"message"`
 }
 
 // IsTerminal reports whether an event type ends a job.
-func IsTerminal(eventType string) bool {
-	switch eventType {
+func IsTerminal(t EventType) bool {
+	switch t {
 	case EventResult, EventTimeout, EventError, EventCancelled:
 		return true
 	}
@@ -151,7 +170,7 @@ func IsTerminal(eventType string) bool {
 }
 
 // TerminalType is the event type that carries a terminal status.
-func TerminalType(status string) string {
+func TerminalType(status Status) EventType {
 	switch status {
 	case StatusSucceeded, StatusFailed, StatusOOM:
 		return EventResult

@@ -278,11 +278,20 @@ func enumOf(t *testing.T, s jsonObject) []string {
 	return out
 }
 
+// strs lists enumeration constants as the strings a schema's enum holds.
+func strs[T ~string](vs ...T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
 func TestSchemaEnums(t *testing.T) {
 	t.Parallel()
 	job, event := loadSchema(t, JobSchema()), loadSchema(t, EventSchema())
-	eventTypes := []string{EventAccepted, EventStarted, EventOutput, EventAuthError, EventResult, EventTimeout, EventError, EventCancelled}
-	var terminal []string
+	eventTypes := []EventType{EventAccepted, EventStarted, EventOutput, EventAuthError, EventResult, EventTimeout, EventError, EventCancelled}
+	var terminal []EventType
 	for _, et := range eventTypes {
 		if IsTerminal(et) {
 			terminal = append(terminal, et)
@@ -294,11 +303,12 @@ func TestSchemaEnums(t *testing.T) {
 		want []string
 	}{
 		{"job.runtime", sub(t, job, "runtime"), []string{RuntimeRunc, RuntimeRunsc}},
-		{"event.type", sub(t, event, "type"), eventTypes},
-		{"event.stream", sub(t, event, "stream"), []string{StreamStdout, StreamStderr}},
-		{"event.status", sub(t, event, "status"), []string{StatusSucceeded, StatusFailed, StatusTimeout, StatusOOM, StatusCancelled, StatusRejected, StatusError}},
-		{"event.error.type", sub(t, event, "error", "type"), []string{ErrAuthError, ErrTimeout, ErrOOM, ErrInvalidJob, ErrNotFound, ErrCancelled, ErrNonZeroExit, ErrInfrastructure, ErrQuotaExceeded, ErrEgressDenied}},
-		{"event if terminal then status", sub(t, event["if"].(jsonObject), "type"), terminal},
+		{"event.type", sub(t, event, "type"), strs(eventTypes...)},
+		{"event.stream", sub(t, event, "stream"), strs(StreamStdout, StreamStderr)},
+		{"event.sandbox", sub(t, event, "sandbox"), strs(SandboxCold, SandboxPrewarmed, SandboxReused)},
+		{"event.status", sub(t, event, "status"), strs(StatusSucceeded, StatusFailed, StatusTimeout, StatusOOM, StatusCancelled, StatusRejected, StatusError)},
+		{"event.error.type", sub(t, event, "error", "type"), strs(ErrAuthError, ErrTimeout, ErrOOM, ErrInvalidJob, ErrNotFound, ErrCancelled, ErrNonZeroExit, ErrInfrastructure, ErrQuotaExceeded, ErrEgressDenied)},
+		{"event if terminal then status", sub(t, event["if"].(jsonObject), "type"), strs(terminal...)},
 	}
 	for _, tt := range tests {
 		want := slices.Sorted(slices.Values(tt.want))

@@ -50,7 +50,7 @@ func WorkSubject(pool string) string { return WorkPrefix + pool }
 
 // EventSubject is where an event of the given type of the job with key
 // jobKey (JobKey) is stored.
-func EventSubject(jobKey, eventType string) string { return EventsPrefix + jobKey + "." + eventType }
+func EventSubject(jobKey string, t EventType) string { return EventsPrefix + jobKey + "." + string(t) }
 
 // EventsFilter matches every event of one job, by its key.
 func EventsFilter(jobKey string) string { return EventsPrefix + jobKey + ".>" }

@@ -524,7 +524,7 @@ func rejectedLocally(key string, err error) *schema.Event {
 // submission not yet taken by a dispatcher) is an error matching
 // ErrNotFound, and nothing changes. jobID may also be the job's key
 // (an event's job_id) when it is of the client's tenant.
-func (c *Client) Cancel(ctx context.Context, jobID string) (string, error) {
+func (c *Client) Cancel(ctx context.Context, jobID string) (schema.Status, error) {
 	jobID, err := c.jobID(jobID)
 	if err != nil {
 		return "", err
@@ -534,9 +534,9 @@ func (c *Client) Cancel(ctx context.Context, jobID string) (string, error) {
 		return "", fmt.Errorf("sdk: cancel job %s: %w", jobID, err)
 	}
 	var r struct {
-		Status    string `json:"status"`
-		Error     string `json:"error"`
-		ErrorType string `json:"error_type"`
+		Status    schema.Status    `json:"status"`
+		Error     string           `json:"error"`
+		ErrorType schema.ErrorType `json:"error_type"`
 	}
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return "", fmt.Errorf("sdk: cancel job %s: bad answer: %w", jobID, err)

@@ -34,9 +34,9 @@ type JobError struct {
 }
 
 func (e *JobError) Error() string {
-	msg := e.Event.Status
+	msg := string(e.Event.Status)
 	if e.Event.Error != nil {
-		msg = e.Event.Error.Type + ": " + e.Event.Error.Message
+		msg = string(e.Event.Error.Type) + ": " + e.Event.Error.Message
 	}
 	return fmt.Sprintf("job %s %s: %s", e.Event.JobID, e.Event.Status, msg)
 }

@@ -23,7 +23,7 @@ var sentinels = map[string]error{
 func TestJobErrorIs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		status string
+		status schema.Status
 		want   string // the one sentinel that matches, "" for none
 	}{
 		{schema.StatusFailed, "ErrFailed"},
@@ -36,7 +36,7 @@ func TestJobErrorIs(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.status, func(t *testing.T) {
+		t.Run(string(tt.status), func(t *testing.T) {
 			t.Parallel()
 			err := error(&JobError{Event: &schema.Event{JobID: "j", Status: tt.status}})
 			wrapped := fmt.Errorf("run: %w", err)
@@ -155,7 +155,7 @@ func TestResultError(t *testing.T) {
 	if err := resultError(&schema.Event{JobID: "j", Status: schema.StatusSucceeded}); err != nil {
 		t.Errorf("resultError(succeeded) = %v, want nil", err)
 	}
-	for _, status := range []string{schema.StatusFailed, schema.StatusTimeout, schema.StatusOOM, schema.StatusRejected, schema.StatusCancelled, schema.StatusError} {
+	for _, status := range []schema.Status{schema.StatusFailed, schema.StatusTimeout, schema.StatusOOM, schema.StatusRejected, schema.StatusCancelled, schema.StatusError} {
 		ev := &schema.Event{JobID: "j", Status: status}
 		var je *JobError
 		if err := resultError(ev); !errors.As(err, &je) || je.Event != ev {

@@ -51,7 +51,7 @@ type Handle struct {
 
 // eventKey identifies an event across its live copy and its replays.
 type eventKey struct {
-	typ     string
+	typ     schema.EventType
 	attempt int
 	seq     int64
 }

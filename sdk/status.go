@@ -47,8 +47,8 @@ func (c *Client) Status(ctx context.Context) (*TenantStatus, error) {
 	}
 	var r struct {
 		TenantStatus
-		Error     string `json:"error"`
-		ErrorType string `json:"error_type"`
+		Error     string           `json:"error"`
+		ErrorType schema.ErrorType `json:"error_type"`
 	}
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return nil, fmt.Errorf("sdk: status of tenant %s: bad answer: %w", c.tenant, err)

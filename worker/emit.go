@@ -60,7 +60,7 @@ func (e *emitter) publish(ctx context.Context, ev *schema.Event, log *slog.Logge
 	}
 }
 
-func (e *emitter) terminal(status, errType, msg string) *schema.Event {
+func (e *emitter) terminal(status schema.Status, errType schema.ErrorType, msg string) *schema.Event {
 	ev := &schema.Event{Type: schema.TerminalType(status), Status: status, ExitCode: -1}
 	if errType != "" {
 		ev.Error = &schema.ErrorInfo{Type: errType, Message: msg}
@@ -167,8 +167,8 @@ type outputPump struct {
 	log     *slog.Logger
 	ctx     context.Context
 	mu      sync.Mutex
-	buf     map[string][]byte
-	order   []string
+	buf     map[schema.OutputStream][]byte
+	order   []schema.OutputStream
 	wake    chan struct{}
 	closing chan struct{}
 	done    chan struct{}
@@ -190,14 +190,14 @@ const (
 
 func newOutputPump(ctx context.Context, em *emitter, log *slog.Logger) *outputPump {
 	p := &outputPump{
-		em: em, log: log, ctx: ctx, buf: map[string][]byte{},
+		em: em, log: log, ctx: ctx, buf: map[schema.OutputStream][]byte{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 	}
 	go p.run()
 	return p
 }
 
-func (p *outputPump) add(stream string, data []byte) {
+func (p *outputPump) add(stream schema.OutputStream, data []byte) {
 	p.mu.Lock()
 	if len(p.buf[stream]) == 0 {
 		p.order = append(p.order, stream)

@@ -57,8 +57,8 @@ func (w *Worker) checkCredential(ctx context.Context, work *schema.Work) error {
 // jobFailure is a failure of the worker's own that retrying cannot fix
 // (the job's credential): it ends the job.
 type jobFailure struct {
-	errType string
-	status  string
+	errType schema.ErrorType
+	status  schema.Status
 	msg     string
 }
 

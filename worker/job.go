@@ -119,7 +119,7 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	out, err := w.sandboxes.Run(ctx, &sandbox.Job{
 		Work:    work,
 		Binding: refused.binding(work, onDenied),
-		OnStart: func(container, kind string) {
+		OnStart: func(container string, kind schema.SandboxKind) {
 			start = time.Now()
 			em.startedAt(start)
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: container, Sandbox: kind}, log)

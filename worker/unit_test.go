@@ -58,10 +58,10 @@ func TestFromOutcome(t *testing.T) {
 	tests := []struct {
 		name       string
 		out        func() *sandbox.Outcome
-		wantType   string
-		wantStatus string
-		wantErr    string   // error.type, "" for none
-		wantMsg    []string // substrings of error.message
+		wantType   schema.EventType
+		wantStatus schema.Status
+		wantErr    schema.ErrorType // error.type, "" for none
+		wantMsg    []string         // substrings of error.message
 		wantCode   int
 		wantStdout string
 		wantStderr string

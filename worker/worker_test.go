@@ -180,7 +180,7 @@ func (r *unitRig) tap(key string) *eventTap {
 }
 
 // next returns the job's next event, of type typ.
-func (e *eventTap) next(typ string) *schema.Event {
+func (e *eventTap) next(typ schema.EventType) *schema.Event {
 	e.t.Helper()
 	select {
 	case m := <-e.ch:
@@ -207,9 +207,9 @@ func wantSeq(t *testing.T, ev *schema.Event, attempt int, seq int64) {
 }
 
 // wantError checks a terminal event's status and error type.
-func wantError(t *testing.T, ev *schema.Event, status, errType string) {
+func wantError(t *testing.T, ev *schema.Event, status schema.Status, errType schema.ErrorType) {
 	t.Helper()
-	got := ""
+	var got schema.ErrorType
 	if ev.Error != nil {
 		got = ev.Error.Type
 	}
@@ -512,7 +512,7 @@ func TestDenialsBlameFailedJob(t *testing.T) {
 		for i := range denials {
 			job.Binding.OnDenied(schema.AuthError{Resource: fmt.Sprintf("dict:d%d", i), Action: "write", Message: "not granted"})
 		}
-		job.Binding.OnQuotaExceeded(&gateway.Error{Type: schema.ErrQuotaExceeded, Message: "dict is full"})
+		job.Binding.OnQuotaExceeded(&gateway.Error{Type: string(schema.ErrQuotaExceeded), Message: "dict is full"})
 		return ended(job, &initproto.Exit{ExitCode: 1}, ""), nil
 	}), nil)
 	work := r.work("denied")
@@ -544,7 +544,7 @@ func TestDenialsBlameFailedJob(t *testing.T) {
 func TestQuotaBlamesFailedJob(t *testing.T) {
 	t.Parallel()
 	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
-		job.Binding.OnQuotaExceeded(&gateway.Error{Type: schema.ErrQuotaExceeded, Message: "dict d is full"})
+		job.Binding.OnQuotaExceeded(&gateway.Error{Type: string(schema.ErrQuotaExceeded), Message: "dict d is full"})
 		return exited(job, 1), nil
 	}), nil)
 	work := r.work("quota")
@@ -568,8 +568,10 @@ func TestJobCredential(t *testing.T) {
 		return nil, errors.New("a job without a valid credential must not run")
 	}), nil)
 	for _, tt := range []struct {
-		id, status, errType string
-		token               func(key string) string
+		id      string
+		status  schema.Status
+		errType schema.ErrorType
+		token   func(key string) string
 	}{
 		{"expired", schema.StatusTimeout, schema.ErrTimeout, func(key string) string { return r.keys.MintUntil(key, time.Now().Add(-time.Second)) }},
 		{"others", schema.StatusError, schema.ErrInfrastructure, func(string) string { return r.keys.Mint("default.other") }},

@@ -14,7 +14,7 @@ import (
 func TestExitCode(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		status   string
+		status   schema.Status
 		exitCode int
 		want     int
 	}{

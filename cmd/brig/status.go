@@ -88,10 +88,10 @@ type runningJob struct {
 }
 
 type failure struct {
-	Time   time.Time `json:"time"`
-	JobID  string    `json:"job_id"`
-	Status string    `json:"status"`
-	Error  string    `json:"error"`
+	Time   time.Time     `json:"time"`
+	JobID  string        `json:"job_id"`
+	Status schema.Status `json:"status"`
+	Error  string        `json:"error"`
 }
 
 func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -345,8 +345,8 @@ func readStatus(ctx context.Context, nc *nats.Conn) (*status, error) {
 func recentFailures(ctx context.Context, js jetstream.JetStream) ([]failure, error) {
 	cons, err := js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{
-			schema.EventsPrefix + "*." + schema.EventResult, schema.EventsPrefix + "*." + schema.EventTimeout,
-			schema.EventsPrefix + "*." + schema.EventError,
+			schema.EventsPrefix + "*." + string(schema.EventResult), schema.EventsPrefix + "*." + string(schema.EventTimeout),
+			schema.EventsPrefix + "*." + string(schema.EventError),
 		},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  schema.Ptr(time.Now().Add(-statusFailureWindow)),
@@ -369,7 +369,7 @@ func recentFailures(ctx context.Context, js jetstream.JetStream) ([]failure, err
 		}
 		f := failure{Time: ev.Time, JobID: ev.JobID, Status: ev.Status}
 		if ev.Error != nil {
-			f.Error = ev.Error.Type + ": " + ev.Error.Message
+			f.Error = string(ev.Error.Type) + ": " + ev.Error.Message
 		}
 		out = append(out, f)
 		if len(out) > statusFailuresShown {

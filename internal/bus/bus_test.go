@@ -106,7 +106,7 @@ func TestFullStreams(t *testing.T) {
 	if _, err := js.Publish(t.Context(), schema.SubmitSubject(schema.DefaultTenant, "python"), []byte("{}")); err == nil {
 		t.Error("a submission was acknowledged: the server would acknowledge to any reply subject a client names")
 	}
-	for _, typ := range []string{schema.EventAccepted, schema.EventStarted, schema.EventResult} {
+	for _, typ := range []schema.EventType{schema.EventAccepted, schema.EventStarted, schema.EventResult} {
 		if _, err := js.Publish(t.Context(), schema.EventSubject("default.j1", typ), []byte("{}")); err != nil {
 			t.Fatalf("%s event into a full events stream: %v", typ, err)
 		}

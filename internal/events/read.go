@@ -14,7 +14,7 @@ import (
 // Terminal returns the stored terminal event of a job, or nil if it has
 // none yet. The four terminal subjects are looked up at once.
 func (l *Log) Terminal(ctx context.Context, jobID string) (*schema.Event, error) {
-	types := []string{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
+	types := []schema.EventType{schema.EventResult, schema.EventTimeout, schema.EventError, schema.EventCancelled}
 	found := make([]*jetstream.RawStreamMsg, len(types))
 	errs := make([]error, len(types))
 	var wg sync.WaitGroup
@@ -35,7 +35,7 @@ func (l *Log) Terminal(ctx context.Context, jobID string) (*schema.Event, error)
 
 // Find returns the job's last stored event of the given type, or of any
 // type when eventType is "" (one lookup), or nil when there is none.
-func (l *Log) Find(ctx context.Context, jobID, eventType string) (*schema.Event, error) {
+func (l *Log) Find(ctx context.Context, jobID string, eventType schema.EventType) (*schema.Event, error) {
 	msg, err := l.lastMsg(ctx, jobID, eventType)
 	if err != nil || msg == nil {
 		return nil, err
@@ -46,14 +46,14 @@ func (l *Log) Find(ctx context.Context, jobID, eventType string) (*schema.Event,
 // Has reports whether a job has stored an event of the given type
 // (accepted: a dispatcher took it; started: a worker runs or ran it), or of
 // any type when eventType is "".
-func (l *Log) Has(ctx context.Context, jobID, eventType string) (bool, error) {
+func (l *Log) Has(ctx context.Context, jobID string, eventType schema.EventType) (bool, error) {
 	msg, err := l.lastMsg(ctx, jobID, eventType)
 	return msg != nil, err
 }
 
 // lastMsg returns the job's last stored event message of eventType (of
 // any type when eventType is ""), or nil when there is none.
-func (l *Log) lastMsg(ctx context.Context, jobID, eventType string) (*jetstream.RawStreamMsg, error) {
+func (l *Log) lastMsg(ctx context.Context, jobID string, eventType schema.EventType) (*jetstream.RawStreamMsg, error) {
 	stream, err := l.eventsStream(ctx)
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func decodeEvent(msg *jetstream.RawStreamMsg, jobID string) (*schema.Event, erro
 	return ev, nil
 }
 
-func orAny(eventType string) string {
+func orAny(eventType schema.EventType) schema.EventType {
 	if eventType == "" {
 		return "any"
 	}

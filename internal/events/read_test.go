@@ -48,8 +48,9 @@ func TestLookups(t *testing.T) {
 		t.Errorf("Find(running, error) = %+v, %v; want none", ev, err)
 	}
 	for _, tt := range []struct {
-		job, typ string
-		want     bool
+		job  string
+		typ  schema.EventType
+		want bool
 	}{
 		{running, schema.EventStarted, true}, {running, schema.EventResult, false}, {ended, "", true},
 		{schema.JobKey(schema.DefaultTenant, "nobody"), "", false},

@@ -211,7 +211,7 @@ func TestRateLimit(t *testing.T) {
 	for range sent {
 		resp := c.mustRecv()
 		switch {
-		case resp.Error != nil && resp.Error.Type == schema.ErrAuthError:
+		case resp.Error != nil && resp.Error.Type == gatewayproto.ErrAuthError:
 			denied++
 		case resp.Error != nil && resp.Error.Type == gatewayproto.ErrRateLimited:
 			rateLimited++
@@ -236,7 +236,7 @@ func TestRateLimit(t *testing.T) {
 	// The refill is what is tested: a tenth of a second gives back
 	// RequestRate/10 tokens, so the next request is served.
 	time.Sleep(100 * time.Millisecond)
-	wantError(t, c.do(gatewayproto.Request{ID: 1, Token: bad, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(gatewayproto.Request{ID: 1, Token: bad, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), gatewayproto.ErrAuthError, "not granted")
 }
 
 func TestTokenBucket(t *testing.T) {

@@ -340,7 +340,7 @@ func TestDenials(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(e.denials())
 			resp := e.dial().do(gatewayproto.Request{ID: 8, Token: tt.tok, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"})
-			wantError(t, resp, schema.ErrAuthError, tt.want)
+			wantError(t, resp, gatewayproto.ErrAuthError, tt.want)
 			if resp.ID != 8 || resp.Error.Resource != "dict:d" || resp.Error.Action != "read" {
 				t.Fatalf("denial %+v", resp.Error)
 			}
@@ -378,7 +378,7 @@ func TestCall(t *testing.T) {
 		got.TimeoutMS > 5000 || got.TimeoutMS < 4000 {
 		t.Fatalf("child job %+v", got)
 	}
-	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "g"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: tok, Op: gatewayproto.OpCall, Name: "g"}), gatewayproto.ErrAuthError, "not granted")
 	// A caller with only function scopes makes a restricted child.
 	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"}))
 	if !isChildID(got.ID, testID) || len(got.Scopes) != 0 || got.Restricted == nil || !*got.Restricted {
@@ -390,7 +390,7 @@ func TestCallWithoutCaller(t *testing.T) {
 	e := startEnv(t, nil)
 	c := e.dial()
 	wantError(t, c.do(gatewayproto.Request{ID: 1, Token: e.Mint(testJob, "function:f:call"), Op: gatewayproto.OpCall, Name: "f"}), gatewayproto.ErrCallFailed, "not available")
-	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: e.Mint(testJob), Op: gatewayproto.OpCall, Name: "f"}), schema.ErrAuthError, "not granted")
+	wantError(t, c.do(gatewayproto.Request{ID: 2, Token: e.Mint(testJob), Op: gatewayproto.OpCall, Name: "f"}), gatewayproto.ErrAuthError, "not granted")
 }
 
 func TestQueue(t *testing.T) {
@@ -693,7 +693,7 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("response cannot be encoded: %v", err)
 		}
 		switch resp.Error.Type {
-		case schema.ErrAuthError:
+		case gatewayproto.ErrAuthError:
 			if len(denied) != 1 || denied[0].Resource != resp.Error.Resource || denied[0].Action != resp.Error.Action {
 				t.Fatalf("denial %+v, OnDenied %+v", resp.Error, denied)
 			}
@@ -795,13 +795,13 @@ func TestResetBetweenJobs(t *testing.T) {
 	if resp, err := old.recv(); err == nil {
 		t.Fatalf("the first job's connection still answers after Reset: %+v", resp)
 	}
-	wantError(t, e.dial().do(gatewayproto.Request{ID: 2, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "no job")
+	wantError(t, e.dial().do(gatewayproto.Request{ID: 2, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), gatewayproto.ErrAuthError, "no job")
 
 	var nextDenied []schema.AuthError
 	e.ln.Bind(Binding{JobID: testJob2, Deadline: time.Now().Add(time.Minute),
 		OnDenied: func(ae schema.AuthError) { nextDenied = append(nextDenied, ae) }})
 	// The first job's token, leaked to the second, speaks for no one.
-	wantError(t, e.dial().do(gatewayproto.Request{ID: 3, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), schema.ErrAuthError, "another job")
+	wantError(t, e.dial().do(gatewayproto.Request{ID: 3, Token: first, Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}), gatewayproto.ErrAuthError, "another job")
 	wantOK(t, e.dial().do(gatewayproto.Request{ID: 4, Token: e.Mint(testJob2, "dict:d:read"), Op: gatewayproto.OpDictGet, Name: "d", Key: "k"}))
 	if len(nextDenied) != 1 || len(e.denials()) != 0 {
 		t.Errorf("denials: first job %+v, second job %+v; want none and one", e.denials(), nextDenied)

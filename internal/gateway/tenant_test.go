@@ -118,8 +118,8 @@ func TestTenantsResourcesApart(t *testing.T) {
 
 	// A token of one tenant's job is another job on the other's socket,
 	// even with the same id.
-	wantError(t, a.do(gatewayproto.Request{ID: 10, Token: tb, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
-	wantError(t, b.do(gatewayproto.Request{ID: 11, Token: ta, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), schema.ErrAuthError, "another job")
+	wantError(t, a.do(gatewayproto.Request{ID: 10, Token: tb, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), gatewayproto.ErrAuthError, "another job")
+	wantError(t, b.do(gatewayproto.Request{ID: 11, Token: ta, Op: gatewayproto.OpDictGet, Name: "shared", Key: "k"}), gatewayproto.ErrAuthError, "another job")
 
 	// On JetStream: one bucket and one stream per tenant, none without one.
 	for tenant, want := range map[string]string{testTenant: `"from acme"`, "beta": ""} {

@@ -13,8 +13,8 @@ import (
 func TestErrorTypesMatchSchema(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ proto, schema string }{
-		{gatewayproto.ErrAuthError, schema.ErrAuthError},
-		{gatewayproto.ErrQuotaExceeded, schema.ErrQuotaExceeded},
+		{gatewayproto.ErrAuthError, string(schema.ErrAuthError)},
+		{gatewayproto.ErrQuotaExceeded, string(schema.ErrQuotaExceeded)},
 	} {
 		if tt.proto != tt.schema {
 			t.Errorf("gatewayproto says %q where schema says %q", tt.proto, tt.schema)

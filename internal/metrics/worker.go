@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/brig-dev/brig/schema"
 )
 
 // Worker records a worker's metrics.
@@ -60,11 +62,11 @@ func NewWorker(reg prometheus.Registerer, workerID string) *Worker {
 // JobEnded counts a job's terminal event by pool and status and observes
 // its run time (started → finished) and its end-to-end time (submitted →
 // finished).
-func (m *Worker) JobEnded(pool, status string, run, total time.Duration) {
+func (m *Worker) JobEnded(pool string, status schema.Status, run, total time.Duration) {
 	if m == nil {
 		return
 	}
-	m.jobs.WithLabelValues(pool, status).Inc()
+	m.jobs.WithLabelValues(pool, string(status)).Inc()
 	m.run.WithLabelValues(pool).Observe(seconds(run))
 	m.total.WithLabelValues(pool).Observe(seconds(total))
 }

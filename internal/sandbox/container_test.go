@@ -23,8 +23,8 @@ func TestDockerError(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        wrapped
-		wantStatus string // "" when the error passes through
-		wantType   string
+		wantStatus schema.Status // "" when the error passes through
+		wantType   schema.ErrorType
 		wantMsg    string
 	}{
 		{

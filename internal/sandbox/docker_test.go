@@ -153,7 +153,8 @@ func (rg *rig) work(id, code string) *schema.Work {
 type run struct {
 	out               *sandbox.Outcome
 	err               error
-	container, kind   string
+	container         string
+	kind              schema.SandboxKind
 	stdout, stderr    strings.Builder
 	denied            []schema.AuthError
 	startedBeforeExit bool
@@ -170,8 +171,8 @@ func (rg *rig) run(ctx context.Context, work *schema.Work) *run {
 			res.denied = append(res.denied, ae)
 			mu.Unlock()
 		}},
-		OnStart: func(container, kind string) { res.container, res.kind = container, kind },
-		OnOutput: func(stream string, p []byte) {
+		OnStart: func(container string, kind schema.SandboxKind) { res.container, res.kind = container, kind },
+		OnOutput: func(stream schema.OutputStream, p []byte) {
 			mu.Lock()
 			defer mu.Unlock()
 			if stream == schema.StreamStdout {
@@ -247,7 +248,10 @@ print(os.path.exists("/tmp/mark"))
 open("/tmp/mark", "w").write("x")
 `
 	var containers []string
-	for i, want := range []struct{ kind, stdout string }{
+	for i, want := range []struct {
+		kind   schema.SandboxKind
+		stdout string
+	}{
 		{schema.SandboxCold, "False\n"}, {schema.SandboxReused, "False\n"},
 	} {
 		work := rg.work("reuse"+string(rune('a'+i)), code)
@@ -337,7 +341,7 @@ func TestRunCancelled(t *testing.T) {
 		cancel(stop)
 	}()
 	_, err := rg.runner.Run(ctx, &sandbox.Job{Work: work, Binding: gateway.Binding{JobID: work.Job.ID},
-		OnStart: func(id, _ string) { container = id; close(started) }})
+		OnStart: func(id string, _ schema.SandboxKind) { container = id; close(started) }})
 	if !errors.Is(err, stop) {
 		t.Fatalf("Run = %v, want the cancellation's cause", err)
 	}

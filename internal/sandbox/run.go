@@ -39,13 +39,12 @@ type Job struct {
 	// handed over, its Deadline set then: the hand-over time plus the
 	// job's timeout plus gatewayGrace (docs/design.md §4.3).
 	Binding gateway.Binding
-	// OnStart, when set, hears which container the job got and how
-	// (kind: schema.SandboxCold, SandboxPrewarmed or SandboxReused), once
+	// OnStart, when set, hears which container the job got and how, once
 	// the job is on its way to the init.
-	OnStart func(container, kind string)
+	OnStart func(container string, kind schema.SandboxKind)
 	// OnOutput, when set, is given the job's output as it comes, within
-	// its output_bytes (stream: schema.StreamStdout or StreamStderr).
-	OnOutput func(stream string, p []byte)
+	// its output_bytes.
+	OnOutput func(stream schema.OutputStream, p []byte)
 }
 
 // Outcome is how a job ended in its sandbox.
@@ -74,8 +73,8 @@ type Outcome struct {
 // the runtime is not available): it ends the job with Status and an error
 // of ErrType. Every other error of Run is brig's own, for a retry.
 type Failure struct {
-	ErrType string
-	Status  string
+	ErrType schema.ErrorType
+	Status  schema.Status
 	Message string
 }
 
@@ -200,7 +199,7 @@ func (r *Runner) sandboxFor(ctx context.Context, job *Job, handOver func(*Sandbo
 // or the stream ends, killing the container at the job's timeout, on
 // tampering and when ctx ends (then it returns ctx's cause). timerFired
 // says the timeout's kill was sent, even if the exit report beat it.
-func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, key []byte, out *Outcome, onOutput func(string, []byte)) (timerFired bool, _ error) {
+func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, key []byte, out *Outcome, onOutput func(schema.OutputStream, []byte)) (timerFired bool, _ error) {
 	var timedOut atomic.Bool
 	kill := func() { _ = r.cfg.Engine.ContainerKill(context.WithoutCancel(ctx), sb.id, "KILL") }
 	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
@@ -227,7 +226,7 @@ func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, ke
 
 // readFrames consumes the init's frames until its Exit frame or the end of
 // the stream.
-func readFrames(frames io.Reader, framer *initproto.Framer, out *Outcome, onOutput func(string, []byte)) *initproto.Exit {
+func readFrames(frames io.Reader, framer *initproto.Framer, out *Outcome, onOutput func(schema.OutputStream, []byte)) *initproto.Exit {
 	for {
 		typ, payload, err := framer.ReadFrame(frames)
 		switch {

@@ -34,8 +34,8 @@ type Sandbox struct {
 	once      sync.Once
 }
 
-// kind says how the sandbox came to the job it runs now (schema.Sandbox*).
-func (sb *Sandbox) kind() string {
+// kind says how the sandbox came to the job it runs now.
+func (sb *Sandbox) kind() schema.SandboxKind {
 	switch {
 	case sb.reuse && sb.jobs > 0:
 		return schema.SandboxReused

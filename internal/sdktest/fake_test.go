@@ -138,7 +138,7 @@ func (f *fakeBrig) next() schema.Job {
 }
 
 // emit publishes an event of job: stored, and copied to replyTo when set.
-func (f *fakeBrig) emit(job schema.Job, typ string, seq int64, replyTo string) {
+func (f *fakeBrig) emit(job schema.Job, typ schema.EventType, seq int64, replyTo string) {
 	f.t.Helper()
 	ev := &schema.Event{JobID: keyOf(job), Type: typ, Seq: seq, Attempt: 1, ExitCode: -1}
 	if schema.IsTerminal(typ) {

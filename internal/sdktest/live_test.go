@@ -40,7 +40,7 @@ func TestSubmitLiveLeavesNoConsumer(t *testing.T) {
 		}
 		f.emit(job, schema.EventStarted, 2, job.ReplyTo)
 		f.emit(job, schema.EventResult, 3, job.ReplyTo)
-		var types []string
+		var types []schema.EventType
 		for ev := range h.Events() {
 			types = append(types, ev.Type)
 		}
@@ -192,7 +192,7 @@ func TestSubmitOwnReplyTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	result(t, w)
-	var types []string
+	var types []schema.EventType
 	for ev := range w.Events() {
 		types = append(types, ev.Type)
 	}
