@@ -344,9 +344,11 @@ func readStatus(ctx context.Context, nc *nats.Conn) (*status, error) {
 // the newest that did not succeed.
 func recentFailures(ctx context.Context, js jetstream.JetStream) ([]failure, error) {
 	cons, err := js.OrderedConsumer(ctx, schema.StreamEvents, jetstream.OrderedConsumerConfig{
+		// Subjects are brig.events.<tenant>.<id>.<type>: a job's key has
+		// two tokens.
 		FilterSubjects: []string{
-			schema.EventsPrefix + "*." + string(schema.EventResult), schema.EventsPrefix + "*." + string(schema.EventTimeout),
-			schema.EventsPrefix + "*." + string(schema.EventError),
+			schema.EventsPrefix + "*.*." + string(schema.EventResult), schema.EventsPrefix + "*.*." + string(schema.EventTimeout),
+			schema.EventsPrefix + "*.*." + string(schema.EventError),
 		},
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  schema.Ptr(time.Now().Add(-statusFailureWindow)),
