@@ -19,6 +19,7 @@ import (
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/internal/testenv"
+	"github.com/brig-dev/brig/internal/testenv/needs"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -52,23 +53,17 @@ func TestMain(m *testing.M) {
 // image is missing.
 func needDocker(t *testing.T) *client.Client {
 	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("BRIG_REQUIRE_DOCKER") == "1" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format+" (BRIG_REQUIRE_DOCKER=1 makes this a failure)", args...)
-	}
+	needs.Docker(t)
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		t.Cleanup(func() { docker.Close() })
-		_, err = docker.Ping(t.Context())
-	}
 	if err != nil {
-		unavailable("docker unreachable: %v", err)
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { docker.Close() })
 	if _, err := docker.ImageInspect(t.Context(), pythonImage); err != nil {
-		unavailable("image %s missing (build it with `brig image build`): %v", pythonImage, err)
+		if needs.DockerRequired() {
+			t.Fatalf("image %s missing: %v", pythonImage, err)
+		}
+		t.Skipf("image %s missing (build it with `brig image build`; %s=1 makes this a failure): %v", pythonImage, needs.RequireDockerVar, err)
 	}
 	return docker
 }

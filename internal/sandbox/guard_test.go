@@ -287,7 +287,7 @@ func TestGuardReusedSocketBetweenJobs(t *testing.T) {
 	var secondTally tally
 	probed := make(chan struct{})
 	out2, err := rg.runner.Run(t.Context(), &sandbox.Job{Work: second, Binding: secondTally.binding(second),
-		OnStart: func(id, kind string) {
+		OnStart: func(id string, kind schema.SandboxKind) {
 			if id != out.Container || kind != schema.SandboxReused {
 				t.Errorf("second job: %s sandbox %s; want the first's (%s), reused", kind, id, out.Container)
 			}
@@ -352,7 +352,7 @@ func TestGuardPrewarmedSocket(t *testing.T) {
 	var jobTally tally
 	probed := make(chan struct{})
 	out, err := rg.runner.Run(t.Context(), &sandbox.Job{Work: job, Binding: jobTally.binding(job),
-		OnStart: func(id, kind string) {
+		OnStart: func(id string, kind schema.SandboxKind) {
 			if id != warmID || kind != schema.SandboxPrewarmed {
 				t.Errorf("job: %s sandbox %s; want the prewarmed %s", kind, id, warmID)
 			}
