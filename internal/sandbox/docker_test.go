@@ -180,6 +180,21 @@ func (rg *rig) run(ctx context.Context, work *schema.Work) *run {
 	return res
 }
 
+// waitPrewarmed waits up to a minute for n prewarmed sandboxes.
+func (rg *rig) waitPrewarmed(n int) {
+	rg.t.Helper()
+	deadline := time.After(time.Minute)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for prewarmed, _ := rg.runner.Sizes(); prewarmed != n; prewarmed, _ = rg.runner.Sizes() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			rg.t.Fatalf("%d prewarmed sandboxes after a minute, want %d", prewarmed, n)
+		}
+	}
+}
+
 func (rg *rig) exists(id string) bool {
 	rg.t.Helper()
 	_, err := rg.docker.ContainerInspect(context.Background(), id)
@@ -282,17 +297,7 @@ func TestRunPrewarmed(t *testing.T) {
 	if first.kind != schema.SandboxCold {
 		t.Errorf("first job of its template: %s sandbox, want cold", first.kind)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for prewarmed, _ := rg.runner.Sizes(); prewarmed != 1; prewarmed, _ = rg.runner.Sizes() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d prewarmed sandboxes after a minute, want 1", prewarmed)
-		}
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	rg.waitPrewarmed(1)
 	second := rg.run(t.Context(), rg.work("warm2", `print(2)`))
 	if second.err != nil {
 		t.Fatal(second.err)

@@ -168,17 +168,7 @@ func TestGuardIsolationEveryPath(t *testing.T) {
 	res.out.Release()
 
 	// The cold job above made its template warm.
-	deadline := time.Now().Add(time.Minute)
-	for prewarmed, _ := rg.runner.Sizes(); prewarmed != 1; prewarmed, _ = rg.runner.Sizes() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d prewarmed sandboxes after a minute, want 1", prewarmed)
-		}
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-t.Context().Done():
-			return
-		}
-	}
+	rg.waitPrewarmed(1)
 	warm := rg.work("iso-warm", `print(1)`)
 	res = rg.run(t.Context(), warm)
 	if res.err != nil {
