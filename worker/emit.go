@@ -68,10 +68,18 @@ func (e *emitter) terminal(status schema.Status, errType schema.ErrorType, msg s
 	return e.next(ev)
 }
 
-// fromOutcome builds the terminal event of a job that ran.
+// cancelledMessage is the error message of a job cancelled while it ran.
+const cancelledMessage = "job cancelled by request while it ran"
+
+// fromOutcome builds the terminal event of a job that ran. An interrupted
+// Outcome that gets here was cancelled by request (execute hands back a
+// job interrupted by a shutdown): like a timeout's, its event keeps the
+// output the job wrote until it was killed.
 func (e *emitter) fromOutcome(out *sandbox.Outcome, spec schema.RunSpec) *schema.Event {
 	var ev *schema.Event
 	switch {
+	case out.Interrupted != nil:
+		ev = e.terminal(schema.StatusCancelled, schema.ErrCancelled, cancelledMessage)
 	case out.TimedOut:
 		ev = e.terminal(schema.StatusTimeout, schema.ErrTimeout, fmt.Sprintf("job exceeded its timeout of %s and was killed", spec.Timeout()))
 	case out.Tampered:

@@ -71,7 +71,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	var sbFailure *sandbox.Failure
 	switch {
 	case err != nil && errors.Is(context.Cause(jobCtx), ErrCancelled):
-		ev = em.terminal(schema.StatusCancelled, schema.ErrCancelled, "job cancelled by request while it ran")
+		// Cancelled before the job had a sandbox: nothing ran to report.
+		ev = em.terminal(schema.StatusCancelled, schema.ErrCancelled, cancelledMessage)
 	case err == nil && retryable(ev) && attempt <= work.Spec.Retries:
 		delay := w.cfg.Backoff << min(attempt-1, 6)
 		log.Info("job failed; retrying as it asked", "status", ev.Status, "retries", work.Spec.Retries, "delay", delay)
@@ -128,6 +129,10 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	})
 	if err != nil {
 		return nil, releaseSandbox, err
+	}
+	if out.Interrupted != nil && !errors.Is(out.Interrupted, ErrCancelled) {
+		// The worker is stopping hard: no event, handle hands the job back.
+		return nil, out.Release, fmt.Errorf("job %s interrupted: %w", work.Job.ID, out.Interrupted)
 	}
 	pump.close() // every output event goes out before the terminal one
 	denied, deniedN := refused.authErrors()

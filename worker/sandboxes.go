@@ -12,7 +12,9 @@ import (
 // reports it; Sandboxes only run it.
 type Sandboxes interface {
 	// Run runs one job and returns how it ended; a *sandbox.Failure ends
-	// the job, any other error is brig's own, for a retry.
+	// the job, any other error is brig's own, for a retry. A job that ctx
+	// ended once it had its sandbox is an Outcome, Interrupted by ctx's
+	// cause, with the output it wrote until then.
 	Run(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error)
 	// Sizes is how many prewarmed and reusable sandboxes wait.
 	Sizes() (prewarmed, reusable int)

@@ -82,6 +82,18 @@ func TestFromOutcome(t *testing.T) {
 			wantMsg: []string{"1.5s"}, wantCode: -1, wantStdout: "partial",
 		},
 		{
+			// The kill leaves the container's exit code at 137, which would
+			// otherwise read as the job killing its init.
+			name: "cancelled while it ran",
+			out: func() *sandbox.Outcome {
+				o := newOutcome(nil, "so far", "err so far")
+				o.Interrupted, o.ContainerExitCode = ErrCancelled, 137
+				return o
+			},
+			wantType: schema.EventCancelled, wantStatus: schema.StatusCancelled, wantErr: schema.ErrCancelled,
+			wantMsg: []string{"cancelled"}, wantCode: -1, wantStdout: "so far", wantStderr: "err so far",
+		},
+		{
 			name: "timed out and oom: timeout wins",
 			out: func() *sandbox.Outcome {
 				o := newOutcome(nil, "", "")

@@ -408,28 +408,128 @@ func TestJobSandboxFailure(t *testing.T) {
 	}
 }
 
-// brig.cancel.<key> interrupts the running job, which ends cancelled.
+// brig.cancel.<key> interrupts the running job, which ends cancelled
+// with what it had written (within output_bytes, truncation flagged) and
+// its duration, as a timed-out job's event does; its sandbox is released
+// only once that event is stored.
 func TestJobCancelledWhileRunning(t *testing.T) {
 	t.Parallel()
-	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
-		job.OnStart("c1", schema.SandboxCold)
+	var r *unitRig
+	startedAt := make(chan time.Time, 1)
+	released := make(chan *schema.Event, 1)
+	r = newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
+		startedAt <- time.Now()
+		out := ran(job, nil, "so far\n")
+		job.OnOutput(schema.StreamStderr, out.Stderr.Add([]byte(strings.Repeat("e", 2000)))) // over the 1 KiB cap
 		<-ctx.Done()
-		return nil, fmt.Errorf("job %s interrupted: %w", job.Work.Job.ID, context.Cause(ctx))
+		out.Interrupted = context.Cause(ctx) // what sandbox.Runner.Run returns
+		out.Release = func() {
+			ev, err := events.NewLog(r.nc, r.js, nil).Terminal(context.Background(), job.Work.Job.ID)
+			if err != nil {
+				t.Error(err)
+			}
+			released <- ev
+		}
+		return out, nil
 	}), nil)
 	work := r.work("long")
 	events := r.tap(work.Job.ID)
 	r.publish(work)
 
 	events.next(schema.EventStarted)
+	events.next(schema.EventOutput)
+	events.next(schema.EventOutput)
+	ran := time.Since(<-startedAt)
 	if err := r.nc.Publish(schema.CancelSubject(work.Job.ID), nil); err != nil {
 		t.Fatal(err)
 	}
 	end := events.next(schema.EventCancelled)
-	wantSeq(t, end, 1, 3)
+	wantSeq(t, end, 1, 5)
 	wantError(t, end, schema.StatusCancelled, schema.ErrCancelled)
+	if end.Stdout != "so far\n" || end.StdoutTruncated || end.Stderr != strings.Repeat("e", 1<<10) || !end.StderrTruncated {
+		t.Errorf("cancelled: stdout %q (truncated %v), stderr of %d bytes (truncated %v); want what the job wrote, within output_bytes",
+			end.Stdout, end.StdoutTruncated, len(end.Stderr), end.StderrTruncated)
+	}
+	if end.Trace == nil || end.DurationMS < ran.Milliseconds() || end.DurationMS > end.Trace.Finished.Sub(end.Trace.Started).Milliseconds() {
+		t.Errorf("cancelled: duration %d ms, trace %+v; the job ran %s before the cancel", end.DurationMS, end.Trace, ran)
+	}
+	select {
+	case ev := <-released:
+		if ev == nil || ev.Type != schema.EventCancelled {
+			t.Errorf("sandbox released before the terminal event was stored (found %+v)", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sandbox never released")
+	}
 	r.settled()
 	if n := r.calls(); n != 1 {
 		t.Errorf("%d runs, want 1", n)
+	}
+}
+
+// A job cancelled while its sandbox is being made has nothing to report:
+// it ends cancelled at once.
+func TestJobCancelledBeforeItsSandbox(t *testing.T) {
+	t.Parallel()
+	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("create container for job %s: %w", job.Work.Job.ID, context.Cause(ctx))
+	}), nil)
+	work := r.work("making")
+	events := r.tap(work.Job.ID)
+	r.publish(work)
+
+	<-r.sb.calls // tracked for cancellation before its Run
+	if err := r.nc.Publish(schema.CancelSubject(work.Job.ID), nil); err != nil {
+		t.Fatal(err)
+	}
+	end := events.next(schema.EventCancelled)
+	wantSeq(t, end, 1, 2)
+	wantError(t, end, schema.StatusCancelled, schema.ErrCancelled)
+	if end.Stdout != "" || end.DurationMS != 0 {
+		t.Errorf("cancelled: stdout %q, duration %d ms; want nothing: it never ran", end.Stdout, end.DurationMS)
+	}
+	r.settled()
+}
+
+// A worker stopping hard interrupts its running job (Run's Outcome is
+// Interrupted, but not by a cancellation): the job is handed back to
+// JetStream without a terminal event, and its sandbox is still released.
+func TestJobInterruptedByShutdown(t *testing.T) {
+	t.Parallel()
+	released := make(chan struct{}, 1)
+	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
+		out := ran(job, nil, "so far\n")
+		<-ctx.Done()
+		out.Interrupted = context.Cause(ctx)
+		out.Release = func() { released <- struct{}{} }
+		return out, nil
+	}), nil)
+	work := r.work("stopped")
+	tap := r.tap(work.Job.ID)
+	r.publish(work)
+
+	tap.next(schema.EventStarted)
+	tap.next(schema.EventOutput)
+	past, cancel := context.WithCancel(t.Context())
+	cancel() // no grace: interrupt at once
+	if err := r.w.Stop(past); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-released:
+	default:
+		t.Error("the interrupted job's sandbox was not released")
+	}
+	if ev, err := events.NewLog(r.nc, r.js, nil).Terminal(t.Context(), work.Job.ID); err != nil || ev != nil {
+		t.Errorf("terminal event %+v (%v); want none: the job goes back to JetStream", ev, err)
+	}
+	stream, err := r.js.Stream(t.Context(), schema.StreamWork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(t.Context()); err != nil || info.State.Msgs != 1 {
+		t.Errorf("work stream: %+v (%v); want the job's message kept for another worker", info, err)
 	}
 }
 

@@ -327,26 +327,44 @@ func TestRunTimeout(t *testing.T) {
 	}
 }
 
-// A job whose context ends is killed, its container removed, and the
-// context's cause returned.
+// A job whose context ends is killed; its Outcome is Interrupted by the
+// context's cause and keeps what the job had written, and Release (not
+// Run: the caller's terminal event comes first) removes its container.
 func TestRunCancelled(t *testing.T) {
 	rg := newRig(t, nil)
 	stop := errors.New("stop that job")
 	ctx, cancel := context.WithCancelCause(t.Context())
-	work := rg.work("cancel", "import time\ntime.sleep(60)\n")
+	work := rg.work("cancel", "import sys, time\nprint('so far', flush=True)\nsys.stderr.write('err so far\\n')\nsys.stderr.flush()\ntime.sleep(60)\n")
 	var container string
-	started := make(chan struct{})
-	go func() {
-		<-started
-		cancel(stop)
-	}()
-	_, err := rg.runner.Run(ctx, &sandbox.Job{Work: work, Binding: gateway.Binding{JobID: work.Job.ID},
-		OnStart: func(id string, _ schema.SandboxKind) { container = id; close(started) }})
-	if !errors.Is(err, stop) {
-		t.Fatalf("Run = %v, want the cancellation's cause", err)
+	var mu sync.Mutex
+	var heard int
+	out, err := rg.runner.Run(ctx, &sandbox.Job{Work: work, Binding: gateway.Binding{JobID: work.Job.ID},
+		OnStart: func(id string, _ schema.SandboxKind) { container = id },
+		OnOutput: func(_ schema.OutputStream, p []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			// Cancel once both lines are in: the job then sleeps.
+			if heard += len(p); heard == len("so far\nerr so far\n") {
+				cancel(stop)
+			}
+		}})
+	if err != nil {
+		t.Fatalf("Run = %v, want an interrupted Outcome", err)
 	}
+	if !errors.Is(out.Interrupted, stop) || out.TimedOut {
+		t.Errorf("Interrupted %v, TimedOut %v; want the cancellation's cause", out.Interrupted, out.TimedOut)
+	}
+	stdout, _ := out.Stdout.Result()
+	stderr, _ := out.Stderr.Result()
+	if stdout != "so far\n" || stderr != "err so far\n" {
+		t.Errorf("stdout %q, stderr %q; want what the job wrote before it was cancelled", stdout, stderr)
+	}
+	if !rg.exists(container) {
+		t.Error("container removed before Release: the caller's terminal event must come first")
+	}
+	out.Release()
 	if rg.exists(container) {
-		t.Error("container of a cancelled job still there")
+		t.Error("container of a cancelled job still there after Release")
 	}
 }
 

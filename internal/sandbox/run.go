@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -55,6 +54,13 @@ type Outcome struct {
 	OOM      bool
 	// Tampered: the stream carried frames the init did not write.
 	Tampered bool
+	// Interrupted is the cause of Run's ctx when ctx ended while the job
+	// ran: the container was killed, and Stdout and Stderr hold what the
+	// job wrote until then (a cancellation's terminal event keeps it, as a
+	// timeout's does: docs/design.md §6). The caller tells a cancellation
+	// from a shutdown by the cause; Release removes the container either
+	// way.
+	Interrupted error
 	// Stdout and Stderr are the job's output within output_bytes; InitLog
 	// is the init's own stderr (what it said of a failure).
 	Stdout, Stderr, InitLog *Capture
@@ -84,8 +90,10 @@ func (f *Failure) Error() string { return f.Message }
 // prewarmed one, or one started for it (cold). It returns when the job
 // has ended; on error the sandbox is already gone. Errors are brig's own
 // failures, for a retry, unless they are *Failure; a job's own failure
-// (a non-zero exit, a timeout, an OOM kill, tampering) is an Outcome.
-// Call it between Start and Stop.
+// (a non-zero exit, a timeout, an OOM kill, tampering) is an Outcome, and
+// so is a job that ctx ended once it had its sandbox (Interrupted), so
+// that the output it had already written is not lost; ctx ending while
+// its container is made is an error. Call it between Start and Stop.
 func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	spec := job.Work.Spec
 	out := &Outcome{
@@ -110,9 +118,13 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	if job.OnStart != nil {
 		job.OnStart(sb.id, sb.kind())
 	}
-	timerFired, err := r.watch(ctx, sb, spec, key, out, job.OnOutput)
-	if err != nil {
-		return nil, fmt.Errorf("job %s interrupted: %w", job.Work.Job.ID, err)
+	timerFired := r.watch(ctx, sb, spec, key, out, job.OnOutput)
+	if out.Interrupted != nil {
+		// ctx's kill ended the job (and a reused sandbox's init with it):
+		// the container goes, once the caller's terminal event is out.
+		sb.close()
+		out.Release = r.release(ctx, sb, spec, false)
+		return out, nil
 	}
 	sb.jobs++
 	reusable := sb.reuse && !timerFired && !out.Tampered && out.Exit != nil && out.Exit.Reusable &&
@@ -197,9 +209,10 @@ func (r *Runner) sandboxFor(ctx context.Context, job *Job, handOver func(*Sandbo
 
 // watch reads the job's frames into out until the init reports its exit
 // or the stream ends, killing the container at the job's timeout, on
-// tampering and when ctx ends (then it returns ctx's cause). timerFired
-// says the timeout's kill was sent, even if the exit report beat it.
-func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, key []byte, out *Outcome, onOutput func(schema.OutputStream, []byte)) (timerFired bool, _ error) {
+// tampering and when ctx ends (then out.Interrupted is ctx's cause).
+// timerFired says the timeout's kill was sent, even if the exit report
+// beat it.
+func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, key []byte, out *Outcome, onOutput func(schema.OutputStream, []byte)) (timerFired bool) {
 	var timedOut atomic.Bool
 	kill := func() { _ = r.cfg.Engine.ContainerKill(context.WithoutCancel(ctx), sb.id, "KILL") }
 	timer := time.AfterFunc(spec.Timeout(), func() { timedOut.Store(true); kill() })
@@ -219,9 +232,12 @@ func (r *Runner) watch(ctx context.Context, sb *Sandbox, spec schema.RunSpec, ke
 	// fired while the report was on its way.
 	out.TimedOut = timedOut.Load() && out.Exit == nil
 	if ctx.Err() != nil {
-		return false, context.Cause(ctx)
+		// Even an exit report that beat the kill: the caller asked for the
+		// job to end, and the kill may have reached the container anyway.
+		out.Interrupted, out.TimedOut = context.Cause(ctx), false
+		return false
 	}
-	return timedOut.Load(), nil
+	return timedOut.Load()
 }
 
 // readFrames consumes the init's frames until its Exit frame or the end of
