@@ -71,6 +71,11 @@ var envOnly = map[string]map[string]bool{
 	"brig tenant ls":    tenantEnv,
 	"brig tenant rm":    tenantEnv,
 	"brig tenant creds": tenantEnv,
+
+	// Nor which tenant's functions brig functions lists or removes.
+	"brig functions ls":   connEnv,
+	"brig functions show": connEnv,
+	"brig functions rm":   connEnv,
 }
 
 // tenantEnv are the flags of brig tenant taken from the environment.

@@ -19,7 +19,9 @@ const exitDeployInvalid = 1
 
 // cmdDeploy creates or updates the functions defined in a YAML file
 // (docs/design.md §3, §7): global ones, or with --tenant one tenant's own
-// (§10.3). The whole file is validated before anything is stored.
+// (§10.3). The whole file is validated before anything is stored; a
+// definition the same as the stored one is reported unchanged and keeps
+// its revision.
 // There is no embedded fallback: definitions deployed to a brig that
 // exits with the command would be lost.
 func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -60,16 +62,21 @@ func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitBrig
 	}
 	for _, fn := range fns {
-		rev, err := store.PutFor(ctx, *tenant, fn)
+		// A definition the same as the stored one is left as it is, with
+		// its revision (functions.Store.Deploy).
+		rev, changed, err := store.Deploy(ctx, *tenant, fn)
 		if err != nil {
 			fmt.Fprintf(stderr, "brig deploy: %v\n", refusal(ctx, err))
 			return exitBrig
 		}
-		if *tenant != "" {
-			fmt.Fprintf(stdout, "deployed %s for tenant %s (revision %d)\n", fn.Name, *tenant, rev)
-		} else {
-			fmt.Fprintf(stdout, "deployed %s (revision %d)\n", fn.Name, rev)
+		verb, of := "deployed", ""
+		if !changed {
+			verb = "unchanged"
 		}
+		if *tenant != "" {
+			of = " for tenant " + *tenant
+		}
+		fmt.Fprintf(stdout, "%s %s%s (revision %d)\n", verb, fn.Name, of, rev)
 	}
 	return 0
 }

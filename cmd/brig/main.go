@@ -26,6 +26,7 @@ Usage:
   brig cancel JOB_ID                      cancel a queued or running job
   brig bench [--n N] [--json]             measure brig against its floors (needs brig dev)
   brig deploy [--server URL] FILE|-       create or update functions from YAML
+  brig functions ls|show|rm [NAME]        list, show or remove functions (admin)
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
   brig nats [--cluster ADDR] [flags]      a NATS node with JetStream, alone or in a cluster
@@ -73,6 +74,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"watch":      cmdWatch,
 		"image":      cmdImage,
 		"deploy":     cmdDeploy,
+		"functions":  cmdFunctions,
 		"cancel":     cmdCancel,
 		"bench":      cmdBench,
 		"dispatcher": cmdDispatcher,

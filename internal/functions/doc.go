@@ -11,8 +11,14 @@
 //	fns, err := functions.ParseYAML(data) // validated, errors name the field
 //	store, err := functions.Open(ctx, js, 0)
 //	for _, fn := range fns {
-//		rev, err := store.Put(ctx, fn) // or store.PutFor(ctx, tenant, fn)
+//		rev, changed, err := store.Deploy(ctx, tenant, fn) // tenant "": global
 //	}
+//
+// A definition the same as the stored one (its normalised encoding, byte
+// for byte) is not written again: the key keeps its revision. Entries
+// lists every key with its revision and time, invalid ones included;
+// Visible narrows that to what one tenant's jobs resolve; MarshalYAML
+// prints a definition as ParseYAML reads it back.
 //
 // Function resolution lives here too, built-ins included. A dispatcher
 // resolves names through a Resolver: KVResolver looks, for a job of

@@ -53,23 +53,34 @@ func OpenKVResolver(ctx context.Context, nc *nats.Conn, replicas int) (KVResolve
 // built-in one, whose scopes may be wider. Other errors are the
 // platform's and worth retrying. The definition's name is the bare name.
 func (r KVResolver) Resolve(ctx context.Context, tenant, name string) (*schema.Function, error) {
+	e, err := r.Lookup(ctx, tenant, name)
+	if err != nil {
+		return nil, err
+	}
+	return &e.Function, nil
+}
+
+// Lookup is Resolve that also says where the definition came from: the
+// tenant's own (Entry.Tenant), the global one, or the built-in
+// (Entry.Builtin), with its revision (`brig functions show`).
+func (r KVResolver) Lookup(ctx context.Context, tenant, name string) (Entry, error) {
 	if r.Store != nil {
 		tenants := []string{""}
 		if tenant != "" {
 			tenants = []string{tenant, ""}
 		}
 		for _, t := range tenants {
-			fn, err := r.Store.GetFor(ctx, t, name)
+			e, err := r.Store.EntryFor(ctx, t, name)
 			if err == nil {
-				return fn, nil
+				return e, nil
 			}
 			if !errors.Is(err, ErrNotFound) {
-				return nil, err
+				return Entry{}, err
 			}
 		}
 	}
 	if fn, ok := BuiltinFunction(name); ok {
-		return fn, nil
+		return Entry{Name: name, Builtin: true, Function: *fn}, nil
 	}
-	return nil, fmt.Errorf("function %q: %w", name, ErrNotFound)
+	return Entry{}, fmt.Errorf("function %q: %w", name, ErrNotFound)
 }

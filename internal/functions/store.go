@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,9 +87,10 @@ func splitKey(key string) (tenant, name string, ok bool) {
 }
 
 // Put validates fn and stores it as a global function, under its name,
-// creating or replacing the definition, and returns the new revision. An
+// creating or replacing the definition, and returns the key's revision. An
 // invalid definition is refused with a *schema.FieldError naming the
-// field. A definition named like a built-in (python) overrides the
+// field. A definition the same as the stored one is not written again
+// (see Deploy). A definition named like a built-in (python) overrides the
 // built-in for every dispatcher that resolves through a KVResolver; deleting
 // it brings the built-in back.
 func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
@@ -99,23 +101,43 @@ func (s *Store) Put(ctx context.Context, fn schema.Function) (uint64, error) {
 // that tenant's jobs resolve before a global one of the same name; tenant
 // "" is Put.
 func (s *Store) PutFor(ctx context.Context, tenant string, fn schema.Function) (uint64, error) {
+	rev, _, err := s.Deploy(ctx, tenant, fn)
+	return rev, err
+}
+
+// Deploy is PutFor that also reports whether it wrote. A definition whose
+// encoding is byte for byte the stored one is left as it is: the key keeps
+// its revision and its time, and changed is false. The encoding is
+// normalised (schema.Marshal of the decoded definition: fields in one
+// order, map keys sorted, empty lists and maps left out), so the same
+// definition written as other YAML is unchanged too. Two deploys of one
+// name at once: the last one written wins, as with any Put.
+func (s *Store) Deploy(ctx context.Context, tenant string, fn schema.Function) (rev uint64, changed bool, _ error) {
 	if tenant != "" && !schema.ValidTenant(tenant) {
-		return 0, fmt.Errorf("function %q: invalid tenant name %q", fn.Name, tenant)
+		return 0, false, fmt.Errorf("function %q: invalid tenant name %q", fn.Name, tenant)
 	}
 	key := Key(tenant, fn.Name)
 	data, err := schema.Marshal(fn)
 	if err != nil {
-		return 0, fmt.Errorf("function %q: encode: %w", key, err)
+		return 0, false, fmt.Errorf("function %q: encode: %w", key, err)
 	}
 	// Decoding what is about to be stored checks exactly what Get will.
 	if _, err := schema.DecodeFunction(data); err != nil {
-		return 0, fmt.Errorf("function %q: %w", key, err)
+		return 0, false, fmt.Errorf("function %q: %w", key, err)
 	}
-	rev, err := s.kv.Put(ctx, key, data)
+	entry, err := s.kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound): // none, or deleted
+	case err != nil:
+		return 0, false, fmt.Errorf("get function %q: %w", key, err)
+	case bytes.Equal(entry.Value(), data):
+		return entry.Revision(), false, nil
+	}
+	rev, err = s.kv.Put(ctx, key, data)
 	if err != nil {
-		return 0, fmt.Errorf("store function %q: %w", key, err)
+		return 0, false, fmt.Errorf("store function %q: %w", key, err)
 	}
-	return rev, nil
+	return rev, true, nil
 }
 
 // Get returns the global definition of name, or an error wrapping
@@ -128,11 +150,11 @@ func (s *Store) Get(ctx context.Context, name string) (*schema.Function, error) 
 // GetFor is Get of tenant's own definition of name (no global one: see
 // KVResolver.Resolve for the order).
 func (s *Store) GetFor(ctx context.Context, tenant, name string) (*schema.Function, error) {
-	entry, err := s.entry(ctx, tenant, name)
+	e, err := s.EntryFor(ctx, tenant, name)
 	if err != nil {
 		return nil, err
 	}
-	return decodeEntry(entry)
+	return &e.Function, nil
 }
 
 // List returns every global definition, sorted by name. An invalid one

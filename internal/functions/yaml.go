@@ -161,3 +161,76 @@ func peekName(raw json.RawMessage) string {
 	}
 	return ""
 }
+
+// MarshalYAML encodes fn as `brig functions show` prints it and ParseYAML
+// reads it back unchanged: the fields of its stored encoding
+// (schema.Marshal), in that order, less empty mappings, each string that
+// YAML would read as something else (yes, 1e3, null, control characters)
+// quoted.
+func MarshalYAML(fn schema.Function) ([]byte, error) {
+	data, err := schema.Marshal(fn)
+	if err != nil {
+		return nil, fmt.Errorf("function %q: encode: %w", fn.Name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	doc, err := yamlValue(dec)
+	if err != nil {
+		return nil, fmt.Errorf("function %q: convert to YAML: %w", fn.Name, err)
+	}
+	out, err := yamlv2.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("function %q: encode YAML: %w", fn.Name, err)
+	}
+	return out, nil
+}
+
+// yamlValue reads the next JSON value of dec as a value for yamlv2.Marshal:
+// an object as a MapSlice, which keeps its keys' order, a number as an
+// int64 or float64 (a json.Number would be emitted as a string). The
+// JSON is schema.Marshal's, so its nesting is the Function type's.
+func yamlValue(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			list := []any{}
+			for dec.More() {
+				item, err := yamlValue(dec)
+				if err != nil {
+					return nil, err
+				}
+				list = append(list, item)
+			}
+			_, err := dec.Token() // ]
+			return list, err
+		}
+		m := yamlv2.MapSlice{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			val, err := yamlValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			// An empty mapping (limits: {}) reads back the same as none.
+			if sub, ok := val.(yamlv2.MapSlice); ok && len(sub) == 0 {
+				continue
+			}
+			m = append(m, yamlv2.MapItem{Key: key, Value: val})
+		}
+		_, err := dec.Token() // }
+		return m, err
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i, nil
+		}
+		return v.Float64()
+	}
+	return tok, nil // string, bool or nil
+}
