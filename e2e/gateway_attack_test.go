@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/brig-dev/brig/internal/gateway"
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -354,7 +354,7 @@ brig.Dict(%q).put("again", "x" * (200 << 10))  # uncaught: the job fails
 			if !strings.Contains(out.Third, "at most 2 dicts and queues") {
 				t.Errorf("a third resource: %q, want QuotaExceeded", out.Third)
 			}
-			for stream, want := range map[string]int64{"KV_" + gateway.DictBucket(schema.DefaultTenant, d): 1 << 20, gateway.QueueStream(schema.DefaultTenant, q): 1 << 20} {
+			for stream, want := range map[string]int64{"KV_" + bus.DictBucket(schema.DefaultTenant, d): 1 << 20, bus.QueueStream(schema.DefaultTenant, q): 1 << 20} {
 				if c := streamConfig(t, stream); c.MaxBytes != want || c.MaxMsgs <= 0 || c.Discard != jetstream.DiscardNew {
 					t.Errorf("%s: max bytes %d, max msgs %d, discard %v", stream, c.MaxBytes, c.MaxMsgs, c.Discard)
 				}
@@ -368,7 +368,7 @@ brig.Dict(%q).put("again", "x" * (200 << 10))  # uncaught: the job fails
 		runOK(t, "job", scopedJob("gwa-default", `import brig
 brig.Dict("`+d+`").put("k", 1)
 `, "dict:"+d+":write"))
-		if c := streamConfig(t, "KV_"+gateway.DictBucket(schema.DefaultTenant, d)); c.MaxBytes != schema.DefaultDictMB<<20 || c.MaxMsgs != schema.DefaultDictKeys {
+		if c := streamConfig(t, "KV_"+bus.DictBucket(schema.DefaultTenant, d)); c.MaxBytes != schema.DefaultDictMB<<20 || c.MaxMsgs != schema.DefaultDictKeys {
 			t.Errorf("a dict of the python function: max bytes %d, max msgs %d; want the defaults", c.MaxBytes, c.MaxMsgs)
 		}
 	})

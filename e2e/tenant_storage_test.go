@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -68,7 +67,7 @@ json.dump(out, open("/work/out/result.json", "w"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.KeyValue(ctx, gateway.DictBucket(u.name, "c")); !errors.Is(err, jetstream.ErrBucketNotFound) {
+	if _, err := js.KeyValue(ctx, bus.DictBucket(u.name, "c")); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Errorf("dict c: %v, want no bucket", err)
 	}
 	ledger, err := js.KeyValue(ctx, bus.StorageBucket)

@@ -1,8 +1,22 @@
-// Package bus declares brig's JetStream layout: the three streams of
-// docs/design.md §1, the per-tenant marker streams, brig's own KV
-// buckets, and the durable consumers that dispatchers and workers share
-// (consumers.go), each configuration built here so that the layout reads
-// in one place.
+// Package bus declares brig's JetStream layout: every stream, bucket and
+// durable consumer brig shares is configured here, so that the layout
+// reads in one place. That is the three streams of docs/design.md §1
+// (this file), the hold stream and the per-tenant marker streams
+// (running.go, tenants.go), brig's own KV buckets (tenants.go, storage.go,
+// keys.go, workers.go, functions.go), the jobs' dicts and queues and
+// their consumer (resources.go), and the durable consumers that
+// dispatchers and workers share (consumers.go). The packages that create
+// them (internal/gateway, internal/signing, internal/registry,
+// internal/functions, the roles) call the Config functions here and build
+// no configuration of their own.
+//
+// Not here, because they are no part of the bus brig's roles share: the
+// ordered consumers that read events for one caller, a replay's
+// (dispatcher/replay.go) and `brig status`'s recent failures
+// (cmd/brig/status.go), each ephemeral and no one else's; and
+// internal/bench's throwaway stream and consumer, which measure the
+// JetStream floor and are deleted after the run.
+//
 // Every role calls EnsureStreams at start-up; it is idempotent, so
 // whichever starts first creates them.
 package bus

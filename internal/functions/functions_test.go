@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/schema"
@@ -194,16 +195,16 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.History() != functions.History {
-		t.Errorf("bucket history = %d, want %d", st.History(), functions.History)
+	if st.History() != bus.FunctionsHistory {
+		t.Errorf("bucket history = %d, want %d", st.History(), bus.FunctionsHistory)
 	}
 	s, err := js.Stream(ctx, "KV_"+functions.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := s.CachedInfo().Config; c.MaxBytes != functions.MaxBytes || c.MaxMsgs != functions.MaxMessages || c.MaxMsgSize != schema.MaxFunctionBytes {
+	if c := s.CachedInfo().Config; c.MaxBytes != bus.FunctionsMaxBytes || c.MaxMsgs != bus.FunctionsMaxMessages || c.MaxMsgSize != schema.MaxFunctionBytes {
 		t.Errorf("bucket: MaxBytes %d, MaxMsgs %d, MaxMsgSize %d; want %d, %d, %d",
-			c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, functions.MaxBytes, functions.MaxMessages, schema.MaxFunctionBytes)
+			c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, bus.FunctionsMaxBytes, bus.FunctionsMaxMessages, schema.MaxFunctionBytes)
 	}
 }
 

@@ -14,19 +14,11 @@ import (
 )
 
 // Bucket is the KV bucket holding deployed definitions, keyed by name
-// (global functions) or <tenant>.<name> (a tenant's own; see Key).
-const Bucket = "BRIG_FUNCTIONS"
-
-// History is how many revisions of each definition the bucket keeps.
-const History = 5
-
-// Limits of the bucket: a definition is at most schema.MaxFunctionBytes,
-// History revisions of each are kept, and a full bucket refuses a new
-// definition (brig deploy fails saying so).
-const (
-	MaxBytes    = 16 << 20
-	MaxMessages = 10_000
-)
+// (global functions) or <tenant>.<name> (a tenant's own; see Key). It is
+// configured, with its history and limits, in internal/bus
+// (bus.FunctionsConfig); the name stays here too because the store's
+// users (brig deploy, brig tenant, their tests) look the bucket up by it.
+const Bucket = bus.FunctionsBucket
 
 // ErrNotFound is returned for a name with no deployed definition.
 var ErrNotFound = errors.New("function not found")
@@ -36,11 +28,11 @@ type Store struct {
 	kv jetstream.KeyValue
 }
 
-// Open returns a store over the bucket, creating or updating it with
-// History revisions and the given replicas. replicas <= 0 uses the bucket
-// as it is when it exists (so a client such as `brig deploy` never changes
-// a cluster's replication) and creates it with one replica when it does
-// not.
+// Open returns a store over the bucket, creating or updating it as
+// bus.FunctionsConfig has it, with the given replicas. replicas <= 0 uses
+// the bucket as it is when it exists (so a client such as `brig deploy`
+// never changes a cluster's replication) and creates it with one replica
+// when it does not.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	if replicas <= 0 {
 		kv, err := js.KeyValue(ctx, Bucket)
@@ -52,15 +44,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		}
 		replicas = 1
 	}
-	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:       Bucket,
-		Description:  "brig function definitions (brig deploy)",
-		History:      History,
-		Replicas:     replicas,
-		Storage:      jetstream.FileStorage,
-		MaxValueSize: schema.MaxFunctionBytes,
-		MaxBytes:     MaxBytes,
-	}, MaxMessages)
+	kv, err := bus.EnsureBucket(ctx, js, bus.FunctionsConfig(replicas), bus.FunctionsMaxMessages)
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", Bucket, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/schema"
 )
@@ -308,7 +309,7 @@ func TestDictQuota(t *testing.T) {
 		t.Fatalf("%d keys went into a dict of 1000", n)
 	}
 	// The bucket carries the caps.
-	s, err := e.js.Stream(t.Context(), "KV_"+DictBucket(testTenant, "big"))
+	s, err := e.js.Stream(t.Context(), "KV_"+bus.DictBucket(testTenant, "big"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestResourcesQuota(t *testing.T) {
 	// Existing ones still take writes.
 	wantOK(t, c.do(gatewayproto.Request{ID: 6, Token: tok, Op: gatewayproto.OpDictPut, Name: "d0", Key: "k2", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(gatewayproto.Request{ID: 7, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
-	if _, err := e.js.Stream(t.Context(), QueueStream(testTenant, "q1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := e.js.Stream(t.Context(), bus.QueueStream(testTenant, "q1")); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("queue past the quota: stream lookup %v, want not found", err)
 	}
 }

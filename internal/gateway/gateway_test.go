@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/gatewayproto"
 	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/signing"
@@ -554,7 +555,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 	c := e.dial()
 	tok := e.Mint(testJob, "dict:d:read", "dict:d:write")
 	wantOK(t, c.do(gatewayproto.Request{ID: 1, Token: tok, Op: gatewayproto.OpDictPut, Name: "d", Key: "k", Value: json.RawMessage(`1`)}))
-	kv, err := e.js.KeyValue(t.Context(), DictBucket(testTenant, "d"))
+	kv, err := e.js.KeyValue(t.Context(), bus.DictBucket(testTenant, "d"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +574,7 @@ func TestNonJSONStoredValue(t *testing.T) {
 	qtok := e.Mint(testJob, "queue:q:put", "queue:q:get")
 	wantOK(t, c.do(gatewayproto.Request{ID: 3, Token: qtok, Op: gatewayproto.OpQueuePut, Name: "q", Value: json.RawMessage(`1`)}))
 	wantOK(t, c.do(gatewayproto.Request{ID: 4, Token: qtok, Op: gatewayproto.OpQueueGet, Name: "q"}))
-	if _, err := e.js.Publish(t.Context(), QueueSubject(testTenant, "q"), []byte("not json")); err != nil {
+	if _, err := e.js.Publish(t.Context(), bus.QueueSubject(testTenant, "q"), []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
 	c.send(`{"id":5,"token":"` + qtok + `","op":"queue.get","name":"q","timeout_ms":1000}`)
@@ -595,7 +596,7 @@ func TestQueueGetBeforeFirstPut(t *testing.T) {
 	consumer.send(`{"id":2,"token":"` + tok + `","op":"queue.get","name":"fresh","timeout_ms":3000}`)
 	// The get has made the queue and waits on its consumer: put only now.
 	waitFor(t, func() bool {
-		_, err := e.js.Consumer(t.Context(), QueueStream(testTenant, "fresh"), queueConsumer)
+		_, err := e.js.Consumer(t.Context(), bus.QueueStream(testTenant, "fresh"), bus.QueueConsumer)
 		return err == nil
 	})
 	producer := e.dial()

@@ -12,43 +12,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
-	"github.com/brig-dev/brig/internal/gatewayproto"
 )
 
-// Names of the JetStream objects behind a job's resources.
+// The JetStream objects behind a job's resources, their names and their
+// configurations, are declared in internal/bus (bus.DictBucket,
+// bus.QueueStream, bus.DictConfig, bus.QueueConfig, bus.QueueConsumerConfig):
+// a job's dicts and queues lie inside its tenant, and why no two (tenant,
+// name) pairs share a name is told there.
 const (
-	dictBucketPrefix = "BRIG_DICT_"
-	queueStreamPfx   = "BRIG_QUEUE_"
-	queueSubjectPfx  = "brig.queue."
-	queueConsumer    = "brig"
-	queuePoll        = 50 * time.Millisecond
-	// queueAckWait is how long a taken value stays the taker's before the
-	// server offers it again; queueAckConfirm bounds the wait for the
-	// server to confirm an ack (settleGet), well within it.
-	queueAckWait    = 5 * time.Second
+	queuePoll = 50 * time.Millisecond
+	// queueAckConfirm bounds the wait for the server to confirm an ack
+	// (settleGet), well within bus.QueueAckWait, the time a taken value
+	// stays the taker's before the server offers it again.
 	queueAckConfirm = 2 * time.Second
 )
-
-// A job's dicts and queues lie inside its tenant (docs/design.md §4.1): the
-// scope dict:x:read of a job of tenant T names T's dict x, and no scope
-// string can name another tenant's. The names cannot collide: a tenant
-// name (schema.ValidTenant: [a-z][a-z0-9-]{0,19}) has no "_" and no ".",
-// and a resource name (schema.ValidName: [A-Za-z0-9][A-Za-z0-9_-]{0,63})
-// has no ".". So in BRIG_DICT_<T>_<name> the tenant is everything between
-// the prefix and the first "_" after it, and the name is the rest: one
-// bucket name comes from one (tenant, name) pair only. Tenant "a" with dict
-// "b_c" is BRIG_DICT_a_b_c; tenant "a_b" cannot exist. The same holds for
-// BRIG_QUEUE_<T>_<name>, and brig.queue.<T>.<name> is two tokens, neither
-// a wildcard. TestResourceNamesDoNotCollide checks it.
-
-// DictBucket is the KV bucket behind tenant's dict name.
-func DictBucket(tenant, name string) string { return dictBucketPrefix + tenant + "_" + name }
-
-// QueueStream is the stream behind tenant's queue name.
-func QueueStream(tenant, name string) string { return queueStreamPfx + tenant + "_" + name }
-
-// QueueSubject is the one subject of QueueStream(tenant, name).
-func QueueSubject(tenant, name string) string { return queueSubjectPfx + tenant + "." + name }
 
 // resources performs calls on JetStream, creating dicts and queues on first
 // write.
@@ -76,8 +53,8 @@ type resourceCalls struct {
 	s *session
 }
 
-func (r resourceCalls) dictBucket(name string) string  { return DictBucket(r.s.tenant, name) }
-func (r resourceCalls) queueStream(name string) string { return QueueStream(r.s.tenant, name) }
+func (r resourceCalls) dictBucket(name string) string  { return bus.DictBucket(r.s.tenant, name) }
+func (r resourceCalls) queueStream(name string) string { return bus.QueueStream(r.s.tenant, name) }
 
 func (r resourceCalls) dictGet(ctx context.Context, name, key string) ([]byte, bool, error) {
 	kv, err := r.js.KeyValue(ctx, r.dictBucket(name))
@@ -171,9 +148,7 @@ func (r resourceCalls) createDict(ctx context.Context, name string) (jetstream.K
 		return nil, err
 	}
 	desc := creation("dict", name, r.s.b.JobID)
-	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: bucket, Description: desc, Replicas: r.replicas, MaxValueSize: gatewayproto.MaxValueBytes, MaxBytes: q.DictMB << 20,
-	})
+	kv, err := r.js.CreateKeyValue(ctx, bus.DictConfig(r.s.tenant, name, desc, r.replicas, q.DictMB<<20))
 	if err != nil {
 		r.storage.settle(ctx, "KV_"+bucket, desc, rel)
 		if errors.Is(err, jetstream.ErrBucketExists) {
@@ -202,7 +177,7 @@ func (r resourceCalls) queuePut(ctx context.Context, name string, value []byte) 
 	if _, err := r.queue(ctx, name, true); err != nil {
 		return err
 	}
-	if _, err := r.js.Publish(ctx, QueueSubject(r.s.tenant, name), value); err != nil {
+	if _, err := r.js.Publish(ctx, bus.QueueSubject(r.s.tenant, name), value); err != nil {
 		if qe := r.refusal(ctx, err, "queue "+name, r.queueStream(name), "values"); qe != nil {
 			return qe
 		}
@@ -254,7 +229,8 @@ func (r resourceCalls) queueGet(ctx context.Context, name string) (value []byte,
 // a value and puts one back. serve reads a connection's next request only
 // once this returns. The ack outlives the session (the job has the value,
 // whatever becomes of its binding); should it not be confirmed in time, the
-// value may be offered again after queueAckWait: taken twice, never lost.
+// value may be offered again after bus.QueueAckWait: taken twice, never
+// lost.
 func (r resourceCalls) settleGet(ctx context.Context, name string, msg jetstream.Msg, delivered bool) {
 	if !delivered {
 		_ = msg.Nak() // the connection is gone: nobody waits on this one
@@ -293,9 +269,7 @@ func (r resourceCalls) queue(ctx context.Context, name string, create bool) (jet
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
-	cons, err = stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: queueConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: queueAckWait,
-	})
+	cons, err = stream.CreateOrUpdateConsumer(ctx, bus.QueueConsumerConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", name, err)
 	}
@@ -324,11 +298,7 @@ func (r resourceCalls) createQueue(ctx context.Context, name string) (jetstream.
 		return nil, err
 	}
 	desc := creation("queue", name, r.s.b.JobID)
-	stream, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: sname, Description: desc, Subjects: []string{QueueSubject(r.s.tenant, name)},
-		Retention: jetstream.WorkQueuePolicy, Replicas: r.replicas, MaxMsgSize: gatewayproto.MaxValueBytes,
-		MaxBytes: q.QueueMB << 20, MaxMsgs: q.QueueMessages, Discard: jetstream.DiscardNew,
-	})
+	stream, err := r.js.CreateStream(ctx, bus.QueueConfig(r.s.tenant, name, desc, r.replicas, q.QueueMB<<20, q.QueueMessages))
 	if err != nil {
 		r.storage.settle(ctx, sname, desc, rel)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {

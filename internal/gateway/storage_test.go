@@ -57,7 +57,7 @@ func heldBytes(t *testing.T, js jetstream.JetStream, tenant string) (sum int64, 
 	t.Helper()
 	names := js.StreamNames(t.Context())
 	for name := range names.Name() {
-		if !strings.HasPrefix(name, "KV_"+dictBucketPrefix+tenant+"_") && !strings.HasPrefix(name, queueStreamPfx+tenant+"_") {
+		if !strings.HasPrefix(name, "KV_"+bus.DictBucketPrefix+tenant+"_") && !strings.HasPrefix(name, bus.QueueStreamPrefix+tenant+"_") {
 			continue
 		}
 		s, err := js.Stream(t.Context(), name)
@@ -103,7 +103,7 @@ func TestTenantStorageCap(t *testing.T) {
 	// What exists costs nothing more.
 	wantOK(t, put(6, "d0"))
 	wantOK(t, c.do(gatewayproto.Request{ID: 7, Token: tok, Op: gatewayproto.OpQueuePut, Name: "q0", Value: json.RawMessage(`2`)}))
-	if _, err := e.js.KeyValue(t.Context(), DictBucket(testTenant, "d2")); !errors.Is(err, jetstream.ErrBucketNotFound) {
+	if _, err := e.js.KeyValue(t.Context(), bus.DictBucket(testTenant, "d2")); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Errorf("dict past the cap: %v, want no bucket", err)
 	}
 	if sum, n := heldBytes(t, e.js, testTenant); sum != 3<<20 || n != 3 || reserved(t, e.js, testTenant) != sum {
@@ -118,7 +118,7 @@ func TestTenantStorageCap(t *testing.T) {
 		if resp.Error == nil || resp.Error.Type != gatewayproto.ErrQuotaExceeded || !strings.Contains(resp.Error.Message, "no record") {
 			t.Errorf("a dict of a tenant with no record: %+v, want QuotaExceeded", resp.Error)
 		}
-		if _, err := e.js.KeyValue(t.Context(), DictBucket("beta", "d0")); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := e.js.KeyValue(t.Context(), bus.DictBucket("beta", "d0")); !errors.Is(err, jetstream.ErrBucketNotFound) {
 			t.Errorf("a dict of a tenant with no record: %v, want no bucket", err)
 		}
 	}
@@ -150,7 +150,7 @@ func TestTenantStorageFailedCreation(t *testing.T) {
 	putTenants(t, e.js, schema.Tenant{Name: testTenant, MaxStorageMB: 3})
 	// A stream that already takes the queue's subject: creating the
 	// queue's own stream fails (subjects overlap).
-	if _, err := e.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "squatter", Subjects: []string{QueueSubject(testTenant, "q")}}); err != nil {
+	if _, err := e.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "squatter", Subjects: []string{bus.QueueSubject(testTenant, "q")}}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.dial()

@@ -1,5 +1,6 @@
 // Package registry is where workers say they are alive and what they do:
-// the KV bucket BRIG_WORKERS, one key per worker, rewritten every few
+// the KV bucket BRIG_WORKERS (bus.WorkersBucket, configured with its
+// limits in internal/bus), one key per worker, rewritten every few
 // seconds and expiring when a worker stops writing. Dispatchers read it to
 // route (a pool with no live worker), `brig status` to show the fleet.
 package registry
@@ -18,24 +19,10 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// Bucket is the KV bucket of live workers.
-const Bucket = "BRIG_WORKERS"
-
-// Limits of the bucket: an entry is one worker's, rewritten in place and
-// gone after TTL; a full bucket refuses new workers' entries, and their
-// Put fails saying so.
-const (
-	MaxEntryBytes = 64 << 10
-	MaxBytes      = 8 << 20
-	MaxEntries    = 10_000
-)
-
-// Timing: a worker writes its entry every Interval; an entry older than TTL
-// is gone (the worker died or lost its connection).
-const (
-	Interval = 2 * time.Second
-	TTL      = 10 * time.Second
-)
+// Interval is how often a worker writes its entry: well within
+// bus.WorkersTTL, after which an entry is gone (the worker died or lost
+// its connection).
+const Interval = 2 * time.Second
 
 // Worker is one worker's entry.
 type Worker struct {
@@ -61,29 +48,20 @@ type Registry struct {
 // Open opens the bucket, creating it when missing (replicas as the
 // streams; 0 means 1).
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
-	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket:       Bucket,
-		Description:  "brig: live workers (rewritten every few seconds)",
-		TTL:          TTL,
-		History:      1,
-		Storage:      jetstream.MemoryStorage,
-		Replicas:     max(replicas, 1),
-		MaxValueSize: MaxEntryBytes,
-		MaxBytes:     MaxBytes,
-	}, MaxEntries)
+	kv, err := bus.EnsureBucket(ctx, js, bus.WorkersConfig(replicas), bus.WorkersMaxMessages)
 	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", Bucket, err)
+		return nil, fmt.Errorf("registry: open %s: %w", bus.WorkersBucket, err)
 	}
 	return &Registry{kv: kv}, nil
 }
 
-// Put writes w's entry, stamping Seen. An entry over MaxEntryBytes goes
-// without its Running list (Free still counts the jobs), so that a worker
-// with thousands of slots stays routable.
+// Put writes w's entry, stamping Seen. An entry over
+// bus.WorkersMaxValueSize goes without its Running list (Free still counts
+// the jobs), so that a worker with thousands of slots stays routable.
 func (r *Registry) Put(ctx context.Context, w Worker) error {
 	w.Seen = time.Now().UTC()
 	data, err := schema.Marshal(w)
-	if err == nil && len(data) > MaxEntryBytes {
+	if err == nil && len(data) > bus.WorkersMaxValueSize {
 		w.Running = nil
 		data, err = schema.Marshal(w)
 	}
@@ -121,7 +99,7 @@ func (r *Registry) List(ctx context.Context) ([]Worker, error) {
 			return nil, fmt.Errorf("registry: get %s: %w", key, err)
 		}
 		var w Worker
-		if json.Unmarshal(e.Value(), &w) != nil || time.Since(w.Seen) > TTL {
+		if json.Unmarshal(e.Value(), &w) != nil || time.Since(w.Seen) > bus.WorkersTTL {
 			continue
 		}
 		out = append(out, w)

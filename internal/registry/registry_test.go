@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/natstest"
 )
 
@@ -28,7 +29,7 @@ func TestRegistry(t *testing.T) {
 	}
 	// An entry whose worker stopped writing long ago counts as gone even
 	// before the bucket's TTL removes it.
-	stale, _ := json.Marshal(Worker{ID: "w3", Pools: []string{"late"}, Seen: time.Now().Add(-2 * TTL)})
+	stale, _ := json.Marshal(Worker{ID: "w3", Pools: []string{"late"}, Seen: time.Now().Add(-2 * bus.WorkersTTL)})
 	if _, err := r.kv.Put(t.Context(), "w3", stale); err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +67,11 @@ func TestRegistryBucketLimits(t *testing.T) {
 	if ws, err := r.List(t.Context()); err != nil || !Serves(ws, "default") {
 		t.Errorf("List = %+v, %v; want the busy worker, routable", ws, err)
 	}
-	s, err := js.Stream(t.Context(), "KV_"+Bucket)
+	s, err := js.Stream(t.Context(), "KV_"+bus.WorkersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := s.CachedInfo().Config; c.MaxBytes != MaxBytes || c.MaxMsgs != MaxEntries || c.MaxMsgSize != MaxEntryBytes {
-		t.Errorf("%s: MaxBytes %d, MaxMsgs %d, MaxMsgSize %d; want %d, %d, %d", Bucket, c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, MaxBytes, MaxEntries, MaxEntryBytes)
+	if c := s.CachedInfo().Config; c.MaxBytes != bus.WorkersMaxBytes || c.MaxMsgs != bus.WorkersMaxMessages || c.MaxMsgSize != bus.WorkersMaxValueSize {
+		t.Errorf("%s: MaxBytes %d, MaxMsgs %d, MaxMsgSize %d; want %d, %d, %d", bus.WorkersBucket, c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, bus.WorkersMaxBytes, bus.WorkersMaxMessages, bus.WorkersMaxValueSize)
 	}
 }

@@ -2,8 +2,9 @@
 // credentials (internal/token), and lets workers find its public half. A
 // dispatcher loads its Ed25519 key from a file (creating it on first
 // start) and publishes the public key in the BRIG_KEYS KV bucket under its
-// key id; workers read public keys from there. The private key never
-// leaves the dispatcher's file.
+// key id (bus.KeysBucket, configured with its limits in internal/bus);
+// workers read public keys from there. The private key never leaves the
+// dispatcher's file.
 package signing
 
 import (
@@ -22,18 +23,6 @@ import (
 
 	"github.com/brig-dev/brig/internal/bus"
 	"github.com/brig-dev/brig/internal/token"
-)
-
-// Bucket holds public keys by key id.
-const Bucket = "BRIG_KEYS"
-
-// Limits of the bucket: an entry is one 32-byte public key, and keys are
-// never removed, one per dispatcher key ever used. A full bucket refuses a
-// new key, and the dispatcher that brings it fails to start, saying so.
-const (
-	MaxKeyBytes = 256
-	MaxBytes    = 1 << 20
-	MaxKeys     = 4096
 )
 
 // Signer is a dispatcher's signing key.
@@ -109,10 +98,7 @@ func trimSpace(b []byte) []byte {
 }
 
 func openBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := bus.EnsureBucket(ctx, js, jetstream.KeyValueConfig{
-		Bucket: Bucket, Replicas: max(replicas, 1), History: 1,
-		MaxValueSize: MaxKeyBytes, MaxBytes: MaxBytes,
-	}, MaxKeys)
+	kv, err := bus.EnsureBucket(ctx, js, bus.KeysConfig(replicas), bus.KeysMaxMessages)
 	if err != nil {
 		return nil, fmt.Errorf("key bucket: %w", err)
 	}
