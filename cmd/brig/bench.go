@@ -15,12 +15,12 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("brig bench", stderr)
+	fs := newFlagSet("brig bench", stdout, stderr)
 	conn := addConnFlags(fs, devAdminCreds)
 	n := fs.Int("n", 20, "samples per container latency figure (the queue figures take more)")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if *n < 1 {
 		fmt.Fprintln(stderr, "brig bench: --n must be at least 1")

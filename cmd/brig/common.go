@@ -65,7 +65,10 @@ var envOnly = map[string]map[string]bool{
 	"brig watch":  connEnv,
 	"brig cancel": connEnv,
 	"brig deploy": connEnv,
-	"brig creds":  {"auth-dir": true},
+	// brig version takes nothing from the environment: BRIG_JSON, meant
+	// for status, must not change what it prints.
+	"brig version": {},
+	"brig creds":   {"auth-dir": true},
 	// Quotas never come from a variable left in a shell.
 	"brig tenant add":   tenantEnv,
 	"brig tenant ls":    tenantEnv,
@@ -85,24 +88,64 @@ var tenantEnv = map[string]bool{"server": true, "creds": true, "tls-ca": true, "
 var connEnv = map[string]bool{"server": true, "creds": true, "tls-ca": true}
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// Its Usage, what -h and --help (and brig help) print, goes to stdout: it
+// is what the user asked for. A parse error goes to stderr, with the
+// command's synopsis (see parseInterleaved).
+func newFlagSet(name string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage of %s:\n", name)
-		fs.PrintDefaults()
-		fmt.Fprintf(fs.Output(), "\n%s\n", envHelp)
-	}
+	fs.Usage = func() { printUsage(stdout, fs) }
 	return fs
+}
+
+// printUsage writes a command's help: its synopsis and what it does
+// (commandHelp), its flags, and how flags come from the environment.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	h := helpOf(fs.Name())
+	fmt.Fprintf(w, "Usage: %s\n", h.synopsis)
+	if h.about != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(h.about, "\n"))
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+	fmt.Fprintf(w, "\n%s\n", envHelp)
+}
+
+// parseExit is the exit code of a command whose flags did not parse: 0
+// when the user asked for help (-h, --help; parseInterleaved printed it),
+// exitUsage for a usage error.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return exitUsage
 }
 
 // parseInterleaved parses flags that may come before or after the
 // positional arguments (`brig run hello.py --json`), then fills the flags
 // left unset from the environment (applyEnv), and returns the positionals.
+// On -h or --help it prints the command's usage (fs.Usage, to stdout) and
+// returns flag.ErrHelp; on a bad flag it prints the error, the synopsis and
+// where to find more, to stderr. Either way the caller returns
+// parseExit(err).
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package calls Usage on every parse error as well as on -h;
+	// only -h gets the full usage, and on stdout.
+	help := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = help }()
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			help()
+			return nil, err
+		}
+		if err != nil {
+			fmt.Fprintf(fs.Output(), "usage: %s\nRun '%s -h' for its flags.\n", helpOf(fs.Name()).synopsis, fs.Name())
 			return nil, err
 		}
 		if fs.NArg() == 0 {

@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -202,24 +205,141 @@ func (c *connFlags) jobTenant(creds string) (string, error) {
 	return schema.DefaultTenant, nil
 }
 
+// jobConn is what a job command (run, watch, cancel) works through: an
+// SDK client of its tenant and the NATS connection under it.
+type jobConn struct {
+	*sdk.Client
+	nc     *nats.Conn
+	tenant string
+	// close closes the client and the connection (and stops an embedded
+	// brig).
+	close func()
+}
+
 // client dials for an SDK client of the command's tenant (jobTenant), on
 // a connection whose inboxes lie under the tenant's prefix, where a
-// client credential may subscribe; stop closes both.
-func (c *connFlags) client(ctx context.Context, name string) (_ *sdk.Client, _ context.Context, stop func(), _ error) {
+// client credential may subscribe. The context it returns is the one to
+// run under (see dial).
+func (c *connFlags) client(ctx context.Context, name string) (*jobConn, context.Context, error) {
 	tenant, err := c.jobTenant(c.credsFile())
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	nc, ctx, err := c.dial(ctx, name, nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	cl, err := sdk.New(nc, sdk.WithTenant(tenant))
 	if err != nil {
 		nc.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return cl, ctx, func() { cl.Close(); nc.Close() }, nil
+	return &jobConn{Client: cl, nc: nc, tenant: tenant, close: func() { cl.Close(); nc.Close() }}, ctx, nil
+}
+
+// noBrigError says that a server answers but runs no brig: no dispatcher
+// took a request, or the server lets anyone in. Against someone else's
+// NATS server a command says so, rather than wait for ever or report
+// what NATS said (docs/design.md §7).
+type noBrigError struct {
+	// URL is the server's, redacted.
+	URL string
+	// Why is what showed it; Hint what to do about it.
+	Why, Hint string
+}
+
+func (e *noBrigError) Error() string {
+	return fmt.Sprintf("no brig at %s: %s (%s)", e.URL, e.Why, e.Hint)
+}
+
+// errNoDispatcher is the Why of a request no dispatcher answered.
+const errNoDispatcher = "no dispatcher answered"
+
+// noDispatcher is the noBrigError of a request that had no responder.
+func noDispatcher(nc *nats.Conn) error {
+	return &noBrigError{URL: nc.ConnectedUrlRedacted(), Why: errNoDispatcher,
+		Hint: "start brig's dispatchers against it, or `brig dev`; or name brig's server with --server or BRIG_SERVER"}
+}
+
+// askWait bounds one question to the dispatchers: one answers a peek after
+// a lookup or two (each within 5 s, dispatcher/replay.go).
+const askWait = 10 * time.Second
+
+// jobExists asks the dispatchers' replay service whether brig has any
+// event of the job id in the connection's tenant: the peek of
+// docs/design.md §6.1, which reads and changes nothing. A request no
+// dispatcher answers (no responders) is a *noBrigError. A busy dispatcher
+// is asked again, after a pause that doubles from 100 ms, until ctx ends.
+func (j *jobConn) jobExists(ctx context.Context, id string) (bool, error) {
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		exists, busy, err := j.peek(ctx, id)
+		if !busy {
+			return exists, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return false, fmt.Errorf("ask about job %s: the dispatchers stayed busy: %w", id, ctx.Err())
+		}
+	}
+}
+
+// peek asks the replay service once whether brig has an event of the job
+// (see jobExists); busy: the dispatcher had too many requests in hand.
+func (j *jobConn) peek(ctx context.Context, id string) (exists, busy bool, _ error) {
+	body, err := json.Marshal(dispatcher.ReplayRequest{Peek: true})
+	if err != nil {
+		return false, false, err
+	}
+	msg, err := j.nc.RequestWithContext(ctx, schema.ReplaySubject(schema.JobKey(j.tenant, id)), body)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return false, false, noDispatcher(j.nc)
+	case err != nil:
+		return false, false, fmt.Errorf("ask about job %s: %w", id, err)
+	}
+	switch ctl := dispatcher.ReplayControl(msg.Header.Get(dispatcher.ReplayHeader)); ctl {
+	case "":
+	case dispatcher.ReplayBusy:
+		return false, true, nil
+	default:
+		return false, false, fmt.Errorf("ask about job %s: %s %s", id, ctl, msg.Header.Get(dispatcher.ReplayErrorHeader))
+	}
+	var r dispatcher.PeekReply
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return false, false, fmt.Errorf("ask about job %s: bad answer: %w", id, err)
+	}
+	return r.Exists, false, nil
+}
+
+// brigAnswers checks that a dispatcher answers at the server, with one
+// peek of a fresh id, before brig run sends a job: on a server without
+// brig a submission would vanish, and the job's handle wait for ever.
+// Only no responder at all is an error (*noBrigError); any answer, busy
+// or not, or none within askWait, means a dispatcher is there.
+func (j *jobConn) brigAnswers(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, askWait)
+	defer cancel()
+	_, _, err := j.peek(ctx, sdk.NewJobID())
+	var nb *noBrigError
+	if errors.As(err, &nb) {
+		return err
+	}
+	return nil
+}
+
+// requireBrigServer refuses a server that lets anyone in: every server
+// brig runs requires a credential (docs/design.md §10), so one that does
+// not is someone else's NATS. The commands that use the JetStream API
+// with an admin's credential (status, deploy) ask it first: there, status
+// would show an empty fleet and deploy would create brig's buckets. A
+// brig server none of brig's roles ran against yet is brig's all the same.
+func requireBrigServer(nc *nats.Conn) error {
+	if nc.AuthRequired() {
+		return nil
+	}
+	return &noBrigError{URL: nc.ConnectedUrlRedacted(), Why: "the server lets anyone in, and brig's servers never do",
+		Hint: "name brig's server with --server or BRIG_SERVER, or start one with `brig dev`"}
 }
 
 // errConnClosed ends a dial's context when its connection closes.

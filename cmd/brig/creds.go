@@ -15,7 +15,7 @@ import (
 // would be refused by every server. --create makes one first, for setting a
 // cluster up before its nodes start.
 func cmdCreds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("brig creds", stderr)
+	fs := newFlagSet("brig creds", stdout, stderr)
 	authDir := fs.String("auth-dir", filepath.Join(defaultDataDir(), "auth"), "`DIR` of brig's authority, as given to brig nats (env BRIG_AUTH_DIR)")
 	role := fs.String("role", "", "`ROLE` of the credential: admin, dispatcher, worker, client or system (required)")
 	tenant := fs.String("tenant", "", "tenant `NAME` of a client credential, e.g. default (required with --role client)")
@@ -23,7 +23,7 @@ func cmdCreds(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	out := fs.String("out", "", "write the credential to `FILE` (mode 0600) and print its path (default: to stdout)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) != 0 || *role == "" {
 		fmt.Fprintln(stderr, "usage: brig creds [--auth-dir DIR] [--create] --role admin|dispatcher|worker|client [--tenant NAME] [--out FILE]")

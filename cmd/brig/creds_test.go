@@ -64,7 +64,7 @@ func TestConnFlagsCreds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFlagSet(tt.cmd, io.Discard)
+			fs := newFlagSet(tt.cmd, io.Discard, io.Discard)
 			fs.String("id", "", "") // a job command's flag: never from the environment
 			kind := devClientCreds
 			if tt.cmd == "brig deploy" || tt.cmd == "brig status" {
@@ -292,7 +292,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// The same options through connFlags, and the connection is TLS.
-	fs := newFlagSet("brig status", io.Discard)
+	fs := newFlagSet("brig status", io.Discard, io.Discard)
 	conn := addConnFlags(fs, devAdminCreds)
 	if err := fs.Parse([]string{"--server", n.url, "--creds", creds, "--tls-ca", ca}); err != nil {
 		t.Fatal(err)

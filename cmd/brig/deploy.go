@@ -25,12 +25,12 @@ const exitDeployInvalid = 1
 // There is no embedded fallback: definitions deployed to a brig that
 // exits with the command would be lost.
 func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("brig deploy", stderr)
+	fs := newFlagSet("brig deploy", stdout, stderr)
 	conn := addConnFlags(fs, devAdminCreds)
 	tenant := fs.String("tenant", "", "deploy the functions for tenant `NAME` only (its own, which its jobs resolve before a global one); default: global, for every tenant")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: brig deploy [--server URL] [--creds FILE] [--tenant NAME] FILE|-")
@@ -53,6 +53,10 @@ func cmdDeploy(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
+		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
+		return exitBrig
+	}
+	if err := requireBrigServer(nc); err != nil {
 		fmt.Fprintf(stderr, "brig deploy: %v\n", err)
 		return exitBrig
 	}

@@ -19,8 +19,8 @@ import (
 	"github.com/brig-dev/brig/worker"
 )
 
-func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("brig dev", stderr)
+func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig dev", stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:4222", "NATS client address")
 	data := fs.String("data", defaultDataDir(), "data dir (JetStream store, runtime files)")
 	slots := fs.Int("slots", 0, "jobs the worker runs at once (default 2 × CPUs)")
@@ -33,7 +33,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	log := newLogger(stderr, *logLevel)
 	if err := os.MkdirAll(*data, 0o700); err != nil {

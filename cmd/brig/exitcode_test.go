@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/brig-dev/brig/schema"
 )
@@ -47,49 +44,6 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-func TestReadCode(t *testing.T) {
-	t.Parallel()
-	file := filepath.Join(t.TempDir(), "main.py")
-	if err := os.WriteFile(file, []byte("print('file')\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name    string
-		arg     string
-		stdin   string
-		want    string
-		wantErr bool
-	}{
-		{"stdin", "-", "print('hi')\n", "print('hi')\n", false},
-		{"empty stdin", "-", "", "", false},
-		{"file", file, "ignored", "print('file')\n", false},
-		{"missing file", filepath.Join(t.TempDir(), "nope.py"), "", "", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := readCode(tt.arg, strings.NewReader(tt.stdin))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("readCode(%q) = %q, %v; want %q, error %v", tt.arg, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestReadCodeStdinBounded(t *testing.T) {
-	t.Parallel()
-	// One byte over the job cap is enough for the dispatcher to refuse it;
-	// reading further would only hold an endless pipe in memory.
-	big := strings.NewReader(strings.Repeat("x", 2*schema.DefaultMaxJobBytes))
-	got, err := readCode("-", big)
-	if err != nil || len(got) != schema.DefaultMaxJobBytes+1 {
-		t.Errorf("readCode read %d bytes, %v; want %d", len(got), err, schema.DefaultMaxJobBytes+1)
-	}
-	if _, err := readCode("-", iotest.ErrReader(os.ErrClosed)); err == nil {
-		t.Error("readCode of a failing stdin: no error")
-	}
-}
-
 func TestRunUsage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -104,6 +58,18 @@ func TestRunUsage(t *testing.T) {
 		{"unknown command", []string{"nosuch"}, 2, "", []string{`unknown command "nosuch"`, "Usage:"}},
 		{"help", []string{"help"}, 0, "Usage:", nil},
 		{"-h", []string{"-h"}, 0, "Usage:", nil},
+		{"--help", []string{"--help"}, 0, "Usage:", nil},
+		{"help help", []string{"help", "help"}, 0, "Usage:", nil},
+		{"help run", []string{"help", "run"}, 0, "Usage: brig run [flags] FILE|-", nil},
+		{"help tenant add", []string{"help", "tenant", "add"}, 0, "Usage: brig tenant add NAME", nil},
+		{"help image", []string{"help", "image"}, 0, "usage: brig image build [NAME]", nil},
+		{"help of an unknown command", []string{"help", "nosuch"}, 2, "", []string{`unknown command "nosuch"`, "Usage:"}},
+		{"run -h", []string{"run", "-h"}, 0, "--stdin FILE", nil},
+		{"run --help after a file", []string{"run", "x.py", "--help"}, 0, "Usage: brig run", nil},
+		{"unknown flag", []string{"run", "--nosuch"}, 2, "", []string{"flag provided but not defined: -nosuch", "usage: brig run [flags] FILE|-", "brig run -h"}},
+		{"run without a file", []string{"run"}, 2, "", []string{"usage: brig run [flags] FILE|-"}},
+		{"--version", []string{"--version"}, 0, "brig ", nil},
+		{"version with an argument", []string{"version", "x"}, 2, "", []string{"usage: brig version"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,9 +77,9 @@ type functionsCmd struct {
 	stderr io.Writer
 }
 
-func newFunctionsCmd(sub string, stderr io.Writer) (*flag.FlagSet, *functionsCmd) {
+func newFunctionsCmd(sub string, stdout, stderr io.Writer) (*flag.FlagSet, *functionsCmd) {
 	c := &functionsCmd{name: "brig functions " + sub, stderr: stderr}
-	fs := newFlagSet(c.name, stderr)
+	fs := newFlagSet(c.name, stdout, stderr)
 	c.conn = addConnFlags(fs, devAdminCreds)
 	fs.StringVar(&c.tenant, "tenant", "", "the functions of tenant `NAME`: its own, and for ls and show the global ones and built-ins it resolves (default: global)")
 	return fs, c
@@ -176,7 +176,7 @@ func newFunctionRow(e functions.Entry) functionRow {
 }
 
 func cmdFunctionsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newFunctionsCmd("ls", stderr)
+	fs, c := newFunctionsCmd("ls", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the functions as a JSON array")
 	if _, code, ok := c.parse(fs, args, 0); !ok {
 		return code
@@ -264,7 +264,7 @@ func printFunctionRows(stdout io.Writer, rows []functionRow) {
 }
 
 func cmdFunctionsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newFunctionsCmd("show", stderr)
+	fs, c := newFunctionsCmd("show", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the definition as JSON instead of YAML")
 	pos, code, ok := c.parse(fs, args, 1)
 	if !ok {
@@ -343,7 +343,7 @@ func (c *functionsCmd) describe(name string) string {
 }
 
 func cmdFunctionsRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newFunctionsCmd("rm", stderr)
+	fs, c := newFunctionsCmd("rm", stdout, stderr)
 	pos, code, ok := c.parse(fs, args, 1)
 	if !ok {
 		return code

@@ -10,16 +10,23 @@ import (
 	"github.com/brig-dev/brig/internal/image"
 )
 
-func cmdImage(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+func cmdImage(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "build" {
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprintln(stdout, "usage: brig image build [NAME]\nRun 'brig image build -h' for its flags.")
+			return 0
+		}
 		fmt.Fprintln(stderr, "usage: brig image build [NAME]")
 		return 2
 	}
-	fs := newFlagSet("brig image build", stderr)
+	fs := newFlagSet("brig image build", stdout, stderr)
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	_ = addServerFlag(fs)
 	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil || len(pos) > 1 {
+	if err != nil {
+		return parseExit(err)
+	}
+	if len(pos) > 1 {
 		return 2
 	}
 	name := "python"

@@ -21,8 +21,8 @@ import (
 
 // cmdNats runs one node of brig's NATS cluster (docs/design.md §9): an embedded
 // nats-server with JetStream, until SIGTERM or SIGINT.
-func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("brig nats", stderr)
+func cmdNats(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig nats", stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:4222", "client address HOST:PORT (port 0: a free one)")
 	data := fs.String("data", filepath.Join(defaultDataDir(), "nats"), "JetStream store dir")
 	name := fs.String("name", "", "server name, unique in the cluster (required with --cluster)")
@@ -40,7 +40,7 @@ func cmdNats(ctx context.Context, args []string, _ io.Reader, _, stderr io.Write
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; a node serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	log := newLogger(stderr, *logLevel)
 	a, created, err := auth.OpenOrCreate(*authDir)

@@ -277,7 +277,7 @@ func TestApplyEnv(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFlagSet("brig dev", io.Discard)
+			fs := newFlagSet("brig dev", io.Discard, io.Discard)
 			fooBar := fs.String("foo-bar", "def", "")
 			n := fs.Int("n", 1, "")
 			asJSON := fs.Bool("json", false, "")
@@ -316,7 +316,7 @@ func TestApplyEnv(t *testing.T) {
 func TestParseInterleavedEnvError(t *testing.T) {
 	t.Setenv("BRIG_N", "many")
 	var stderr strings.Builder
-	fs := newFlagSet("brig test", &stderr)
+	fs := newFlagSet("brig test", io.Discard, &stderr)
 	fs.Int("n", 1, "")
 	_, err := parseInterleaved(fs, nil)
 	if err == nil || !strings.Contains(stderr.String(), "brig test: invalid value \"many\" for BRIG_N") {
@@ -352,7 +352,7 @@ func TestNatsMetrics(t *testing.T) {
 // BRIG_ID left in a shell must not give every job the same id.
 func TestEnvJobCommands(t *testing.T) {
 	t.Parallel()
-	fs := newFlagSet("brig run", io.Discard)
+	fs := newFlagSet("brig run", io.Discard, io.Discard)
 	id := fs.String("id", "", "")
 	srv := addServerFlag(fs)
 	env := map[string]string{"BRIG_ID": "same-every-time", "BRIG_SERVER": "nats://x:1"}

@@ -108,8 +108,8 @@ func waitStop(ctx context.Context, grace time.Duration, stop func(context.Contex
 	return stop(sctx)
 }
 
-func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("brig dispatcher", stderr)
+func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig dispatcher", stdout, stderr)
 	conn := addConnFlags(fs, "")
 	keyFile := fs.String("key-file", defaultDataDir()+"/dispatcher.key", "Ed25519 signing key (created if absent)")
 	replicas := fs.Int("replicas", 0, "stream replicas (default: the cluster's size, at most 3; 1 on a lone server)")
@@ -118,7 +118,7 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "how long a submission may go unsettled before another dispatcher gets it")
 	metricsAddr := addMetricsFlag(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !conn.requireCreds("brig dispatcher", "dispatcher", stderr) {
 		return 2
@@ -158,8 +158,8 @@ func cmdDispatcher(ctx context.Context, args []string, _ io.Reader, _, stderr io
 	return 0
 }
 
-func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlagSet("brig worker", stderr)
+func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("brig worker", stdout, stderr)
 	conn := addConnFlags(fs, "")
 	id := fs.String("id", "", "worker id, the label on its containers (default: hostname)")
 	pools := fs.String("pools", "default", "comma-separated pools to serve")
@@ -176,7 +176,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, _, stderr io.Wri
 	fs.Var(poolLimits, "pool-limit", "`POOL=N`: at most N of the pool's jobs run at once over all its workers (repeatable)")
 	metricsAddr := addMetricsFlag(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if !conn.requireCreds("brig worker", "worker", stderr) {
 		return 2

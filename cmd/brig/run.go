@@ -26,7 +26,7 @@ func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("brig run", stderr)
+	fs := newFlagSet("brig run", stdout, stderr)
 	conn := addConnFlags(fs, devClientCreds)
 	conn.addTenantFlag(fs)
 	function := fs.String("function", "python", "function to run the code with")
@@ -34,27 +34,26 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	timeout := fs.Duration("timeout", 0, "job timeout, e.g. 10s (default: the function's)")
 	memory := fs.Int64("memory", 0, "memory limit in MB (default: the function's)")
 	network := fs.Bool("network", false, "give the job a network")
-	restricted := fs.Bool("restricted", true, "grant the job no scopes (default true; --allow implies false)")
+	restricted := fs.Bool("restricted", true, "grant the job no scopes (--allow implies false)")
 	runtime := fs.String("runtime", "", "container runtime: runc or runsc")
 	singleUse := fs.Bool("single-use", true, "run in a fresh container (false: a reused container of the function, see README)")
 	asJSON := fs.Bool("json", false, "print the terminal event as one JSON object instead of the output")
 	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
 	var allow multiFlag
 	fs.Var(&allow, "allow", "request a scope, e.g. dict:cache:read (repeatable)")
+	input := addInputFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2
+		return parseExit(err)
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: brig run [flags] FILE|-")
-		return 2
+		fmt.Fprintf(stderr, "usage: %s\nRun 'brig run -h' for its flags.\n", helpOf(fs.Name()).synopsis)
+		return exitUsage
 	}
-	code, err := readCode(pos[0], stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "brig run: %v\n", err)
-		return exitBrig
+	job := schema.Job{ID: *id, Function: *function, TimeoutMS: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
+	if job.ID == "" {
+		job.ID = sdk.NewJobID()
 	}
-	job := schema.Job{ID: *id, Function: *function, Code: code, TimeoutMS: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
 	if *memory != 0 {
 		job.Limits = &schema.Limits{MemoryMB: *memory}
 	}
@@ -71,51 +70,101 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if !*restricted || (len(allow) > 0 && !restrictedSet) {
 		job.Restricted = schema.Ptr(false)
 	}
-	client, ctx, cleanup, err := connectOrEmbed(ctx, conn, stderr, *logLevel)
+	tenant, err := conn.jobTenant(conn.credsFile())
 	if err != nil {
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
 		return exitBrig
 	}
-	defer cleanup()
-	return runJob(ctx, client, job, *asJSON, stdout, stderr)
+	if code, ok := buildJob(&job, input, pos[0], stdin, tenant, *asJSON, stdout, stderr); !ok {
+		return code
+	}
+	jc, runCtx, err := connectOrEmbed(ctx, conn, tenant, stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitBrig
+	}
+	defer jc.close()
+	return runJob(ctx, runCtx, jc, job, *asJSON, stdout, stderr)
 }
 
-func readCode(name string, stdin io.Reader) (string, error) {
-	var data []byte
-	var err error
-	if name == "-" {
-		data, err = io.ReadAll(io.LimitReader(stdin, schema.DefaultMaxJobBytes+1))
-	} else {
-		data, err = os.ReadFile(name)
+// buildJob reads the code and the input flags into job and checks the job
+// as the dispatcher would, before anything is sent. ok is false when the
+// job cannot go: code is then exitUsage for a command line it cannot
+// make a job of, or the exit code of the job rejected here, reported as
+// brig would (a terminal rejected event with --json).
+func buildJob(job *schema.Job, input *jobInput, codeArg string, stdin io.Reader, tenant string, asJSON bool, stdout, stderr io.Writer) (code int, ok bool) {
+	err := input.build(job, codeArg, stdin)
+	var usage *usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "brig run: %v\n", err)
+		return exitUsage, false
+	}
+	if err == nil {
+		err = checkJob(job)
 	}
 	if err != nil {
-		return "", fmt.Errorf("read code: %w", err)
+		return report(rejected(tenant, job.ID, err), asJSON, stdout, stderr), false
 	}
-	return string(data), nil
+	return 0, true
 }
 
+// rejected is the terminal event of a job refused before it was sent, as
+// the dispatcher would have ended it (docs/design.md §2.4).
+func rejected(tenant, id string, err error) *schema.Event {
+	return &schema.Event{
+		JobID: schema.JobKey(tenant, id), Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
+		Error: &schema.ErrorInfo{Type: schema.ErrInvalidJob, Message: "invalid job: " + err.Error()},
+	}
+}
+
+// cancelWait bounds the cancellation of an interrupted brig run's job and
+// the wait for its terminal event.
+const cancelWait = 10 * time.Second
+
 // runJob submits the job, streams its output (or prints its terminal event
-// with asJSON) and returns brig run's exit code.
-func runJob(ctx context.Context, client *sdk.Client, job schema.Job, asJSON bool, stdout, stderr io.Writer) int {
-	h, err := client.Submit(ctx, job)
+// with asJSON) and returns brig run's exit code. ctx ends on SIGINT or
+// SIGTERM: the job is then cancelled, since nothing would follow it any
+// more. runCtx, under ctx, also ends when the server refuses something
+// (see connFlags.dial).
+func runJob(ctx, runCtx context.Context, jc *jobConn, job schema.Job, asJSON bool, stdout, stderr io.Writer) int {
+	h, err := jc.Submit(runCtx, job)
 	if err != nil {
 		var je *sdk.JobError
 		if errors.As(err, &je) {
 			return report(je.Event, asJSON, stdout, stderr)
 		}
-		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
+		fmt.Fprintf(stderr, "brig run: %v\n", refusal(runCtx, err))
 		return exitBrig
 	}
 	defer h.Stop()
 	if !asJSON {
-		streamOutput(ctx, h, stdout, stderr)
+		streamOutput(runCtx, h, stdout, stderr)
 	}
-	ev, err := h.Result(ctx)
+	ev, err := h.Result(runCtx)
+	if ev == nil && ctx.Err() != nil {
+		ev, err = cancelJob(context.WithoutCancel(ctx), jc, h, stderr)
+	}
 	if ev == nil {
-		fmt.Fprintf(stderr, "brig run: %v\n", refusal(ctx, err))
+		fmt.Fprintf(stderr, "brig run: %v\n", refusal(runCtx, err))
 		return exitBrig
 	}
 	return report(ev, asJSON, stdout, stderr)
+}
+
+// cancelJob cancels an interrupted brig run's job and returns its terminal
+// event: cancelled, or how it had ended already.
+func cancelJob(ctx context.Context, jc *jobConn, h *sdk.Handle, stderr io.Writer) (*schema.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, cancelWait)
+	defer cancel()
+	fmt.Fprintf(stderr, "brig run: interrupted: cancelling job %s\n", h.ID)
+	if _, err := jc.Cancel(ctx, h.ID); err != nil {
+		return nil, fmt.Errorf("interrupted, and the job may still run: %w", err)
+	}
+	ev, err := h.Result(ctx)
+	if ev == nil {
+		return nil, fmt.Errorf("interrupted; the job was cancelled: %w", err)
+	}
+	return ev, nil
 }
 
 // streamOutput copies the job's output until its events end, or ctx does
@@ -185,37 +234,38 @@ func exitCode(ev *schema.Event) int {
 	return exitBrig
 }
 
-// connectOrEmbed connects to the chosen server. With no server chosen and
-// none answering at the default address, it starts an embedded brig for
-// this one command and says so; a server that answers but refuses the
-// credentials is an error, never a reason to fall back. The context it
-// returns is the one to run under (see connFlags.dial); cleanup closes the
-// client (and stops the embedded brig).
-func connectOrEmbed(ctx context.Context, conn *connFlags, stderr io.Writer, logLevel string) (_ *sdk.Client, _ context.Context, cleanup func(), _ error) {
-	client, cctx, closeClient, err := conn.client(ctx, "brig-run")
+// connectOrEmbed connects to the chosen server and checks that brig runs
+// there (a dispatcher answers). With no server chosen and none answering
+// at the default address, it starts an embedded brig for this one command
+// and says so; a server that answers but refuses the credentials, or runs
+// no brig, is an error, never a reason to fall back. The context it
+// returns is the one to run under (see connFlags.dial); jobConn.close
+// closes the client (and stops the embedded brig).
+func connectOrEmbed(ctx context.Context, conn *connFlags, tenant string, stderr io.Writer, logLevel string) (*jobConn, context.Context, error) {
+	jc, cctx, err := conn.client(ctx, "brig-run")
 	if err == nil {
-		return client, cctx, closeClient, nil
+		if err := jc.brigAnswers(cctx); err != nil {
+			jc.close()
+			return nil, nil, refusal(cctx, err)
+		}
+		return jc, cctx, nil
 	}
 	if conn.explicit || !errors.Is(err, nats.ErrNoServers) {
-		return nil, nil, nil, err
-	}
-	tenant, err := conn.jobTenant(conn.credsFile())
-	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	fmt.Fprintf(stderr, "brig: nothing answers at %s; running this job on an embedded brig (start `brig dev` to keep one running)\n", conn.url)
-	client, cleanup, err = embed(ctx, stderr, logLevel, tenant)
-	return client, ctx, cleanup, err
+	jc, err = embed(ctx, stderr, logLevel, tenant)
+	return jc, ctx, err
 }
 
 // embed starts a brig for one job in a temporary directory and connects to
 // it as a client of tenant, as `brig run` would to brig dev; the embedded
-// brig has the default tenant only. cleanup stops it and removes the
-// directory.
-func embed(ctx context.Context, stderr io.Writer, logLevel, tenant string) (_ *sdk.Client, cleanup func(), _ error) {
+// brig has the default tenant only. Closing the jobConn stops it and
+// removes the directory.
+func embed(ctx context.Context, stderr io.Writer, logLevel, tenant string) (*jobConn, error) {
 	dir, err := os.MkdirTemp("", "brig-run-")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	stack, err := devstack.Start(ctx, devstack.Config{
 		Listen:   "127.0.0.1:0",
@@ -229,7 +279,7 @@ func embed(ctx context.Context, stderr io.Writer, logLevel, tenant string) (_ *s
 	})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("embedded brig: %w", err)
+		return nil, fmt.Errorf("embedded brig: %w", err)
 	}
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -240,15 +290,15 @@ func embed(ctx context.Context, stderr io.Writer, logLevel, tenant string) (_ *s
 	nc, err := stack.Connect(auth.User{Role: auth.RoleClient, Tenant: tenant, Name: "brig-run"})
 	if err != nil {
 		stop()
-		return nil, nil, err
+		return nil, err
 	}
 	client, err := sdk.New(nc, sdk.WithTenant(tenant))
 	if err != nil {
 		nc.Close()
 		stop()
-		return nil, nil, err
+		return nil, err
 	}
-	return client, func() { client.Close(); nc.Close(); stop() }, nil
+	return &jobConn{Client: client, nc: nc, tenant: tenant, close: func() { client.Close(); nc.Close(); stop() }}, nil
 }
 
 // printEvent writes ev as one line of JSON, as brig stores it: no HTML

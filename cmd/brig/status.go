@@ -95,11 +95,11 @@ type failure struct {
 }
 
 func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("brig status", stderr)
+	fs := newFlagSet("brig status", stdout, stderr)
 	conn := addConnFlags(fs, devAdminCreds)
 	asJSON := fs.Bool("json", false, "print the status as one JSON object")
 	if _, err := parseInterleaved(fs, args); err != nil {
-		return 2
+		return parseExit(err)
 	}
 	// A tenant's credential has no JetStream API: it asks the dispatchers
 	// for its own tenant's status (docs/design.md §10.3).
@@ -119,6 +119,10 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if err := requireBrigServer(nc); err != nil {
+		fmt.Fprintf(stderr, "brig status: %v\n", err)
+		return exitBrig
+	}
 	st, err := readStatus(rctx, nc)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig status: %v\n", refusal(ctx, err))
@@ -175,7 +179,7 @@ func showTenantStatus(ctx context.Context, conn *connFlags, tenant string, asJSO
 	ts, err := cl.Status(rctx)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		err = fmt.Errorf("%w: no dispatcher is running", err)
+		err = noDispatcher(nc)
 	case errors.Is(err, context.DeadlineExceeded):
 		err = fmt.Errorf("no dispatcher answered within %s", statusWait)
 	}

@@ -65,14 +65,16 @@ type tenantCmd struct {
 	conn    *connFlags
 	authDir *string
 	stderr  io.Writer
+	// exit is the exit code when parse reports false.
+	exit int
 }
 
 // newTenantCmd registers the flags every subcommand takes: the
 // connection's and --auth-dir (which ls ignores, so that a script can pass
 // the same flags to each).
-func newTenantCmd(sub string, stderr io.Writer) (*flag.FlagSet, *tenantCmd) {
+func newTenantCmd(sub string, stdout, stderr io.Writer) (*flag.FlagSet, *tenantCmd) {
 	c := &tenantCmd{name: "brig tenant " + sub, stderr: stderr}
-	fs := newFlagSet(c.name, stderr)
+	fs := newFlagSet(c.name, stdout, stderr)
 	c.conn = addConnFlags(fs, devAdminCreds)
 	c.authDir = fs.String("auth-dir", filepath.Join(defaultDataDir(), "auth"),
 		"`DIR` of brig's authority, as given to brig nats (env BRIG_AUTH_DIR)")
@@ -80,10 +82,13 @@ func newTenantCmd(sub string, stderr io.Writer) (*flag.FlagSet, *tenantCmd) {
 }
 
 // parse parses the flags and wants exactly nargs positional arguments, the
-// first of them (if any) a valid tenant name.
+// first of them (if any) a valid tenant name. When it reports false, the
+// subcommand exits with c.exit: 0 after -h, 2 otherwise.
 func (c *tenantCmd) parse(fs *flag.FlagSet, args []string, nargs int) ([]string, bool) {
+	c.exit = exitUsage
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
+		c.exit = parseExit(err)
 		return nil, false
 	}
 	if len(pos) != nargs {
@@ -170,7 +175,7 @@ func mintRecorded(ctx context.Context, a *auth.Authority, tenants *auth.Tenants,
 }
 
 func cmdTenantAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newTenantCmd("add", stderr)
+	fs, c := newTenantCmd("add", stdout, stderr)
 	maxRunning := fs.Int("max-running", 0, "jobs of the tenant routed and not ended at once; the rest wait (0: no limit)")
 	maxQueued := fs.Int("max-queued", 0, "jobs of the tenant accepted and not yet ended (0: no limit)")
 	maxStorage := fs.Int("max-storage-mb", 0, "MiB the tenant's dicts and queues may hold in all, counted by their caps (0: no limit)")
@@ -178,7 +183,7 @@ func cmdTenantAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	replicas := fs.Int("replicas", 0, "replicas of the tenants bucket when this creates it (default: 1; a cluster's dispatchers create it with theirs)")
 	pos, ok := c.parse(fs, args, 1)
 	if !ok {
-		return 2
+		return c.exit
 	}
 	if *maxRunning < 0 || *maxQueued < 0 || *maxStorage < 0 {
 		fmt.Fprintf(stderr, "%s: a quota is 0 (no limit) or more\n", c.name)
@@ -227,11 +232,11 @@ func cmdTenantAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func cmdTenantCreds(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newTenantCmd("creds", stderr)
+	fs, c := newTenantCmd("creds", stdout, stderr)
 	out := fs.String("out", "", "write the credential to `FILE` (mode 0600) and print its path (default: to stdout)")
 	pos, ok := c.parse(fs, args, 1)
 	if !ok {
-		return 2
+		return c.exit
 	}
 	a, err := c.authority()
 	if err != nil {
@@ -267,10 +272,10 @@ func cmdTenantCreds(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func cmdTenantLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newTenantCmd("ls", stderr)
+	fs, c := newTenantCmd("ls", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the records as a JSON array")
 	if _, ok := c.parse(fs, args, 0); !ok {
-		return 2
+		return c.exit
 	}
 	tenants, _, ctx, stop, err := c.open(ctx, false, 0)
 	if err != nil && !errors.Is(err, auth.ErrNoTenant) {
@@ -315,10 +320,10 @@ func cmdTenantLs(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // record and its own functions. The order makes a failure safe to retry:
 // while the record exists, brig tenant rm finds the keys again.
 func cmdTenantRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs, c := newTenantCmd("rm", stderr)
+	fs, c := newTenantCmd("rm", stdout, stderr)
 	pos, ok := c.parse(fs, args, 1)
 	if !ok {
-		return 2
+		return c.exit
 	}
 	name := pos[0]
 	a, err := c.authority()
