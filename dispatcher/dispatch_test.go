@@ -100,13 +100,14 @@ func TestDispatchRoutesAcceptedJob(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
 		restricted bool
+		asked      []string // a restricted job may ask for none (schema.Job.Validate)
 		want       []string
 	}{
-		{"unrestricted", false, scopes},
-		{"restricted", true, nil},
+		{"unrestricted", false, scopes, scopes},
+		{"restricted", true, nil, nil},
 	} {
 		id := "route-" + tt.name
-		job := schema.Job{ID: id, Function: "python", Code: "print(1)", TimeoutMS: 5000, Scopes: scopes,
+		job := schema.Job{ID: id, Function: "python", Code: "print(1)", TimeoutMS: 5000, Scopes: tt.asked,
 			Restricted: schema.Ptr(tt.restricted), ReplyTo: schema.InboxPrefix(schema.DefaultTenant) + "." + id}
 		seq := r.submitJob(job)
 		r.settled(seq)

@@ -44,7 +44,7 @@ func TestAcceptBoundsAngleBrackets(t *testing.T) {
 	if len(data) > schema.DefaultMaxJobBytes {
 		t.Fatalf("test job is %d bytes, over the job cap", len(data))
 	}
-	if err := brig.PublishRaw(ctx, "python", keyOf(id), data); err != nil {
+	if err := publishRaw(ctx, clientNC, brig.Tenant(), "python", keyOf(id), data); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	ev, err := watchResult(t, id)
@@ -93,7 +93,7 @@ func submitRaw(t *testing.T, id, code string) *schema.Event {
 	if len(data) > schema.DefaultMaxJobBytes {
 		t.Fatalf("test job is %d bytes, over the job cap", len(data))
 	}
-	if err := brig.PublishRaw(ctx, "python", keyOf(id), data); err != nil {
+	if err := publishRaw(ctx, clientNC, brig.Tenant(), "python", keyOf(id), data); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	ev, _ := watchResult(t, id)
@@ -199,7 +199,7 @@ func TestAcceptBoundsReusedID(t *testing.T) {
 		"too big to route": rawPython(job.ID, strings.Repeat("\xff", 400_000)),
 		"invalid":          []byte(`{"id":"` + job.ID + `","colour":1}`),
 	} {
-		if err := brig.PublishRaw(ctx, "python", "", data); err != nil {
+		if err := publishRaw(ctx, clientNC, brig.Tenant(), "python", "", data); err != nil {
 			t.Fatalf("publish the %s reuse: %v", name, err)
 		}
 	}

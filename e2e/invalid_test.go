@@ -119,7 +119,7 @@ func TestInvalidInput(t *testing.T) {
 			sub := tt.build(t, newID("invalid"))
 			ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 			defer cancel()
-			if err := brig.PublishRaw(ctx, sub.function, sub.msgID, sub.data); err != nil {
+			if err := publishRaw(ctx, clientNC, brig.Tenant(), sub.function, sub.msgID, sub.data); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
 			ev, err := watchResult(t, sub.watchID)
@@ -168,7 +168,7 @@ func TestDuplicateSubmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()
 	for i := range 2 {
-		if err := brig.PublishRaw(ctx, "python", keyOf(job.ID), data); err != nil {
+		if err := publishRaw(ctx, clientNC, brig.Tenant(), "python", keyOf(job.ID), data); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
@@ -191,7 +191,7 @@ func TestDuplicateSubmission(t *testing.T) {
 
 	// Past the stream's dedup (no Nats-Msg-Id), the dispatcher must see the
 	// job already ended and drop it.
-	if err := brig.PublishRaw(ctx, "python", "", data); err != nil {
+	if err := publishRaw(ctx, clientNC, brig.Tenant(), "python", "", data); err != nil {
 		t.Fatalf("resubmit: %v", err)
 	}
 	waitDispatcherIdle(t)
@@ -225,7 +225,7 @@ func TestRejectedResubmissionKeepsRunningJob(t *testing.T) {
 			defer h.Stop()
 			waitForEvent(ctx, t, h.Events(), schema.EventStarted)
 
-			if err := brig.PublishRaw(ctx, tt.function, "", jobJSON(t, job.ID, tt.fields)); err != nil {
+			if err := publishRaw(ctx, clientNC, brig.Tenant(), tt.function, "", jobJSON(t, job.ID, tt.fields)); err != nil {
 				t.Fatalf("resubmit: %v", err)
 			}
 			ev, err := h.Result(ctx)

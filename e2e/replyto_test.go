@@ -109,7 +109,7 @@ func TestReplyToOutsideInboxRejected(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := brig.PublishRaw(ctx, job.Function, keyOf(job.ID), jobJSON(t, job.ID, map[string]any{"reply_to": job.ReplyTo})); err != nil {
+			if err := publishRaw(ctx, clientNC, brig.Tenant(), job.Function, keyOf(job.ID), jobJSON(t, job.ID, map[string]any{"reply_to": job.ReplyTo})); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
 			ev, err := watchResult(t, job.ID)

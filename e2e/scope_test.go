@@ -145,12 +145,13 @@ probe("get_after_delete", lambda: d.get("k"))
 			expectDenied(t, got, p, "dict:"+name, map[string]string{"put": "write", "get": "read", "delete": "write"}[p], "not granted")
 		}
 	})
-	t.Run("restricted job asking for scopes gets none", func(t *testing.T) {
+	t.Run("restricted job asking for scopes is refused", func(t *testing.T) {
 		t.Parallel()
 		job := pythonJob("dict-asks", code)
-		job.Scopes = rw // restricted stays true
-		ev, _ := runJob(t, job)
-		expectDenied(t, probes(t, ev), "get", "dict:"+name, "read", "not granted")
+		job.Scopes = rw // restricted stays true: the SDK refuses it (schema.Job.Validate)
+		ev, err := runJob(t, job)
+		wantStatus(t, ev, schema.EventError, schema.StatusRejected, schema.ErrInvalidJob)
+		wantIs(t, err, sdk.ErrRejected)
 	})
 }
 

@@ -216,7 +216,7 @@ func TestTenantAttack(t *testing.T) {
 		_ = b.nc.Flush()
 		id := newID("tenant-a-reply")
 		replyTo := schema.InboxPrefix(b.name) + ".x"
-		if err := a.c.PublishRaw(ctx, "python", a.key(id), jobJSON(t, id, map[string]any{"reply_to": replyTo})); err != nil {
+		if err := publishRaw(ctx, a.nc, a.name, "python", a.key(id), jobJSON(t, id, map[string]any{"reply_to": replyTo})); err != nil {
 			t.Fatal(err)
 		}
 		ev, err := watchOn(ctx, a.c, id)
@@ -231,7 +231,7 @@ func TestTenantAttack(t *testing.T) {
 
 	t.Run("Nats-Msg-Id of B", func(t *testing.T) {
 		id := newID("tenant-a-msgid")
-		if err := a.c.PublishRaw(ctx, "python", b.key(id), jobJSON(t, id, nil)); err != nil {
+		if err := publishRaw(ctx, a.nc, a.name, "python", b.key(id), jobJSON(t, id, nil)); err != nil {
 			t.Fatal(err)
 		}
 		ev, err := watchOn(ctx, a.c, id)
@@ -248,7 +248,7 @@ func TestTenantAttack(t *testing.T) {
 		// A publishes first under the Nats-Msg-Id B's next job will have;
 		// the stream's duplicate window must not swallow B's submission.
 		id := newID("tenant-b-next")
-		if err := a.c.PublishRaw(ctx, "python", b.key(id), jobJSON(t, id, nil)); err != nil {
+		if err := publishRaw(ctx, a.nc, a.name, "python", b.key(id), jobJSON(t, id, nil)); err != nil {
 			t.Fatal(err)
 		}
 		_, _ = watchOn(ctx, a.c, id) // A's own rejection

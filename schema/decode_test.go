@@ -203,7 +203,7 @@ func TestDecodeJob(t *testing.T) {
 		// Runtime and scopes.
 		{"runtime kata", with("runtime", "kata"), "runtime"},
 		{"runtime runsc", with("runtime", "runsc"), ""},
-		{"scopes good", with("scopes", []string{"dict:cache:read", "queue:jobs:put", "function:resize:call"}), ""},
+		{"scopes good", jobJSON(map[string]any{"restricted": false, "scopes": []string{"dict:cache:read", "queue:jobs:put", "function:resize:call"}}), ""},
 		{"scope bad kind", with("scopes", []string{"file:x:read"}), "scopes[0]"},
 		{"scope second bad", with("scopes", []string{"dict:cache:read", "dict:cache"}), "scopes[1]"},
 		{"scope wrong action", with("scopes", []string{"queue:jobs:read"}), "scopes[0]"},

@@ -2,6 +2,8 @@ package schema
 
 import (
 	"encoding/json"
+	"math"
+	"time"
 )
 
 // Version is the wire-schema version carried by Work messages.
@@ -55,6 +57,38 @@ type Job struct {
 	Runtime string `json:"runtime,omitempty"`
 	// Retries is how many more attempts the job gets when its code fails.
 	Retries int `json:"retries,omitempty"`
+}
+
+// SetTimeout sets the job's time limit (TimeoutMS) to d. The wire counts
+// whole milliseconds, so d is rounded up to the next one: a limit of
+// 1500µs becomes 2 ms, never 1 ms, and a positive d never becomes 0 (the
+// function's default). d == 0 asks for the function's default. A
+// negative d is kept negative, so that Validate refuses it rather than
+// reading it as the default; so is a d past MaxTimeoutMS (1 h), which
+// Validate refuses too.
+func (j *Job) SetTimeout(d time.Duration) {
+	ms := d.Milliseconds() // truncates toward zero
+	switch {
+	case d > 0 && d%time.Millisecond != 0:
+		ms++
+	case d < 0 && ms == 0:
+		ms = -1
+	}
+	j.TimeoutMS = ms
+}
+
+// Timeout returns the job's time limit as a time.Duration; 0 means the
+// function's default. A TimeoutMS beyond what a Duration holds (about 292
+// years; Validate allows 1 h) gives the largest or smallest Duration.
+func (j *Job) Timeout() time.Duration {
+	const most = int64(math.MaxInt64 / time.Millisecond)
+	switch {
+	case j.TimeoutMS > most:
+		return math.MaxInt64
+	case j.TimeoutMS < -most:
+		return math.MinInt64
+	}
+	return time.Duration(j.TimeoutMS) * time.Millisecond
 }
 
 // Limits are a container's hard resource limits. Zero means "default".

@@ -54,7 +54,24 @@ func (j *Job) Validate() error {
 	if !ValidID(j.ID) {
 		return fieldErr("id", "must be 1-%d characters of A-Z a-z 0-9 _ -, got %q", maxIdentLen, clip(j.ID))
 	}
-	return j.validateFields()
+	if err := j.validateFields(); err != nil {
+		return err
+	}
+	return j.validateRestricted()
+}
+
+// validateRestricted refuses a job that asks for scopes while restricted:
+// a restricted job is granted none, so its scopes would be dropped without
+// a word and the job would fail later on AuthError (docs/design.md §4.1).
+// The job must say restricted: false itself, even where its function's
+// default is false: every client checks a job alone, before it knows the
+// function. Only submissions are checked; a work message's job was checked
+// when it was submitted, and its spec carries the dispatcher's decision.
+func (j *Job) validateRestricted() error {
+	if len(j.Scopes) > 0 && Bool(j.Restricted, true) {
+		return fieldErr("restricted", "must be false when scopes are asked for; a restricted job (the default) is granted no scopes")
+	}
+	return nil
 }
 
 // Validate checks a decoded work message's job and run spec. The job's id

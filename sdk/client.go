@@ -43,9 +43,10 @@ type Client struct {
 	toReplay   map[*Handle]bool   // live handles whose replay has yet to start
 	reconnects uint64
 	closed     chan struct{}
-	// replayQuiet and quietCheck are the constants of those names (tests
-	// shorten them).
-	replayQuiet, quietCheck time.Duration
+
+	// cancelOnDone: Run and RunNew cancel their job when their context
+	// ends first (WithCancelOnDone).
+	cancelOnDone bool
 
 	// dial holds the options WithCreds and WithNATSOptions give Connect.
 	dial []nats.Option
@@ -181,7 +182,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("sdk: jetstream: %w", err)
 	}
 	c := &Client{nc: nc, js: js, log: slog.New(slog.DiscardHandler), live: map[string]*Handle{}, toReplay: map[*Handle]bool{},
-		closed: make(chan struct{}), replayQuiet: replayQuiet, quietCheck: quietCheck}
+		closed: make(chan struct{})}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -392,7 +393,7 @@ func (c *Client) watchReconnects() {
 			hs = append(hs, h)
 		}
 		for _, h := range c.live {
-			if !c.toReplay[h] && h.quiet(c.quietCheck) {
+			if !c.toReplay[h] && h.quiet(quietCheck) {
 				quiet = append(quiet, h)
 			}
 		}
@@ -466,14 +467,15 @@ func (c *Client) checkQuiet(h *Handle) {
 // Run submits a job and waits for its terminal event. The error is nil only
 // when the job succeeded; otherwise it is a *JobError (see the sentinels)
 // or a platform error, and the terminal event, when there is one, is
-// returned too.
+// returned too. When ctx ends first, Run returns and the job runs on,
+// unless the client was made WithCancelOnDone.
 func (c *Client) Run(ctx context.Context, job schema.Job) (*schema.Event, error) {
 	h, err := c.Submit(ctx, job)
-	return await(ctx, h, err)
+	return c.await(ctx, h, err)
 }
 
 // await waits for the terminal event of a job that a submit call returned.
-func await(ctx context.Context, h *Handle, err error) (*schema.Event, error) {
+func (c *Client) await(ctx context.Context, h *Handle, err error) (*schema.Event, error) {
 	var je *JobError
 	switch {
 	case errors.As(err, &je): // rejected before it was sent
@@ -482,22 +484,11 @@ func await(ctx context.Context, h *Handle, err error) (*schema.Event, error) {
 		return nil, err
 	}
 	defer h.Stop()
-	return h.Result(ctx)
-}
-
-// PublishRaw publishes arbitrary bytes as a submission of the client's
-// tenant for function, with msgID as Nats-Msg-Id (brig requires the job's
-// key there). It exists for tools and tests that probe brig's validation;
-// normal callers use Submit.
-func (c *Client) PublishRaw(ctx context.Context, function, msgID string, data []byte) error {
-	msg := &nats.Msg{Subject: schema.SubmitSubject(c.tenant, function), Data: data, Header: nats.Header{}}
-	if msgID != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	ev, err := h.Result(ctx)
+	if ev != nil || ctx.Err() == nil || !c.cancelOnDone {
+		return ev, err
 	}
-	if err := c.publish(ctx, msg); err != nil {
-		return fmt.Errorf("sdk: publish: %w", err)
-	}
-	return nil
+	return h.cancelOnDone(ctx, ctx.Err())
 }
 
 // checkReplyTo refuses, as the dispatchers would, a reply_to outside the
@@ -515,39 +506,6 @@ func rejectedLocally(key string, err error) *schema.Event {
 		JobID: key, Type: schema.EventError, Status: schema.StatusRejected, ExitCode: -1,
 		Error: &schema.ErrorInfo{Type: schema.ErrInvalidJob, Message: "invalid job: " + err.Error()},
 	}
-}
-
-// Cancel cancels the client's tenant's job jobID, queued or running, and
-// returns its terminal status: cancelled, or how it had already ended. A
-// job cancelled while queued never runs; a running one is killed and keeps
-// the output it made. A job brig has no event of (never submitted, or its
-// submission not yet taken by a dispatcher) is an error matching
-// ErrNotFound, and nothing changes. jobID may also be the job's key
-// (an event's job_id) when it is of the client's tenant.
-func (c *Client) Cancel(ctx context.Context, jobID string) (schema.Status, error) {
-	jobID, err := c.jobID(jobID)
-	if err != nil {
-		return "", err
-	}
-	msg, err := c.request(ctx, schema.CancelSubject(c.key(jobID)), nil)
-	if err != nil {
-		return "", fmt.Errorf("sdk: cancel job %s: %w", jobID, err)
-	}
-	var r struct {
-		Status    schema.Status    `json:"status"`
-		Error     string           `json:"error"`
-		ErrorType schema.ErrorType `json:"error_type"`
-	}
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return "", fmt.Errorf("sdk: cancel job %s: bad answer: %w", jobID, err)
-	}
-	switch {
-	case r.ErrorType == schema.ErrNotFound:
-		return "", fmt.Errorf("sdk: cancel job %s: %s: %w", jobID, r.Error, ErrNotFound)
-	case r.Error != "":
-		return r.Status, fmt.Errorf("sdk: cancel job %s: %s", jobID, r.Error)
-	}
-	return r.Status, nil
 }
 
 // ErrDuplicateID is returned by SubmitNew and RunNew for a job id brig has
@@ -729,5 +687,5 @@ func (c *Client) replayIfSilent(h *Handle) {
 // than answer with the events of a job it did not submit.
 func (c *Client) RunNew(ctx context.Context, job schema.Job) (*schema.Event, error) {
 	h, err := c.SubmitNew(ctx, job)
-	return await(ctx, h, err)
+	return c.await(ctx, h, err)
 }

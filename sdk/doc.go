@@ -14,4 +14,8 @@
 // Every job's events live in the BRIG_EVENTS stream, so a Handle can be
 // re-created with Watch after a reconnect or in another process, and replays
 // the job from its first event.
+//
+// A job runs to its own timeout unless it is cancelled: Handle.Cancel or
+// Client.Cancel end it, and a client made WithCancelOnDone cancels the job
+// of a Run whose context ends first.
 package sdk

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -101,4 +102,45 @@ func ExampleClient_Watch() {
 	defer h.Stop()
 	res, err := h.Result(ctx)
 	fmt.Println(res.Status, res.ExitCode, errors.Is(err, sdk.ErrFailed)) // failed 3 true
+}
+
+// A client made WithCancelOnDone cancels a Run's job when the Run's
+// context ends first; without it the job would run on, here for its whole
+// 15 minutes.
+func ExampleWithCancelOnDone() {
+	ctx := context.Background()
+	c, err := sdk.Connect(ctx, "nats://127.0.0.1:4222", sdk.WithCreds("default.creds"), sdk.WithCancelOnDone())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	job := schema.Job{Function: "python", Code: "import time\ntime.sleep(600)"}
+	job.SetTimeout(15 * time.Minute) // rounded up to whole milliseconds
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	res, err := c.Run(short, job)
+	fmt.Println(res.Status, errors.Is(err, context.DeadlineExceeded), errors.Is(err, sdk.ErrCancelled)) // cancelled true true
+}
+
+// Handle.Cancel ends a submitted job, queued or running.
+func ExampleHandle_Cancel() {
+	ctx := context.Background()
+	c, err := sdk.Connect(ctx, "nats://127.0.0.1:4222", sdk.WithCreds("default.creds"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	h, err := c.Submit(ctx, schema.Job{Function: "python", Code: "import time\ntime.sleep(600)"})
+	if err != nil {
+		panic(err)
+	}
+	defer h.Stop()
+	status, err := h.Cancel(ctx)
+	if err != nil {
+		panic(err)
+	}
+	res, err := h.Result(ctx)
+	fmt.Println(status, res.Status, errors.Is(err, sdk.ErrCancelled)) // cancelled cancelled true
 }

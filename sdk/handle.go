@@ -275,7 +275,7 @@ func (h *Handle) await(a *replayAsk) replayNext {
 		case m := <-a.ctrl:
 			return h.onControl(m)
 		case <-t.C:
-			if a.lost(h.c.nc, h.c.replayQuiet) {
+			if a.lost(h.c.nc, replayQuiet) {
 				return replayAgain
 			}
 		}

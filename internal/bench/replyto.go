@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -24,6 +25,7 @@ const replyWait = 30 * time.Second
 // are c's tenant's, so their reply_to lies under that tenant's inbox
 // prefix (docs/design.md §10.3), whatever the connection's own inboxes.
 type replyClient struct {
+	nc     *nats.Conn
 	c      *sdk.Client
 	prefix string
 	sub    *nats.Subscription
@@ -35,7 +37,7 @@ type replyClient struct {
 func newReplyClient(nc *nats.Conn, c *sdk.Client) (*replyClient, error) {
 	// A fresh token below the tenant's prefix: the random part of an inbox.
 	prefix := schema.InboxPrefix(c.Tenant()) + "." + strings.TrimPrefix(nats.NewInbox(), schema.ReplyPrefix)
-	r := &replyClient{c: c, prefix: prefix, waiting: map[string]chan *schema.Event{}}
+	r := &replyClient{nc: nc, c: c, prefix: prefix, waiting: map[string]chan *schema.Event{}}
 	sub, err := nc.Subscribe(r.prefix+".*", r.onMsg)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reply_to: %w", err)
@@ -86,7 +88,7 @@ func (r *replyClient) Run(ctx context.Context, job schema.Job) (*schema.Event, e
 		delete(r.waiting, key)
 		r.mu.Unlock()
 	}()
-	if err := r.c.PublishRaw(ctx, job.Function, key, data); err != nil {
+	if err := r.publish(ctx, job.Function, key, data); err != nil {
 		return nil, fmt.Errorf("job %s: %w", job.ID, err)
 	}
 	t := time.NewTimer(replyWait)
@@ -102,4 +104,20 @@ func (r *replyClient) Run(ctx context.Context, job schema.Job) (*schema.Event, e
 	case <-ctx.Done():
 		return nil, fmt.Errorf("job %s: %w", job.ID, ctx.Err())
 	}
+}
+
+// publish sends a submission as the SDK does (a plain publish with the
+// job's key as Nats-Msg-Id, flushed), on the bare wire.
+func (r *replyClient) publish(ctx context.Context, function, key string, data []byte) error {
+	msg := &nats.Msg{Subject: schema.SubmitSubject(r.c.Tenant(), function), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, key)
+	if err := r.nc.PublishMsg(msg); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs a deadline
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, replyWait)
+		defer cancel()
+	}
+	return r.nc.FlushWithContext(ctx)
 }
