@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -265,5 +266,44 @@ func TestDispatchPools(t *testing.T) {
 	}
 	if n := len(r.workFor(k("lost-1"))); n != 0 {
 		t.Errorf("job of a pool no worker serves routed %d times", n)
+	}
+}
+
+// openResolver resolves "open" to a function unrestricted by default that
+// allows every scope, and the rest to the built-ins.
+type openResolver struct{}
+
+func (openResolver) Resolve(ctx context.Context, tenant, name string) (*schema.Function, error) {
+	if name == "open" {
+		fn := schema.Python()
+		fn.Name, fn.Restricted, fn.Scopes = "open", schema.Ptr(false), []string{"*"}
+		return &fn, nil
+	}
+	return functions.Builtin{}.Resolve(ctx, tenant, name)
+}
+
+// TestDispatchScopesOfRestrictedFunction: a job that asks for scopes and
+// leaves restricted out takes its function's default. Restricted by it (the
+// built-in python), the job is refused with the message a client gives a
+// job that says restricted: true, and routes nothing; unrestricted by it,
+// the job is granted its scopes (docs/design.md §4.1).
+func TestDispatchScopesOfRestrictedFunction(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, func(c *Config) { c.Functions = openResolver{} })
+	scopes := []string{"dict:a:read"}
+
+	r.settled(r.submitJob(schema.Job{ID: "scopes-python", Function: "python", Code: "print(1)", Scopes: scopes}))
+	ev := r.wantTerminal("scopes-python", schema.StatusRejected, schema.ErrInvalidJob, 0)
+	if !strings.Contains(ev.Error.Message, "restricted: "+schema.ScopesNeedUnrestricted) {
+		t.Errorf("message %q; want it to name restricted and say why", ev.Error.Message)
+	}
+	if n := len(r.workFor(k("scopes-python"))); n != 0 {
+		t.Errorf("%d work messages of a refused job", n)
+	}
+
+	r.settled(r.submitJob(schema.Job{ID: "scopes-open", Function: "open", Code: "print(1)", Scopes: scopes}))
+	work, claims := r.verifiedWork(k("scopes-open"), schema.DefaultPool)
+	if !slices.Equal(claims.Scopes, scopes) || work.Spec.Restricted {
+		t.Errorf("credential scopes %q, spec restricted %v; want %q, unrestricted", claims.Scopes, work.Spec.Restricted, scopes)
 	}
 }

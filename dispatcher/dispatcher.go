@@ -426,6 +426,12 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 	if err := errors.Join(spec.Validate(), job.ValidateFor(&spec)); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
+	if spec.Restricted && len(job.Scopes) > 0 {
+		// Restricted by its function's default: the same refusal a client
+		// makes of a job that says restricted: true (docs/design.md §4.1).
+		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: restricted: %s (function %q is restricted by default)",
+			fn.Name, schema.ScopesNeedUnrestricted, fn.Name)
+	}
 	now := time.Now().UTC()
 	out, err := d.workMessage(job, &spec, meta, now)
 	if err != nil {

@@ -148,7 +148,7 @@ probe("get_after_delete", lambda: d.get("k"))
 	t.Run("restricted job asking for scopes is refused", func(t *testing.T) {
 		t.Parallel()
 		job := pythonJob("dict-asks", code)
-		job.Scopes = rw // restricted stays true: the SDK refuses it (schema.Job.Validate)
+		job.Scopes = rw // restricted left out: python's default, so the dispatcher refuses it
 		ev, err := runJob(t, job)
 		wantStatus(t, ev, schema.EventError, schema.StatusRejected, schema.ErrInvalidJob)
 		wantIs(t, err, sdk.ErrRejected)

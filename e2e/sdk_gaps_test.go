@@ -37,10 +37,11 @@ func publishRaw(ctx context.Context, nc *nats.Conn, tenant, function, msgID stri
 }
 
 // TestSDKScopesNeedUnrestricted: a job that asks for scopes but is
-// restricted (by default or explicitly) is refused with an InvalidJob that
-// names restricted, the same way by the SDK, before anything is sent, and
-// by the dispatcher, for a submission on the bare wire. Before, its scopes
-// were dropped without a word and the job failed later on AuthError.
+// restricted (explicitly, or by python's default when it leaves restricted
+// out) is refused with an InvalidJob that names restricted: by the SDK
+// before anything is sent when the job says so, by the dispatcher otherwise
+// and for a submission on the bare wire. Before, its scopes were dropped
+// without a word and the job failed later on AuthError.
 func TestSDKScopesNeedUnrestricted(t *testing.T) {
 	t.Parallel()
 	scopes := []string{"dict:gaps:read"}
@@ -59,10 +60,16 @@ func TestSDKScopesNeedUnrestricted(t *testing.T) {
 			wantStatus(t, ev, schema.EventError, schema.StatusRejected, schema.ErrInvalidJob)
 			wantIs(t, err, sdk.ErrRejected)
 			wantNamesRestricted(t, ev)
-			// The SDK refused it itself: a job it had sent would have
-			// its rejection stored before Run heard it.
-			if n := countStored(t, schema.EventsFilter(keyOf(job.ID))); n != 0 {
-				t.Errorf("%d events stored of a job the SDK should not have sent", n)
+			// Restricted: true, the SDK refuses it itself (a job it had
+			// sent would have its rejection stored before Run heard it).
+			// Left out, python's default decides, and the dispatcher
+			// refuses it with the same message.
+			stored := countStored(t, schema.EventsFilter(keyOf(job.ID)))
+			if tt.restricted != nil && stored != 0 {
+				t.Errorf("%d events stored of a job the SDK should not have sent", stored)
+			}
+			if tt.restricted == nil && stored != 1 {
+				t.Errorf("%d events stored of a job the dispatcher refused; want its rejection", stored)
 			}
 		})
 		t.Run("wire/"+tt.name, func(t *testing.T) {

@@ -60,16 +60,20 @@ func (j *Job) Validate() error {
 	return j.validateRestricted()
 }
 
-// validateRestricted refuses a job that asks for scopes while restricted:
-// a restricted job is granted none, so its scopes would be dropped without
-// a word and the job would fail later on AuthError (docs/design.md §4.1).
-// The job must say restricted: false itself, even where its function's
-// default is false: every client checks a job alone, before it knows the
-// function. Only submissions are checked; a work message's job was checked
-// when it was submitted, and its spec carries the dispatcher's decision.
+// ScopesNeedUnrestricted is why a job that asks for scopes while
+// restricted is refused: a restricted job is granted none, so its scopes
+// would be dropped without a word and the job would fail later on
+// AuthError (docs/design.md §4.1).
+const ScopesNeedUnrestricted = "must be false when scopes are asked for; a restricted job (the default) is granted no scopes"
+
+// validateRestricted refuses a job that asks for scopes and says
+// restricted: true. A job that leaves restricted out takes its function's
+// default, which only the dispatcher knows: it refuses the job with the
+// same message once it has merged the two (dispatcher.dispatch). Only
+// submissions are checked; a work message's spec carries that decision.
 func (j *Job) validateRestricted() error {
-	if len(j.Scopes) > 0 && Bool(j.Restricted, true) {
-		return fieldErr("restricted", "must be false when scopes are asked for; a restricted job (the default) is granted no scopes")
+	if len(j.Scopes) > 0 && Bool(j.Restricted, false) {
+		return fieldErr("restricted", ScopesNeedUnrestricted)
 	}
 	return nil
 }

@@ -50,7 +50,8 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "usage: %s\nRun 'brig run -h' for its flags.\n", helpOf(fs.Name()).synopsis)
 		return exitUsage
 	}
-	job := schema.Job{ID: *id, Function: *function, TimeoutMS: timeout.Milliseconds(), Runtime: *runtime, Scopes: allow}
+	job := schema.Job{ID: *id, Function: *function, Runtime: *runtime, Scopes: allow}
+	job.SetTimeout(*timeout) // rounds up: --timeout 500us is 1 ms, not the default
 	if job.ID == "" {
 		job.ID = sdk.NewJobID()
 	}
