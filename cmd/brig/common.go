@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -190,4 +191,27 @@ func applyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// subcommand is one of a command's subcommands (brig tenant add).
+type subcommand func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// runSubcommand runs the subcommand args[0] of the command name: with none
+// or an unknown one it prints usage to stderr (exitUsage); -h, --help and
+// help print it to stdout (0).
+func runSubcommand(ctx context.Context, name, usage string, subs map[string]subcommand, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	sub, ok := subs[args[0]]
+	if !ok {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: unknown command %q\n%s", name, args[0], usage)
+		return exitUsage
+	}
+	return sub(ctx, args[1:], stdout, stderr)
 }

@@ -49,24 +49,11 @@ const functionsTimeout = 30 * time.Second
 // BRIG_FUNCTIONS (docs/design.md §3), with an admin's credential, as
 // brig deploy writes them.
 func cmdFunctions(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, functionsUsage)
-		return 2
-	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+	return runSubcommand(ctx, "brig functions", functionsUsage, map[string]subcommand{
 		"ls":   cmdFunctionsLs,
 		"show": cmdFunctionsShow,
 		"rm":   cmdFunctionsRm,
-	}[args[0]]
-	if sub == nil {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Fprint(stdout, functionsUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "brig functions: unknown command %q\n%s", args[0], functionsUsage)
-		return 2
-	}
-	return sub(ctx, args[1:], stdout, stderr)
+	}, args, stdout, stderr)
 }
 
 // functionsCmd is what the subcommands of brig functions share.

@@ -38,25 +38,12 @@ and brig nats), which add, rm and creds sign and revoke with.
 // minted by the authority and recorded, so that removing a tenant revokes
 // every one of them.
 func cmdTenant(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tenantUsage)
-		return 2
-	}
-	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+	return runSubcommand(ctx, "brig tenant", tenantUsage, map[string]subcommand{
 		"add":   cmdTenantAdd,
 		"ls":    cmdTenantLs,
 		"rm":    cmdTenantRm,
 		"creds": cmdTenantCreds,
-	}[args[0]]
-	if sub == nil {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Fprint(stdout, tenantUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "brig tenant: unknown command %q\n%s", args[0], tenantUsage)
-		return 2
-	}
-	return sub(ctx, args[1:], stdout, stderr)
+	}, args, stdout, stderr)
 }
 
 // tenantCmd is what the subcommands of brig tenant share.
