@@ -109,12 +109,17 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 	if work.Spec.Echo {
 		return echo(work, em), releaseSandbox, nil
 	}
+	// The job's events go out off its context: a cancellation ends ctx the
+	// moment it kills the container, and the output read until then (and
+	// the numbers it was given) must still be stored before the terminal
+	// event. Each publish is bounded by JetStream's own request timeout.
+	evCtx := context.WithoutCancel(ctx)
 	var refused refusals
 	onDenied := func(ae schema.AuthError) {
 		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
-		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
+		em.publish(evCtx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
 	}
-	pump := newOutputPump(ctx, em, log)
+	pump := newOutputPump(evCtx, em, log)
 	defer pump.close()
 	var start time.Time
 	out, err := w.sandboxes.Run(ctx, &sandbox.Job{

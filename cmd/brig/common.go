@@ -138,10 +138,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	help := fs.Usage
 	fs.Usage = func() {}
 	defer func() { fs.Usage = help }()
+	restore := refuseRepeats(fs)
+	defer restore()
 	var pos []string
 	for {
 		err := fs.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
+			restore() // the usage shows the flags' own defaults
 			help()
 			return nil, err
 		}
@@ -214,4 +217,53 @@ func runSubcommand(ctx context.Context, name, usage string, subs map[string]subc
 		return exitUsage
 	}
 	return sub(ctx, args[1:], stdout, stderr)
+}
+
+// repeatable marks a flag value that may be given more than once
+// (--allow, --file, --env, --label, --pool-limit).
+type repeatable interface{ repeatable() }
+
+func (*multiFlag) repeatable()     {}
+func (labelsFlag) repeatable()     {}
+func (poolLimitsFlag) repeatable() {}
+
+// onceValue refuses a second value for a flag that takes one: the flag
+// package would keep the last without a word (brig run --id a --id b).
+type onceValue struct {
+	flag.Value
+	set bool
+}
+
+func (o *onceValue) Set(v string) error {
+	if o.set {
+		return errors.New("given twice")
+	}
+	o.set = true
+	return o.Value.Set(v)
+}
+
+// IsBoolFlag keeps --json and the like taking no value.
+func (o *onceValue) IsBoolFlag() bool {
+	b, ok := o.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// refuseRepeats makes every flag of fs that is not repeatable refuse a
+// second value while fs is parsed (the positional arguments between flags
+// parse it again, and the count goes on), and returns what puts the flags'
+// own values back.
+func refuseRepeats(fs *flag.FlagSet) (restore func()) {
+	orig := map[*flag.Flag]flag.Value{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(repeatable); ok {
+			return
+		}
+		orig[f] = f.Value
+		f.Value = &onceValue{Value: f.Value}
+	})
+	return func() {
+		for f, v := range orig {
+			f.Value = v
+		}
+	}
 }

@@ -76,7 +76,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
 		return exitBrig
 	}
-	if code, ok := buildJob(&job, input, pos[0], stdin, tenant, *asJSON, stdout, stderr); !ok {
+	if code, ok := buildJob(ctx, &job, input, pos[0], stdin, tenant, *asJSON, stdout, stderr); !ok {
 		return code
 	}
 	jc, runCtx, err := connectOrEmbed(ctx, conn, tenant, stderr, *logLevel)
@@ -93,8 +93,19 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 // job cannot go: code is then exitUsage for a command line it cannot
 // make a job of, or the exit code of the job rejected here, reported as
 // brig would (a terminal rejected event with --json).
-func buildJob(job *schema.Job, input *jobInput, codeArg string, stdin io.Reader, tenant string, asJSON bool, stdout, stderr io.Writer) (code int, ok bool) {
-	err := input.build(job, codeArg, stdin)
+func buildJob(ctx context.Context, job *schema.Job, input *jobInput, codeArg string, stdin io.Reader, tenant string, asJSON bool, stdout, stderr io.Writer) (code int, ok bool) {
+	// Reading may block (a terminal, a stuck pipe, a FIFO nobody writes):
+	// SIGINT and SIGTERM end ctx, and brig run then ends at once (exit
+	// 130) with nothing sent, leaving the read behind.
+	built := make(chan error, 1)
+	go func() { built <- input.build(job, codeArg, stdin) }()
+	var err error
+	select {
+	case err = <-built:
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "brig run: interrupted while reading the job's input; nothing was sent")
+		return exitCancelled, false
+	}
 	var usage *usageError
 	if errors.As(err, &usage) {
 		fmt.Fprintf(stderr, "brig run: %v\n", err)
@@ -158,7 +169,10 @@ func cancelJob(ctx context.Context, jc *jobConn, h *sdk.Handle, stderr io.Writer
 	ctx, cancel := context.WithTimeout(ctx, cancelWait)
 	defer cancel()
 	fmt.Fprintf(stderr, "brig run: interrupted: cancelling job %s\n", h.ID)
-	if _, err := jc.Cancel(ctx, h.ID); err != nil {
+	// The handle's Cancel asks again while no dispatcher has taken the job
+	// yet (NotFound right after the submission), so a job interrupted that
+	// early is cancelled too, not left to run.
+	if _, err := h.Cancel(ctx); err != nil {
 		return nil, fmt.Errorf("interrupted, and the job may still run: %w", err)
 	}
 	ev, err := h.Result(ctx)

@@ -258,7 +258,7 @@ func TestBuildJobExit(t *testing.T) {
 			}
 			job := schema.Job{ID: "j1", Function: "python"}
 			var stdout, stderr bytes.Buffer
-			got, ok := buildJob(&job, in, pos[0], strings.NewReader(""), "acme", true, &stdout, &stderr)
+			got, ok := buildJob(t.Context(), &job, in, pos[0], strings.NewReader(""), "acme", true, &stdout, &stderr)
 			if ok || got != tt.want || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Fatalf("buildJob: %d, %t, stderr %q; want %d, false, %q", got, ok, stderr.String(), tt.want, tt.wantStderr)
 			}

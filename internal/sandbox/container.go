@@ -144,7 +144,18 @@ func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner
 		},
 	}
 	name := "brig-" + owner + "-" + randomSuffix()
-	resp, err := r.cfg.Engine.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	// Off ctx: a create that ctx abandons mid-request (a cancellation) is
+	// still carried out by the daemon, and without its id nothing would
+	// remove it before this worker's next sweep. So the create runs to its
+	// end within startBudget, and a container ctx no longer wants is
+	// removed here.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startBudget)
+	defer cancel()
+	resp, err := r.cfg.Engine.ContainerCreate(cctx, cfg, host, nil, nil, name)
+	if err == nil && ctx.Err() != nil {
+		r.removeContainer(ctx, resp.ID)
+		return "", fmt.Errorf("create container for job %s: %w", owner, context.Cause(ctx))
+	}
 	if err != nil {
 		if spec.Network && cerrdefs.IsNotFound(err) {
 			r.forgetEgress() // removed behind our back: the retry prepares it anew
