@@ -75,12 +75,11 @@ func runInterrupted(t *testing.T, args []string, stdin io.Reader, ready <-chan s
 	}
 }
 
-// TestAttackRunInterruptWhileReadingStdin: `brig run -` waiting for code
-// on a terminal (or a pipe whose writer hangs) must end on Ctrl-C. brig
-// catches SIGINT for the command's whole life (main.go), so Ctrl-C is
-// swallowed while it reads, and a user who then presses Ctrl-D sends the
-// half-typed code.
-func TestAttackRunInterruptWhileReadingStdin(t *testing.T) {
+// TestRunInterruptWhileReadingStdin: `brig run -` waiting for code on a
+// terminal (or a pipe whose writer hangs) ends on Ctrl-C, exit 130, with
+// nothing sent. (It used to swallow the signal until EOF, and a user who
+// then pressed Ctrl-D sent the half-typed code.)
+func TestRunInterruptWhileReadingStdin(t *testing.T) {
 	t.Parallel()
 	pr, pw := io.Pipe()
 	defer pw.Close()
@@ -88,10 +87,10 @@ func TestAttackRunInterruptWhileReadingStdin(t *testing.T) {
 	runInterrupted(t, append(append([]string{}, unreachable...), "-"), stdin, stdin.entered, func() { pw.Close() })
 }
 
-// TestAttackRunInterruptWhileOpeningFIFO: `--file FIFO` (a named pipe
-// nobody writes, or /dev/fd/N of a stuck process substitution) blocks
-// brig run in open(2) and then read(2); Ctrl-C must still end it.
-func TestAttackRunInterruptWhileOpeningFIFO(t *testing.T) {
+// TestRunInterruptWhileOpeningFIFO: `--file FIFO` (a named pipe nobody
+// writes, or /dev/fd/N of a stuck process substitution) blocks brig run in
+// open(2) and then read(2); Ctrl-C still ends it.
+func TestRunInterruptWhileOpeningFIFO(t *testing.T) {
 	t.Parallel()
 	code := writeFile(t, "main.py", "print(open('in.txt').read())")
 	fifo := filepath.Join(t.TempDir(), "fifo")
@@ -137,13 +136,11 @@ func TestAttackRunInterruptWhileOpeningFIFO(t *testing.T) {
 	runInterrupted(t, args, strings.NewReader(""), ready, unblock)
 }
 
-// TestAttackRunFlagGivenTwice: --stdin and --args given twice are refused
-// (exit 2: "one would be silently lost"), but every other flag of brig run
-// given twice silently keeps the last one: `--function grader --function
-// python` runs python, `--id a --id b` submits b, `--timeout 1s --timeout
-// 1h` an hour. Each should be refused as --stdin is, before anything is
-// sent (against an unreachable server the refusal must come first).
-func TestAttackRunFlagGivenTwice(t *testing.T) {
+// TestRunFlagGivenTwice: a flag that takes one value, given twice, is
+// refused (exit 2) before anything is sent, as --stdin and --args are:
+// `--function grader --function python` used to run python, `--id a --id
+// b` to submit b (refuseRepeats).
+func TestRunFlagGivenTwice(t *testing.T) {
 	t.Parallel()
 	code := writeFile(t, "main.py", `print("hi")`)
 	for _, twice := range [][]string{
@@ -163,22 +160,18 @@ func TestAttackRunFlagGivenTwice(t *testing.T) {
 	}
 }
 
-// TestAttackRunInterruptBeforeAccepted: Ctrl-C right after brig run sent
-// its job, before a dispatcher has taken the submission (a backlog, a
-// dispatcher restarting), must still cancel the job (exit 130). brig run
-// asks brig.cancel, the dispatcher has no event of the key yet and
-// answers NotFound "and nothing changes" (dispatcher/cancel.go), so brig
-// run exits 125 saying "the job may still run" — and the job is accepted
-// a moment later and runs in full although the user pressed Ctrl-C.
-// (Ctrl-C while the submission is being flushed ends in the same place:
-// Submit fails with "context canceled", exit 125, and the job, already on
-// the wire, runs.)
+// TestRunInterruptBeforeAccepted: Ctrl-C right after brig run sent its
+// job, before a dispatcher has taken the submission (a backlog, a
+// dispatcher restarting), still cancels the job (exit 130). A dispatcher
+// answers NotFound for a key with no event, so brig run asks again
+// (Handle.Cancel) until brig knows the job; it used to exit 125 saying
+// "the job may still run", and the job ran in full.
 //
 // The dispatcher's BRIG_SUBMIT consumer is paused for the test so that
 // the window stays open; it is resumed once brig run exits, or asks to
 // cancel a second time (a brig run that retries until the job is
 // accepted gets its job).
-func TestAttackRunInterruptBeforeAccepted(t *testing.T) {
+func TestRunInterruptBeforeAccepted(t *testing.T) {
 	t.Parallel()
 	url, a, admin := statusServer(t)
 	outDir := t.TempDir()

@@ -12,21 +12,18 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// TestAttackCancelDuringCreateLeaksContainer: a job cancelled while its
-// worker is creating its container ends `cancelled` at once (its sandbox
-// "is an error", worker/job.go), but the container is left behind in
-// state "created" until the worker restarts. Docker's create does not
-// stop when the client gives up: internal/sandbox/container.go
-// createContainer calls ContainerCreate with the job's context, the
-// cancellation aborts the HTTP request while the daemon goes on, and
-// Run gets an error without an id, so nothing removes what the daemon
-// made. A tenant that submits and cancels in a loop piles up containers
-// (each with its layer, name and bind mounts) on every worker.
+// TestCancelDuringCreateRemovesContainer: a job cancelled while its
+// worker is creating its container ends `cancelled`, and no container is
+// left behind. Docker's create does not stop when the client gives up, so
+// the create runs off the job's context and the worker removes a
+// container the job no longer wants (internal/sandbox createContainer);
+// it used to stay in state "created" until the worker restarted, and a
+// tenant submitting and cancelling in a loop piled them up.
 //
 // The cancellations are spread over the first 400 ms after each job's
 // accepted event so that some land while a container is being created
 // (on this 2-core box most runs catch one).
-func TestAttackCancelDuringCreateLeaksContainer(t *testing.T) {
+func TestCancelDuringCreateRemovesContainer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()

@@ -8,20 +8,14 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// TestAttackCancelHugeOutput: a job that floods stderr past output_bytes
-// (1 MiB of control characters, six bytes each in JSON) while it keeps
-// printing to stdout, then is cancelled. Its one terminal event must fit
-// the server's max_payload, flag the truncation, and hold the same stdout
-// as the output events a follower saw: `brig run` prints the events, and
-// `--json` the terminal event, and the two must not disagree.
-//
-// The caps, the flags, the fit and the single terminal event hold. The
-// last comparison fails whenever stdout written in the output pump's
-// gathering window (or read after the kill) was still unpublished when
-// the cancel came: the worker publishes those events with the job's
-// cancelled context and they are dropped (see worker
-// TestAttackCancelDropsLastOutputEvents).
-func TestAttackCancelHugeOutput(t *testing.T) {
+// TestCancelHugeOutput: a job that floods stderr past output_bytes (1 MiB
+// of control characters, six bytes each in JSON) while it keeps printing
+// to stdout, then is cancelled. Its one terminal event fits the server's
+// max_payload, flags the truncation, and holds the same stdout as the
+// output events a follower saw: `brig run` prints the events and `--json`
+// the terminal event, and the two must not disagree (see worker
+// TestCancelStoresLastOutputEvents).
+func TestCancelHugeOutput(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), jobBudget)
 	defer cancel()

@@ -9,20 +9,13 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// TestAttackCancelDropsLastOutputEvents: a cancelled job's terminal event
-// keeps its output (issue 13), but the output *events* that were not yet
-// published when the cancel came are lost: the output pump publishes
-// with the job's context (worker/job.go execute: newOutputPump(ctx …)),
-// which the cancellation has just ended, so every later Publish fails
-// ("publish event … context canceled") while the emitter still spends
-// their sequence numbers. What the job wrote in the pump's gathering
-// window (50 ms, 1 s after 100 events) and what the real watch still
-// reads from the stream between the kill and its end
-// (internal/sandbox/run.go readFrames) never reaches a follower: `brig
-// run`, `brig watch` and SDK Events() show less than the terminal event
-// holds, and the stored events have a hole in their seq. A timed-out job
-// loses nothing (its context is not cancelled).
-func TestAttackCancelDropsLastOutputEvents(t *testing.T) {
+// TestCancelStoresLastOutputEvents: a cancelled job's output events are
+// all stored, numbered without a gap, before its terminal event, which
+// holds the same output. The events go out off the job's context, which
+// the cancellation ends (worker/job.go execute); they used to be dropped
+// while their sequence numbers were spent, so `brig run`, `brig watch` and
+// SDK Events() showed less than the terminal event held.
+func TestCancelStoresLastOutputEvents(t *testing.T) {
 	t.Parallel()
 	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
 		out := ran(job, nil, "before\n")
