@@ -107,6 +107,21 @@ func clipArg(s string) string {
 	return s[:limit] + "…"
 }
 
+// start parses the flags and nargs arguments (see parse) and connects to
+// the store (see open); a failure to connect is reported (exitBrig). When
+// ok, the caller defers stop.
+func (c *functionsCmd) start(ctx context.Context, fs *flag.FlagSet, args []string, nargs int) (pos []string, store *functions.Store, _ context.Context, stop func(), code int, ok bool) {
+	if pos, code, ok = c.parse(fs, args, nargs); !ok {
+		return nil, nil, nil, nil, code, false
+	}
+	store, ctx, stop, err := c.open(ctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%s: %v\n", c.name, err)
+		return nil, nil, nil, nil, exitBrig, false
+	}
+	return pos, store, ctx, stop, 0, true
+}
+
 // open dials the server as admin and opens the function bucket without
 // creating it: store is nil when nothing was ever deployed, so that
 // looking does not change the cluster. The context it returns ends after
@@ -165,17 +180,14 @@ func newFunctionRow(e functions.Entry) functionRow {
 func cmdFunctionsLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, c := newFunctionsCmd("ls", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the functions as a JSON array")
-	if _, code, ok := c.parse(fs, args, 0); !ok {
+	_, store, ctx, stop, code, ok := c.start(ctx, fs, args, 0)
+	if !ok {
 		return code
-	}
-	store, ctx, stop, err := c.open(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
-		return exitBrig
 	}
 	defer stop()
 	var deployed []functions.Entry
 	if store != nil {
+		var err error
 		if deployed, err = store.Entries(ctx); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", c.name, refusal(ctx, err))
 			return exitBrig
@@ -200,7 +212,7 @@ func cmdFunctionsLs(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	// A broken definition is listed, and the listing fails, so that a
 	// script notices it.
-	code := 0
+	code = 0
 	for _, e := range entries {
 		if e.Err != nil {
 			fmt.Fprintf(stderr, "%s: %v (deploy it again, or remove it: %s)\n", c.name, e.Err, rmHint(e))
@@ -253,17 +265,12 @@ func printFunctionRows(stdout io.Writer, rows []functionRow) {
 func cmdFunctionsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, c := newFunctionsCmd("show", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the definition as JSON instead of YAML")
-	pos, code, ok := c.parse(fs, args, 1)
+	pos, store, ctx, stop, code, ok := c.start(ctx, fs, args, 1)
 	if !ok {
 		return code
 	}
-	name := pos[0]
-	store, ctx, stop, err := c.open(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
-		return exitBrig
-	}
 	defer stop()
+	name := pos[0]
 	e, err := functions.KVResolver{Store: store}.Lookup(ctx, c.tenant, name)
 	var ise *functions.InvalidStoredError
 	switch {
@@ -331,18 +338,13 @@ func (c *functionsCmd) describe(name string) string {
 
 func cmdFunctionsRm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, c := newFunctionsCmd("rm", stdout, stderr)
-	pos, code, ok := c.parse(fs, args, 1)
+	pos, store, ctx, stop, code, ok := c.start(ctx, fs, args, 1)
 	if !ok {
 		return code
 	}
-	name := pos[0]
-	store, ctx, stop, err := c.open(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
-		return exitBrig
-	}
 	defer stop()
-	err = fmt.Errorf("function %q: %w", functions.Key(c.tenant, name), functions.ErrNotFound)
+	name := pos[0]
+	err := fmt.Errorf("function %q: %w", functions.Key(c.tenant, name), functions.ErrNotFound)
 	if store != nil {
 		err = store.DeleteFor(ctx, c.tenant, name)
 	}

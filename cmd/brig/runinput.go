@@ -28,20 +28,18 @@ type jobInput struct {
 // addInputFlags registers --stdin, --args, --file and --env.
 func addInputFlags(fs *flag.FlagSet) *jobInput {
 	in := &jobInput{}
-	fs.Func("stdin", "the job's stdin: the content of `FILE`, or brig's own stdin for - (the code must then come from FILE, not -)", once(&in.stdin))
-	fs.Func("args", "the job's args, written to /work/args.json: a `JSON` value, or @FILE for a file's (@- for stdin)", once(&in.args))
+	fs.Func("stdin", "the job's stdin: the content of `FILE`, or brig's own stdin for - (the code must then come from FILE, not -)", optional(&in.stdin))
+	fs.Func("args", "the job's args, written to /work/args.json: a `JSON` value, or @FILE for a file's (@- for stdin)", optional(&in.args))
 	fs.Var(&in.files, "file", "`LOCAL[:PATH]`: put the content of the file LOCAL at /work/PATH (default: LOCAL's base name; LOCAL holds no ':'; repeatable)")
 	fs.Var(&in.env, "env", "`K=V`: set the job's environment variable K to V (repeatable)")
 	return in
 }
 
-// once sets *p to a flag's value, and refuses a second one: of two
-// --stdin or --args, one would be silently lost.
-func once(p **string) func(string) error {
+// optional sets *p to a flag's value, so that nil tells "not given" from
+// an empty value. A second value is refused for every flag that takes one
+// (refuseRepeats).
+func optional(p **string) func(string) error {
 	return func(v string) error {
-		if *p != nil {
-			return errors.New("given twice")
-		}
 		*p = &v
 		return nil
 	}
