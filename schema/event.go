@@ -58,6 +58,19 @@ const (
 	ErrEgressDenied ErrorType = "EgressDenied"
 )
 
+// Error types of a request that is not a job (the functions API,
+// docs/design.md §2.4, §3.1): never a terminal event's.
+const (
+	// ErrInvalidFunction: a function definition failed decoding or
+	// validation; the answer names the field.
+	ErrInvalidFunction ErrorType = "InvalidFunction"
+	// ErrForbidden: the request needs an admin (a field only an admin may
+	// set, or a global or built-in function to change).
+	ErrForbidden ErrorType = "Forbidden"
+	// ErrBusy: the dispatcher had too many requests in hand; ask again.
+	ErrBusy ErrorType = "Busy"
+)
+
 // OutputStream names the stream an output event's data came from.
 type OutputStream string
 

@@ -18,6 +18,10 @@ const (
 	// StatusPrefix starts the subject a tenant's client asks for its status
 	// on: brig.status.<tenant>.
 	StatusPrefix = "brig.status."
+	// FunctionsPrefix starts the subject a tenant's client lists, reads,
+	// deploys and deletes its functions on: brig.functions.<tenant>
+	// (docs/design.md §3.1).
+	FunctionsPrefix = "brig.functions."
 	// ReplyPrefix starts every reply_to that gets copies of a job's events:
 	// the inboxes clients subscribe to (docs/design.md §10).
 	ReplyPrefix = "_INBOX."
@@ -63,8 +67,12 @@ func CancelSubject(jobKey string) string { return CancelPrefix + jobKey }
 // quotas and use (docs/design.md §10.3).
 func StatusSubject(tenant string) string { return StatusPrefix + tenant }
 
+// FunctionsSubject is where a client asks the dispatchers to list, read,
+// deploy or delete its tenant's functions (docs/design.md §3.1).
+func FunctionsSubject(tenant string) string { return FunctionsPrefix + tenant }
+
 // BusyAnswer is the error a dispatcher answers a cancel or status request
-// with when it has too many in hand; the client should ask again.
+// (or a functions request) with when it has too many in hand; the client should ask again.
 const BusyAnswer = "busy; try again"
 
 // ReplaySubject asks a dispatcher for a job's events, or whether it has

@@ -26,6 +26,10 @@ var ErrNotFound = errors.New("function not found")
 // Store reads and writes deployed function definitions.
 type Store struct {
 	kv jetstream.KeyValue
+	// js and stream (the bucket's) carry the writes that the KeyValue API
+	// cannot make: conditional, and rolled up for a tenant's key (cas.go).
+	js     jetstream.JetStream
+	stream jetstream.Stream
 }
 
 // Open returns a store over the bucket, creating or updating it as
@@ -37,7 +41,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if replicas <= 0 {
 		kv, err := js.KeyValue(ctx, Bucket)
 		if err == nil {
-			return &Store{kv: kv}, nil
+			return newStore(ctx, js, kv)
 		}
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
@@ -48,7 +52,15 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	return newStore(ctx, js, kv)
+}
+
+func newStore(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (*Store, error) {
+	stream, err := js.Stream(ctx, "KV_"+Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv, js: js, stream: stream}, nil
 }
 
 // Key is the bucket key of function name for tenant ("" for a global
@@ -94,34 +106,50 @@ func (s *Store) PutFor(ctx context.Context, tenant string, fn schema.Function) (
 // its revision and its time, and changed is false. The encoding is
 // normalised (schema.Marshal of the decoded definition: fields in one
 // order, map keys sorted, empty lists and maps left out), so the same
-// definition written as other YAML is unchanged too. Two deploys of one
-// name at once: the last one written wins, as with any Put.
+// definition written as other YAML is unchanged too. The write is
+// compare-and-set (cas.go): two deploys of one name at once are written
+// one after the other, and two identical ones write once. A tenant's key
+// keeps its last revision only; a global one keeps bus.FunctionsHistory.
 func (s *Store) Deploy(ctx context.Context, tenant string, fn schema.Function) (rev uint64, changed bool, _ error) {
 	if tenant != "" && !schema.ValidTenant(tenant) {
 		return 0, false, fmt.Errorf("function %q: invalid tenant name %q", fn.Name, tenant)
 	}
 	key := Key(tenant, fn.Name)
-	data, err := schema.Marshal(fn)
+	data, err := Encode(fn)
 	if err != nil {
-		return 0, false, fmt.Errorf("function %q: encode: %w", key, err)
-	}
-	// Decoding what is about to be stored checks exactly what Get will.
-	if _, err := schema.DecodeFunction(data); err != nil {
 		return 0, false, fmt.Errorf("function %q: %w", key, err)
 	}
-	entry, err := s.kv.Get(ctx, key)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound): // none, or deleted
-	case err != nil:
-		return 0, false, fmt.Errorf("get function %q: %w", key, err)
-	case bytes.Equal(entry.Value(), data):
-		return entry.Revision(), false, nil
+	for range casAttempts {
+		cur, err := s.last(ctx, key)
+		if err != nil {
+			return 0, false, err
+		}
+		if cur.live && bytes.Equal(cur.value, data) {
+			return cur.rev, false, nil
+		}
+		rev, err = s.write(ctx, key, data, cur.rev, tenant != "")
+		if !errors.Is(err, errConflict) {
+			if err != nil {
+				return 0, false, fmt.Errorf("store function %q: %w", key, err)
+			}
+			return rev, true, nil
+		}
 	}
-	rev, err = s.kv.Put(ctx, key, data)
+	return 0, false, fmt.Errorf("store function %q: %w", key, ErrConflict)
+}
+
+// Encode is the normalised encoding of fn that Deploy stores, checked the
+// way Get will read it back: an invalid definition is a *schema.FieldError
+// naming the field.
+func Encode(fn schema.Function) ([]byte, error) {
+	data, err := schema.Marshal(fn)
 	if err != nil {
-		return 0, false, fmt.Errorf("store function %q: %w", key, err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
-	return rev, true, nil
+	if _, err := schema.DecodeFunction(data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // Get returns the global definition of name, or an error wrapping
@@ -177,16 +205,30 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 }
 
 // DeleteFor is Delete of tenant's own definition of name; a global one
-// (or a built-in) of that name applies to the tenant again.
+// (or a built-in) of that name applies to the tenant again. Like Deploy it
+// is compare-and-set, and a tenant's key leaves nothing behind (cas.go).
 func (s *Store) DeleteFor(ctx context.Context, tenant, name string) error {
 	key := Key(tenant, name)
-	if _, err := s.entry(ctx, tenant, name); err != nil {
-		return err
+	if !schema.ValidName(name) || (tenant != "" && !schema.ValidTenant(tenant)) {
+		return fmt.Errorf("function %q: %w", key, ErrNotFound)
 	}
-	if err := s.kv.Delete(ctx, key); err != nil {
-		return fmt.Errorf("delete function %q: %w", key, err)
+	for range casAttempts {
+		cur, err := s.last(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !cur.live {
+			return fmt.Errorf("function %q: %w", key, ErrNotFound)
+		}
+		err = s.remove(ctx, key, cur.rev, tenant != "")
+		if !errors.Is(err, errConflict) {
+			if err != nil {
+				return fmt.Errorf("delete function %q: %w", key, err)
+			}
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("delete function %q: %w", key, ErrConflict)
 }
 
 func (s *Store) entry(ctx context.Context, tenant, name string) (jetstream.KeyValueEntry, error) {
