@@ -253,6 +253,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		schema.CancelPrefix + "*.*":               d.onCancel,
 		schema.ReplayPrefix + "*.*":               d.onReplay,
 		schema.StatusPrefix + "*":                 d.statusService(),
+		schema.FunctionsPrefix + "*":              d.functionsService(),
 		maxDeliveriesSubject(schema.StreamSubmit): d.onMaxDeliveries,
 		maxDeliveriesSubject(schema.StreamWork):   d.onMaxDeliveries,
 	} {

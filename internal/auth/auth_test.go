@@ -110,7 +110,9 @@ func TestServerRefusesWhatACredentialDoesNotAllow(t *testing.T) {
 	for _, subject := range []string{"brig.events.x.result", "brig.work.python", "$KV.BRIG_FUNCTIONS.f", "$JS.API.STREAM.PURGE.BRIG_EVENTS",
 		// Another tenant's subjects, and the ones without a tenant.
 		"brig.submit.other.python", "brig.cancel.other.job1", "brig.replay.other.job1",
-		"brig.submit.python", "brig.cancel.job1", "brig.replay.job1", "brig.cancel.default.job1.x"} {
+		"brig.submit.python", "brig.cancel.job1", "brig.replay.job1", "brig.cancel.default.job1.x",
+		// The functions service: another tenant's, none, or below its own.
+		"brig.functions.other", "brig.functions", "brig.functions.default.x", "brig.functions.*"} {
 		if err := client.Publish(subject, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +121,7 @@ func TestServerRefusesWhatACredentialDoesNotAllow(t *testing.T) {
 	}
 	// What the client may do reaches whoever serves it, and its tenant's
 	// inboxes reach it.
-	for _, subject := range []string{"brig.submit.default.python", "brig.cancel.default.job1", "brig.replay.default.job1"} {
+	for _, subject := range []string{"brig.submit.default.python", "brig.cancel.default.job1", "brig.replay.default.job1", "brig.functions.default"} {
 		sub, err := admin.SubscribeSync(subject)
 		if err != nil {
 			t.Fatal(err)
@@ -131,6 +133,24 @@ func TestServerRefusesWhatACredentialDoesNotAllow(t *testing.T) {
 		if _, err := sub.NextMsg(5 * time.Second); err != nil {
 			t.Fatalf("an allowed publish on %s did not arrive: %v", subject, err)
 		}
+	}
+	// The dispatchers serve every tenant's functions requests.
+	dispatcher, err := nats.Connect(url, creds(t, a, auth.User{Role: auth.RoleDispatcher}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	if err != nil {
+		t.Fatalf("dispatcher: %v", err)
+	}
+	defer dispatcher.Close()
+	served, err := dispatcher.QueueSubscribeSync(schema.FunctionsPrefix+"*", "brig-dispatchers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = dispatcher.Flush()
+	if err := client.Publish(schema.FunctionsSubject("default"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := served.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the dispatcher did not get a tenant's functions request: %v", err)
 	}
 	inbox, err := client.SubscribeSync(schema.InboxPrefix("default") + ".x.y")
 	if err != nil {
@@ -157,7 +177,7 @@ func TestPermissionsOfATenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := []string(p.Pub.Allow), []string{"brig.submit.acme.>", "brig.cancel.acme.*", "brig.replay.acme.*", "brig.status.acme"}; !slices.Equal(got, want) {
+	if got, want := []string(p.Pub.Allow), []string{"brig.submit.acme.>", "brig.cancel.acme.*", "brig.replay.acme.*", "brig.status.acme", "brig.functions.acme"}; !slices.Equal(got, want) {
 		t.Errorf("publish %v, want %v", got, want)
 	}
 	if got, want := []string(p.Sub.Allow), []string{"_INBOX.acme.>"}; !slices.Equal(got, want) {

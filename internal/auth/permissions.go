@@ -47,7 +47,7 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		// their routed jobs (max_running), and brig.hold.> the jobs that
 		// wait for a running slot.
 		return allow(append(js, "brig.events.>", "brig.work.>", schema.ActivePrefix+">", bus.RunningPrefix+">", bus.HoldPrefix+">"),
-			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "brig.status.*", "$JS.EVENT.ADVISORY.>"}), nil
+			[]string{"_INBOX.>", "brig.cancel.>", "brig.replay.>", "brig.status.*", schema.FunctionsPrefix + "*", "$JS.EVENT.ADVISORY.>"}), nil
 	case RoleWorker:
 		// A worker publishes events; its gateway puts on jobs' queues
 		// (brig.queue.<name>, streams BRIG_QUEUE_<name>), and submits,
@@ -61,9 +61,11 @@ func Permissions(role Role, tenant string) (jwt.Permissions, error) {
 		// its inboxes (nats.CustomInboxPrefix(schema.InboxPrefix(tenant)))
 		// are its own, so it can neither act in nor listen to another
 		// tenant. brig.status.T asks the dispatchers for its quotas and
-		// use (docs/design.md §7), which it cannot read itself.
+		// use (docs/design.md §7), which it cannot read itself;
+		// brig.functions.T to list, deploy and delete its functions
+		// (docs/design.md §3.1), whose bucket it cannot touch.
 		return allow([]string{"brig.submit." + tenant + ".>", "brig.cancel." + tenant + ".*", "brig.replay." + tenant + ".*",
-			"brig.status." + tenant},
+			"brig.status." + tenant, schema.FunctionsSubject(tenant)},
 			[]string{schema.InboxPrefix(tenant) + ".>"}), nil
 	}
 	return p, fmt.Errorf("auth: unknown role %q", role)

@@ -64,12 +64,14 @@ func newEntry(kve jetstream.KeyValueEntry) Entry {
 	return e
 }
 
+// decodeEntryOf is newEntry as bus.ListKV decodes: it never fails.
+func decodeEntryOf(kve jetstream.KeyValueEntry) (Entry, error) { return newEntry(kve), nil }
+
 // Entries lists every deployed definition, the global ones and every
 // tenant's, sorted by tenant ("" first), then name. An invalid value is
 // listed with its Err, not skipped and not failing the list.
 func (s *Store) Entries(ctx context.Context) ([]Entry, error) {
-	decode := func(kve jetstream.KeyValueEntry) (Entry, error) { return newEntry(kve), nil }
-	entries, err := bus.ListKV(ctx, s.kv, ">", decode, Entry.Key)
+	entries, err := bus.ListKV(ctx, s.kv, ">", decodeEntryOf, Entry.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -139,4 +141,21 @@ func CompareEntries(a, b Entry) int {
 		return 0
 	}
 	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Name, b.Name), cmp.Compare(builtin(a), builtin(b)))
+}
+
+// VisibleTo is Visible(deployed, tenant) reading only the keys it needs:
+// the global ones and tenant's own, not every tenant's.
+func (s *Store) VisibleTo(ctx context.Context, tenant string) ([]Entry, error) {
+	deployed, err := bus.ListKV(ctx, s.kv, "*", decodeEntryOf, Entry.Key)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != "" && schema.ValidTenant(tenant) {
+		own, err := bus.ListKV(ctx, s.kv, tenant+".*", decodeEntryOf, Entry.Key)
+		if err != nil {
+			return nil, err
+		}
+		deployed = append(deployed, own...)
+	}
+	return Visible(deployed, tenant), nil
 }

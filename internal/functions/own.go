@@ -131,8 +131,7 @@ func quotasAtMostDefault(q schema.Quotas, forbid func(field, format string, args
 // vettedImages is the set of the images of the built-in functions and the
 // valid global ones.
 func (s *Store) vettedImages(ctx context.Context) (map[string]bool, error) {
-	decode := func(kve jetstream.KeyValueEntry) (Entry, error) { return newEntry(kve), nil }
-	global, err := bus.ListKV(ctx, s.kv, "*", decode, Entry.Key)
+	global, err := bus.ListKV(ctx, s.kv, "*", decodeEntryOf, Entry.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,190 @@
+package dispatcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/schema"
+)
+
+// The functions service (docs/design.md §3.1, §10.3). A tenant's
+// credential has no JetStream API, so it cannot read or write the function
+// bucket; it asks on brig.functions.<tenant>, and the dispatcher that takes
+// the request (queue group CancelQueue) answers one FunctionsReply on the
+// request's reply subject, which must be an inbox of that tenant, as for
+// status. The tenant is the subject's: a request reads what that tenant's
+// jobs resolve and writes that tenant's own keys only.
+
+// Bounds of the functions service (docs/design.md §13.7).
+const (
+	// MaxFunctionsRequests bounds the functions requests one dispatcher has
+	// in hand; past it a request is answered busy at once.
+	MaxFunctionsRequests = 32
+	// MaxFunctionsRequestBytes caps a request: one definition
+	// (schema.MaxFunctionBytes) and the envelope around it.
+	MaxFunctionsRequestBytes = schema.MaxFunctionBytes + 1024
+	// functionsLookup bounds the bucket reads and writes of one request.
+	functionsLookup = 10 * time.Second
+)
+
+// Operations of a FunctionsRequest.
+const (
+	FunctionsList   = "list"
+	FunctionsGet    = "get"
+	FunctionsDeploy = "deploy"
+	FunctionsDelete = "delete"
+)
+
+// FunctionsRequest is a request on brig.functions.<tenant>. Name is get's
+// and delete's; Function is deploy's (schema.Function, decoded strictly).
+type FunctionsRequest struct {
+	Op       string          `json:"op"`
+	Name     string          `json:"name,omitempty"`
+	Function json.RawMessage `json:"function,omitempty"`
+}
+
+// FunctionInfo is one function as the tenant's jobs resolve it (the JSON
+// of sdk.FunctionInfo).
+type FunctionInfo struct {
+	Name string `json:"name"`
+	// Owner is tenant, global or builtin.
+	Owner    string          `json:"owner"`
+	Revision uint64          `json:"revision,omitempty"`
+	Updated  time.Time       `json:"updated,omitzero"`
+	Function schema.Function `json:"function"`
+}
+
+// FunctionsReply answers a FunctionsRequest: Functions for list, Function
+// for get and deploy (Changed: deploy wrote a new revision), nothing for
+// delete; or Error, with ErrorType NotFound, Forbidden, InvalidFunction
+// (Field names the field), QuotaExceeded, Busy (Error is
+// schema.BusyAnswer) or Infrastructure.
+type FunctionsReply struct {
+	Functions []FunctionInfo `json:"functions,omitempty"`
+	Function  *FunctionInfo  `json:"function,omitempty"`
+	Changed   bool           `json:"changed,omitempty"`
+
+	Error     string           `json:"error,omitempty"`
+	ErrorType schema.ErrorType `json:"error_type,omitempty"`
+	Field     string           `json:"field,omitempty"`
+}
+
+// functionsService returns the handler of brig.functions.*, with its own
+// bound of MaxFunctionsRequests in hand.
+func (d *Dispatcher) functionsService() nats.MsgHandler {
+	return d.functionsHandler(make(chan struct{}, MaxFunctionsRequests))
+}
+
+// functionsHandler answers functions requests, each holding a place in
+// inHand while it works; with inHand full it answers busy.
+func (d *Dispatcher) functionsHandler(inHand chan struct{}) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		if !d.allowSubject(m.Subject, schema.FunctionsPrefix) {
+			return
+		}
+		tenant, ok := answerable(m.Subject, schema.FunctionsPrefix, m.Reply)
+		if !ok || m.Subject != schema.FunctionsSubject(tenant) {
+			d.log.Debug("ignoring a functions request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
+			return
+		}
+		select {
+		case inHand <- struct{}{}:
+		default:
+			d.answerFunctions(m.Reply, FunctionsReply{Error: schema.BusyAnswer, ErrorType: schema.ErrBusy})
+			return
+		}
+		go func() {
+			defer func() { <-inHand }()
+			ctx, cancel := context.WithTimeout(d.ctx, functionsLookup)
+			defer cancel()
+			d.answerFunctions(m.Reply, d.serveFunctions(ctx, tenant, m.Data))
+		}()
+	}
+}
+
+// serveFunctions decodes and carries out one request of tenant.
+func (d *Dispatcher) serveFunctions(ctx context.Context, tenant string, data []byte) FunctionsReply {
+	req, err := decodeFunctionsRequest(data)
+	if err != nil {
+		return refusal(schema.ErrInvalidFunction, err)
+	}
+	store := d.functionStore()
+	var r FunctionsReply
+	switch req.Op {
+	case FunctionsList:
+		r, err = d.listFunctions(ctx, store, tenant)
+	case FunctionsGet:
+		r, err = getFunction(ctx, store, tenant, req.Name)
+	case FunctionsDeploy:
+		r, err = deployFunction(ctx, store, tenant, req.Function)
+	case FunctionsDelete:
+		r, err = deleteFunction(ctx, store, tenant, req.Name)
+	}
+	if err != nil {
+		return d.functionsError(tenant, req, err)
+	}
+	return r
+}
+
+// decodeFunctionsRequest strictly decodes a request, bounded by
+// MaxFunctionsRequestBytes.
+func decodeFunctionsRequest(data []byte) (*FunctionsRequest, error) {
+	if len(data) > MaxFunctionsRequestBytes {
+		return nil, &schema.FieldError{Field: "(message)", Msg: fmt.Sprintf("is %d bytes, over the %d-byte limit (MaxFunctionsRequestBytes)", len(data), MaxFunctionsRequestBytes)}
+	}
+	var req FunctionsRequest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, &schema.FieldError{Field: "(message)", Msg: "is not a functions request: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &schema.FieldError{Field: "(message)", Msg: "has data after the JSON object"}
+	}
+	switch req.Op {
+	case FunctionsList, FunctionsGet, FunctionsDeploy, FunctionsDelete:
+	default:
+		return nil, &schema.FieldError{Field: "op", Msg: fmt.Sprintf("must be list, get, deploy or delete, got %q", schema.ClipText(req.Op, 64))}
+	}
+	if (req.Op == FunctionsDeploy) != (len(req.Function) > 0) {
+		return nil, &schema.FieldError{Field: "function", Msg: "is deploy's, and deploy's only"}
+	}
+	return &req, nil
+}
+
+// functionStore is the store the dispatcher resolves functions from; nil
+// when it resolves the built-ins only.
+func (d *Dispatcher) functionStore() *functions.Store {
+	switch r := d.cfg.Functions.(type) {
+	case functions.KVResolver:
+		return r.Store
+	case *functions.KVResolver:
+		return r.Store
+	}
+	return nil
+}
+
+// errNoStore answers a write to a dispatcher without a function bucket.
+var errNoStore = errors.New("this dispatcher resolves the built-in functions only; it keeps no deployed ones")
+
+// answerFunctions publishes r on reply; one too large for the server (a
+// list of large global definitions) is answered Infrastructure instead, so
+// that the client hears why.
+func (d *Dispatcher) answerFunctions(reply string, r FunctionsReply) {
+	data, _ := json.Marshal(r)
+	if limit := d.cfg.Conn.MaxPayload(); limit > 0 && int64(len(data)+len(reply)) > limit {
+		d.log.Warn("a functions answer is larger than the server's max_payload", "bytes", len(data), "max_payload", limit)
+		data, _ = json.Marshal(FunctionsReply{ErrorType: schema.ErrInfrastructure,
+			Error: fmt.Sprintf("the answer is %d bytes, over the NATS server's max_payload of %d; get the functions one by one", len(data), limit)})
+	}
+	if err := d.cfg.Conn.Publish(reply, data); err != nil {
+		d.log.Warn("answer a functions request", "reply", reply, "err", err)
+	}
+}
