@@ -12,6 +12,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
 
 // The functions service (docs/design.md §3.1, §10.3). A tenant's
@@ -50,26 +51,15 @@ type FunctionsRequest struct {
 	Function json.RawMessage `json:"function,omitempty"`
 }
 
-// FunctionInfo is one function as the tenant's jobs resolve it (the JSON
-// of sdk.FunctionInfo).
-type FunctionInfo struct {
-	Name string `json:"name"`
-	// Owner is tenant, global or builtin.
-	Owner    string          `json:"owner"`
-	Revision uint64          `json:"revision,omitempty"`
-	Updated  time.Time       `json:"updated,omitzero"`
-	Function schema.Function `json:"function"`
-}
-
 // FunctionsReply answers a FunctionsRequest: Functions for list, Function
-// for get and deploy (Changed: deploy wrote a new revision), nothing for
+// for get and deploy (sdk.FunctionInfo: the wire is the SDK's) (Changed: deploy wrote a new revision), nothing for
 // delete; or Error, with ErrorType NotFound, Forbidden, InvalidFunction
 // (Field names the field), QuotaExceeded, Busy (Error is
 // schema.BusyAnswer) or Infrastructure.
 type FunctionsReply struct {
-	Functions []FunctionInfo `json:"functions,omitempty"`
-	Function  *FunctionInfo  `json:"function,omitempty"`
-	Changed   bool           `json:"changed,omitempty"`
+	Functions []sdk.FunctionInfo `json:"functions,omitempty"`
+	Function  *sdk.FunctionInfo  `json:"function,omitempty"`
+	Changed   bool               `json:"changed,omitempty"`
 
 	Error     string           `json:"error,omitempty"`
 	ErrorType schema.ErrorType `json:"error_type,omitempty"`

@@ -8,6 +8,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
+	"github.com/brig-dev/brig/sdk"
 )
 
 // The operations of the functions service (functions.go) for tenant T,
@@ -24,7 +25,7 @@ func (d *Dispatcher) listFunctions(ctx context.Context, store *functions.Store, 
 			return FunctionsReply{}, err
 		}
 	}
-	out := make([]FunctionInfo, 0, len(entries))
+	out := make([]sdk.FunctionInfo, 0, len(entries))
 	for _, e := range entries {
 		if e.Err != nil {
 			d.log.Warn("a function a tenant sees is invalid", "tenant", tenant, "err", e.Err)
@@ -86,25 +87,18 @@ func deleteFunction(ctx context.Context, store *functions.Store, tenant, name st
 }
 
 // infoOf is an entry as a tenant sees it.
-func infoOf(e functions.Entry) FunctionInfo {
-	return FunctionInfo{Name: e.Name, Owner: ownerOf(e), Revision: e.Revision, Updated: e.Updated, Function: e.Function}
+func infoOf(e functions.Entry) sdk.FunctionInfo {
+	return sdk.FunctionInfo{Name: e.Name, Owner: ownerOf(e), Revision: e.Revision, Updated: e.Updated, Function: e.Function}
 }
-
-// Owners of a FunctionInfo (sdk.OwnerTenant, OwnerGlobal, OwnerBuiltin).
-const (
-	ownerTenant  = "tenant"
-	ownerGlobal  = "global"
-	ownerBuiltin = "builtin"
-)
 
 func ownerOf(e functions.Entry) string {
 	switch {
 	case e.Builtin:
-		return ownerBuiltin
+		return sdk.OwnerBuiltin
 	case e.Tenant == "":
-		return ownerGlobal
+		return sdk.OwnerGlobal
 	}
-	return ownerTenant
+	return sdk.OwnerTenant
 }
 
 // functionsError answers a request that failed, with the error type a
