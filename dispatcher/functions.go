@@ -23,7 +23,7 @@ import (
 // status. The tenant is the subject's: a request reads what that tenant's
 // jobs resolve and writes that tenant's own keys only.
 
-// Bounds of the functions service (docs/design.md §13.7).
+// Bounds of the functions service (docs/design.md §3.1).
 const (
 	// MaxFunctionsRequests bounds the functions requests one dispatcher has
 	// in hand; past it a request is answered busy at once.

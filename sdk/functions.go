@@ -10,7 +10,7 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// The functions API (docs/design.md §3, §10.3): a tenant lists and reads
+// The functions API (docs/design.md §3.1): a tenant lists and reads
 // the functions its jobs resolve, and deploys and deletes its own. The
 // dispatchers answer it on brig.functions.<tenant>, as they answer status.
 

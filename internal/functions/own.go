@@ -15,7 +15,7 @@ import (
 // dispatchers' functions service (docs/design.md §3.1). An admin's deploy
 // (`brig deploy --tenant T`) is not bound by any of this.
 
-// Bounds of a tenant's own functions (docs/design.md §3.1, §13.7).
+// Bounds of a tenant's own functions (docs/design.md §3.1).
 const (
 	// MaxTenantFunctions bounds the functions one tenant may own.
 	MaxTenantFunctions = 100
