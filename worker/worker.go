@@ -56,7 +56,7 @@ type Worker struct {
 	// (cancel.go), so that one heard while the job is being picked up is
 	// not lost.
 	unclaimed map[string]time.Time
-	cancels *nats.Subscription
+	cancels   *nats.Subscription
 	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
 	fetchCancel     context.CancelFunc
 	jobCancel       context.CancelFunc
