@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -12,12 +13,37 @@ import (
 // ErrCancelled is the cause of a job context cancelled by brig.cancel.<key>.
 var ErrCancelled = errors.New("job cancelled")
 
-// track registers a running job, by its key, for cancellation; the
-// returned func unregisters it.
+// Bounds of the cancellations a worker keeps for jobs it does not run
+// (docs/design.md §6, §13.7).
+const (
+	// unclaimedFor is how long a cancellation of a job not running here
+	// is kept: a job picked up within it is cancelled as it starts. The
+	// dispatcher has ended a job cancelled while queued long before.
+	unclaimedFor = time.Minute
+	// maxUnclaimed bounds those kept. Every worker hears every
+	// cancellation, so past the bound the oldest are forgotten (a flood
+	// of cancellations of unknown ids then costs a fixed amount of
+	// memory); a job whose cancellation was forgotten still finds its
+	// terminal event in endedAlready.
+	maxUnclaimed = 4096
+)
+
+// track registers a job, by its key, for cancellation, before the worker
+// looks whether it ended already: a cancellation heard from then on
+// cancels it, and one heard before (kept in unclaimed) cancels it at once.
+// So a cancellation that reaches this worker is never lost in the window
+// between fetching the job and running it. The returned func unregisters
+// it.
 func (w *Worker) track(jobID string, cancel context.CancelCauseFunc) func() {
 	w.mu.Lock()
 	w.running[jobID] = cancel
+	_, heard := w.unclaimed[jobID]
+	delete(w.unclaimed, jobID)
 	w.mu.Unlock()
+	if heard {
+		w.log.Info("cancelling job: its cancellation came before it", "job", jobID)
+		cancel(ErrCancelled)
+	}
 	w.changed()
 	return func() {
 		w.mu.Lock()
@@ -36,9 +62,34 @@ func (w *Worker) onCancel(m *nats.Msg) {
 	}
 	w.mu.Lock()
 	cancel, ok := w.running[id]
+	if !ok {
+		w.keepUnclaimed(id, time.Now())
+	}
 	w.mu.Unlock()
 	if ok {
 		w.log.Info("cancelling job", "job", id)
 		cancel(ErrCancelled)
 	}
+}
+
+// keepUnclaimed remembers a cancellation of a job not running here, within
+// maxUnclaimed: expired ones go first, then the oldest. w.mu is held.
+func (w *Worker) keepUnclaimed(id string, now time.Time) {
+	if w.unclaimed == nil {
+		w.unclaimed = map[string]time.Time{}
+	}
+	if len(w.unclaimed) >= maxUnclaimed {
+		oldest, at := "", now
+		for k, t := range w.unclaimed {
+			if now.Sub(t) > unclaimedFor {
+				delete(w.unclaimed, k)
+			} else if t.Before(at) {
+				oldest, at = k, t
+			}
+		}
+		if len(w.unclaimed) >= maxUnclaimed {
+			delete(w.unclaimed, oldest)
+		}
+	}
+	w.unclaimed[id] = now
 }

@@ -48,6 +48,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	}
 	job := &work.Job
 	log := w.log.With("job", job.ID, "attempt", attempt)
+	// Tracked before the lookup: a cancellation that comes while the
+	// worker looks is not lost (track).
+	jobCtx, cancelJob := context.WithCancelCause(ctx)
+	defer cancelJob(nil)
+	defer w.track(job.ID, cancelJob)()
 	done, err := w.endedAlready(ctx, job.ID, attempt)
 	if err != nil {
 		w.retry(msg, attempt, log, err)
@@ -59,9 +64,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 		return
 	}
 
-	jobCtx, cancelJob := context.WithCancelCause(ctx)
-	defer cancelJob(nil)
-	defer w.track(job.ID, cancelJob)()
 	stopProgress := w.keepAlive(msg)
 	em := &emitter{w: w, job: job, attempt: attempt, seq: 1}
 	ev, releaseSandbox, err := w.execute(jobCtx, work, em, log)

@@ -52,7 +52,11 @@ type Worker struct {
 	started bool
 	stopped bool
 	running map[string]context.CancelCauseFunc // by job key
-	cancels *nats.Subscription
+	// unclaimed holds cancellations heard for jobs not running here yet
+	// (cancel.go), so that one heard while the job is being picked up is
+	// not lost.
+	unclaimed map[string]time.Time
+	cancels   *nats.Subscription
 	// fetchCancel stops the fetch loops; jobCancel interrupts running jobs.
 	fetchCancel     context.CancelFunc
 	jobCancel       context.CancelFunc
@@ -87,6 +91,7 @@ func newWorker(cfg Config, newSandboxes func(context.Context) (Sandboxes, error)
 		quick:        make(chan struct{}, quickJobs),
 		entryChanged: make(chan struct{}, 1),
 		running:      map[string]context.CancelCauseFunc{},
+		unclaimed:    map[string]time.Time{},
 		newSandboxes: newSandboxes,
 	}
 	if w.newSandboxes == nil {

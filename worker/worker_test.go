@@ -689,3 +689,68 @@ func TestJobCredential(t *testing.T) {
 		t.Errorf("%d runs, want none", n)
 	}
 }
+
+// A cancellation heard before the worker picks its job up (the job was
+// on its way from the stream) cancels the job as it starts: it never runs.
+// Before track kept such cancellations, one that came in the window
+// between the fetch and the job's registration was lost, and the job ran
+// in full after its client was told it was cancelled.
+func TestJobCancelledBeforePickup(t *testing.T) {
+	t.Parallel()
+	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
+		if err := context.Cause(ctx); err != nil {
+			return nil, fmt.Errorf("create container for job %s: %w", job.Work.Job.ID, err)
+		}
+		t.Errorf("job %s ran although its cancellation came first", job.Work.Job.ID)
+		return exited(job, 0), nil
+	}), nil)
+	work := r.work("early-cancel")
+	events := r.tap(work.Job.ID)
+	if err := r.nc.Publish(schema.CancelSubject(work.Job.ID), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !r.w.heardCancel(work.Job.ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not keep the cancellation of a job it does not run")
+		}
+		time.Sleep(10 * time.Millisecond) // poll with a deadline
+	}
+	r.publish(work)
+	end := events.next(schema.EventCancelled)
+	wantError(t, end, schema.StatusCancelled, schema.ErrCancelled)
+	r.settled()
+	if r.w.heardCancel(work.Job.ID) {
+		t.Error("the kept cancellation outlived the job it cancelled")
+	}
+}
+
+// keepUnclaimed stays within maxUnclaimed: expired cancellations go
+// first, then the oldest.
+func TestKeepUnclaimedBounded(t *testing.T) {
+	t.Parallel()
+	w := &Worker{unclaimed: map[string]time.Time{}}
+	now := time.Now()
+	w.keepUnclaimed("expired", now.Add(-2*unclaimedFor))
+	w.keepUnclaimed("oldest", now.Add(-time.Second))
+	for i := range maxUnclaimed - 2 {
+		w.keepUnclaimed(fmt.Sprintf("k%d", i), now)
+	}
+	w.keepUnclaimed("new", now) // full: the expired one goes
+	if _, ok := w.unclaimed["expired"]; ok || len(w.unclaimed) != maxUnclaimed {
+		t.Fatalf("%d kept, expired kept %v; want %d and the expired one gone", len(w.unclaimed), ok, maxUnclaimed)
+	}
+	w.keepUnclaimed("newer", now) // full, none expired: the oldest goes
+	if _, ok := w.unclaimed["oldest"]; ok || len(w.unclaimed) != maxUnclaimed {
+		t.Fatalf("%d kept, oldest kept %v; want %d and the oldest one gone", len(w.unclaimed), ok, maxUnclaimed)
+	}
+}
+
+// heardCancel reports whether a cancellation of jobID is kept for a job
+// not running here (tests).
+func (w *Worker) heardCancel(jobID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.unclaimed[jobID]
+	return ok
+}

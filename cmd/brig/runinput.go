@@ -23,6 +23,9 @@ type jobInput struct {
 	args  *string // --args JSON|@FILE; nil when not given
 	files multiFlag
 	env   multiFlag
+	// taken counts the bytes read so far: the inputs together must fit
+	// the submission, so each read gets what the ones before it left.
+	taken int
 }
 
 // addInputFlags registers --stdin, --args, --file and --env.
@@ -58,9 +61,16 @@ func usagef(format string, args ...any) error {
 // tooLargeError is an input over the submission limit
 // (schema.DefaultMaxJobBytes): the job could not be sent, and brig run
 // rejects it as the dispatcher would (exit 125), before anything is sent.
-type tooLargeError struct{ what string }
+type tooLargeError struct {
+	what string
+	// after is how many bytes the inputs read before it took.
+	after int
+}
 
 func (e *tooLargeError) Error() string {
+	if e.after > 0 {
+		return fmt.Sprintf("%s, with the %d bytes of the inputs before it, is over the %d-byte (512 KiB) submission limit", e.what, e.after, schema.DefaultMaxJobBytes)
+	}
 	return fmt.Sprintf("%s is over the %d-byte (512 KiB) submission limit", e.what, schema.DefaultMaxJobBytes)
 }
 
@@ -72,13 +82,13 @@ func (in *jobInput) build(job *schema.Job, codeArg string, stdin io.Reader) erro
 	if err := in.checkStdinReaders(codeArg); err != nil {
 		return err
 	}
-	code, err := readInput("code", codeArg, stdin)
+	code, err := in.read("code", codeArg, stdin)
 	if err != nil {
 		return err
 	}
 	job.Code = code
 	if in.stdin != nil {
-		if job.Stdin, err = readInput("--stdin "+*in.stdin, *in.stdin, stdin); err != nil {
+		if job.Stdin, err = in.read("--stdin "+*in.stdin, *in.stdin, stdin); err != nil {
 			return err
 		}
 	}
@@ -128,7 +138,7 @@ func (in *jobInput) readArgs(stdin io.Reader) (json.RawMessage, error) {
 	if name, ok := strings.CutPrefix(data, "@"); ok {
 		what = "--args " + data
 		var err error
-		if data, err = readInput(what, name, stdin); err != nil {
+		if data, err = in.read(what, name, stdin); err != nil {
 			return nil, err
 		}
 	} else if !utf8.ValidString(data) {
@@ -171,7 +181,7 @@ func (in *jobInput) readFiles(stdin io.Reader) (map[string]string, error) {
 		if _, dup := files[path]; dup {
 			return nil, usagef("--file %q: another --file writes /work/%s too", spec, path)
 		}
-		content, err := readInput("--file "+spec, local, stdin)
+		content, err := in.read("--file "+spec, local, stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -203,12 +213,25 @@ func (in *jobInput) readEnv() (map[string]string, error) {
 	return env, nil
 }
 
+// read reads one input with what the inputs read before it left of the
+// submission limit, so that N inputs never hold more than the limit (plus
+// one byte) in memory together.
+func (in *jobInput) read(what, name string, stdin io.Reader) (string, error) {
+	data, err := readInput(what, name, stdin, schema.DefaultMaxJobBytes-in.taken)
+	var large *tooLargeError
+	if errors.As(err, &large) {
+		large.after = in.taken
+	}
+	in.taken += len(data)
+	return data, err
+}
+
 // readInput reads a file brig run sends (or brig's stdin for "-"): at
-// most one byte over the submission limit, since a larger one cannot be
-// sent and an endless one must not be held in memory. The content must
-// be UTF-8: brig carries code, stdin and files as JSON strings, which
-// would turn other bytes into U+FFFD without a word.
-func readInput(what, name string, stdin io.Reader) (string, error) {
+// most one byte over limit, since a larger one cannot be sent and an
+// endless one must not be held in memory. The content must be UTF-8:
+// brig carries code, stdin and files as JSON strings, which would turn
+// other bytes into U+FFFD without a word.
+func readInput(what, name string, stdin io.Reader, limit int) (string, error) {
 	r := stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -218,11 +241,11 @@ func readInput(what, name string, stdin io.Reader) (string, error) {
 		defer f.Close()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, schema.DefaultMaxJobBytes+1))
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	switch {
 	case err != nil:
 		return "", usagef("%s: read: %v", what, err)
-	case len(data) > schema.DefaultMaxJobBytes:
+	case len(data) > limit:
 		return "", &tooLargeError{what: what}
 	case !utf8.Valid(data):
 		return "", usagef("%s: not UTF-8 text (brig carries a job's code, stdin and files as JSON strings)", what)

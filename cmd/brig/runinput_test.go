@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestReadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := readInput("code", tt.arg, tt.stdin)
+			got, err := readInput("code", tt.arg, tt.stdin, schema.DefaultMaxJobBytes)
 			var usage *usageError
 			var large *tooLargeError
 			switch {
@@ -85,10 +86,37 @@ func TestReadInput(t *testing.T) {
 func TestReadInputBounded(t *testing.T) {
 	t.Parallel()
 	r := &countingReader{r: strings.NewReader(strings.Repeat("x", 4*schema.DefaultMaxJobBytes))}
-	_, err := readInput("--stdin -", "-", r)
+	_, err := readInput("--stdin -", "-", r, schema.DefaultMaxJobBytes)
 	var large *tooLargeError
 	if !errors.As(err, &large) || r.n > schema.DefaultMaxJobBytes+1 {
 		t.Errorf("read %d bytes, error %v; want at most %d and a too-large error", r.n, err, schema.DefaultMaxJobBytes+1)
+	}
+}
+
+// TestJobInputBoundTotal: the inputs together are bounded by the
+// submission limit, not each on its own, so that N --file flags never
+// hold N times the limit: four files of 200 KiB stop at the third, which
+// is read only as far as the limit, and the error names it.
+func TestJobInputBoundTotal(t *testing.T) {
+	t.Parallel()
+	var args []string
+	for i := range 4 {
+		f := writeFile(t, fmt.Sprintf("f%d.txt", i), strings.Repeat("x", 200<<10))
+		args = append(args, "--file", f)
+	}
+	in, pos, err := parseRun(t, append(args, "main.py")...)
+	if err != nil || len(pos) != 1 {
+		t.Fatalf("parse: %v %v", pos, err)
+	}
+	code := writeFile(t, "main.py", "print(1)\n")
+	var job schema.Job
+	err = in.build(&job, code, strings.NewReader(""))
+	var large *tooLargeError
+	if !errors.As(err, &large) || !strings.Contains(err.Error(), "f2.txt") || !strings.Contains(err.Error(), "with the ") {
+		t.Fatalf("build: %v; want a too-large error naming the third file and the bytes before it", err)
+	}
+	if in.taken > schema.DefaultMaxJobBytes+1 {
+		t.Errorf("read %d bytes in all; want at most the limit plus one (%d)", in.taken, schema.DefaultMaxJobBytes+1)
 	}
 }
 
