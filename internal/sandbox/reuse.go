@@ -8,9 +8,12 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
-// reuseKey is what jobs of a reused sandbox must share: the function and
-// everything set at container creation.
+// reuseKey is what jobs of a reused sandbox must share: the tenant, the
+// function and everything set at container creation. A sandbox never
+// serves two tenants: a wipe undoes what a job changed as far as the init
+// can tell, and that is not a wall between tenants (docs/design.md §5).
 type reuseKey struct {
+	tenant   string
 	function string
 	tmpl     template
 }
@@ -44,13 +47,14 @@ func newReuseCache(r *Runner, ctx context.Context) *reuseCache {
 	return c
 }
 
-func reuseKeyOf(spec schema.RunSpec) reuseKey {
-	return reuseKey{function: spec.Function, tmpl: templateOf(spec)}
+func reuseKeyOf(tenant string, spec schema.RunSpec) reuseKey {
+	return reuseKey{tenant: tenant, function: spec.Function, tmpl: templateOf(spec)}
 }
 
-// take returns the most recently used idle sandbox for spec, or nil.
-func (c *reuseCache) take(spec schema.RunSpec) *Sandbox {
-	key := reuseKeyOf(spec)
+// take returns the most recently used idle sandbox of tenant for spec, or
+// nil.
+func (c *reuseCache) take(tenant string, spec schema.RunSpec) *Sandbox {
+	key := reuseKeyOf(tenant, spec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := len(c.idle) - 1; i >= 0; i-- {
@@ -71,7 +75,7 @@ func (c *reuseCache) put(ctx context.Context, spec schema.RunSpec, sb *Sandbox) 
 		c.r.discard(ctx, sb)
 		return
 	}
-	c.idle = append(c.idle, idleSandbox{key: reuseKeyOf(spec), sb: sb, since: time.Now()})
+	c.idle = append(c.idle, idleSandbox{key: reuseKeyOf(sb.tenant, spec), sb: sb, since: time.Now()})
 	var evicted *Sandbox
 	if len(c.idle) > c.r.cfg.Slots {
 		evicted = c.idle[0].sb

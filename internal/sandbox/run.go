@@ -183,14 +183,15 @@ func (r *Runner) release(ctx context.Context, sb *Sandbox, spec schema.RunSpec, 
 func (r *Runner) sandboxFor(ctx context.Context, job *Job, handOver func(*Sandbox)) (*Sandbox, error) {
 	spec := job.Work.Spec
 	if !spec.SingleUse {
-		sb := r.reuse.take(spec)
+		tenant, _, _ := schema.SplitJobKey(job.Work.Job.ID)
+		sb := r.reuse.take(tenant, spec)
 		if sb == nil {
 			var err error
 			if sb, err = r.open(ctx, spec, "reuse", nil, nil); err != nil {
 				return nil, err
 			}
 			r.cfg.Metrics.ContainerStarted("reuse")
-			sb.reuse = true
+			sb.reuse, sb.tenant = true, tenant
 		}
 		handOver(sb)
 		return sb, nil

@@ -26,9 +26,11 @@ type Sandbox struct {
 	// as it is handed over; sock is its path on the host.
 	ln   Listener
 	sock string
-	// reuse: the init serves successive jobs (single_use: false).
-	reuse bool
-	jobs  int
+	// reuse: the init serves successive jobs (single_use: false), all of
+	// tenant's (reuse.go).
+	reuse  bool
+	tenant string
+	jobs   int
 	// prewarmed: started before its job arrived.
 	prewarmed bool
 	once      sync.Once
