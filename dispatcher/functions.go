@@ -12,7 +12,6 @@ import (
 
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 )
 
 // The functions service (docs/design.md §3.1, §10.3). A tenant's
@@ -52,14 +51,14 @@ type FunctionsRequest struct {
 }
 
 // FunctionsReply answers a FunctionsRequest: Functions for list, Function
-// for get and deploy (sdk.FunctionInfo: the wire is the SDK's) (Changed: deploy wrote a new revision), nothing for
+// for get and deploy (Changed: deploy wrote a new revision), nothing for
 // delete; or Error, with ErrorType NotFound, Forbidden, InvalidFunction
 // (Field names the field), QuotaExceeded, Busy (Error is
 // schema.BusyAnswer) or Infrastructure.
 type FunctionsReply struct {
-	Functions []sdk.FunctionInfo `json:"functions,omitempty"`
-	Function  *sdk.FunctionInfo  `json:"function,omitempty"`
-	Changed   bool               `json:"changed,omitempty"`
+	Functions []schema.FunctionInfo `json:"functions,omitempty"`
+	Function  *schema.FunctionInfo  `json:"function,omitempty"`
+	Changed   bool                  `json:"changed,omitempty"`
 
 	Error     string           `json:"error,omitempty"`
 	ErrorType schema.ErrorType `json:"error_type,omitempty"`

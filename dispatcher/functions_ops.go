@@ -8,7 +8,6 @@ import (
 
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 )
 
 // The operations of the functions service (functions.go) for tenant T,
@@ -25,7 +24,7 @@ func (d *Dispatcher) listFunctions(ctx context.Context, store *functions.Store, 
 			return FunctionsReply{}, err
 		}
 	}
-	out := make([]sdk.FunctionInfo, 0, len(entries))
+	out := make([]schema.FunctionInfo, 0, len(entries))
 	for _, e := range entries {
 		if e.Err != nil {
 			d.log.Warn("a function a tenant sees is invalid", "tenant", tenant, "err", e.Err)
@@ -87,18 +86,18 @@ func deleteFunction(ctx context.Context, store *functions.Store, tenant, name st
 }
 
 // infoOf is an entry as a tenant sees it.
-func infoOf(e functions.Entry) sdk.FunctionInfo {
-	return sdk.FunctionInfo{Name: e.Name, Owner: ownerOf(e), Revision: e.Revision, Updated: e.Updated, Function: e.Function}
+func infoOf(e functions.Entry) schema.FunctionInfo {
+	return schema.FunctionInfo{Name: e.Name, Owner: ownerOf(e), Revision: e.Revision, Updated: e.Updated, Function: e.Function}
 }
 
-func ownerOf(e functions.Entry) string {
+func ownerOf(e functions.Entry) schema.FunctionOwner {
 	switch {
 	case e.Builtin:
-		return sdk.OwnerBuiltin
+		return schema.OwnerBuiltin
 	case e.Tenant == "":
-		return sdk.OwnerGlobal
+		return schema.OwnerGlobal
 	}
-	return sdk.OwnerTenant
+	return schema.OwnerTenant
 }
 
 // functionsError answers a request that failed, with the error type a

@@ -13,7 +13,6 @@ import (
 
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
-	"github.com/brig-dev/brig/sdk"
 )
 
 // functionsRig is a rig whose dispatcher resolves the function bucket, as
@@ -74,10 +73,10 @@ func tenantFn(name string) schema.Function {
 	return fn
 }
 
-func names(infos []sdk.FunctionInfo) []string {
+func names(infos []schema.FunctionInfo) []string {
 	var out []string
 	for _, i := range infos {
-		out = append(out, i.Owner+":"+i.Name)
+		out = append(out, string(i.Owner)+":"+i.Name)
 	}
 	return out
 }
@@ -97,7 +96,7 @@ func TestFunctionsOps(t *testing.T) {
 		t.Errorf("list before deploying: %v %q, want %v", got, list.Error, want)
 	}
 	dep := r.askFunctions("acme", deployReq(t, tenantFn("grader")))
-	if dep.Error != "" || !dep.Changed || dep.Function == nil || dep.Function.Owner != sdk.OwnerTenant || dep.Function.Revision == 0 || dep.Function.Updated.IsZero() {
+	if dep.Error != "" || !dep.Changed || dep.Function == nil || dep.Function.Owner != schema.OwnerTenant || dep.Function.Revision == 0 || dep.Function.Updated.IsZero() {
 		t.Fatalf("deploy: %+v", dep)
 	}
 	again := r.askFunctions("acme", deployReq(t, tenantFn("grader")))
@@ -108,10 +107,10 @@ func TestFunctionsOps(t *testing.T) {
 		t.Errorf("the deploy is not acme's own key: %v", err)
 	}
 	got := r.askFunctions("acme", FunctionsRequest{Op: FunctionsGet, Name: "grader"})
-	if got.Function == nil || got.Function.Function.Env["GRADER"] != "grader" || got.Function.Owner != sdk.OwnerTenant {
+	if got.Function == nil || got.Function.Function.Env["GRADER"] != "grader" || got.Function.Owner != schema.OwnerTenant {
 		t.Errorf("get: %+v", got)
 	}
-	if g := r.askFunctions("acme", FunctionsRequest{Op: FunctionsGet, Name: "shared"}); g.Function == nil || g.Function.Owner != sdk.OwnerGlobal {
+	if g := r.askFunctions("acme", FunctionsRequest{Op: FunctionsGet, Name: "shared"}); g.Function == nil || g.Function.Owner != schema.OwnerGlobal {
 		t.Errorf("get of a global: %+v", g)
 	}
 	list = r.askFunctions("acme", FunctionsRequest{Op: FunctionsList})

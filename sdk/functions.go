@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/brig-dev/brig/schema"
 )
@@ -18,25 +17,16 @@ import (
 // a global or built-in function to change or delete).
 var ErrForbidden = errors.New("Forbidden")
 
-// Owners of a FunctionInfo.
+// Owners of a FunctionInfo (schema.FunctionOwner).
 const (
-	OwnerTenant  = "tenant"  // the tenant's own: it may deploy and delete it
-	OwnerGlobal  = "global"  // deployed by an admin for every tenant
-	OwnerBuiltin = "builtin" // brig's own (python, echo)
+	OwnerTenant  = schema.OwnerTenant  // the tenant's own: it may deploy and delete it
+	OwnerGlobal  = schema.OwnerGlobal  // deployed by an admin for every tenant
+	OwnerBuiltin = schema.OwnerBuiltin // brig's own (python, echo)
 )
 
 // FunctionInfo is one function as a tenant sees it: what its jobs of that
-// name resolve to.
-type FunctionInfo struct {
-	Name string `json:"name"`
-	// Owner is OwnerTenant, OwnerGlobal or OwnerBuiltin.
-	Owner string `json:"owner"`
-	// Revision and Updated are the stored definition's (zero for a
-	// built-in); an unchanged deploy keeps both.
-	Revision uint64          `json:"revision,omitempty"`
-	Updated  time.Time       `json:"updated,omitzero"`
-	Function schema.Function `json:"function"`
-}
+// name resolve to. It is the wire's (schema.FunctionInfo).
+type FunctionInfo = schema.FunctionInfo
 
 // FunctionError is a functions request brig refused or failed. It matches
 // ErrNotFound, ErrForbidden, ErrBusy or ErrRejected (an invalid

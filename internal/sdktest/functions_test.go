@@ -127,7 +127,7 @@ func TestFunctionsRoundTrip(t *testing.T) {
 	}
 	var got []string
 	for _, i := range list {
-		got = append(got, i.Owner+":"+i.Name)
+		got = append(got, string(i.Owner)+":"+i.Name)
 	}
 	if want := []string{"builtin:echo", "tenant:grader", "builtin:python"}; !slices.Equal(got, want) {
 		t.Errorf("list %v, want %v", got, want)
