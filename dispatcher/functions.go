@@ -74,28 +74,14 @@ func (d *Dispatcher) functionsService() nats.MsgHandler {
 // functionsHandler answers functions requests, each holding a place in
 // inHand while it works; with inHand full it answers busy.
 func (d *Dispatcher) functionsHandler(inHand chan struct{}) nats.MsgHandler {
-	return func(m *nats.Msg) {
-		if !d.allowSubject(m.Subject, schema.FunctionsPrefix) {
-			return
-		}
-		tenant, ok := answerable(m.Subject, schema.FunctionsPrefix, m.Reply)
-		if !ok || m.Subject != schema.FunctionsSubject(tenant) {
-			d.log.Debug("ignoring a functions request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
-			return
-		}
-		select {
-		case inHand <- struct{}{}:
-		default:
-			d.answerFunctions(m.Reply, FunctionsReply{Error: schema.BusyAnswer, ErrorType: schema.ErrBusy})
-			return
-		}
-		go func() {
-			defer func() { <-inHand }()
-			ctx, cancel := context.WithTimeout(d.ctx, functionsLookup)
-			defer cancel()
-			d.answerFunctions(m.Reply, d.serveFunctions(ctx, tenant, m.Data))
-		}()
-	}
+	return tenantService[FunctionsReply]{
+		name: "functions", prefix: schema.FunctionsPrefix, inHand: inHand, budget: functionsLookup,
+		busy: func(string) FunctionsReply {
+			return FunctionsReply{Error: schema.BusyAnswer, ErrorType: schema.ErrBusy}
+		},
+		serve:  d.serveFunctions,
+		answer: d.answerFunctions,
+	}.handler(d)
 }
 
 // serveFunctions decodes and carries out one request of tenant.

@@ -63,28 +63,14 @@ func (d *Dispatcher) statusService() nats.MsgHandler {
 // statusHandler answers status requests, each holding a place in inHand
 // while it looks; with inHand full it answers ErrBusy.
 func (d *Dispatcher) statusHandler(inHand chan struct{}) nats.MsgHandler {
-	return func(m *nats.Msg) {
-		if !d.allowSubject(m.Subject, schema.StatusPrefix) {
-			return
-		}
-		tenant, ok := answerable(m.Subject, schema.StatusPrefix, m.Reply)
-		if !ok {
-			d.log.Debug("ignoring a status request whose reply subject is not an inbox of its tenant", "subject", m.Subject, "reply", m.Reply)
-			return
-		}
-		select {
-		case inHand <- struct{}{}:
-		default:
-			d.answerStatus(m.Reply, StatusReply{Tenant: tenant, Error: ErrBusy})
-			return
-		}
-		go func() {
-			defer func() { <-inHand }()
-			ctx, cancel := context.WithTimeout(d.ctx, statusLookup)
-			defer cancel()
-			d.answerStatus(m.Reply, d.tenantStatus(ctx, tenant))
-		}()
-	}
+	return tenantService[StatusReply]{
+		name: "status", prefix: schema.StatusPrefix, inHand: inHand, budget: statusLookup,
+		busy: func(tenant string) StatusReply { return StatusReply{Tenant: tenant, Error: ErrBusy} },
+		serve: func(ctx context.Context, tenant string, _ []byte) StatusReply {
+			return d.tenantStatus(ctx, tenant)
+		},
+		answer: d.answerStatus,
+	}.handler(d)
 }
 
 // tenantStatus reads tenant's record and counts its jobs.
