@@ -635,22 +635,24 @@ func (c *Client) publishJob(ctx context.Context, h *Handle, job *schema.Job) err
 	return nil
 }
 
-// publish sends msg and waits until the server has it (a flush: at most
-// publishWait when ctx has no deadline).
+// publish sends msg and waits until the server has it (a flush). Once the
+// message is handed to the connection it may reach brig, so the flush runs
+// off ctx, for at most publishWait: a caller whose ctx ends in between (a
+// Ctrl-C right after the submission) still gets its handle, and can cancel
+// the job it sent, rather than an error that leaves the job running unseen.
 func (c *Client) publish(ctx context.Context, msg *nats.Msg) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := c.nc.PublishMsg(msg); err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, publishWait)
-		defer cancel()
-	}
-	return c.nc.FlushWithContext(ctx)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishWait)
+	defer cancel()
+	return c.nc.FlushWithContext(fctx)
 }
 
-// publishWait bounds the flush of a submission whose context has no
-// deadline.
+// publishWait bounds the flush of a submission.
 const publishWait = 10 * time.Second
 
 // resubmitJob publishes a handle's submission again, without a message

@@ -272,7 +272,7 @@ func TestBuildJobExit(t *testing.T) {
 		wantEvent  string // part of the --json event's error message
 	}{
 		{"bad args", []string{"--args", "{", code}, exitUsage, "brig run: --args: not valid JSON", ""},
-		{"too large a file", []string{"--file", big, code}, exitBrig, "", "invalid job: --file " + big + " is over the 524288-byte (512 KiB) submission limit"},
+		{"too large a file", []string{"--file", big, code}, exitBrig, "", "invalid job: --file " + big + ", with the 8 bytes of the inputs before it, is over the 524288-byte (512 KiB) submission limit"},
 		{"too large in all", []string{"--stdin", code, "--env", "A=" + strings.Repeat("y", 400<<10), "--args", `"` + strings.Repeat("z", 200<<10) + `"`, code},
 			exitBrig, "", "invalid job: the submission is "},
 		{"a path out of /work", []string{"--file", code + ":../x", code}, exitBrig, "", `invalid job: files["../x"]: path leaves /work`},
