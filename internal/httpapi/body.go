@@ -29,15 +29,17 @@ func (s *Server) readBody(c *call, limit int) ([]byte, *Problem) {
 		return nil, tooLarge(limit)
 	}
 	_ = c.rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
-	defer func() { _ = c.rc.SetReadDeadline(time.Time{}) }()
 	data, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, int64(limit)))
 	var mbe *http.MaxBytesError
 	switch {
 	case err == nil:
+		_ = c.rc.SetReadDeadline(time.Time{})
 		return data, nil
 	case errors.As(err, &mbe):
 		return nil, tooLarge(limit)
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays: the server reads what is left of the body
+		// before it closes the connection, and must not wait for it.
 		c.w.Header().Set("Connection", "close")
 		return nil, problem(http.StatusRequestTimeout, TypeRequestTimeout,
 			"the body did not arrive within %s", s.cfg.BodyTimeout)
