@@ -12,7 +12,7 @@ import (
 // exactly the routes the server serves, path and method.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
-		OpenAPI string                     `json:"openapi"`
+		OpenAPI string                    `json:"openapi"`
 		Paths   map[string]map[string]any `json:"paths"`
 	}
 	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
