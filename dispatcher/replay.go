@@ -104,12 +104,19 @@ type ReplayRequest struct {
 	Peek bool `json:"peek,omitempty"`
 }
 
-// PeekReply answers a ReplayRequest with Peek.
+// PeekReply answers a ReplayRequest with Peek. Started and Event came
+// after Exists and Terminal; a client that knows only those two reads the
+// same answer as before.
 type PeekReply struct {
 	// Exists: the job has at least one stored event.
 	Exists bool `json:"exists"`
 	// Terminal: the job has its terminal event.
 	Terminal bool `json:"terminal"`
+	// Started: the job has a started event (of any attempt). Set only
+	// while the job has not ended.
+	Started bool `json:"started,omitempty"`
+	// Event is the terminal event itself, as stored, when Terminal.
+	Event *schema.Event `json:"event,omitempty"`
 }
 
 // onReplay answers a replay request on brig.replay.<key>. A request whose
@@ -179,7 +186,8 @@ func decodeReplayRequest(data []byte) (ReplayRequest, error) {
 	return req, nil
 }
 
-// peek answers whether the job has events, and its terminal one.
+// peek answers whether the job has events, whether it started, and its
+// terminal event.
 func (d *Dispatcher) peek(ctx context.Context, id, reply string) {
 	ctx, cancel := context.WithTimeout(ctx, replayLookup)
 	defer cancel()
@@ -201,10 +209,11 @@ func (d *Dispatcher) peekJob(ctx context.Context, id string) (PeekReply, error) 
 		return PeekReply{}, err
 	}
 	ev, err := d.events.Terminal(ctx, id)
-	if err != nil {
-		return PeekReply{}, err
+	if err != nil || ev != nil {
+		return PeekReply{Exists: true, Terminal: ev != nil, Event: ev}, err
 	}
-	return PeekReply{Exists: true, Terminal: ev != nil}, nil
+	started, err := d.events.Has(ctx, id, schema.EventStarted)
+	return PeekReply{Exists: true, Started: started}, err
 }
 
 // follow publishes the job's stored events to reply, in order, and those

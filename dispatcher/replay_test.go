@@ -295,12 +295,16 @@ func TestReplayPeek(t *testing.T) {
 		t.Errorf("no events: %+v", p)
 	}
 	r.emit(id, schema.EventAccepted, 1)
-	if p := peek(); !p.Exists || p.Terminal {
+	if p := peek(); !p.Exists || p.Terminal || p.Started || p.Event != nil {
 		t.Errorf("accepted: %+v", p)
 	}
-	r.emit(id, schema.EventTimeout, 2)
-	if p := peek(); !p.Exists || !p.Terminal {
-		t.Errorf("ended: %+v", p)
+	r.emit(id, schema.EventStarted, 2)
+	if p := peek(); !p.Exists || p.Terminal || !p.Started || p.Event != nil {
+		t.Errorf("started: %+v", p)
+	}
+	r.emit(id, schema.EventTimeout, 3)
+	if p := peek(); !p.Exists || !p.Terminal || p.Event == nil || p.Event.Type != schema.EventTimeout || p.Event.Seq != 3 || p.Event.JobID != k(id) {
+		t.Errorf("ended: %+v (event %+v)", p, p.Event)
 	}
 	if r.eventConsumers() != 0 {
 		t.Error("a peek made a consumer")

@@ -446,7 +446,8 @@ func (h *Handle) quiet(d time.Duration) bool {
 func (c *Client) checkQuiet(h *Handle) {
 	ctx, cancel := context.WithTimeout(context.Background(), peekWait)
 	defer cancel()
-	exists, ended, err := c.peekState(ctx, h.ID)
+	p, err := c.peekState(ctx, h.ID)
+	exists, ended := p.Exists, p.Terminal
 	h.mu.Lock()
 	h.checking, h.quietSince = false, time.Now()
 	replaying := h.replaying
@@ -583,30 +584,43 @@ func (c *Client) peek(ctx context.Context, jobID string) (bool, error) {
 const peekWait = 5 * time.Second
 
 func (c *Client) peekOnce(ctx context.Context, jobID string) (bool, error) {
-	exists, _, err := c.peekState(ctx, jobID)
-	return exists, err
+	p, err := c.peekState(ctx, jobID)
+	return p.Exists, err
+}
+
+// peekAnswer is the replay service's answer to a peek (the dispatcher's
+// PeekReply): Started and Event are absent from an older dispatcher's.
+type peekAnswer struct {
+	Exists   bool          `json:"exists"`
+	Terminal bool          `json:"terminal"`
+	Started  bool          `json:"started"`
+	Event    *schema.Event `json:"event"`
 }
 
 // peekState asks the replay service once whether a job has any stored
-// event, and whether it has its terminal one.
-func (c *Client) peekState(ctx context.Context, jobID string) (exists, terminal bool, err error) {
+// event, whether it started, and its terminal event.
+func (c *Client) peekState(ctx context.Context, jobID string) (peekAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, peekWait)
 	defer cancel()
 	msg, err := c.request(ctx, schema.ReplaySubject(c.key(jobID)), []byte(`{"peek":true}`))
 	if err != nil {
-		return false, false, fmt.Errorf("ask about job %s: %w", jobID, err)
+		return peekAnswer{}, fmt.Errorf("ask about job %s: %w", jobID, err)
 	}
-	if ctl := msg.Header.Get(replayHeader); ctl != "" {
-		return false, false, fmt.Errorf("ask about job %s: %s %s", jobID, ctl, msg.Header.Get(replayErrorHeader))
+	switch ctl := msg.Header.Get(replayHeader); ctl {
+	case "":
+	case replayBusy:
+		return peekAnswer{}, fmt.Errorf("ask about job %s: %w", jobID, ErrBusy)
+	default:
+		return peekAnswer{}, fmt.Errorf("ask about job %s: %s %s", jobID, ctl, msg.Header.Get(replayErrorHeader))
 	}
-	var r struct {
-		Exists   bool `json:"exists"`
-		Terminal bool `json:"terminal"`
-	}
+	var r peekAnswer
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return false, false, fmt.Errorf("ask about job %s: bad answer: %w", jobID, err)
+		return peekAnswer{}, fmt.Errorf("ask about job %s: bad answer: %w", jobID, err)
 	}
-	return r.Exists, r.Terminal, nil
+	if r.Event != nil && (r.Event.JobID != c.key(jobID) || !schema.IsTerminal(r.Event.Type)) {
+		return peekAnswer{}, fmt.Errorf("ask about job %s: the answer's event is not its terminal one", jobID)
+	}
+	return r, nil
 }
 
 // publishJob publishes a submission of the client's tenant, with its key

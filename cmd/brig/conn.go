@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
@@ -285,31 +283,21 @@ func (j *jobConn) jobExists(ctx context.Context, id string) (bool, error) {
 }
 
 // peek asks the replay service once whether brig has an event of the job
-// (see jobExists); busy: the dispatcher had too many requests in hand.
+// (see jobExists; sdk.Client.Job); busy: the dispatcher had too many
+// requests in hand.
 func (j *jobConn) peek(ctx context.Context, id string) (exists, busy bool, _ error) {
-	body, err := json.Marshal(dispatcher.ReplayRequest{Peek: true})
-	if err != nil {
-		return false, false, err
-	}
-	msg, err := j.nc.RequestWithContext(ctx, schema.ReplaySubject(schema.JobKey(j.tenant, id)), body)
+	_, err := j.Job(ctx, id)
 	switch {
+	case err == nil:
+		return true, false, nil
+	case errors.Is(err, sdk.ErrNotFound):
+		return false, false, nil
+	case errors.Is(err, sdk.ErrBusy):
+		return false, true, nil
 	case errors.Is(err, nats.ErrNoResponders):
 		return false, false, noDispatcher(j.nc)
-	case err != nil:
-		return false, false, fmt.Errorf("ask about job %s: %w", id, err)
 	}
-	switch ctl := dispatcher.ReplayControl(msg.Header.Get(dispatcher.ReplayHeader)); ctl {
-	case "":
-	case dispatcher.ReplayBusy:
-		return false, true, nil
-	default:
-		return false, false, fmt.Errorf("ask about job %s: %s %s", id, ctl, msg.Header.Get(dispatcher.ReplayErrorHeader))
-	}
-	var r dispatcher.PeekReply
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return false, false, fmt.Errorf("ask about job %s: bad answer: %w", id, err)
-	}
-	return r.Exists, false, nil
+	return false, false, err
 }
 
 // brigAnswers checks that a dispatcher answers at the server, with one

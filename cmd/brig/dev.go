@@ -30,6 +30,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `FILE`: serve TLS to clients (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM key `FILE` of --tls-cert")
 	tlsCA := fs.String("tls-ca", "", "PEM `FILE` of the CA that signed --tls-cert, when the system does not trust it (for brig dev's own connections)")
+	httpAddr := fs.String("http", "127.0.0.1:4280", "serve the HTTP API at `ADDR` (docs/design.md §11; \"\" serves none)")
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -59,6 +60,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		TLSCA:      *tlsCA,
 		Worker:     worker.Config{ID: workerID, Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm, Metrics: wm},
 		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key"), Metrics: dm},
+		HTTPListen: *httpAddr,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "brig dev: %v\n", err)
@@ -66,6 +68,9 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	defer pollQueues(mctx, stack.Conn, dm, log)()
 	announceCreds(stack, stderr, log)
+	if u := stack.HTTPURL(); u != "" {
+		fmt.Fprintf(stderr, "http %s\n", u)
+	}
 	fmt.Fprintf(stderr, "ready %s\n", stack.URL())
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "brig dev: shutting down")
@@ -83,7 +88,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 // written is worth a warning, not the stack.
 func announceCreds(stack *devstack.Stack, stderr io.Writer, log *slog.Logger) {
 	admin, client := absPath(stack.AdminCreds), absPath(stack.ClientCreds)
-	fmt.Fprintf(stderr, "creds admin %s\ncreds default %s\n", admin, client)
+	fmt.Fprintf(stderr, "creds admin %s\ncreds default %s\ntoken default %s\n", admin, client, absPath(stack.ClientToken))
 	dir, err := natsContextDir()
 	if err == nil {
 		var path string

@@ -59,6 +59,7 @@ const usage = `brig runs untrusted code in locked-down containers.
 
 Usage:
   brig dev [--listen ADDR] [--data DIR]   run NATS, a dispatcher and a worker in one process
+                                          (and the HTTP API: --http ADDR, default 127.0.0.1:4280)
   brig run [flags] FILE|-                 run code and stream its output
   brig watch JOB_ID                       replay and follow a job's events
   brig cancel JOB_ID                      cancel a queued or running job
@@ -68,6 +69,7 @@ Usage:
   brig image build [NAME]                 build a sandbox image offline (default: python)
   brig dispatcher | brig worker           the roles as separate processes (production, docker-compose)
   brig nats [--cluster ADDR] [flags]      a NATS node with JetStream, alone or in a cluster
+  brig http --listen ADDR [--server URL]  the HTTP API for tenants (bearer tokens: NAME.token)
   brig creds --role ROLE [--out FILE]     mint a role's credential (a tenant's: brig tenant)
   brig tenant add|ls|rm|creds [NAME]      manage tenants, their quotas and their credentials (admin)
   brig status [--json]                    pools, workers and their free slots, queues, running jobs, recent failures
@@ -146,6 +148,7 @@ func commands() map[string]command {
 		"status":     cmdStatus,
 		"creds":      cmdCreds,
 		"tenant":     cmdTenant,
+		"http":       cmdHTTP,
 		"version":    cmdVersion,
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/auth"
+	"github.com/brig-dev/brig/internal/creds"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/schema"
 )
@@ -28,6 +29,8 @@ const tenantUsage = `usage:
   brig tenant rm NAME            remove a tenant and revoke every credential of it
   brig tenant creds NAME [--out FILE]
                                  mint one more credential of a tenant
+add and creds --out write beside NAME.creds (FILE) the same credential as a
+token of the HTTP API, NAME.token (FILE without .creds, plus .token; 0600).
 Each takes --server, --creds (an admin's; default brig dev's admin.creds),
 --tls-ca and --auth-dir DIR, brig's authority (default DATA/auth, as brig dev
 and brig nats), which add, rm and creds sign and revoke with.
@@ -206,7 +209,7 @@ func cmdTenantAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitBrig
 	}
 	path := filepath.Join(*outDir, name+".creds")
-	if err := auth.WriteSecret(path, creds); err != nil {
+	if err := writeCredsAndToken(path, creds); err != nil {
 		return c.fail(err)
 	}
 	if existed {
@@ -251,7 +254,7 @@ func cmdTenantCreds(ctx context.Context, args []string, stdout, stderr io.Writer
 		_, _ = stdout.Write(creds)
 		return 0
 	}
-	if err := auth.WriteSecret(*out, creds); err != nil {
+	if err := writeCredsAndToken(*out, creds); err != nil {
 		return c.fail(err)
 	}
 	fmt.Fprintln(stdout, absPath(*out))
@@ -453,4 +456,14 @@ func deleteOwnFunctions(ctx context.Context, js jetstream.JetStream, tenant stri
 		}
 	}
 	return len(fns), nil
+}
+
+// writeCredsAndToken writes a credential to path and, beside it, the same
+// credential as an HTTP API token (docs/design.md §11): path without
+// .creds, plus .token; both 0600.
+func writeCredsAndToken(path string, data []byte) error {
+	if err := auth.WriteSecret(path, data); err != nil {
+		return err
+	}
+	return auth.WriteSecret(strings.TrimSuffix(path, ".creds")+".token", []byte(creds.FormatToken(data)))
 }

@@ -23,7 +23,9 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
+	"github.com/brig-dev/brig/internal/creds"
 	"github.com/brig-dev/brig/internal/functions"
+	"github.com/brig-dev/brig/internal/httpapi"
 	"github.com/brig-dev/brig/internal/image"
 	"github.com/brig-dev/brig/internal/natsserver"
 	"github.com/brig-dev/brig/schema"
@@ -59,6 +61,11 @@ type Config struct {
 	// filled in.
 	Dispatcher dispatcher.Config
 	Worker     worker.Config
+	// HTTPListen, when set, serves the HTTP API there (docs/design.md
+	// §11; port 0 picks a free one); "" serves none.
+	HTTPListen string
+	// HTTP tunes the HTTP API; Listen, NATSURL and Logger are filled in.
+	HTTP httpapi.Config
 }
 
 // Stack is a running dev stack.
@@ -69,13 +76,16 @@ type Stack struct {
 	Conn *nats.Conn
 	Auth *auth.Authority
 	// AdminCreds and ClientCreds are the paths of admin.creds and
-	// default.creds.
-	AdminCreds, ClientCreds string
-	roleConns               []*nats.Conn
-	tlsCA                   string
-	Docker                  *client.Client
-	Dispatcher              *dispatcher.Dispatcher
-	Worker                  *worker.Worker
+	// default.creds; ClientToken is default.token beside them, the same
+	// credential as a token of the HTTP API (docs/design.md §11).
+	AdminCreds, ClientCreds, ClientToken string
+	// HTTP is the HTTP API, when Config.HTTPListen asked for it.
+	HTTP       *httpapi.Server
+	roleConns  []*nats.Conn
+	tlsCA      string
+	Docker     *client.Client
+	Dispatcher *dispatcher.Dispatcher
+	Worker     *worker.Worker
 }
 
 // URL is the NATS URL clients connect to.
@@ -151,7 +161,39 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.Worker.Start(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startHTTP(ctx, cfg); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// startHTTP serves the HTTP API when cfg asks for it.
+func (s *Stack) startHTTP(ctx context.Context, cfg Config) error {
+	if cfg.HTTPListen == "" {
+		return nil
+	}
+	hcfg := cfg.HTTP
+	hcfg.Listen, hcfg.NATSURL, hcfg.Logger = cfg.HTTPListen, s.URL(), cfg.Logger
+	if s.tlsCA != "" {
+		hcfg.NATSOptions = append(hcfg.NATSOptions, nats.RootCAs(s.tlsCA))
+	}
+	srv, err := httpapi.New(hcfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	s.HTTP = srv
+	return nil
+}
+
+// HTTPURL is the HTTP API's http://HOST:PORT, "" when it serves none.
+func (s *Stack) HTTPURL() string {
+	if s.HTTP == nil {
+		return ""
+	}
+	return s.HTTP.URL()
 }
 
 // openAuth opens (creating on first start) the stack's authority and
@@ -183,7 +225,18 @@ func (s *Stack) openAuth(cfg Config) error {
 			return err
 		}
 	}
-	return nil
+	return s.writeClientToken()
+}
+
+// writeClientToken writes default.token beside default.creds: the same
+// credential, as a token of the HTTP API (0600, as the creds).
+func (s *Stack) writeClientToken() error {
+	data, err := os.ReadFile(s.ClientCreds)
+	if err != nil {
+		return fmt.Errorf("default tenant's token: %w", err)
+	}
+	s.ClientToken = strings.TrimSuffix(s.ClientCreds, ".creds") + ".token"
+	return auth.WriteSecret(s.ClientToken, []byte(creds.FormatToken(data)))
 }
 
 // ensureDefaultTenant makes sure the default tenant has a record (no
@@ -266,6 +319,9 @@ func ensureImages(ctx context.Context, docker *client.Client, progress io.Writer
 // dispatcher and the server. Safe to call twice.
 func (s *Stack) Stop(ctx context.Context) error {
 	var errs []error
+	if s.HTTP != nil {
+		errs = append(errs, s.HTTP.Stop(ctx))
+	}
 	if s.Worker != nil {
 		errs = append(errs, s.Worker.Stop(ctx))
 	}

@@ -74,6 +74,7 @@ func Start(ctx context.Context, log *slog.Logger) (_ *Env, err error) {
 		SkipImage:  true,
 		Worker:     e.sharedWorkerConfig(),
 		Dispatcher: dispatcher.Config{Signer: e.Signer},
+		HTTPListen: "127.0.0.1:0", // the HTTP API's e2e tests (Stack.HTTPURL, Stack.ClientToken)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
