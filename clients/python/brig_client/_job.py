@@ -19,7 +19,7 @@ from ._sse import SSEParser
 from ._types import Event, Result
 
 LONG_POLL = 60.0  # seconds one GET ?wait= asks brig to hold the answer
-MAX_RESUMES = 5  # event-stream reconnections in a row with no event between
+MAX_RESUMES = 5  # event-stream connections in a row that may bring no event
 KEEPALIVE_READ = 45.0  # the least read timeout of a stream (brig sends ": keepalive" every 15 s)
 READ_CHUNK = 64 << 10
 
@@ -129,9 +129,10 @@ class Job:
                 err = BrigError("the event stream ended before the job's terminal event")
             failures = 0 if got else failures + 1
             if failures >= MAX_RESUMES:
-                raise BrigError("events of job %s: %d reconnections without an event: %s"
+                raise BrigError("events of job %s: %d connections in a row brought no event: %s"
                                 % (self.id, failures, err)) from err
-            time.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+            if failures:
+                time.sleep(BACKOFF[min(failures, len(BACKOFF)) - 1])
             parser = parser.resume()
 
     def _stream(self, parser: SSEParser) -> Iterator[Event]:

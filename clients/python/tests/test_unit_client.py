@@ -270,7 +270,7 @@ class EventsTest(ClientCase):
             return Reply(200, headers={"Content-Type": "text/event-stream"}, chunks=[b": keepalive\n\n"])
         fake = self.serve(handle)
         with mock.patch.object(_job, "BACKOFF", (0.0,)), \
-                self.assertRaisesRegex(bc.BrigError, "5 reconnections without an event"):
+                self.assertRaisesRegex(bc.BrigError, "5 connections in a row brought no event"):
             list(self.client(fake).job("j").events())
         self.assertEqual(len(fake.requests), 1 + _job.MAX_RESUMES)
 
