@@ -107,7 +107,7 @@ class Client:
         # Idempotent: the body always carries an id, and brig answers a
         # second POST of it with that job's state.
         resp = self._t.request("POST", "/v1/jobs", query=query, body=body, idempotent=True, timeout=timeout)
-        return Job(self._t, job_state(resp))
+        return Job(self._t, job_state(resp), submitted=True)
 
     def job(self, id: str) -> Job:
         """The job of an id (one this or another client submitted); NotFound when brig has none."""

@@ -4,22 +4,29 @@ result() long-polls GET /v1/jobs/{id}?wait=... (LONG_POLL at a time)
 until the terminal event, or until the caller's own wait bound; events()
 reads the job's event stream and, when the connection drops, resumes it
 with Last-Event-ID (at most MAX_RESUMES times in a row without an event).
+
+brig answers NotFound for a job it has no event of, and a job just
+submitted has none until a dispatcher accepts it. So a Job this client
+submitted asks again on NotFound, for at most NOT_YET_WAIT, until brig
+has heard of it (as the Go SDK's Handle.Cancel does, sdk.CancelWait).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.parse
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, TypeVar
 
-from ._errors import BrigError, WaitTimeout, job_error
-from ._http import BACKOFF, CONNECTION_ERRORS, Response, Transport, problem, read_bounded
+from ._errors import BrigError, NotFound, WaitTimeout, job_error
+from ._http import BACKOFF, CONNECTION_ERRORS, Conn, Response, Transport, problem, read_bounded
 from ._sse import SSEParser
 from ._types import Event, Result
 
 LONG_POLL = 60.0  # seconds one GET ?wait= asks brig to hold the answer
 MAX_RESUMES = 5  # event-stream connections in a row that may bring no event
+NOT_YET_WAIT = 30.0  # how long a submitted job may stay unknown to brig (sdk.CancelWait)
 KEEPALIVE_READ = 45.0  # the least read timeout of a stream (brig sends ": keepalive" every 15 s)
 READ_CHUNK = 64 << 10
 
@@ -29,6 +36,9 @@ def wait_param(seconds: float) -> str:
     if seconds >= 1:
         return "%ds" % int(seconds)
     return "%dms" % max(1, int(seconds * 1000))
+
+
+T = TypeVar("T")
 
 
 def job_path(id: str, suffix: str = "") -> str:
@@ -51,9 +61,12 @@ def terminal_of(state: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 class Job:
     """A job brig has accepted for submission (Client.submit, Client.job)."""
 
-    def __init__(self, transport: Transport, state: Dict[str, Any]) -> None:
+    def __init__(self, transport: Transport, state: Dict[str, Any], submitted: bool = False) -> None:
         self._t = transport
         self._state = state
+        # Until brig has shown it knows the job, NotFound may mean "not
+        # accepted yet" (submitted), not "never submitted".
+        self._unknown_until = time.monotonic() + NOT_YET_WAIT if submitted else 0.0
         self.id: str = state["id"]
         self.job_id: str = state.get("job_id") or ""
 
@@ -71,9 +84,24 @@ class Job:
         timeout = None
         if wait is not None and wait > 0:
             query, timeout = {"wait": wait_param(wait)}, wait + self._t.timeout
-        self._state = job_state(self._t.request("GET", job_path(self.id), query=query,
-                                                idempotent=True, timeout=timeout))
+        self._state = job_state(self._known(lambda: self._t.request(
+            "GET", job_path(self.id), query=query, idempotent=True, timeout=timeout)))
         return self._state
+
+    def _known(self, call: Callable[[], T]) -> T:
+        """call(), asked again on NotFound while a submitted job may not be accepted yet."""
+        pause = 0
+        while True:
+            try:
+                out = call()
+            except NotFound:
+                if time.monotonic() >= self._unknown_until:
+                    raise
+                time.sleep(BACKOFF[pause])
+                pause = min(pause + 1, len(BACKOFF) - 1)
+                continue
+            self._unknown_until = 0.0
+            return out
 
     def result(self, timeout: Optional[float] = None) -> Result:
         """Wait for the job's end; return its Result or raise its JobError.
@@ -101,7 +129,7 @@ class Job:
 
     def cancel(self) -> str:
         """Cancel the job; returns its terminal status (cancelled, or how it had ended)."""
-        resp = self._t.request("POST", job_path(self.id, "/cancel"), idempotent=True)
+        resp = self._known(lambda: self._t.request("POST", job_path(self.id, "/cancel"), idempotent=True))
         body = resp.json()
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise BrigError("brig's answer to cancel is not {id, job_id, status}")
@@ -118,7 +146,7 @@ class Job:
         while True:
             got = 0
             try:
-                for ev in self._stream(parser):
+                for ev in self._known(lambda: self._stream(parser)):
                     got += 1
                     yield ev
                     if ev.terminal:
@@ -136,9 +164,14 @@ class Job:
             parser = parser.resume()
 
     def _stream(self, parser: SSEParser) -> Iterator[Event]:
+        conn, r = self._open(parser.last_event_id)
+        return _read(conn, r, parser)
+
+    def _open(self, last_event_id: str) -> Tuple[Conn, http.client.HTTPResponse]:
+        """The event stream's answer, its status and type checked; raises before any event."""
         headers = self._t.headers({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
-        if parser.last_event_id:
-            headers["Last-Event-ID"] = parser.last_event_id
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
         conn = self._t.connect(max(self._t.timeout, KEEPALIVE_READ))
         try:
             conn.request("GET", self._t.target(job_path(self.id, "/events")), headers=headers)
@@ -150,14 +183,23 @@ class Job:
             if r.status != 200 or ctype != "text/event-stream":
                 raise BrigError("events of job %s: brig answered %d %s, not an event stream"
                                 % (self.id, r.status, ctype))
-            while True:
-                chunk = r.read1(READ_CHUNK)
-                if not chunk:
-                    return
-                for sse in parser.feed(chunk):
-                    yield _event(sse.event, sse.data)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return conn, r
+
+
+def _read(conn: Conn, r: http.client.HTTPResponse, parser: SSEParser) -> Iterator[Event]:
+    """The events of an open stream until it ends; closes the connection."""
+    try:
+        while True:
+            chunk = r.read1(READ_CHUNK)
+            if not chunk:
+                return
+            for sse in parser.feed(chunk):
+                yield _event(sse.event, sse.data)
+    finally:
+        conn.close()
 
 
 def _event(name: str, data: str) -> Event:

@@ -274,6 +274,30 @@ class EventsTest(ClientCase):
             list(self.client(fake).job("j").events())
         self.assertEqual(len(fake.requests), 1 + _job.MAX_RESUMES)
 
+    def test_submitted_job_not_accepted_yet(self) -> None:
+        # brig answers NotFound until a dispatcher accepts the job: a job
+        # this client submitted asks again; any other job does not.
+        evs = job_events("j")
+
+        def handle(req: Request) -> Reply:
+            if req.method == "POST" and req.path == "/v1/jobs":
+                return Reply(202, state(req.json()["id"], "queued"))
+            if sum(r.path == req.path for r in fake.requests) <= 2:
+                return problem(404, "NotFound", "brig has no event of job j")
+            if req.path.endswith("/cancel"):
+                return Reply(200, {"id": "j", "job_id": "default.j", "status": "cancelled"})
+            return Reply(200, headers={"Content-Type": "text/event-stream"},
+                         chunks=[sse([(e["seq"], e) for e in evs])])
+        fake = self.serve(handle)
+        c = self.client(fake)
+        with mock.patch.object(_job, "BACKOFF", (0.0,)):
+            self.assertEqual([e.seq for e in c.submit("x", id="j").events()], [1, 2, 3, 4, 5])
+            self.assertEqual(c.submit("x", id="j").cancel(), "cancelled")
+            with mock.patch.object(_job, "NOT_YET_WAIT", 0.0), self.assertRaises(bc.NotFound):
+                c.submit("x", id="k").cancel()
+        self.assertEqual([r.path for r in fake.requests if r.path != "/v1/jobs"],
+                         ["/v1/jobs/j/events"] * 3 + ["/v1/jobs/j/cancel"] * 3 + ["/v1/jobs/k/cancel"])
+
     def test_unknown_job(self) -> None:
         fake = self.serve(lambda req: problem(404, "NotFound", "no job x"))
         job = bc.Job(self.client(fake)._t, state("x", "queued"))
