@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
 )
 
@@ -105,19 +106,26 @@ func (p *Problem) write(w http.ResponseWriter) {
 // problem the client gets. subject names what was asked about ("job x").
 func asProblem(err error, subject string) *Problem {
 	var p *Problem
+	var fe *sdk.FunctionError
 	switch {
 	case errors.As(err, &p):
 		return p
 	case errors.Is(err, sdk.ErrRejected): // an invalid function definition
 		p := problem(http.StatusBadRequest, TypeInvalidFunction, "%v", err)
-		if fe := functionError(err); fe != nil {
+		if errors.As(err, &fe) {
 			p.Detail, p.Field = fe.Message, fe.Field
 		}
 		return p
+	case errors.Is(err, sdk.ErrForbidden):
+		p := problem(http.StatusForbidden, TypeForbidden, "%s: %v", subject, err)
+		if errors.As(err, &fe) {
+			p.Field = fe.Field
+		}
+		return p
+	case errors.As(err, &fe) && fe.Type == schema.ErrQuotaExceeded:
+		return problem(http.StatusTooManyRequests, TypeQuotaExceeded, "%s: %s", subject, fe.Message)
 	case errors.Is(err, sdk.ErrNotFound):
 		return problem(http.StatusNotFound, TypeNotFound, "%s: brig has none in this tenant", subject)
-	case errors.Is(err, sdk.ErrForbidden):
-		return problem(http.StatusForbidden, TypeForbidden, "%s: %v", subject, err)
 	case errors.Is(err, sdk.ErrBusy):
 		return busy("%s: brig is busy; ask again", subject)
 	case errors.Is(err, sdk.ErrNoTenant):
@@ -128,14 +136,4 @@ func asProblem(err error, subject string) *Problem {
 		return problem(http.StatusBadGateway, TypeInfrastructure, "%s: brig did not answer in time", subject)
 	}
 	return problem(http.StatusBadGateway, TypeInfrastructure, "%s: %v", subject, err)
-}
-
-// functionError finds the SDK's *FunctionError in err's chain.
-func functionError(err error) *sdk.FunctionError {
-	for ; err != nil; err = errors.Unwrap(err) {
-		if fe, ok := any(err).(*sdk.FunctionError); ok {
-			return fe
-		}
-	}
-	return nil
 }
