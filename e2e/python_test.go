@@ -106,35 +106,5 @@ func TestPythonReadmeExamples(t *testing.T) {
 // "## From Python" section.
 func readmePythonBlocks(t *testing.T) []string {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n## From Python\n")
-	if !ok {
-		t.Fatal(`the README has no "## From Python" section`)
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	var blocks []string
-	for i, part := range strings.Split(section, "```") {
-		if code, ok := strings.CutPrefix(part, "python\n"); ok && i%2 == 1 {
-			blocks = append(blocks, code)
-		}
-	}
-	return blocks
-}
-
-// readmeOutput is the output a block shows: its last lines that start
-// with "# ", without the "# ".
-func readmeOutput(block string) string {
-	lines := strings.Split(strings.TrimSpace(block), "\n")
-	start := len(lines)
-	for start > 0 && strings.HasPrefix(lines[start-1], "# ") {
-		start--
-	}
-	var want []string
-	for _, l := range lines[start:] {
-		want = append(want, strings.TrimPrefix(l, "# "))
-	}
-	return strings.Join(want, "\n")
+	return readmeBlocks(t, "From Python", "python")
 }
