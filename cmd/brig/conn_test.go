@@ -186,7 +186,12 @@ func TestNoBrigErrorType(t *testing.T) {
 	if err := requireBrigServer(nc); !errors.As(err, &nb) || nb.URL != url {
 		t.Errorf("requireBrigServer on a server anyone may use: %v, want a *noBrigError for %s", err, url)
 	}
-	jc := &jobConn{nc: nc, tenant: schema.DefaultTenant}
+	c, err := sdk.New(nc, sdk.WithTenant(schema.DefaultTenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	jc := &jobConn{Client: c, nc: nc, tenant: schema.DefaultTenant}
 	if err := jc.brigAnswers(t.Context()); !errors.As(err, &nb) || nb.Why != errNoDispatcher {
 		t.Errorf("brigAnswers with no dispatcher: %v, want a *noBrigError", err)
 	}
