@@ -110,7 +110,10 @@ func TestCLIRunInput(t *testing.T) {
 		{"a missing file", []string{"--file", filepath.Join(dir, "nope")}, "", 2, "no such file or directory"},
 		{"code from stdin with --stdin", []string{"--stdin", in, "-"}, "print(1)", 2, "with --stdin the code comes from FILE"},
 		{"a file over the limit", []string{"--file", big}, "", 125, "is over the 524288-byte (512 KiB) submission limit"},
-		{"stdin over the limit", []string{"--stdin", "-"}, strings.Repeat("y", schema.DefaultMaxJobBytes), 125,
+		{"stdin over what the code left", []string{"--stdin", "-"}, strings.Repeat("y", schema.DefaultMaxJobBytes), 125,
+			"--stdin -, with the "},
+		// Within what the inputs may take together, but not once encoded.
+		{"the submission over the limit", []string{"--stdin", "-"}, strings.Repeat("y", schema.DefaultMaxJobBytes-300), 125,
 			"invalid job: the submission is "},
 		{"a PATH out of /work", []string{"--file", data + ":../etc/x"}, "", 125, `files["../etc/x"]: path leaves /work`},
 		{"a reserved variable", []string{"--env", "BRIG_TOKEN=x"}, "", 125, `env["BRIG_TOKEN"]: names starting with BRIG_ are reserved`},

@@ -30,16 +30,21 @@ const (
 
 // track registers a job, by its key, for cancellation, before the worker
 // looks whether it ended already: a cancellation heard from then on
-// cancels it, and one heard before (kept in unclaimed) cancels it at once.
-// So a cancellation that reaches this worker is never lost in the window
-// between fetching the job and running it. The returned func unregisters
-// it.
-func (w *Worker) track(jobID string, cancel context.CancelCauseFunc) func() {
+// cancels it, and one heard before (kept in unclaimed) cancels it at once
+// when it was heard after the job was accepted. So a cancellation that
+// reaches this worker is not lost in the window between fetching the job
+// and running it, and one of an id brig did not know then (answered
+// NotFound, docs/design.md §6) never touches a later job of that id. The
+// comparison is of the worker's clock with the accepting dispatcher's: a
+// skew between them can misjudge only a cancellation heard within the skew
+// of the job's acceptance. The returned func unregisters the job.
+func (w *Worker) track(jobID string, accepted time.Time, cancel context.CancelCauseFunc) func() {
 	w.mu.Lock()
 	w.running[jobID] = cancel
-	_, heard := w.unclaimed[jobID]
+	heardAt, kept := w.unclaimed[jobID]
 	delete(w.unclaimed, jobID)
 	w.mu.Unlock()
+	heard := kept && heardAt.After(accepted)
 	if heard {
 		w.log.Info("cancelling job: its cancellation came before it", "job", jobID)
 		cancel(ErrCancelled)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,7 +22,7 @@ func TestOnCancelByKey(t *testing.T) {
 	for _, key := range []string{"default.j1", "acme.j1"} {
 		ctx, cancel := context.WithCancelCause(t.Context())
 		ctxs[key] = ctx
-		defer w.track(key, cancel)()
+		defer w.track(key, time.Time{}, cancel)()
 	}
 	for _, subject := range []string{"brig.cancel.j1", "brig.cancel.other.j1", "brig.cancel.Acme.j1", "brig.cancel.acme.j1.x"} {
 		w.onCancel(&nats.Msg{Subject: subject})

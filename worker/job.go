@@ -52,7 +52,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, releaseSlot func
 	// worker looks is not lost (track).
 	jobCtx, cancelJob := context.WithCancelCause(ctx)
 	defer cancelJob(nil)
-	defer w.track(job.ID, cancelJob)()
+	defer w.track(job.ID, work.AcceptedAt, cancelJob)()
 	done, err := w.endedAlready(ctx, job.ID, attempt)
 	if err != nil {
 		w.retry(msg, attempt, log, err)

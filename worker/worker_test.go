@@ -725,6 +725,39 @@ func TestJobCancelledBeforePickup(t *testing.T) {
 	}
 }
 
+// A cancellation of an id brig did not know yet (answered NotFound, and
+// kept by the worker all the same) never touches a job of that id accepted
+// after it: the job runs.
+func TestCancelOfUnknownIDSparesLaterJob(t *testing.T) {
+	t.Parallel()
+	r := newUnitRig(t, newFakeSandboxes(func(ctx context.Context, job *sandbox.Job) (*sandbox.Outcome, error) {
+		if err := context.Cause(ctx); err != nil {
+			return nil, fmt.Errorf("create container for job %s: %w", job.Work.Job.ID, err)
+		}
+		return exited(job, 0), nil
+	}), nil)
+	key := schema.JobKey(schema.DefaultTenant, "typo")
+	if err := r.nc.Publish(schema.CancelSubject(key), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !r.w.heardCancel(key) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not keep the cancellation of a job it does not run")
+		}
+		time.Sleep(10 * time.Millisecond) // poll with a deadline
+	}
+	work := r.work("typo") // accepted now, after the cancellation
+	events := r.tap(work.Job.ID)
+	r.publish(work)
+	events.next(schema.EventStarted)
+	end := events.next(schema.EventResult)
+	if end.Status != schema.StatusSucceeded {
+		t.Errorf("the later job ended %s (%v); want succeeded: the cancellation came before brig knew it", end.Status, end.Error)
+	}
+	r.settled()
+}
+
 // keepUnclaimed stays within maxUnclaimed: expired cancellations go
 // first, then the oldest.
 func TestKeepUnclaimedBounded(t *testing.T) {
