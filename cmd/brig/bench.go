@@ -22,7 +22,7 @@ func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	conn := addConnFlags(fs, devAdminCreds)
 	cfg, asJSON, err := parseBench(fs, args)
 	if err != nil {
-		if !errors.Is(err, errParsed) {
+		if !errors.Is(err, errParsed) && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "brig bench: %v\n", err)
 		}
 		return parseExit(err)

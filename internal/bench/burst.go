@@ -64,8 +64,11 @@ func (r *runner) burst(ctx context.Context) (err error) {
 		}
 		ds = append(ds, got...)
 	}
-	_, err = r.add(latencyFigure(name, ds), nil, name, "ms", floor, target{Max: burstTarget},
-		fmt.Sprintf("%d bursts, each after the warm cache refilled", rounds))
+	note := "one burst, after the warm cache filled"
+	if rounds > 1 {
+		note = fmt.Sprintf("%d bursts, each after the warm cache refilled", rounds)
+	}
+	_, err = r.add(latencyFigure(name, ds), nil, name, "ms", floor, target{Max: burstTarget}, note)
 	return err
 }
 

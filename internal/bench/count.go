@@ -89,13 +89,9 @@ type msgCounter struct {
 func startCounter(nc *nats.Conn) (*msgCounter, error) {
 	c := &msgCounter{nc: nc, marker: "brig.bench.mark." + randomHex(8), markers: make(chan tally, 1)}
 	c.reset(time.Now())
-	sub, err := nc.Subscribe(">", c.onMsg)
+	sub, err := subscribeAll(nc, ">", c.onMsg)
 	if err != nil {
 		return nil, fmt.Errorf("count messages: subscribe to >: %w", err)
-	}
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
 	}
 	c.sub = sub
 	return c, nil
