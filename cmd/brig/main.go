@@ -63,7 +63,7 @@ Usage:
   brig run [flags] FILE|-                 run code and stream its output
   brig watch JOB_ID                       replay and follow a job's events
   brig cancel JOB_ID                      cancel a queued or running job
-  brig bench [--n N] [--json]             measure brig against its floors (needs brig dev)
+  brig bench [--only GROUPS] [--quick]    measure brig against its floors (needs brig dev)
   brig deploy [--server URL] FILE|-       create or update functions from YAML
   brig functions ls|show|rm [NAME]        list, show or remove functions (admin)
   brig image build [NAME]                 build a sandbox image offline (default: python)
@@ -248,7 +248,7 @@ var commandHelp = map[string]cmdHelpText{
 		"With an admin credential: pools, streams, workers, running jobs, recent failures and every\n" +
 			"tenant. With a tenant's: that tenant's quotas, queued and running jobs. Exit 125 when brig\n" +
 			"cannot be reached or is not at the server."},
-	"brig bench": {"brig bench [--n N] [--json] [flags]",
+	"brig bench": {"brig bench [--only GROUPS] [--quick] [--n N] [--json] [flags]",
 		"Measures the raw floors (Engine API, JetStream) and brig's own figures beside them; needs a\n" +
 			"running brig (brig dev) and the Docker daemon."},
 	"brig creds": {"brig creds [--auth-dir DIR] [--create] --role ROLE [--tenant NAME] [--out FILE]",

@@ -14,12 +14,18 @@ import (
 // Figure is one measurement.
 type Figure struct {
 	Name string `json:"name"`
-	// Unit is "ms" (latency percentiles) or "jobs/s".
+	// Unit is "ms" (latency percentiles), "jobs/s" or "msgs/job".
 	Unit string  `json:"unit"`
 	P50  float64 `json:"p50,omitempty"`
 	P95  float64 `json:"p95,omitempty"`
 	P99  float64 `json:"p99,omitempty"`
 	Rate float64 `json:"rate,omitempty"`
+	// PerJob is the bus messages one job costs (unit "msgs/job"),
+	// RoundTrips the requests among them that wait for an answer, and
+	// ByClass the messages per job by subject class (classify).
+	PerJob     float64            `json:"per_job,omitempty"`
+	RoundTrips float64            `json:"round_trips,omitempty"`
+	ByClass    map[string]float64 `json:"by_class,omitempty"`
 	// N is the number of samples or jobs; 0 on a skipped figure.
 	N int `json:"n"`
 	// Floor names the figure this one is compared with; Ratio is
@@ -32,21 +38,32 @@ type Figure struct {
 
 // latency runs fn n times (after one warm-up) and returns its percentiles.
 func latency(ctx context.Context, name string, n int, fn func(context.Context) error) (Figure, error) {
-	return pacedLatency(ctx, name, n, 0, fn)
+	return latencyAfter(ctx, name, n, nil, fn)
 }
 
 // pacedLatency is latency with a pause before each run, off the clock.
 func pacedLatency(ctx context.Context, name string, n int, pause time.Duration, fn func(context.Context) error) (Figure, error) {
+	return latencyAfter(ctx, name, n, func(ctx context.Context) error {
+		select {
+		case <-time.After(pause):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, fn)
+}
+
+// latencyAfter is latency with before (nil: nothing) run before each
+// measured run, off the clock: a pause, or a wait for a condition.
+func latencyAfter(ctx context.Context, name string, n int, before, fn func(context.Context) error) (Figure, error) {
 	if err := fn(ctx); err != nil {
 		return Figure{}, fmt.Errorf("%s: %w", name, err)
 	}
 	ds := make([]time.Duration, 0, n)
 	for range n {
-		if pause > 0 {
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-				return Figure{}, fmt.Errorf("%s: %w", name, ctx.Err())
+		if before != nil {
+			if err := before(ctx); err != nil {
+				return Figure{}, fmt.Errorf("%s: %w", name, err)
 			}
 		}
 		start := time.Now()
@@ -55,8 +72,13 @@ func pacedLatency(ctx context.Context, name string, n int, pause time.Duration, 
 		}
 		ds = append(ds, time.Since(start))
 	}
+	return latencyFigure(name, ds), nil
+}
+
+// latencyFigure is the percentiles of samples ds, which it sorts.
+func latencyFigure(name string, ds []time.Duration) Figure {
 	slices.Sort(ds)
-	return Figure{Name: name, Unit: "ms", P50: percentile(ds, 0.50), P95: percentile(ds, 0.95), P99: percentile(ds, 0.99), N: n}, nil
+	return Figure{Name: name, Unit: "ms", P50: percentile(ds, 0.50), P95: percentile(ds, 0.95), P99: percentile(ds, 0.99), N: len(ds)}
 }
 
 // percentile is the nearest-rank p-th percentile of sorted samples, in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/brig-dev/brig/internal/devstack"
 	"github.com/brig-dev/brig/internal/testenv"
 	"github.com/brig-dev/brig/internal/testenv/needs"
 	"github.com/brig-dev/brig/schema"
 	"github.com/brig-dev/brig/sdk"
+	"github.com/brig-dev/brig/worker"
 )
 
 func TestLatencyPercentiles(t *testing.T) {
@@ -159,6 +162,50 @@ func TestAddSkipsRejectedFigures(t *testing.T) {
 	}
 }
 
+// TestRunQueueOnly runs the queue group alone, quick, on a real stack
+// whose worker starts no container, without a Docker client of the
+// bench's own: the figures of that group only, each measured, brig's
+// compared with their floor, every note saying it was a quick run.
+func TestRunQueueOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev stack")
+	}
+	needs.Docker(t) // the stack's worker pings the daemon; no container starts
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	st, err := devstack.Start(ctx, devstack.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "jetstream"), SkipImage: true,
+		Worker: worker.Config{ID: "bench-queue-" + testenv.RandomHex(4), RuntimeDir: filepath.Join(dir, "run")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	figs, err := Run(ctx, Config{Conn: st.Conn, N: 2, Quick: true, Only: []string{GroupQueue}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var names []string
+	for _, f := range figs {
+		names = append(names, f.Name)
+		if (f.P50 <= 0 && f.Rate <= 0) || !strings.HasPrefix(f.Note, quickNote) {
+			t.Errorf("figure %q: %+v; want it measured and noted as a quick run", f.Name, f)
+		}
+		if strings.HasPrefix(f.Name, "brig") && (f.Floor == "" || f.Ratio <= 0) {
+			t.Errorf("figure %q has no ratio to a floor: %+v", f.Name, f)
+		}
+	}
+	if len(figs) != 5 || !strings.HasPrefix(names[0], "raw JetStream") || !strings.Contains(names[4], "throughput (echo") {
+		t.Errorf("figures %q; want the queue group's 5", names)
+	}
+	if _, err := Run(ctx, Config{Conn: st.Conn, Only: []string{GroupQueue, GroupBurst}}); err == nil || !strings.Contains(err.Error(), "Docker is required") {
+		t.Errorf("Run with burst and no Docker: %v", err)
+	}
+}
+
 // TestRunAgainstRealBrig runs the whole bench with two samples per figure
 // on a real stack and daemon: every figure present, positive, compared.
 func TestRunAgainstRealBrig(t *testing.T) {
@@ -186,14 +233,15 @@ func TestRunAgainstRealBrig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if len(figs) != 16 {
-		t.Errorf("%d figures, want 16: %+v", len(figs), figs)
+	if len(figs) != 20 {
+		t.Errorf("%d figures, want 20: %+v", len(figs), figs)
 	}
 	for _, f := range figs {
-		if f.P50 <= 0 && f.Rate <= 0 {
+		if f.P50 <= 0 && f.Rate <= 0 && f.PerJob <= 0 {
 			t.Errorf("figure %q measured nothing: %+v", f.Name, f)
 		}
-		if strings.HasPrefix(f.Name, "brig") && (f.Floor == "" || f.Ratio <= 0) {
+		// The burst's floor is brig's own; the messages figures have none.
+		if strings.HasPrefix(f.Name, "brig") && !strings.HasPrefix(f.Name, "brig single-use, one job at a time") && (f.Floor == "" || f.Ratio <= 0) {
 			t.Errorf("figure %q has no ratio to a floor: %+v", f.Name, f)
 		}
 	}

@@ -38,16 +38,27 @@ func newReplyClient(nc *nats.Conn, c *sdk.Client) (*replyClient, error) {
 	// A fresh token below the tenant's prefix: the random part of an inbox.
 	prefix := schema.InboxPrefix(c.Tenant()) + "." + strings.TrimPrefix(nats.NewInbox(), schema.ReplyPrefix)
 	r := &replyClient{nc: nc, c: c, prefix: prefix, waiting: map[string]chan *schema.Event{}}
-	sub, err := nc.Subscribe(r.prefix+".*", r.onMsg)
+	sub, err := subscribeAll(nc, r.prefix+".*", r.onMsg)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to reply_to: %w", err)
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// subscribeAll subscribes without the client's pending limits: the bench
+// must see every message it waits for or counts, and reads them as fast as
+// its run sends them.
+func subscribeAll(nc *nats.Conn, subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subject, cb)
+	if err != nil {
+		return nil, err
 	}
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		_ = sub.Unsubscribe()
 		return nil, err
 	}
-	r.sub = sub
-	return r, nil
+	return sub, nil
 }
 
 func (r *replyClient) close() { _ = r.sub.Unsubscribe() }

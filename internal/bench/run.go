@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ type Config struct {
 	// function, runs a worker of its own and a raw JetStream stream for the
 	// floors. Required.
 	Conn *nats.Conn
-	// Docker is the daemon that brig's workers use. Required.
+	// Docker is the daemon that brig's workers use. Required unless Only
+	// names just groups that leave the daemon to brig (queue, messages).
 	Docker *client.Client
 	// Tenant whose jobs the bench submits (default "default", the tenant
 	// `brig dev` creates): the admin connection uses that tenant's client
@@ -32,14 +34,24 @@ type Config struct {
 	Tenant string
 	// Image of the python sandbox (default brig/python:latest).
 	Image string
-	// N is the number of samples per latency figure (default 20); the
-	// JetStream floor and the echo figure beside it take 5×N, the echo
-	// throughput 100×N jobs.
+	// N is the number of samples per latency figure (default 20, or
+	// quickN under Quick); the JetStream floor and the echo figure beside
+	// it take 5×N, the echo throughput 100×N jobs, the messages figures N
+	// jobs each.
 	N int
+	// Only limits the run to these figure groups (Groups; ParseOnly reads
+	// them); empty runs every group.
+	Only []string
+	// Quick makes a run that finishes in about a minute on a 2-core
+	// machine: quickN samples unless N is set, single-use throughput at
+	// concurrency 8 only, one burst, a shorter idle window for the
+	// messages figures. Every figure's note says it is a quick run.
+	Quick bool
 	// InitBinary is the static brig binary that the bench's own cold
 	// worker mounts as its containers' init (default: this executable).
 	InitBinary string
-	// Logger receives the cold worker's logs (default: discard).
+	// Logger receives the logs of the bench's own workers (default:
+	// discard).
 	Logger *slog.Logger
 	// Progress is told what runs now, and which figures are skipped.
 	Progress func(string)
@@ -54,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.N == 0 {
 		c.N = 20
+		if c.Quick {
+			c.N = quickN
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -64,12 +79,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Sizes of brig's throughput figures.
+// Sizes of brig's throughput figures, and of a quick run.
 const (
 	queueConcurrency = 64
 	reuseConcurrency = 8
 	minReuseJobs     = 40
+	quickN           = 5
 )
+
+// concurrencies are those of the single-use throughput figures.
+func (c Config) concurrencies() []int {
+	if c.Quick {
+		return []int{reuseConcurrency}
+	}
+	return []int{1, 4, reuseConcurrency}
+}
 
 // runner measures the figures in the order they are printed: each brig
 // figure right after its floor.
@@ -82,12 +106,16 @@ type runner struct {
 	removing sync.WaitGroup
 }
 
-// Run measures everything, each brig figure after its floor. A figure
-// whose jobs brig rejects (a function it does not have) is skipped with a
-// note; any other error ends the run, with the figures so far.
+// Run measures the groups cfg.Only names (all by default), each brig
+// figure after its floor. A figure whose jobs brig rejects (a function it
+// does not have) is skipped with a note; any other error ends the run,
+// with the figures so far.
 func Run(ctx context.Context, cfg Config) ([]Figure, error) {
-	if cfg.Conn == nil || cfg.Docker == nil {
-		return nil, errors.New("bench: Conn and Docker are required")
+	if cfg.Conn == nil {
+		return nil, errors.New("bench: Conn is required")
+	}
+	if cfg.Docker == nil && needsDocker(cfg.Only) {
+		return nil, errors.New("bench: Docker is required for the cold, warm, burst and throughput groups")
 	}
 	cfg = cfg.withDefaults()
 	c, err := sdk.New(cfg.Conn, sdk.WithTenant(cfg.Tenant))
@@ -97,12 +125,39 @@ func Run(ctx context.Context, cfg Config) ([]Figure, error) {
 	defer c.Close()
 	r := &runner{cfg: cfg, c: c, base: context.WithoutCancel(ctx)}
 	defer r.removing.Wait()
-	for _, part := range []func(context.Context) error{r.cold, r.warm, r.queue, r.throughput} {
-		if err := part(ctx); err != nil {
+	defer r.markQuick()
+	parts := map[string]func(context.Context) error{GroupCold: r.cold, GroupWarm: r.warm, GroupBurst: r.burst,
+		GroupQueue: r.queue, GroupThroughput: r.throughput, GroupMessages: r.messages}
+	for _, g := range Groups() {
+		if !selected(cfg.Only, g) {
+			continue
+		}
+		if err := parts[g](ctx); err != nil {
 			return r.figs, err
 		}
 	}
 	return r.figs, nil
+}
+
+// quickNote begins every figure's note in a quick run.
+const quickNote = "quick run"
+
+// markQuick notes on every figure of a quick run that it is one.
+func (r *runner) markQuick() {
+	if !r.cfg.Quick {
+		return
+	}
+	for i := range r.figs {
+		r.figs[i].Note = strings.TrimSuffix(quickNote+"; "+r.figs[i].Note, "; ")
+	}
+}
+
+// stopPool stops a worker of the bench's own and adds the error of its
+// clean-up to *err.
+func (r *runner) stopPool(p *ownPool, what string, err *error) {
+	if serr := p.stop(r.base); serr != nil {
+		*err = errors.Join(*err, fmt.Errorf("%s: clean up: %w", what, serr))
+	}
 }
 
 // removeLater removes a raw container off the clock.
@@ -128,15 +183,11 @@ func (r *runner) cold(ctx context.Context) (err error) {
 	r.figs = append(r.figs, floor)
 	r.rawCold = floor
 	r.cfg.Progress("brig cold path (a worker of the bench's own, prewarming off)")
-	pool, err := startColdPool(ctx, r.cfg)
+	pool, err := startOwnPool(ctx, r.cfg, "cold", 0, 0)
 	if err != nil {
 		return fmt.Errorf("brig cold path: %w", err)
 	}
-	defer func() {
-		if serr := pool.stop(r.base); serr != nil {
-			err = errors.Join(err, fmt.Errorf("brig cold path: clean up: %w", serr))
-		}
-	}()
+	defer r.stopPool(pool, "brig cold path", &err)
 	_, err = r.brigLatency(ctx, "brig submit → terminal event (cold)", r.cfg.N, pythonJob(r.c, pool.Function, true),
 		floor, target{Max: 1.1}, "no prewarmed container")
 	return err
@@ -154,6 +205,12 @@ func (r *runner) warm(ctx context.Context) error {
 		return err
 	}
 	r.figs = append(r.figs, floor)
+	if r.rawCold.P50 == 0 { // the cold group did not run: pace by one raw cold start
+		r.cfg.Progress("raw Engine API cold start, to pace the warm path")
+		if r.rawCold, err = latency(ctx, "raw cold pace", 1, r.rawColdJob()); err != nil {
+			return err
+		}
+	}
 	r.cfg.Progress("brig warm path")
 	name := "brig submit → terminal event (single-use)"
 	pause := time.Duration(r.rawCold.P50 * float64(time.Millisecond))
@@ -228,7 +285,7 @@ func (r *runner) queue(ctx context.Context) error {
 func (r *runner) throughput(ctx context.Context) error {
 	single := pythonJob(r.c, "python", true)
 	var last Figure
-	for _, conc := range []int{1, 4, 8} {
+	for _, conc := range r.cfg.concurrencies() {
 		r.cfg.Progress(fmt.Sprintf("churn and brig single-use at concurrency %d", conc))
 		n := max(conc*4, 8)
 		churn, err := rate(ctx, fmt.Sprintf("raw container churn, concurrency %d", conc), n, conc, r.rawColdJob())
