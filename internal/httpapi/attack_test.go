@@ -9,6 +9,7 @@ import (
 
 	"github.com/brig-dev/brig/internal/creds"
 	"github.com/brig-dev/brig/internal/httpapi"
+	"github.com/brig-dev/brig/sdk"
 )
 
 // Attacks on the HTTP API by a client with a token (issue 13's attack
@@ -70,14 +71,15 @@ func TestAttackTenantHoldsTheConnections(t *testing.T) {
 	_, base := ownServer(t, httpapi.Config{MaxTenantClients: 2})
 	fn := deployStuck(t)
 	toks := []string{tenantToken(t, "hog"), tenantToken(t, "hog"), tenantToken(t, "hog")}
-	callURL(t, base, "POST", "/v1/jobs", toks[0], map[string]any{"id": "hog", "function": fn}).state(t, 202)
-	waitFor(t, "the job accepted", func() bool { return callURL(t, base, "GET", "/v1/jobs/hog", toks[0], nil).status == 200 })
+	id := sdk.NewJobID()
+	callURL(t, base, "POST", "/v1/jobs", toks[0], map[string]any{"id": id, "function": fn}).state(t, 202)
+	waitFor(t, "the job accepted", func() bool { return callURL(t, base, "GET", "/v1/jobs/"+id, toks[0], nil).status == 200 })
 	for _, tok := range toks[:2] { // each holds its connection while open
-		openStream(t, base, "hog", tok)
+		openStream(t, base, id, tok)
 	}
 	callURL(t, base, "GET", "/v1/status", toks[2], nil).problem(t, 429, httpapi.TypeQuotaExceeded, "")
 	callURL(t, base, "GET", "/v1/status", defaultToken(t), nil).state(t, 200)
-	callURL(t, base, "POST", "/v1/jobs/hog/cancel", toks[0], nil)
+	callURL(t, base, "POST", "/v1/jobs/"+id+"/cancel", toks[0], nil)
 }
 
 // Hostile query, path, header and body values: each a 4xx problem naming

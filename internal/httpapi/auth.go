@@ -31,6 +31,7 @@ type tokenKey [sha256.Size]byte
 // pooled is one token's connection.
 type pooled struct {
 	ready  chan struct{} // closed once the connection is made or failed
+	dead   chan struct{} // closed when the made connection closes
 	err    error
 	nc     *nats.Conn
 	client *sdk.Client
@@ -128,20 +129,34 @@ func (p *pool) take(key tokenKey, tenant string) (_ *pooled, fresh bool, _ error
 	if len(p.conns) >= p.cfg.MaxClients && !p.evictIdle("") {
 		return nil, false, busy("%d tokens are in use at once, the server's bound", p.cfg.MaxClients)
 	}
-	c := &pooled{ready: make(chan struct{}), refs: 1, tenant: tenant}
+	c := &pooled{ready: make(chan struct{}), dead: make(chan struct{}), refs: 1, tenant: tenant}
 	p.conns[key] = c
 	return c, true, nil
 }
 
-// broken reports whether a made connection is closed (NATS refused it on
-// a reconnect, say); the next request opens a new one. p.mu held.
+// broken reports whether a made connection is closed, or NATS refused
+// its credential (revoked: it is closing); the next request opens a new
+// one, which gets NATS's answer. p.mu held.
 func (c *pooled) broken() bool {
 	select {
 	case <-c.ready:
-		return c.err != nil || c.nc.IsClosed()
+		return c.err != nil || c.nc.IsClosed() || c.refused() != nil
 	default:
 		return false
 	}
+}
+
+// refused is NATS's refusal of the made connection's credential (revoked,
+// expired), nil while NATS takes it. A request that failed on a refused
+// connection is 401, not an Infrastructure failure.
+func (c *pooled) refused() error {
+	if c.nc == nil || c.nc.IsConnected() {
+		return nil
+	}
+	if err := c.nc.LastError(); err != nil && authRefused(err) {
+		return err
+	}
+	return nil
 }
 
 // tenantConns counts tenant's pooled connections. p.mu held.
@@ -211,6 +226,9 @@ func (p *pool) connect(ctx context.Context, key tokenKey, c *pooled, cred creds.
 	}
 	opts := append([]nats.Option{nats.Name("brig-http " + cred.Tenant), nats.UserJWTAndSeed(cred.JWT, string(cred.Seed)),
 		nats.CustomInboxPrefix(schema.InboxPrefix(cred.Tenant)), nats.Timeout(p.cfg.ConnectTimeout)}, p.cfg.NATSOptions...)
+	// Last, so that no option of NATSOptions replaces it: the hub ends
+	// the streams that a closed connection followed (hub.pump).
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(c.dead) }))
 	nc, err := nats.Connect(p.cfg.NATSURL, opts...)
 	if err != nil {
 		refused := authRefused(err)
