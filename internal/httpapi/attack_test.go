@@ -143,3 +143,60 @@ func TestAttackHostileInputs(t *testing.T) {
 		t.Logf("%s -> %d %s", name, r.status, strings.TrimSpace(string(r.body)))
 	}
 }
+
+// A tenant's deploy of what only an admin may set is 403 naming the
+// field, however it is spelled; an image is vetted by its exact name, so
+// no tag, digest, registry or case trick reaches another image.
+func TestAttackFunctionAdminFields(t *testing.T) {
+	tok := defaultToken(t)
+	fn := func(extra string) string {
+		return `{"image":"brig/python:latest","command":["python3","/work/main.py"]` + extra + `}`
+	}
+	for _, c := range []struct {
+		body, field string
+		status      int
+	}{
+		{fn(`,"network":true`), "network", 403},
+		{fn(`,"Network":true`), "Network", 400},
+		{fn(`,"network":true,"network":false`), "network", 400},
+		{fn(`,"network":{"on":true}`), "network", 400},
+		{fn(`,"runtime":"runc"`), "runtime", 403},
+		{fn(`,"pool":"gpu"`), "pool", 403},
+		{fn(`,"quotas":{"calls":65}`), "quotas.calls", 403},
+		{fn(`,"env":{"BRIG_GATEWAY":"x"}`), `env["BRIG_GATEWAY"]`, 400},
+		{`{"image":"brig/python:latest@sha256:` + strings.Repeat("a", 64) + `","command":["python3"]}`, "image", 403},
+		{`{"image":"docker.io/brig/python:latest","command":["python3"]}`, "image", 403},
+		{`{"image":"BRIG/python:latest","command":["python3"]}`, "image", 0},
+		{`{"image":"brig/python","command":["python3"]}`, "image", 403},
+		{`{"image":"brig/python:latest ","command":["python3"]}`, "image", 0},
+	} {
+		r := call(t, "PUT", "/v1/functions/attack-admin", tok, c.body)
+		if r.status < 400 || r.status >= 500 || (c.status != 0 && r.status != c.status) {
+			t.Errorf("%s: %d %s, want %d", c.body, r.status, r.body, c.status)
+			continue
+		}
+		if !strings.Contains(string(r.body), `"field":"`+strings.ReplaceAll(c.field, `"`, `\"`)+`"`) {
+			t.Errorf("%s: %s, want field %s", c.body, r.body, c.field)
+		}
+	}
+	call(t, "GET", "/v1/functions/attack-admin", tok, nil).problem(t, 404, httpapi.TypeNotFound, "")
+}
+
+// A POST that reuses an id with another body never runs a second job:
+// the answer is the first job's state and events, also when the two race.
+func TestAttackSameIDOtherBody(t *testing.T) {
+	tok := defaultToken(t)
+	id := sdk.NewJobID()
+	done := make(chan reply, 2)
+	for _, stdin := range []string{"first", "second"} {
+		go func() { done <- call(t, "POST", "/v1/jobs?wait=1m", tok, echoJob(id, stdin)) }()
+	}
+	a, b := (<-done).state(t, 200), (<-done).state(t, 200)
+	if a.Terminal == nil || b.Terminal == nil || a.Terminal.Stdout != b.Terminal.Stdout {
+		t.Fatalf("two bodies under one id ran apart: %+v / %+v", a.Terminal, b.Terminal)
+	}
+	again := call(t, "POST", "/v1/jobs?wait=1m", tok, echoJob(id, "third")).state(t, 200)
+	if again.Terminal.Stdout != a.Terminal.Stdout {
+		t.Fatalf("a later body under the id answered %q, want the job's %q", again.Terminal.Stdout, a.Terminal.Stdout)
+	}
+}
