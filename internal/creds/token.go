@@ -1,12 +1,14 @@
 package creds
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
 )
 
 // A token is one credential in a form an HTTP header carries
@@ -32,6 +34,12 @@ type Credential struct {
 	JWT  string
 	Seed []byte
 	Identity
+	// Fingerprint is the SHA-256 of what authenticates: the JWT's signed
+	// part, its signature's bytes and the seed's private key. Tokens that
+	// differ only in spelling (comments or blank lines in the .creds
+	// text, the unused bits of a base64 or base32 final character) have
+	// the same fingerprint: they are one credential.
+	Fingerprint [sha256.Size]byte
 }
 
 // FormatToken returns the token of a .creds file's contents.
@@ -69,5 +77,41 @@ func ParseToken(token string) (Credential, error) {
 	if err != nil {
 		return Credential{}, fmt.Errorf("%w: %w", ErrMalformedToken, err)
 	}
-	return Credential{JWT: tok, Seed: seed, Identity: id}, nil
+	fp, err := fingerprint(tok, kp)
+	if err != nil {
+		return Credential{}, fmt.Errorf("%w: %w", ErrMalformedToken, err)
+	}
+	return Credential{JWT: tok, Seed: seed, Identity: id, Fingerprint: fp}, nil
+}
+
+// fingerprint is a credential's Fingerprint: its parts decoded, so that
+// every spelling of it that NATS would accept hashes alike.
+func fingerprint(tok string, kp nkeys.KeyPair) ([sha256.Size]byte, error) {
+	signed, sig, ok := cutLast(tok, ".")
+	if !ok {
+		return [sha256.Size]byte{}, errors.New("the JWT has no signature")
+	}
+	sigBytes, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("the JWT's signature: %w", err)
+	}
+	private, err := kp.PrivateKey() // encoded anew from the decoded seed
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("no user seed: %w", err)
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(signed), sigBytes, private} {
+		h.Write(fmt.Appendf(nil, "%d:", len(part)))
+		h.Write(part)
+	}
+	return [sha256.Size]byte(h.Sum(nil)), nil
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }

@@ -70,3 +70,47 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// Spellings of one credential have one fingerprint; another credential
+// has another.
+func TestTokenFingerprint(t *testing.T) {
+	data := testCreds(t, RoleTag+"client", TenantTag+"acme")
+	want, err := ParseToken(FormatToken(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := ParseToken(FormatToken(data))
+	// The last character of the JWT's signature carries 4 unused bits.
+	sigEnd := strings.Index(string(data), c.JWT) + len(c.JWT) - 1
+	flipped := append([]byte(nil), data...)
+	flipped[sigEnd] = base64URLFlip(t, flipped[sigEnd])
+	for name, variant := range map[string][]byte{
+		"comment":       append(append([]byte(nil), data...), "\n# another spelling\n"...),
+		"leading blank": append([]byte("\n\n"), data...),
+		"signature":     flipped,
+	} {
+		got, err := ParseToken(FormatToken(variant))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(variant) == string(data) || got.Fingerprint != want.Fingerprint {
+			t.Errorf("%s: a spelling of the credential has another fingerprint", name)
+		}
+	}
+	other, _ := ParseToken(FormatToken(testCreds(t, RoleTag+"client", TenantTag+"acme")))
+	if other.Fingerprint == want.Fingerprint {
+		t.Error("two credentials share a fingerprint")
+	}
+}
+
+// base64URLFlip changes one of the unused low bits of a final base64url
+// character of a 64-byte value.
+func base64URLFlip(t *testing.T, c byte) byte {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, c)
+	if i < 0 {
+		t.Fatalf("%q is not base64url", c)
+	}
+	return alphabet[i^1]
+}

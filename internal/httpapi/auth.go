@@ -20,14 +20,18 @@ import (
 // credential (creds.ParseToken); the server opens one NATS connection per
 // token, with that credential, and keeps it for the token's next
 // requests: NATS alone decides what the token may do. Tokens are keyed by
-// their SHA-256, so the pool holds no token as a map key.
+// their credential's fingerprint (creds.Credential.Fingerprint), so the
+// pool holds no token as a map key, and every spelling of one credential
+// shares its one connection: a tenant holds at most a connection per
+// credential, and at most MaxTenantClients of them.
 
-// tokenKey is a token's SHA-256.
+// tokenKey is a credential's fingerprint.
 type tokenKey [sha256.Size]byte
 
 // pooled is one token's connection.
 type pooled struct {
 	ready  chan struct{} // closed once the connection is made or failed
+	dead   chan struct{} // closed when the made connection closes
 	err    error
 	nc     *nats.Conn
 	client *sdk.Client
@@ -78,8 +82,8 @@ func (p *pool) acquire(ctx context.Context, token string) (*pooled, error) {
 		return nil, problem(http.StatusForbidden, TypeForbidden,
 			"the token is a credential of no tenant (role %q): the HTTP API serves tenants", cred.Role)
 	}
-	key := tokenKey(sha256.Sum256([]byte(token)))
-	c, fresh, err := p.take(key)
+	key := tokenKey(cred.Fingerprint)
+	c, fresh, err := p.take(key, cred.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +103,9 @@ func (p *pool) acquire(ctx context.Context, token string) (*pooled, error) {
 	return c, nil
 }
 
-// take finds the token's connection, or makes room for a fresh one.
-func (p *pool) take(key tokenKey) (_ *pooled, fresh bool, _ error) {
+// take finds the token's connection, or makes room for a fresh one of
+// tenant's.
+func (p *pool) take(key tokenKey, tenant string) (_ *pooled, fresh bool, _ error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -115,30 +120,65 @@ func (p *pool) take(key tokenKey) (_ *pooled, fresh bool, _ error) {
 	} else if ok {
 		p.drop(key, c)
 	}
-	if len(p.conns) >= p.cfg.MaxClients && !p.evictIdle() {
+	if p.tenantConns(tenant) >= p.cfg.MaxTenantClients && !p.evictIdle(tenant) {
+		q := problem(http.StatusTooManyRequests, TypeQuotaExceeded,
+			"tenant %s has %d credentials in use at once, the server's bound per tenant", tenant, p.cfg.MaxTenantClients)
+		q.retryAfter = 1
+		return nil, false, q
+	}
+	if len(p.conns) >= p.cfg.MaxClients && !p.evictIdle("") {
 		return nil, false, busy("%d tokens are in use at once, the server's bound", p.cfg.MaxClients)
 	}
-	c := &pooled{ready: make(chan struct{}), refs: 1}
+	c := &pooled{ready: make(chan struct{}), dead: make(chan struct{}), refs: 1, tenant: tenant}
 	p.conns[key] = c
 	return c, true, nil
 }
 
-// broken reports whether a made connection is closed (NATS refused it on
-// a reconnect, say); the next request opens a new one. p.mu held.
+// broken reports whether a made connection is closed, or NATS refused
+// its credential (revoked: it is closing); the next request opens a new
+// one, which gets NATS's answer. p.mu held.
 func (c *pooled) broken() bool {
 	select {
 	case <-c.ready:
-		return c.err != nil || c.nc.IsClosed()
+		return c.err != nil || c.nc.IsClosed() || c.refused() != nil
 	default:
 		return false
 	}
 }
 
-// evictIdle closes the least recently used idle connection. p.mu held.
-func (p *pool) evictIdle() bool {
+// refused is NATS's refusal of the made connection's credential (revoked,
+// expired), nil while NATS takes it. A request that failed on a refused
+// connection is 401, not an Infrastructure failure.
+func (c *pooled) refused() error {
+	if c.nc == nil || c.nc.IsConnected() {
+		return nil
+	}
+	if err := c.nc.LastError(); err != nil && authRefused(err) {
+		return err
+	}
+	return nil
+}
+
+// tenantConns counts tenant's pooled connections. p.mu held.
+func (p *pool) tenantConns(tenant string) int {
+	n := 0
+	for _, c := range p.conns {
+		if c.tenant == tenant {
+			n++
+		}
+	}
+	return n
+}
+
+// evictIdle closes the least recently used idle connection (of tenant,
+// unless tenant is ""). p.mu held.
+func (p *pool) evictIdle(tenant string) bool {
 	var oldest *pooled
 	var oldestKey tokenKey
 	for k, c := range p.conns {
+		if tenant != "" && c.tenant != tenant {
+			continue
+		}
 		if c.refs == 0 && (oldest == nil || c.lastUsed.Before(oldest.lastUsed)) {
 			oldest, oldestKey = c, k
 		}
@@ -176,7 +216,6 @@ func (c *pooled) close() {
 // connect opens the token's connection (at most MaxConnecting at once).
 func (p *pool) connect(ctx context.Context, key tokenKey, c *pooled, cred creds.Credential) {
 	defer close(c.ready)
-	c.tenant = cred.Tenant
 	select {
 	case p.connecting <- struct{}{}:
 		defer func() { <-p.connecting }()
@@ -187,6 +226,9 @@ func (p *pool) connect(ctx context.Context, key tokenKey, c *pooled, cred creds.
 	}
 	opts := append([]nats.Option{nats.Name("brig-http " + cred.Tenant), nats.UserJWTAndSeed(cred.JWT, string(cred.Seed)),
 		nats.CustomInboxPrefix(schema.InboxPrefix(cred.Tenant)), nats.Timeout(p.cfg.ConnectTimeout)}, p.cfg.NATSOptions...)
+	// Last, so that no option of NATSOptions replaces it: the hub ends
+	// the streams that a closed connection followed (hub.pump).
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(c.dead) }))
 	nc, err := nats.Connect(p.cfg.NATSURL, opts...)
 	if err != nil {
 		refused := authRefused(err)

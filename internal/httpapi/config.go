@@ -24,10 +24,16 @@ const (
 	// streams, in all and of one tenant; past them: 503 Busy.
 	DefaultMaxStreams       = 4096
 	DefaultMaxTenantStreams = 1024
-	// DefaultMaxClients bounds the pooled NATS connections (one per token
+	// DefaultMaxClients bounds the pooled NATS connections (one per credential
 	// in use); past it the least recently used idle one is closed, and
 	// with none idle: 503 Busy.
 	DefaultMaxClients = 1024
+	// DefaultMaxTenantClients bounds one tenant's pooled connections (its
+	// credentials in use: every spelling of one credential shares one);
+	// past it the tenant's least recently used idle one is closed, and
+	// with none idle: 429 QuotaExceeded. So no tenant holds all of
+	// DefaultMaxClients.
+	DefaultMaxTenantClients = 16
 	// DefaultClientIdle is how long a pooled connection stays unused
 	// before it is closed.
 	DefaultClientIdle = 5 * time.Minute
@@ -93,6 +99,7 @@ type Config struct {
 	MaxRequests, MaxTenantRequests int
 	MaxStreams, MaxTenantStreams   int
 	MaxClients, MaxConnecting      int
+	MaxTenantClients               int
 	MaxRefused                     int
 	ClientIdle, RefusedFor         time.Duration
 	ConnectTimeout                 time.Duration
@@ -119,6 +126,7 @@ func (c Config) WithDefaults() Config {
 	orDefault(&c.MaxTenantStreams, DefaultMaxTenantStreams)
 	orDefault(&c.MaxClients, DefaultMaxClients)
 	orDefault(&c.MaxConnecting, DefaultMaxConnecting)
+	orDefault(&c.MaxTenantClients, DefaultMaxTenantClients)
 	orDefault(&c.MaxRefused, DefaultMaxRefused)
 	orDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	orDefault(&c.ClientIdle, DefaultClientIdle)
@@ -149,7 +157,7 @@ func (c Config) validate() error {
 	}
 	for name, v := range map[string]int{"MaxJobBytes": c.MaxJobBytes, "MaxRequests": c.MaxRequests,
 		"MaxTenantRequests": c.MaxTenantRequests, "MaxStreams": c.MaxStreams, "MaxTenantStreams": c.MaxTenantStreams,
-		"MaxClients": c.MaxClients, "MaxConnecting": c.MaxConnecting, "MaxRefused": c.MaxRefused, "MaxHeaderBytes": c.MaxHeaderBytes} {
+		"MaxClients": c.MaxClients, "MaxConnecting": c.MaxConnecting, "MaxTenantClients": c.MaxTenantClients, "MaxRefused": c.MaxRefused, "MaxHeaderBytes": c.MaxHeaderBytes} {
 		if v < 0 {
 			return fmt.Errorf("httpapi: %s is negative (%d)", name, v)
 		}

@@ -130,20 +130,50 @@ func (h *hub) start(ctx context.Context, c *call, f *followed, id string) {
 	go h.pump(f)
 }
 
-// pump encodes the job's events into frames until its terminal one.
+// pump encodes the job's events into frames until its terminal one, the
+// Watch stops (its last stream ended), or the connection it follows on
+// closes (lost).
 func (h *hub) pump(f *followed) {
-	pos := 0
-	for ev := range f.handle.Events() {
-		pos++
+	events := f.handle.Events()
+	for pos := 1; ; pos++ {
+		var ev schema.Event
+		var ok bool
+		select {
+		case ev, ok = <-events:
+		case <-f.conn.dead:
+			h.lost(f)
+			return
+		}
+		if !ok {
+			return
+		}
 		frame, err := encodeFrame(pos, &ev)
 		if err != nil {
 			f.fail(h.log, problem(http.StatusBadGateway, TypeInfrastructure, "encode event %d: %v", pos, err))
 			return
 		}
-		if !h.add(f, frame, schema.IsTerminal(ev.Type)) {
+		if !h.add(f, frame, schema.IsTerminal(ev.Type)) || schema.IsTerminal(ev.Type) {
 			return
 		}
 	}
+}
+
+// lost ends the streams of a job whose connection closed (its credential
+// revoked, say: it was the first stream's) with an error event, and
+// forgets the job, so that a stream opened again follows it anew on its
+// own connection; with Last-Event-ID it misses nothing.
+func (h *hub) lost(f *followed) {
+	h.mu.Lock()
+	if h.jobs[f.key] == f {
+		delete(h.jobs, f.key)
+	}
+	h.mu.Unlock()
+	p := problem(http.StatusBadGateway, TypeInfrastructure, "the connection to brig that followed the job closed; open the stream again with Last-Event-ID")
+	if err := f.conn.refused(); err != nil {
+		p = problem(http.StatusUnauthorized, TypeUnauthorized,
+			"brig's NATS server refused the credential that followed the job (%v); open the stream again with Last-Event-ID", err)
+	}
+	f.fail(h.log, p)
 }
 
 // add appends a frame, within the job's and the hub's bounds.

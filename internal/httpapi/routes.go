@@ -120,7 +120,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			defer s.requests.leaveTenant(c.tenant)
 		}
 		if err := rt.handle(r.Context(), c); err != nil {
-			asProblem(err, "request").write(w)
+			p := asProblem(err, "request")
+			if c.conn != nil {
+				if rerr := c.conn.refused(); rerr != nil { // revoked meanwhile
+					p = problem(http.StatusUnauthorized, TypeUnauthorized, "brig's NATS server refused the token: %v", rerr)
+				}
+			}
+			p.write(w)
 		}
 	})
 }
