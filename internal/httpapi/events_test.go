@@ -122,6 +122,10 @@ func TestEventsThousandStreams(t *testing.T) {
 		<-opened
 	}
 	waitFor(t, "1,000 streams on one followed job", func() bool {
+		if len(results) > 0 { // a stream ended before the job did
+			r := <-results
+			t.Fatalf("a stream ended early: %s (stats %+v)", r, stack.HTTP.Stats())
+		}
 		st := stack.HTTP.Stats()
 		return st.Streams == n && st.FollowedJobs == 1
 	})

@@ -111,7 +111,7 @@ func (h *hub) start(ctx context.Context, c *call, f *followed, id string) {
 	ctx = context.WithoutCancel(ctx) // the job's other streams wait for it
 	actx, cancel := context.WithTimeout(ctx, h.cfg.AskTimeout)
 	defer cancel()
-	_, err := c.client.Job(actx, id)
+	err := awaitKnown(actx, c.client, id, AcceptWait)
 	var handle *sdk.Handle
 	if err == nil {
 		handle, err = c.client.Watch(actx, id) // it follows on, past actx

@@ -107,10 +107,29 @@ func (s *Server) getJob(ctx context.Context, c *call) error {
 	return s.await(ctx, c, h, wait)
 }
 
-// AcceptWait is how long GET ?wait waits for the first event of a job
-// brig has no event of yet (its submission may be on its way: a client
-// that posted without wait polls at once) before it answers 404.
+// AcceptWait is how long GET ?wait, an event stream and a cancellation
+// wait for the first event of a job brig has no event of yet (its
+// submission may be on its way: a client that posted without wait asks
+// at once) before they answer 404.
 const AcceptWait = 10 * time.Second
+
+// awaitKnown asks brig whether it has job id, and asks again while the
+// answer is NotFound, for at most d: a job just posted may not be taken by
+// a dispatcher yet. Its error is the last answer's.
+func awaitKnown(ctx context.Context, client *sdk.Client, id string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		_, err := client.Job(ctx, id)
+		if !errors.Is(err, sdk.ErrNotFound) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
 
 // heard reports whether the handle's job has an event within d.
 func heard(ctx context.Context, h *sdk.Handle, d time.Duration) bool {
@@ -176,6 +195,9 @@ func (s *Server) cancelJob(ctx context.Context, c *call) error {
 	}
 	return reply(s, ctx, c, "job "+id, func(ctx context.Context) (any, error) {
 		status, err := c.client.Cancel(ctx, id)
+		if errors.Is(err, sdk.ErrNotFound) && awaitKnown(ctx, c.client, id, AcceptWait) == nil {
+			status, err = c.client.Cancel(ctx, id) // it was on its way
+		}
 		return map[string]any{"id": id, "job_id": schema.JobKey(c.tenant, id), "status": status}, err
 	})
 }
