@@ -28,6 +28,7 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Command:    []string{"python3", "/work/main.py"},
 		Warmup:     []string{"python3", "-c", "pass"},
 		Preload:    schema.PythonPreload(),
+		Zygote:     true,
 		Env:        fn.Env,
 		CodeFile:   "main.py",
 		Pool:       "default",

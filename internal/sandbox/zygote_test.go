@@ -2,9 +2,11 @@ package sandbox_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/brig-dev/brig/internal/initproto"
 	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
@@ -219,4 +221,24 @@ func (rg *rig) zygoteRun(t *testing.T, c zygoteCase, zygote, warm bool) *sandbox
 		t.Fatalf("ran in a %s sandbox, want a prewarmed one", res.kind)
 	}
 	return res.out
+}
+
+// wantZygote checks a prewarmed container's init command line: a zygote
+// of spec's command and preload list, with start-up variables only, none
+// of brig's (the token and the job's id come with the job).
+func (rg *rig) wantZygote(entrypoint []string, spec schema.RunSpec) {
+	rg.t.Helper()
+	if len(entrypoint) != 4 || entrypoint[0] != sandbox.InitPath || entrypoint[1] != "sandbox-init" {
+		rg.t.Fatalf("entrypoint %q; want brig's init and its zygote", entrypoint)
+	}
+	z, err := initproto.DecodeZygote(entrypoint[3])
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	if !spec.Zygote || !slices.Equal(z.Command, spec.Command) || !slices.Equal(z.Preload, spec.Preload) {
+		rg.t.Errorf("zygote %+v for spec zygote %v command %q", z, spec.Zygote, spec.Command)
+	}
+	if strings.Contains(entrypoint[3], "BRIG_") {
+		rg.t.Errorf("zygote %s holds brig's variables", entrypoint[3])
+	}
 }
