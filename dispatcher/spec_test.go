@@ -28,7 +28,6 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Command:    []string{"python3", "/work/main.py"},
 		Warmup:     []string{"python3", "-c", "pass"},
 		Preload:    schema.PythonPreload(),
-		Zygote:     true,
 		Env:        fn.Env,
 		CodeFile:   "main.py",
 		Pool:       "default",

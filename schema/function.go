@@ -16,8 +16,8 @@ type Function struct {
 	// init of each prewarmed single-use container start the interpreter
 	// before the job arrives and hand it the job (docs/design.md §5.1);
 	// false, or a job it cannot run as a plain exec would, runs the command
-	// by a plain exec. Default false; the built-in python sets it (a
-	// tenant's own python function shadowing it sets it too, or not).
+	// by a plain exec. Default false (opt-in), the built-in python's too:
+	// docs/design.md §8 has the measurements.
 	Zygote *bool `json:"zygote,omitempty"`
 	// Preload lists the modules the zygote imports before the job (at most
 	// MaxPreload dotted module names); one that fails to import is skipped.
@@ -146,7 +146,6 @@ func Python() Function {
 		Command: []string{"python3", "/work/main.py"},
 		Warmup:  []string{"python3", "-c", "pass"},
 		Preload: PythonPreload(),
-		Zygote:  Ptr(true),
 		Env: map[string]string{
 			"PATH":                    "/usr/local/bin:/usr/bin:/bin",
 			"HOME":                    "/tmp",
