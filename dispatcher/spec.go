@@ -14,6 +14,8 @@ func buildSpec(job *schema.Job, fn *schema.Function) schema.RunSpec {
 		Image:      fn.Image,
 		Command:    slices.Clone(fn.Command),
 		Warmup:     slices.Clone(fn.Warmup),
+		Zygote:     schema.Bool(fn.Zygote, false),
+		Preload:    slices.Clone(fn.Preload),
 		Env:        maps.Clone(fn.Env),
 		CodeFile:   orDefault(fn.CodeFile, schema.DefaultCodeFile),
 		Pool:       orDefault(fn.Pool, schema.DefaultPool),

@@ -27,6 +27,7 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Image:      "brig/python:latest",
 		Command:    []string{"python3", "/work/main.py"},
 		Warmup:     []string{"python3", "-c", "pass"},
+		Preload:    schema.PythonPreload(),
 		Env:        fn.Env,
 		CodeFile:   "main.py",
 		Pool:       "default",

@@ -12,6 +12,16 @@ type Function struct {
 	// the sandbox wiped before the job. Skipped when the job is already
 	// waiting.
 	Warmup []string `json:"warmup,omitempty"`
+	// Zygote, for a function whose command is [python3 SCRIPT], has the
+	// init of each prewarmed single-use container start the interpreter
+	// before the job arrives and hand it the job (docs/design.md §5.1);
+	// false, or a job it cannot run as a plain exec would, runs the command
+	// by a plain exec. Default false (opt-in), the built-in python's too:
+	// docs/design.md §8 has the measurements.
+	Zygote *bool `json:"zygote,omitempty"`
+	// Preload lists the modules the zygote imports before the job (at most
+	// MaxPreload dotted module names); one that fails to import is skipped.
+	Preload []string `json:"preload,omitempty"`
 	// Env is the base environment of the job's process.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where a job's code is written, relative to /work
@@ -115,6 +125,19 @@ func Echo() Function {
 	return Function{Name: "echo", Echo: true}
 }
 
+// PythonPreload is what the built-in python's zygote imports before its
+// job: the standard library's common modules (none that reads the
+// environment when imported, bar the start-up variables the zygote
+// matches: docs/design.md §5.1).
+func PythonPreload() []string {
+	return []string{"abc", "argparse", "base64", "bisect", "collections", "contextlib", "copy",
+		"csv", "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "glob",
+		"hashlib", "heapq", "io", "itertools", "json", "logging", "math", "operator", "os",
+		"pathlib", "random", "re", "shutil", "statistics", "string", "struct", "subprocess",
+		"sys", "tempfile", "textwrap", "threading", "time", "traceback", "typing",
+		"urllib.parse"}
+}
+
 // Python is the built-in python function.
 func Python() Function {
 	return Function{
@@ -122,6 +145,7 @@ func Python() Function {
 		Image:   "brig/python:latest",
 		Command: []string{"python3", "/work/main.py"},
 		Warmup:  []string{"python3", "-c", "pass"},
+		Preload: PythonPreload(),
 		Env: map[string]string{
 			"PATH":                    "/usr/local/bin:/usr/bin:/bin",
 			"HOME":                    "/tmp",

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -16,7 +17,13 @@ const (
 	MaxFunctionBytes = 64 << 10
 	MaxImageRefLen   = 255
 	MaxCommandArgs   = 256
+	// MaxPreload caps a function's preload list, MaxModuleName each entry.
+	MaxPreload    = 64
+	MaxModuleName = 128
 )
+
+// moduleRe is a dotted Python module name of ASCII identifiers.
+var moduleRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // AllScopes in a function's scopes allows its jobs every scope they ask for.
 const AllScopes = "*"
@@ -40,7 +47,7 @@ func (f *Function) Validate() error {
 	if !ValidName(f.Name) {
 		return fieldErr("name", "must be 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Name))
 	}
-	checks := []func() error{f.validateImage, f.validateCommand, f.validateEnv, f.validateCodeFile, f.validateScopes}
+	checks := []func() error{f.validateImage, f.validateCommand, f.validateEnv, f.validateCodeFile, f.validateScopes, f.validatePreload}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
@@ -115,6 +122,18 @@ func validArgv(field string, argv []string) error {
 func (f *Function) validateEnv() error {
 	probe := Job{Env: f.Env}
 	return probe.validateEnv()
+}
+
+func (f *Function) validatePreload() error {
+	if len(f.Preload) > MaxPreload {
+		return fieldErr("preload", "has %d entries, at most %d allowed", len(f.Preload), MaxPreload)
+	}
+	for i, m := range f.Preload {
+		if len(m) > MaxModuleName || !moduleRe.MatchString(m) {
+			return fieldErr(fmt.Sprintf("preload[%d]", i), "must be a dotted module name of ASCII identifiers, at most %d bytes, got %q", MaxModuleName, clip(m))
+		}
+	}
+	return nil
 }
 
 func (f *Function) validateCodeFile() error {

@@ -94,6 +94,12 @@ func TestFunctionValidate(t *testing.T) {
 		{"warmup empty", func(f *schema.Function) { f.Warmup = []string{} }, "warmup"},
 		{"warmup empty program", func(f *schema.Function) { f.Warmup = []string{""} }, "warmup[0]"},
 		{"warmup NUL", func(f *schema.Function) { f.Warmup = []string{"x", "a\x00b"} }, "warmup[1]"},
+		{"preload", func(f *schema.Function) { f.Preload = []string{"json", "urllib.parse", "_x9"} }, ""},
+		{"preload not a module", func(f *schema.Function) { f.Preload = []string{"json", "os;x"} }, "preload[1]"},
+		{"preload leading digit", func(f *schema.Function) { f.Preload = []string{"9x"} }, "preload[0]"},
+		{"preload empty part", func(f *schema.Function) { f.Preload = []string{"a..b"} }, "preload[0]"},
+		{"preload too long", func(f *schema.Function) { f.Preload = []string{strings.Repeat("a", schema.MaxModuleName+1)} }, "preload[0]"},
+		{"preload too many", func(f *schema.Function) { f.Preload = make([]string, schema.MaxPreload+1) }, "preload"},
 
 		{"env bad key", func(f *schema.Function) { f.Env = map[string]string{"1X": "v"} }, `env["1X"]`},
 		{"env key with =", func(f *schema.Function) { f.Env = map[string]string{"A=B": "v"} }, `env["A=B"]`},

@@ -22,6 +22,9 @@ type RunSpec struct {
 	Command  []string `json:"command"`
 	// Warmup is the function's warm-up command for prewarmed containers.
 	Warmup []string `json:"warmup,omitempty"`
+	// Zygote and Preload are the function's (docs/design.md §5.1).
+	Zygote  bool     `json:"zygote,omitempty"`
+	Preload []string `json:"preload,omitempty"`
 	// Env is the function's base environment; the job's env overrides it.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where the job's code goes, relative to /work.

@@ -97,6 +97,9 @@ type Exit struct {
 	Reusable bool `json:"reusable,omitempty"`
 	// WipeError says why a reuse wipe failed.
 	WipeError string `json:"wipe_error,omitempty"`
+	// Zygote: the job was handed to the interpreter started before it
+	// (docs/design.md §5.1), not run by a plain exec.
+	Zygote bool `json:"zygote,omitempty"`
 }
 
 // ErrFrameTooLarge marks a frame over its size cap.

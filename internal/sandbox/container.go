@@ -39,16 +39,16 @@ const (
 
 // open starts a sandbox for spec with a gateway socket of its own, bound
 // to no job yet; owner is its job's key, or what it waits for
-// ("prewarmed", "reuse"). Its init runs warmup first, when given, unless
-// the job is already there. beforeStart, when set, is given the attached
+// ("prewarmed", "reuse"). initArgs follow `sandbox-init` on the init's
+// command line (prewarmArgs). beforeStart, when set, is given the attached
 // sandbox before its container starts.
-func (r *Runner) open(ctx context.Context, spec schema.RunSpec, owner string, warmup []string, beforeStart func(*Sandbox)) (*Sandbox, error) {
+func (r *Runner) open(ctx context.Context, spec schema.RunSpec, owner string, initArgs []string, beforeStart func(*Sandbox)) (*Sandbox, error) {
 	sock := filepath.Join(r.sockDir, randomSuffix()+randomSuffix()+".sock")
 	ln, err := r.cfg.Listen(ctx, sock)
 	if err != nil {
 		return nil, err
 	}
-	id, err := r.createContainer(ctx, spec, owner, sock, warmup)
+	id, err := r.createContainer(ctx, spec, owner, sock, initArgs)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -90,7 +90,7 @@ func (r *Runner) removeContainer(ctx context.Context, id string) {
 	}
 }
 
-func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string, warmup []string) (string, error) {
+func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string, initArgs []string) (string, error) {
 	netMode, err := r.networkMode(ctx, spec.Network)
 	if err != nil {
 		return "", err
@@ -99,7 +99,7 @@ func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner
 	cpus := min(spec.Limits.CPUs, float64(r.hostCPUs))
 	cfg := &container.Config{
 		Image:           spec.Image,
-		Entrypoint:      initCommand(warmup),
+		Entrypoint:      append([]string{InitPath, "sandbox-init"}, initArgs...),
 		User:            "65534:65534",
 		Env:             []string{},
 		Hostname:        "sandbox",
@@ -165,14 +165,17 @@ func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner
 	return resp.ID, nil
 }
 
-// initCommand is the init's command line: brig's binary, and the warm-up
-// command it runs before the job when there is one.
-func initCommand(warmup []string) []string {
-	cmd := []string{InitPath, "sandbox-init"}
-	if len(warmup) > 0 {
-		cmd = append(append(cmd, "--warmup"), warmup...)
+// prewarmArgs are a prewarmed sandbox's init arguments: the zygote when
+// spec has one (which warms the page cache as the warm-up would), else the
+// warm-up command its init runs before the job when there is one.
+func prewarmArgs(spec schema.RunSpec, warmup []string) []string {
+	if args := zygoteArgs(spec); args != nil {
+		return args
 	}
-	return cmd
+	if len(warmup) > 0 {
+		return append([]string{"--warmup"}, warmup...)
+	}
+	return nil
 }
 
 // networkMode is none for a job without a network and brig's egress

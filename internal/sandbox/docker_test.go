@@ -136,6 +136,7 @@ func (rg *rig) work(id, code string) *schema.Work {
 		Job:     schema.Job{ID: key, Function: fn.Name, Code: code},
 		Spec: schema.RunSpec{
 			Function: fn.Name, Image: fn.Image, Command: fn.Command, Warmup: fn.Warmup, Env: fn.Env,
+			Zygote: schema.Bool(fn.Zygote, false), Preload: fn.Preload,
 			CodeFile: "main.py", Pool: schema.DefaultPool, TimeoutMS: 30_000, Runtime: schema.RuntimeRunc,
 			SingleUse: true, Restricted: true,
 			Limits: schema.Limits{MemoryMB: 256, CPUs: 1, Pids: 128, OutputBytes: 1 << 10},

@@ -124,7 +124,9 @@ func (rg *rig) wantIsolation(info container.InspectResponse, spec schema.RunSpec
 	if cfg.Labels[sandbox.LabelJob] != owner || cfg.Labels[sandbox.LabelWorker] != rg.id {
 		t.Errorf("labels %v; want %s=%s, %s=%s", cfg.Labels, sandbox.LabelJob, owner, sandbox.LabelWorker, rg.id)
 	}
-	if len(cfg.Entrypoint) < 2 || cfg.Entrypoint[0] != sandbox.InitPath || cfg.Entrypoint[1] != "sandbox-init" ||
+	if len(cfg.Entrypoint) > 2 && cfg.Entrypoint[2] == "--zygote" {
+		rg.wantZygote(cfg.Entrypoint, spec)
+	} else if len(cfg.Entrypoint) < 2 || cfg.Entrypoint[0] != sandbox.InitPath || cfg.Entrypoint[1] != "sandbox-init" ||
 		len(cfg.Entrypoint) > 2 && !slices.Equal(cfg.Entrypoint[2:], append([]string{"--warmup"}, spec.Warmup...)) {
 		t.Errorf("entrypoint %q; want brig's init (and the function's warm-up)", cfg.Entrypoint)
 	}

@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"maps"
+	"path"
+	"regexp"
 	"slices"
 
 	"github.com/brig-dev/brig/internal/gateway"
@@ -21,8 +23,7 @@ func brigEnv(work *schema.Work) map[string]string {
 	}
 }
 
-// initRequest is what the init needs to run the job. brigEnv is added last
-// and wins, but PYTHONPATH keeps what the function or job put after it.
+// initRequest is what the init needs to run the job.
 func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Request {
 	job, spec := &work.Job, &work.Spec
 	files := maps.Clone(job.Files)
@@ -35,19 +36,7 @@ func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Reques
 	if len(job.Args) > 0 {
 		files["args.json"] = string(job.Args)
 	}
-	env := map[string]string{}
-	maps.Copy(env, spec.Env)
-	maps.Copy(env, job.Env)
-	for k, v := range brigEnv {
-		if k == "PYTHONPATH" && env[k] != "" {
-			v += ":" + env[k]
-		}
-		env[k] = v
-	}
-	envList := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		envList = append(envList, k+"="+env[k])
-	}
+	envList := jobEnv(spec.Env, job.Env, brigEnv)
 	var nproc int64
 	if spec.Runtime == schema.RuntimeRunsc {
 		// Per sandbox under gVisor; under runc RLIMIT_NPROC would count uid
@@ -65,4 +54,50 @@ func initRequest(work *schema.Work, brigEnv map[string]string) *initproto.Reques
 		ResultPath:     schema.WorkDir + "/" + schema.ResultFile,
 		ResultMaxBytes: schema.MaxResultBytes,
 	}
+}
+
+// jobEnv is a job's environment, sorted: the function's, then the job's,
+// then brigEnv, which wins, but PYTHONPATH keeps what the function or job
+// put after it.
+func jobEnv(fnEnv, env, brigEnv map[string]string) []string {
+	merged := map[string]string{}
+	maps.Copy(merged, fnEnv)
+	maps.Copy(merged, env)
+	for k, v := range brigEnv {
+		if k == "PYTHONPATH" && merged[k] != "" {
+			v += ":" + merged[k]
+		}
+		merged[k] = v
+	}
+	list := make([]string, 0, len(merged))
+	for _, k := range slices.Sorted(maps.Keys(merged)) {
+		list = append(list, k+"="+merged[k])
+	}
+	return list
+}
+
+// pythonRe matches the interpreters the zygote's driver runs under.
+var pythonRe = regexp.MustCompile(`^python3(\.[0-9]+)?$`)
+
+// zygoteArgs are the init's --zygote flag for a prewarmed sandbox of spec
+// (docs/design.md §5.1), or none: for a single-use runc function whose
+// command is [python3 SCRIPT] and that asks for it. The zygote starts with
+// the start-up variables every job of spec gets unless it sets them
+// itself; the token and the job's own env come only with the job.
+func zygoteArgs(spec schema.RunSpec) []string {
+	if !spec.Zygote || !spec.SingleUse || spec.Runtime == schema.RuntimeRunsc ||
+		len(spec.Command) != 2 || !path.IsAbs(spec.Command[1]) || !pythonRe.MatchString(path.Base(spec.Command[0])) {
+		return nil
+	}
+	z := &initproto.Zygote{
+		Command: spec.Command,
+		Dir:     schema.WorkDir,
+		Env:     initproto.StartupEnv(jobEnv(spec.Env, nil, brigEnv(&schema.Work{}))),
+		Preload: spec.Preload,
+	}
+	arg, err := z.Encode()
+	if err != nil { // a function validated by schema always encodes
+		return nil
+	}
+	return []string{"--zygote", arg}
 }

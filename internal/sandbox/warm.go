@@ -18,11 +18,13 @@ type template struct {
 	cpus           float64
 	network        bool
 	warmup         string // the warm-up command, NUL-separated
+	zygote         string // the init's zygote arguments, NUL-separated
 }
 
 func templateOf(spec schema.RunSpec) template {
 	return template{image: spec.Image, runtime: spec.Runtime, memoryMB: spec.Limits.MemoryMB,
-		pids: spec.Limits.Pids, cpus: spec.Limits.CPUs, network: spec.Network, warmup: strings.Join(spec.Warmup, "\x00")}
+		pids: spec.Limits.Pids, cpus: spec.Limits.CPUs, network: spec.Network, warmup: strings.Join(spec.Warmup, "\x00"),
+		zygote: strings.Join(zygoteArgs(spec), "\x00")}
 }
 
 // warmCache is the prewarm cache (docs/design.md §8): it keeps Prewarm
@@ -73,7 +75,7 @@ const missQuiet = 2 * time.Second
 func newWarmCache(r *Runner, ctx context.Context) *warmCache {
 	c := newWarmCacheWith(ctx, r.cfg.Prewarm, r.cfg.PrewarmMax, r.cfg.PrewarmIdle, r.log)
 	c.create = func(ctx context.Context, spec schema.RunSpec, warmup []string) (*Sandbox, error) {
-		sb, err := r.open(ctx, spec, "prewarmed", warmup, nil)
+		sb, err := r.open(ctx, spec, "prewarmed", prewarmArgs(spec, warmup), nil)
 		if err != nil {
 			return nil, err
 		}

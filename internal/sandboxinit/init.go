@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
@@ -30,7 +29,8 @@ import (
 const drainGrace = 2 * time.Second
 
 // Main runs the init and returns the process exit code. args may be
-// "--warmup" and a command to run before the first request (see warmUp).
+// "--zygote" and its initproto.Zygote (see startZygote), then "--warmup"
+// and a command to run before the first request (see warmUp).
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Outside a container's PID namespace, killAll would signal every
 	// process of this user: refuse to run anywhere but as PID 1.
@@ -62,14 +62,22 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "brig init: %v\n", err)
 		return 1
 	}
-	if len(args) > 0 {
-		if args[0] != "--warmup" || len(args) < 2 {
-			fmt.Fprintf(stderr, "brig init: unknown arguments %q\n", args)
-			return 2
-		}
-		if err := warmUp(args[1:], base); err != nil {
+	zcfg, warmup, err := zygoteArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "brig init: %v\n", err)
+		return 2
+	}
+	if warmup != nil {
+		if err := warmUp(warmup, base); err != nil {
 			fmt.Fprintf(stderr, "brig init: warm-up: %v\n", err)
 			return 1
+		}
+	}
+	var zyg *zygote
+	if zcfg != nil && !stdinReady() {
+		// Without it the job runs by a plain exec: slower, not wrong.
+		if zyg, err = startZygote(zcfg); err != nil {
+			fmt.Fprintf(stderr, "brig init: %v\n", err)
 		}
 	}
 	for first := true; ; first = false {
@@ -86,7 +94,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
-		exit, err := run(req, out, base)
+		exit, err := run(req, out, base, zyg)
+		zyg = nil // it served its one job, or is gone
 		if err != nil {
 			fmt.Fprintf(stderr, "brig init: %v\n", err)
 			return 1
@@ -101,40 +110,23 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.Exit, error) {
+func run(req *initproto.Request, out *frameWriter, base *baseline, zyg *zygote) (*initproto.Exit, error) {
 	if err := layout(req); err != nil {
 		return nil, err
 	}
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("stdin pipe: %w", err)
+	var p *jobProc
+	if zyg != nil {
+		p = zyg.take(req)
 	}
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("stdout pipe: %w", err)
-	}
-	stderrR, stderrW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("stderr pipe: %w", err)
-	}
-	argv := req.Command
-	if req.NProc > 0 {
-		// The limit must bind the job, not this init: under gVisor it counts
-		// the uid's threads, and an init that cannot make one dies.
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find own binary: %w", err)
-		}
-		argv = append([]string{self, ExecCommand, strconv.FormatInt(req.NProc, 10)}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir, cmd.Env = req.Dir, req.Env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, stderrW
 	start := time.Now()
-	startErr := cmd.Start()
-	stdinR.Close()
-	stdoutW.Close()
-	stderrW.Close()
+	if p == nil {
+		var err error
+		if p, err = startProc(jobArgv(req), req.Dir, req.Env, nil); err != nil {
+			return nil, err
+		}
+	}
+	stdinW, stdoutR, stderrR, startErr := p.stdinW, p.stdoutR, p.stderrR, p.startErr
+	exit := &initproto.Exit{Zygote: zyg != nil && p == zyg.proc}
 
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -142,7 +134,6 @@ func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.E
 	go func() { defer wg.Done(); out.forward(initproto.FrameStdout, stdoutR, req.OutputLimit) }()
 	go func() { defer wg.Done(); out.forward(initproto.FrameStderr, stderrR, req.OutputLimit) }()
 
-	exit := &initproto.Exit{}
 	oomBefore := oomKills()
 	if startErr != nil {
 		// Report like a shell would: the command could not be run.
@@ -150,7 +141,7 @@ func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.E
 		exit.ExitCode = 127
 		stdinW.Close()
 	} else {
-		status := reap(cmd.Process.Pid)
+		status := reap(p.pid)
 		exit.DurationNS = int64(time.Since(start))
 		exit.ExitCode, exit.Signal = exitCode(status)
 	}
@@ -172,6 +163,21 @@ func run(req *initproto.Request, out *frameWriter, base *baseline) (*initproto.E
 		exit.Reusable = drained && exit.OOMKills == 0 && err == nil
 	}
 	return exit, nil
+}
+
+// jobArgv is the job's command, through ExecCommand when it needs limits
+// of its own.
+func jobArgv(req *initproto.Request) []string {
+	if req.NProc <= 0 {
+		return req.Command
+	}
+	// The limit must bind the job, not this init: under gVisor it counts
+	// the uid's threads, and an init that cannot make one dies.
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	return append([]string{self, ExecCommand, strconv.FormatInt(req.NProc, 10)}, req.Command...)
 }
 
 // jobStderr writes a diagnostic as a stderr frame of the job.
