@@ -445,16 +445,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		if err != nil {
 			return err
 		}
-		// The accepted event must be the job's first: of two submissions
-		// racing for one key (on this dispatcher or another), the one whose
-		// first event is stored owns it; the other is a duplicate.
-		ev := &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
-		if err := d.events.PublishFirst(ctx, ev, job.ReplyTo); errors.Is(err, events.ErrNotFirst) {
-			if fresh {
-				d.unhold(ctx, key)
-			}
-			return &duplicate{jobID: key}
-		} else if err != nil {
+		if err := d.accept(ctx, job, meta, fresh); err != nil {
 			return err
 		}
 	}
@@ -520,13 +511,20 @@ func (d *Dispatcher) decode(msg jetstream.Msg) (*schema.Job, string, error) {
 // whether this very submission was accepted already (an earlier delivery
 // published the accepted event), and returns a *duplicate when the id
 // belongs to another submission or the job has ended.
+//
+// A first delivery (as the consumer counts) looks nothing up: the
+// submission owns the id when no event names it yet, which the accepted
+// event's PublishFirst checks atomically, and accept looks into a
+// refusal (claimTaken). That saves the common case a lookup.
 func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMetadata) (accepted bool, err error) {
 	if meta.NumDelivered == 1 {
-		// The common case, one lookup: an id no event names yet.
-		if seen, err := d.events.Has(ctx, id, ""); err != nil || !seen {
-			return false, err
-		}
+		return false, nil
 	}
+	return d.claimTaken(ctx, id, meta)
+}
+
+// claimTaken is claim for an id that may have events already.
+func (d *Dispatcher) claimTaken(ctx context.Context, id string, meta *jetstream.MsgMetadata) (accepted bool, err error) {
 	acc, err := d.events.Find(ctx, id, schema.EventAccepted)
 	if err != nil {
 		return false, err
@@ -543,6 +541,35 @@ func (d *Dispatcher) claim(ctx context.Context, id string, meta *jetstream.MsgMe
 		return false, &duplicate{jobID: id}
 	}
 	return acc != nil, nil
+}
+
+// accept stores the job's accepted event, which must be its first: of
+// two submissions racing for one key (on this dispatcher or another), the
+// one whose first event is stored owns it; the other is a duplicate. A
+// refused first event is looked into (claimTaken): the job may still be
+// this very submission's, accepted on a delivery the consumer no longer
+// counts (a consumer created again starts NumDelivered at 1), and then it
+// goes on to be routed. fresh says the submission's max_queued marker is
+// new, to be given back when the submission turns out a duplicate.
+func (d *Dispatcher) accept(ctx context.Context, job *schema.Job, meta *jetstream.MsgMetadata, fresh bool) error {
+	key := job.ID
+	ev := &schema.Event{JobID: key, Type: schema.EventAccepted, Seq: 1, ExitCode: -1, ReplyTo: job.ReplyTo, SubmitSeq: meta.Sequence.Stream}
+	err := d.events.PublishFirst(ctx, ev, job.ReplyTo)
+	if !errors.Is(err, events.ErrNotFirst) {
+		return err
+	}
+	accepted, err := d.claimTaken(ctx, key, meta)
+	var dup *duplicate
+	switch {
+	case accepted:
+		return nil
+	case err != nil && !errors.As(err, &dup):
+		return err
+	}
+	if fresh {
+		d.unhold(ctx, key)
+	}
+	return &duplicate{jobID: key}
 }
 
 // acceptedFrom reports whether the accepted event acc was published for
