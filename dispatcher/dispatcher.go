@@ -324,7 +324,10 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		d.log.Warn("dropping a submission for a job id brig already knows", "job", dup.jobID, "subject", msg.Subject())
 		_ = msg.TermWithReason(dup.Error())
 	case err == nil:
-		if err := msg.DoubleAck(ctx); err != nil {
+		// A plain ack, not waited on: one lost (a reconnect) has the
+		// submission redelivered after AckWait, and claim finds it
+		// accepted, its Work a duplicate by message id (docs/design.md §6).
+		if err := msg.Ack(); err != nil {
 			d.log.Warn("ack submission", "err", err)
 		}
 	case errors.As(err, &rej):

@@ -178,7 +178,10 @@ func (w *Worker) end(ctx context.Context, msg jetstream.Msg, work *schema.Work, 
 		w.retry(msg, attempt, log, err)
 		return
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	// A plain ack, not waited on: one lost (a reconnect) has the job
+	// redelivered after AckWait, and the worker that takes it finds the
+	// terminal event and acks it unrun (endedAlready; docs/design.md §6).
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack job", "err", err)
 	}
 	var run time.Duration
