@@ -294,6 +294,22 @@ while True:
 		limits:  &schema.Limits{MemoryMB: 64},
 		typ:     schema.EventResult, status: schema.StatusOOM, errType: schema.ErrOOM,
 		msg: "out of memory",
+		// Under gVisor the kernel's OOM killer may kill the whole sandbox
+		// (its Sentry) rather than the job's process, and Docker does not
+		// always learn that it was an OOM kill: the job then ends failed,
+		// its init killed with SIGKILL (137), and the message says it may
+		// have run out of memory. Either way it is the job's failure, never
+		// brig's (docs/design.md §5).
+		runsc: &runscOutcome{},
+		check: func(t *testing.T, rt string, ev *schema.Event) {
+			if rt != schema.RuntimeRunsc || ev.Status == schema.StatusOOM {
+				return
+			}
+			if ev.Status != schema.StatusFailed || ev.Error == nil || ev.Error.Type != schema.ErrNonZeroExit ||
+				ev.ExitCode != 137 || !strings.Contains(ev.Error.Message, "out of memory") {
+				t.Errorf("memory-hog on runsc: %s; want oom, or failed NonZeroExit with exit code 137 saying it may have run out of memory", brief(ev))
+			}
+		},
 	}
 }
 

@@ -95,9 +95,7 @@ func (e *emitter) fromOutcome(out *sandbox.Outcome, spec schema.RunSpec) *schema
 		// shares the init's uid: it can lower the init's limits (a CPU
 		// limit kills it, a thread limit starves Go's runtime) and, under
 		// gVisor, signal it. That is the job's doing, never brig's failure.
-		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, fmt.Sprintf(
-			"the sandbox ended without reporting a result: its init was killed (container exit code %d) by what ran beside it; "+
-				"a job shares the init's uid and can lower its limits, or under gVisor signal it", out.ContainerExitCode))
+		ev = e.terminal(schema.StatusFailed, schema.ErrNonZeroExit, initKilledMessage(out.ContainerExitCode, spec.Runtime))
 		ev.ExitCode = out.ContainerExitCode
 	case out.Exit == nil:
 		initLog, _ := out.InitLog.Result()
@@ -132,6 +130,19 @@ func initEndedByJob(out *sandbox.Outcome) bool {
 	}
 	initLog, _ := out.InitLog.Result()
 	return out.ContainerExitCode == 2 && strings.Contains(initLog, "fatal error:") && !strings.Contains(initLog, "panic:")
+}
+
+// initKilledMessage says why a sandbox ended without its init's report.
+// Under gVisor a SIGKILL (137) may also be the kernel's OOM killer ending
+// the whole sandbox when the job ran out of memory, which Docker does not
+// always report as an OOM kill.
+func initKilledMessage(containerExit int, runtime string) string {
+	msg := fmt.Sprintf("the sandbox ended without reporting a result: its init was killed (container exit code %d) by what ran beside it; "+
+		"a job shares the init's uid and can lower its limits, or under gVisor signal it", containerExit)
+	if runtime == schema.RuntimeRunsc && containerExit == 137 {
+		msg += "; under gVisor a SIGKILL is also how a sandbox that ran out of memory ends"
+	}
+	return msg
 }
 
 func exitMessage(code, signal int) string {

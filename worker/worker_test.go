@@ -787,3 +787,22 @@ func (w *Worker) heardCancel(jobID string) bool {
 	_, ok := w.unclaimed[jobID]
 	return ok
 }
+
+// A sandbox killed with SIGKILL under gVisor may have run out of memory
+// (the kernel ended the whole sandbox): the message says so there, and
+// only there.
+func TestInitKilledMessage(t *testing.T) {
+	t.Parallel()
+	const oom = "ran out of memory"
+	if m := initKilledMessage(137, schema.RuntimeRunsc); !strings.Contains(m, oom) {
+		t.Errorf("runsc, 137: %q; want it to say the sandbox may have %s", m, oom)
+	}
+	for _, c := range []struct {
+		code    int
+		runtime string
+	}{{137, schema.RuntimeRunc}, {134, schema.RuntimeRunsc}} {
+		if m := initKilledMessage(c.code, c.runtime); strings.Contains(m, oom) {
+			t.Errorf("%s, %d: %q; want no word of memory", c.runtime, c.code, m)
+		}
+	}
+}
