@@ -95,6 +95,7 @@ func (f *Failure) Error() string { return f.Message }
 // that the output it had already written is not lost; ctx ending while
 // its container is made is an error. Call it between Start and Stop.
 func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
+	defer r.warm.jobRunning()() // the free slots the prewarm depth grows into
 	spec := job.Work.Spec
 	out := &Outcome{
 		Stdout:  NewCapture(spec.Limits.OutputBytes),

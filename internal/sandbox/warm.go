@@ -27,15 +27,22 @@ func templateOf(spec schema.RunSpec) template {
 		zygote: strings.Join(zygoteArgs(spec), "\x00")}
 }
 
-// warmCache is the prewarm cache (docs/design.md §8): it keeps Prewarm
-// started sandboxes per template that jobs used recently, a warmSet each.
-// A prewarmed sandbox serves exactly one job and is removed after it, so
-// no job ever sees another's; sets refill one sandbox at a time in the
-// background, and a set idle for PrewarmIdle is emptied.
+// warmCache is the prewarm cache (docs/design.md §8): it keeps started
+// sandboxes per template that jobs used recently, a warmSet each. A
+// prewarmed sandbox serves exactly one job and is removed after it, so no
+// job ever sees another's; a set idle for PrewarmIdle is emptied.
+//
+// A set's depth follows its template's recent arrivals (demand, in
+// warm_policy.go): at least floor (Prewarm), more after bursts, but above
+// floor only as far as the worker has free slots. Sets refill in the
+// background, up to parallel creates at once over all templates, and only
+// one at a time while every slot is busy (its CPU would be taken from the
+// jobs). A set deeper than its demand wants is trimmed one sandbox at a
+// time.
 //
 // At most PrewarmMax prewarmed sandboxes exist at once, over all
 // templates, those being made or removed included (room holds one token
-// for each). So at most PrewarmMax / Prewarm templates are kept warm: a job
+// for each). So at most PrewarmMax / floor templates are kept warm: a job
 // of a new template evicts the least recently used template, whose
 // sandboxes are removed. The cap never fails a job: a template without a
 // ready sandbox is a cold start.
@@ -46,9 +53,11 @@ type warmCache struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	perTemplate  int // sandboxes kept per template: min(Prewarm, PrewarmMax)
-	maxTemplates int // templates kept warm: PrewarmMax / perTemplate
-	idle         time.Duration
+	warmLimits
+	floor        int           // sandboxes kept per template at least: min(Prewarm, PrewarmMax)
+	maxTemplates int           // templates kept warm: PrewarmMax / floor
+	running      int           // jobs running (Run), under mu
+	creating     int           // creates in flight over all templates, under mu
 	room         chan struct{} // a token per prewarmed sandbox that exists
 	log          *slog.Logger
 	// create starts a prewarmed sandbox; discard removes one.
@@ -56,13 +65,31 @@ type warmCache struct {
 	discard func(sb *Sandbox)
 }
 
+// warmLimits are a warmCache's numbers.
+type warmLimits struct {
+	prewarm, max int // Config.Prewarm and Config.PrewarmMax (both ≥ 1)
+	slots        int // Config.Slots
+	parallel     int // creates at once over all templates (refillParallel)
+	idle         time.Duration
+	halfLife     time.Duration // demandHalfLife
+}
+
+// refillParallel is how many prewarmed sandboxes are made at once, over
+// all templates: the host's CPUs, at least 2 and at most 4 (a create is
+// mostly the daemon's and runc's CPU; more at once only queue there).
+func refillParallel(hostCPUs int) int { return min(max(hostCPUs, 2), 4) }
+
 // warmSet is one template's prewarmed sandboxes.
 type warmSet struct {
 	spec     schema.RunSpec
-	ready    chan *Sandbox
+	ready    chan *Sandbox // capacity PrewarmMax: a send never blocks
 	wake     chan struct{}
 	lastUsed time.Time
 	lastMiss time.Time
+	demand   demand // under the cache's mu
+	inflight int    // creates in flight or backing off, under the cache's mu
+	failures int    // creates failed in a row, under the cache's mu
+	creates  sync.WaitGroup
 	// ctx ends when the template idles out, is evicted or the cache stops.
 	ctx  context.Context
 	stop context.CancelFunc
@@ -73,7 +100,8 @@ type warmSet struct {
 const missQuiet = 2 * time.Second
 
 func newWarmCache(r *Runner, ctx context.Context) *warmCache {
-	c := newWarmCacheWith(ctx, r.cfg.Prewarm, r.cfg.PrewarmMax, r.cfg.PrewarmIdle, r.log)
+	c := newWarmCacheWith(ctx, warmLimits{prewarm: r.cfg.Prewarm, max: r.cfg.PrewarmMax, slots: r.cfg.Slots,
+		parallel: refillParallel(r.hostCPUs), idle: r.cfg.PrewarmIdle, halfLife: demandHalfLife}, r.log)
 	c.create = func(ctx context.Context, spec schema.RunSpec, warmup []string) (*Sandbox, error) {
 		sb, err := r.open(ctx, spec, "prewarmed", prewarmArgs(spec, warmup), nil)
 		if err != nil {
@@ -88,12 +116,43 @@ func newWarmCache(r *Runner, ctx context.Context) *warmCache {
 }
 
 // newWarmCacheWith makes a cache without its create and discard functions.
-// prewarm and max are Config.Prewarm and Config.PrewarmMax (both ≥ 1).
-func newWarmCacheWith(ctx context.Context, prewarm, max int, idle time.Duration, log *slog.Logger) *warmCache {
+func newWarmCacheWith(ctx context.Context, l warmLimits, log *slog.Logger) *warmCache {
 	ctx, cancel := context.WithCancel(ctx)
-	per := min(prewarm, max)
-	return &warmCache{sets: map[template]*warmSet{}, ctx: ctx, cancel: cancel,
-		perTemplate: per, maxTemplates: max / per, idle: idle, room: make(chan struct{}, max), log: log}
+	floor := min(l.prewarm, l.max)
+	return &warmCache{sets: map[template]*warmSet{}, ctx: ctx, cancel: cancel, warmLimits: l,
+		floor: floor, maxTemplates: l.max / floor, room: make(chan struct{}, l.max), log: log}
+}
+
+// jobRunning counts a job as running, for the free slots, until done.
+func (c *warmCache) jobRunning() (done func()) {
+	if c == nil {
+		return func() {}
+	}
+	c.mu.Lock()
+	c.running++
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.running--
+		c.mu.Unlock()
+		c.wakeAll() // a free slot may let a set grow
+	}
+}
+
+// wakeAll wakes every set's refiller.
+func (c *warmCache) wakeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, set := range c.sets {
+		set.poke()
+	}
+}
+
+func (set *warmSet) poke() {
+	select {
+	case set.wake <- struct{}{}:
+	default:
+	}
 }
 
 // take returns a prewarmed sandbox for spec, or nil; either way the
@@ -110,21 +169,12 @@ func (c *warmCache) take(spec schema.RunSpec) *Sandbox {
 			c.mu.Unlock()
 			return nil
 		}
-		c.evictLocked()
-		sctx, stop := context.WithCancel(c.ctx)
-		set = &warmSet{spec: spec, ready: make(chan *Sandbox, c.perTemplate), wake: make(chan struct{}, 1), ctx: sctx, stop: stop}
-		c.sets[key] = set
-		c.wg.Add(1)
-		go c.refill(key, set)
+		set = c.newSetLocked(key, spec)
 	}
 	set.lastUsed = time.Now()
+	set.demand.arrive(set.lastUsed)
 	c.mu.Unlock()
-	defer func() {
-		select {
-		case set.wake <- struct{}{}:
-		default:
-		}
-	}()
+	defer set.poke()
 	select {
 	case sb := <-set.ready:
 		<-c.room // the job's now: no longer a prewarmed one
@@ -139,6 +189,19 @@ func (c *warmCache) take(spec schema.RunSpec) *Sandbox {
 		}
 		return nil
 	}
+}
+
+// newSetLocked starts keeping a template warm, evicting the least recently
+// used one if maxTemplates are kept.
+func (c *warmCache) newSetLocked(key template, spec schema.RunSpec) *warmSet {
+	c.evictLocked()
+	sctx, stop := context.WithCancel(c.ctx)
+	set := &warmSet{spec: spec, ready: make(chan *Sandbox, c.max), wake: make(chan struct{}, 1),
+		demand: newDemand(c.max, c.halfLife), ctx: sctx, stop: stop}
+	c.sets[key] = set
+	c.wg.Add(1)
+	go c.refill(key, set)
+	return set
 }
 
 // evictLocked makes room for one more template: while maxTemplates are
@@ -159,44 +222,18 @@ func (c *warmCache) evictLocked() {
 	}
 }
 
-// refill keeps a template's set full until it idles out, is evicted or the
-// cache stops.
+// refill keeps a template's set at its depth until it idles out, is
+// evicted or the cache stops; then it waits for its creates and removes
+// what they made.
 func (c *warmCache) refill(key template, set *warmSet) {
 	defer c.wg.Done()
 	defer c.drain(set)
+	defer set.creates.Wait()
 	defer set.stop()
-	tick := time.NewTicker(c.idle / 4)
+	tick := time.NewTicker(min(c.idle/4, c.halfLife))
 	defer tick.Stop()
-	failures := 0
 	for {
-		for len(set.ready) < cap(set.ready) && set.ctx.Err() == nil {
-			select { // wait for room under PrewarmMax
-			case c.room <- struct{}{}:
-			case <-set.ctx.Done():
-				continue
-			}
-			c.mu.Lock()
-			warmup := set.spec.Warmup
-			if time.Since(set.lastMiss) < missQuiet {
-				warmup = nil
-			}
-			c.mu.Unlock()
-			// The cache's context, not the template's: an eviction lets a
-			// sandbox being made finish, then removes it.
-			sb, err := c.create(c.ctx, set.spec, warmup)
-			if err != nil {
-				<-c.room
-				failures++
-				c.log.Warn("prewarm a container", "image", set.spec.Image, "err", err)
-				select { // back off; jobs fall back to cold starts meanwhile
-				case <-time.After(time.Duration(min(failures, 6)) * time.Second):
-				case <-set.ctx.Done():
-				}
-				continue
-			}
-			failures = 0
-			set.ready <- sb
-		}
+		c.fill(set)
 		select {
 		case <-set.ctx.Done():
 			return
@@ -211,20 +248,122 @@ func (c *warmCache) refill(key template, set *warmSet) {
 			if idle {
 				return
 			}
+			c.trim(set)
+		}
+	}
+}
+
+// fill starts creates until the set's ready and in-flight sandboxes reach
+// its depth, or the creates at once reach their bound; each waits for room
+// under PrewarmMax first.
+func (c *warmCache) fill(set *warmSet) {
+	for set.ctx.Err() == nil {
+		c.mu.Lock()
+		start := c.shouldCreateLocked(set, time.Now())
+		if start {
+			set.inflight++
+			c.creating++
+		}
+		c.mu.Unlock()
+		if !start {
+			return
+		}
+		select {
+		case c.room <- struct{}{}:
+			set.creates.Add(1)
+			go c.createOne(set)
+		case <-set.ctx.Done():
+			c.createDone(set)
+		}
+	}
+}
+
+// shouldCreateLocked says whether the set needs one more sandbox made now.
+func (c *warmCache) shouldCreateLocked(set *warmSet, now time.Time) bool {
+	free := c.slots - c.running
+	depth := growTo(set.demand.wanted(now, c.floor, c.max), c.floor, free)
+	return len(set.ready)+set.inflight < depth && c.creating < min(c.parallel, max(free, 1))
+}
+
+// createOne makes one sandbox for the set, holding a room token; after a
+// failure it backs off (jobs fall back to cold starts meanwhile) before
+// the set may try again.
+func (c *warmCache) createOne(set *warmSet) {
+	defer set.creates.Done()
+	c.mu.Lock()
+	warmup := set.spec.Warmup
+	if time.Since(set.lastMiss) < missQuiet {
+		warmup = nil
+	}
+	failures := set.failures
+	c.mu.Unlock()
+	// The cache's context, not the template's: an eviction lets a sandbox
+	// being made finish, then removes it.
+	t := time.Now()
+	sb, err := c.create(c.ctx, set.spec, warmup)
+	if err != nil {
+		<-c.room
+		c.mu.Lock()
+		set.failures++
+		c.creating--
+		c.mu.Unlock()
+		c.wakeAll() // the create's place is free for another template
+		c.log.Warn("prewarm a container", "image", set.spec.Image, "err", err)
+		select {
+		case <-time.After(time.Duration(min(failures+1, 6)) * time.Second):
+		case <-set.ctx.Done():
+		}
+		c.mu.Lock()
+		set.inflight--
+		c.mu.Unlock()
+		set.poke()
+		return
+	}
+	set.ready <- sb
+	c.mu.Lock()
+	set.failures = 0
+	set.demand.created(time.Since(t))
+	c.mu.Unlock()
+	c.createDone(set)
+}
+
+// createDone ends a create's count and wakes every set: its place may go
+// to another template's.
+func (c *warmCache) createDone(set *warmSet) {
+	c.mu.Lock()
+	set.inflight--
+	c.creating--
+	c.mu.Unlock()
+	c.wakeAll()
+}
+
+// trim removes the ready sandboxes of a set deeper than its demand wants.
+func (c *warmCache) trim(set *warmSet) {
+	for set.ctx.Err() == nil {
+		c.mu.Lock()
+		over := len(set.ready) > set.demand.wanted(time.Now(), c.floor, c.max)
+		c.mu.Unlock()
+		if !over || !c.removeOne(set) {
+			return
 		}
 	}
 }
 
 // drain removes a set's unused sandboxes.
 func (c *warmCache) drain(set *warmSet) {
-	for {
-		select {
-		case sb := <-set.ready:
-			c.discard(sb)
-			<-c.room
-		default:
-			return
-		}
+	for c.removeOne(set) {
+	}
+}
+
+// removeOne removes one of a set's ready sandboxes, if it has one.
+func (c *warmCache) removeOne(set *warmSet) bool {
+	select {
+	case sb := <-set.ready:
+		c.discard(sb)
+		<-c.room
+		return true
+	default:
+		return false
 	}
 }
 

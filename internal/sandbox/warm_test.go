@@ -18,21 +18,29 @@ type fakeWarm struct {
 	mu        sync.Mutex
 	live      map[*Sandbox]schema.RunSpec // made or being made, neither taken nor removed
 	peak      int
+	making    int           // creates in flight
+	peakMake  int           // the most creates in flight at once
 	discarded map[int64]int // by pids
 	gate      chan struct{} // closed: creations and removals go ahead
 }
 
 func newFakeWarm(t *testing.T, prewarm, limit int) *fakeWarm {
 	f := &fakeWarm{live: map[*Sandbox]schema.RunSpec{}, discarded: map[int64]int{}, gate: closedChan()}
-	f.warmCache = newWarmCacheWith(context.Background(), prewarm, limit, time.Minute, slog.New(slog.DiscardHandler))
+	l := warmLimits{prewarm: prewarm, max: limit, slots: limit, parallel: 2, idle: time.Minute, halfLife: demandHalfLife}
+	f.warmCache = newWarmCacheWith(context.Background(), l, slog.New(slog.DiscardHandler))
 	f.create = func(ctx context.Context, spec schema.RunSpec, _ []string) (*Sandbox, error) {
 		f.mu.Lock()
 		sb := &Sandbox{id: "c"}
 		f.live[sb] = spec // being made counts too
 		f.peak = max(f.peak, len(f.live))
+		f.making++
+		f.peakMake = max(f.peakMake, f.making)
 		gate := f.gate
 		f.mu.Unlock()
 		<-gate
+		f.mu.Lock()
+		f.making--
+		f.mu.Unlock()
 		return sb, nil
 	}
 	f.discard = func(sb *Sandbox) {
@@ -80,6 +88,13 @@ func (f *fakeWarm) take(pids int64) *Sandbox {
 	return sb
 }
 
+// locked reads what fn returns under f.mu.
+func (f *fakeWarm) locked(fn func() int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fn()
+}
+
 func (f *fakeWarm) liveCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -120,8 +135,8 @@ func (f *fakeWarm) settle(t *testing.T, want int) {
 // and never fails, a miss is just nil.
 func TestWarmCacheCap(t *testing.T) {
 	f := newFakeWarm(t, 2, 4)
-	if f.perTemplate != 2 || f.maxTemplates != 2 {
-		t.Fatalf("per template %d, templates %d", f.perTemplate, f.maxTemplates)
+	if f.floor != 2 || f.maxTemplates != 2 {
+		t.Fatalf("per template %d, templates %d", f.floor, f.maxTemplates)
 	}
 	if f.take(9) != nil {
 		t.Error("a first job of a template found a sandbox")
@@ -215,4 +230,54 @@ func TestPrewarmMaxDefault(t *testing.T) {
 			t.Errorf("slots %d prewarm %d max %d: PrewarmMax %d, want %d", c.slots, c.prewarm, c.max, got, c.want)
 		}
 	}
+}
+
+// TestWarmCacheParallelRefill: a burst raises a set's depth into the free
+// slots, refills run at most parallel creates at once (one at a time
+// while every slot is busy), and the set is trimmed back to the minimum
+// once its demand decays.
+func TestWarmCacheParallelRefill(t *testing.T) {
+	f := newFakeWarm(t, 1, 8)
+	f.halfLife = time.Hour // decay is TestDemandDepth's; here only trim's
+	release := sync.OnceFunc(f.hold())
+	t.Cleanup(release) // before f.stop, which waits for the creates
+	done := make([]func(), 8)
+	for i := range 8 { // every slot busy, then a burst
+		done[i] = f.jobRunning()
+	}
+	for range 8 {
+		f.take(9)
+	}
+	waitFor(t, "a create while every slot is busy", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.making == 1
+	})
+	if peak := f.locked(func() int { return f.peakMake }); peak != 1 {
+		t.Errorf("%d creates at once while every slot is busy, want 1", peak)
+	}
+	for _, d := range done[:4] { // four slots free
+		d()
+	}
+	waitFor(t, "parallel creates", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.making == 2
+	})
+	release()
+	f.settle(t, 4) // depth 8 asked, 4 free slots
+	for _, d := range done[4:] {
+		d()
+	}
+	f.settle(t, 8)
+	if peak := f.locked(func() int { return f.peakMake }); peak > 2 {
+		t.Errorf("%d creates at once, bound 2", peak)
+	}
+	// The demand gone (its peak forgotten), a trim leaves the minimum.
+	f.warmCache.mu.Lock()
+	set := f.sets[templateOf(specWithPids(9))]
+	set.demand.peak = 0
+	f.warmCache.mu.Unlock()
+	f.trim(set)
+	f.settle(t, 1)
 }

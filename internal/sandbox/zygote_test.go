@@ -160,7 +160,9 @@ print(json.NAME, "decimal" in sys.modules)`},
 // TestZygoteSemantics runs every case both ways: a plain exec (zygote:
 // false) and a prewarmed sandbox's zygote.
 func TestZygoteSemantics(t *testing.T) {
-	rg := newRig(t, func(c *sandbox.Config) { c.Prewarm = 1 })
+	// One slot: each template's depth stays at 1 however close its jobs
+	// come (it grows above Prewarm only into free slots).
+	rg := newRig(t, func(c *sandbox.Config) { c.Prewarm, c.Slots, c.PrewarmMax = 1, 1, 2 })
 	// Each template's first job starts cold, and leaves a prewarmed one.
 	rg.zygoteRun(t, zygoteCases[0], false, false)
 	rg.zygoteRun(t, zygoteCases[0], true, false)
