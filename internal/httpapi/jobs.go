@@ -24,12 +24,18 @@ func (s *Server) postJob(ctx context.Context, c *call) error {
 	}
 	// The body is within MaxJobBytes (readBody); the id withKey may add
 	// is brig's, not the client's, and gets room of its own.
-	job, err := schema.DecodeJob(withKey(data, "id", sdk.NewJobID()), s.cfg.MaxJobBytes+idRoom)
+	fresh := sdk.NewJobID()
+	job, err := schema.DecodeJob(withKey(data, "id", fresh), s.cfg.MaxJobBytes+idRoom)
 	if err != nil {
 		return jobProblem(err)
 	}
 	c.extendWrite(wait, s.cfg.WriteTimeout)
-	st, err := s.ask(ctx, func(ctx context.Context) (*sdk.JobState, error) { return c.client.Job(ctx, job.ID) })
+	// Only a client's own id may be one brig has: a fresh one is random.
+	var st *sdk.JobState
+	err = sdk.ErrNotFound
+	if job.ID != fresh {
+		st, err = s.ask(ctx, func(ctx context.Context) (*sdk.JobState, error) { return c.client.Job(ctx, job.ID) })
+	}
 	var h *sdk.Handle
 	switch {
 	case err == nil && (st.Terminal != nil || wait == 0):
