@@ -17,7 +17,7 @@ import (
 // The functions service (docs/design.md §3.1, §10.3). A tenant's
 // credential has no JetStream API, so it cannot read or write the function
 // bucket; it asks on brig.functions.<tenant>, and the dispatcher that takes
-// the request (queue group CancelQueue) answers one FunctionsReply on the
+// the request (queue group CancelQueue) answers one schema.FunctionsReply on the
 // request's reply subject, which must be an inbox of that tenant, as for
 // status. The tenant is the subject's: a request reads what that tenant's
 // jobs resolve and writes that tenant's own keys only.
@@ -34,37 +34,6 @@ const (
 	functionsLookup = 10 * time.Second
 )
 
-// Operations of a FunctionsRequest.
-const (
-	FunctionsList   = "list"
-	FunctionsGet    = "get"
-	FunctionsDeploy = "deploy"
-	FunctionsDelete = "delete"
-)
-
-// FunctionsRequest is a request on brig.functions.<tenant>. Name is get's
-// and delete's; Function is deploy's (schema.Function, decoded strictly).
-type FunctionsRequest struct {
-	Op       string          `json:"op"`
-	Name     string          `json:"name,omitempty"`
-	Function json.RawMessage `json:"function,omitempty"`
-}
-
-// FunctionsReply answers a FunctionsRequest: Functions for list, Function
-// for get and deploy (Changed: deploy wrote a new revision), nothing for
-// delete; or Error, with ErrorType NotFound, Forbidden, InvalidFunction
-// (Field names the field), QuotaExceeded, Busy (Error is
-// schema.BusyAnswer) or Infrastructure.
-type FunctionsReply struct {
-	Functions []schema.FunctionInfo `json:"functions,omitempty"`
-	Function  *schema.FunctionInfo  `json:"function,omitempty"`
-	Changed   bool                  `json:"changed,omitempty"`
-
-	Error     string           `json:"error,omitempty"`
-	ErrorType schema.ErrorType `json:"error_type,omitempty"`
-	Field     string           `json:"field,omitempty"`
-}
-
 // functionsService returns the handler of brig.functions.*, with its own
 // bound of MaxFunctionsRequests in hand.
 func (d *Dispatcher) functionsService() nats.MsgHandler {
@@ -74,10 +43,10 @@ func (d *Dispatcher) functionsService() nats.MsgHandler {
 // functionsHandler answers functions requests, each holding a place in
 // inHand while it works; with inHand full it answers busy.
 func (d *Dispatcher) functionsHandler(inHand chan struct{}) nats.MsgHandler {
-	return tenantService[FunctionsReply]{
+	return tenantService[schema.FunctionsReply]{
 		name: "functions", prefix: schema.FunctionsPrefix, inHand: inHand, budget: functionsLookup,
-		busy: func(string) FunctionsReply {
-			return FunctionsReply{Error: schema.BusyAnswer, ErrorType: schema.ErrBusy}
+		busy: func(string) schema.FunctionsReply {
+			return schema.FunctionsReply{Error: schema.BusyAnswer, ErrorType: schema.ErrBusy}
 		},
 		serve:  d.serveFunctions,
 		answer: d.answerFunctions,
@@ -85,21 +54,21 @@ func (d *Dispatcher) functionsHandler(inHand chan struct{}) nats.MsgHandler {
 }
 
 // serveFunctions decodes and carries out one request of tenant.
-func (d *Dispatcher) serveFunctions(ctx context.Context, tenant string, data []byte) FunctionsReply {
+func (d *Dispatcher) serveFunctions(ctx context.Context, tenant string, data []byte) schema.FunctionsReply {
 	req, err := decodeFunctionsRequest(data)
 	if err != nil {
 		return refusal(schema.ErrInvalidFunction, err)
 	}
 	store := d.functionStore()
-	var r FunctionsReply
+	var r schema.FunctionsReply
 	switch req.Op {
-	case FunctionsList:
+	case schema.FunctionsList:
 		r, err = d.listFunctions(ctx, store, tenant)
-	case FunctionsGet:
+	case schema.FunctionsGet:
 		r, err = getFunction(ctx, store, tenant, req.Name)
-	case FunctionsDeploy:
+	case schema.FunctionsDeploy:
 		r, err = deployFunction(ctx, store, tenant, req.Function)
-	case FunctionsDelete:
+	case schema.FunctionsDelete:
 		r, err = deleteFunction(ctx, store, tenant, req.Name)
 	}
 	if err != nil {
@@ -110,11 +79,11 @@ func (d *Dispatcher) serveFunctions(ctx context.Context, tenant string, data []b
 
 // decodeFunctionsRequest strictly decodes a request, bounded by
 // MaxFunctionsRequestBytes.
-func decodeFunctionsRequest(data []byte) (*FunctionsRequest, error) {
+func decodeFunctionsRequest(data []byte) (*schema.FunctionsRequest, error) {
 	if len(data) > MaxFunctionsRequestBytes {
 		return nil, &schema.FieldError{Field: "(message)", Msg: fmt.Sprintf("is %d bytes, over the %d-byte limit (MaxFunctionsRequestBytes)", len(data), MaxFunctionsRequestBytes)}
 	}
-	var req FunctionsRequest
+	var req schema.FunctionsRequest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -124,11 +93,11 @@ func decodeFunctionsRequest(data []byte) (*FunctionsRequest, error) {
 		return nil, &schema.FieldError{Field: "(message)", Msg: "has data after the JSON object"}
 	}
 	switch req.Op {
-	case FunctionsList, FunctionsGet, FunctionsDeploy, FunctionsDelete:
+	case schema.FunctionsList, schema.FunctionsGet, schema.FunctionsDeploy, schema.FunctionsDelete:
 	default:
-		return nil, &schema.FieldError{Field: "op", Msg: fmt.Sprintf("must be list, get, deploy or delete, got %q", schema.ClipText(req.Op, 64))}
+		return nil, &schema.FieldError{Field: "op", Msg: fmt.Sprintf("must be list, get, deploy or delete, got %q", schema.ClipText(string(req.Op), 64))}
 	}
-	if (req.Op == FunctionsDeploy) != (len(req.Function) > 0) {
+	if (req.Op == schema.FunctionsDeploy) != (len(req.Function) > 0) {
 		return nil, &schema.FieldError{Field: "function", Msg: "is deploy's, and deploy's only"}
 	}
 	return &req, nil
@@ -152,11 +121,11 @@ var errNoStore = errors.New("this dispatcher resolves the built-in functions onl
 // answerFunctions publishes r on reply; one too large for the server (a
 // list of large global definitions) is answered Infrastructure instead, so
 // that the client hears why.
-func (d *Dispatcher) answerFunctions(reply string, r FunctionsReply) {
+func (d *Dispatcher) answerFunctions(reply string, r schema.FunctionsReply) {
 	data, _ := json.Marshal(r)
 	if limit := d.cfg.Conn.MaxPayload(); limit > 0 && int64(len(data)+len(reply)) > limit {
 		d.log.Warn("a functions answer is larger than the server's max_payload", "bytes", len(data), "max_payload", limit)
-		data, _ = json.Marshal(FunctionsReply{ErrorType: schema.ErrInfrastructure,
+		data, _ = json.Marshal(schema.FunctionsReply{ErrorType: schema.ErrInfrastructure,
 			Error: fmt.Sprintf("the answer is %d bytes, over the NATS server's max_payload of %d; get the functions one by one", len(data), limit)})
 	}
 	if err := d.cfg.Conn.Publish(reply, data); err != nil {

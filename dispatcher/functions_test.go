@@ -34,7 +34,7 @@ func functionsRig(t *testing.T) (*rig, *functions.Store) {
 }
 
 // askFunctions sends req as a client of tenant and decodes the answer.
-func (r *rig) askFunctions(tenant string, req any) FunctionsReply {
+func (r *rig) askFunctions(tenant string, req any) schema.FunctionsReply {
 	r.t.Helper()
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -47,22 +47,22 @@ func (r *rig) askFunctions(tenant string, req any) FunctionsReply {
 	return decodeFunctions(r.t, m)
 }
 
-func decodeFunctions(t *testing.T, m *nats.Msg) FunctionsReply {
+func decodeFunctions(t *testing.T, m *nats.Msg) schema.FunctionsReply {
 	t.Helper()
-	var fr FunctionsReply
+	var fr schema.FunctionsReply
 	if err := json.Unmarshal(m.Data, &fr); err != nil {
 		t.Fatalf("functions answer %q: %v", m.Data, err)
 	}
 	return fr
 }
 
-func deployReq(t *testing.T, fn schema.Function) FunctionsRequest {
+func deployReq(t *testing.T, fn schema.Function) schema.FunctionsRequest {
 	t.Helper()
 	data, err := schema.Marshal(fn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return FunctionsRequest{Op: FunctionsDeploy, Function: data}
+	return schema.FunctionsRequest{Op: schema.FunctionsDeploy, Function: data}
 }
 
 // tenantFn is a definition a tenant may deploy: the built-in python's
@@ -91,7 +91,7 @@ func TestFunctionsOps(t *testing.T) {
 	if _, err := store.Put(t.Context(), shared); err != nil {
 		t.Fatal(err)
 	}
-	list := r.askFunctions("acme", FunctionsRequest{Op: FunctionsList})
+	list := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsList})
 	if got, want := names(list.Functions), []string{"builtin:echo", "builtin:python", "global:shared"}; !slices.Equal(got, want) || list.Error != "" {
 		t.Errorf("list before deploying: %v %q, want %v", got, list.Error, want)
 	}
@@ -106,29 +106,29 @@ func TestFunctionsOps(t *testing.T) {
 	if _, err := store.GetFor(t.Context(), "acme", "grader"); err != nil {
 		t.Errorf("the deploy is not acme's own key: %v", err)
 	}
-	got := r.askFunctions("acme", FunctionsRequest{Op: FunctionsGet, Name: "grader"})
+	got := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsGet, Name: "grader"})
 	if got.Function == nil || got.Function.Function.Env["GRADER"] != "grader" || got.Function.Owner != schema.OwnerTenant {
 		t.Errorf("get: %+v", got)
 	}
-	if g := r.askFunctions("acme", FunctionsRequest{Op: FunctionsGet, Name: "shared"}); g.Function == nil || g.Function.Owner != schema.OwnerGlobal {
+	if g := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsGet, Name: "shared"}); g.Function == nil || g.Function.Owner != schema.OwnerGlobal {
 		t.Errorf("get of a global: %+v", g)
 	}
-	list = r.askFunctions("acme", FunctionsRequest{Op: FunctionsList})
+	list = r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsList})
 	if got, want := names(list.Functions), []string{"builtin:echo", "tenant:grader", "builtin:python", "global:shared"}; !slices.Equal(got, want) {
 		t.Errorf("list after deploying: %v, want %v", got, want)
 	}
-	if d := r.askFunctions("acme", FunctionsRequest{Op: FunctionsDelete, Name: "grader"}); d.Error != "" {
+	if d := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsDelete, Name: "grader"}); d.Error != "" {
 		t.Errorf("delete: %+v", d)
 	}
 	for _, name := range []string{"grader", "nope", "a.b", "*", ">"} {
-		for _, op := range []string{FunctionsGet, FunctionsDelete} {
-			if g := r.askFunctions("acme", FunctionsRequest{Op: op, Name: name}); g.ErrorType != schema.ErrNotFound {
+		for _, op := range []schema.FunctionsOp{schema.FunctionsGet, schema.FunctionsDelete} {
+			if g := r.askFunctions("acme", schema.FunctionsRequest{Op: op, Name: name}); g.ErrorType != schema.ErrNotFound {
 				t.Errorf("%s %q: %+v, want NotFound", op, name, g)
 			}
 		}
 	}
 	for _, name := range []string{"python", "shared"} {
-		d := r.askFunctions("acme", FunctionsRequest{Op: FunctionsDelete, Name: name})
+		d := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsDelete, Name: name})
 		if d.ErrorType != schema.ErrForbidden || !strings.Contains(d.Error, "only an admin") {
 			t.Errorf("delete %s: %+v, want Forbidden", name, d)
 		}
@@ -197,11 +197,11 @@ func TestFunctionsTenantsApart(t *testing.T) {
 	if a.Error != "" {
 		t.Fatal(a.Error)
 	}
-	if l := r.askFunctions("other", FunctionsRequest{Op: FunctionsList}); slices.Contains(names(l.Functions), "tenant:x") {
+	if l := r.askFunctions("other", schema.FunctionsRequest{Op: schema.FunctionsList}); slices.Contains(names(l.Functions), "tenant:x") {
 		t.Errorf("other lists acme's function: %v", names(l.Functions))
 	}
-	for _, op := range []string{FunctionsGet, FunctionsDelete} {
-		if g := r.askFunctions("other", FunctionsRequest{Op: op, Name: "x"}); g.ErrorType != schema.ErrNotFound {
+	for _, op := range []schema.FunctionsOp{schema.FunctionsGet, schema.FunctionsDelete} {
+		if g := r.askFunctions("other", schema.FunctionsRequest{Op: op, Name: "x"}); g.ErrorType != schema.ErrNotFound {
 			t.Errorf("other's %s of acme's x: %+v, want NotFound", op, g)
 		}
 	}
@@ -240,7 +240,7 @@ func TestFunctionsOnlyToInboxes(t *testing.T) {
 	t.Parallel()
 	r, _ := functionsRig(t)
 	wantAnswersOnlyToInboxes(t, r.nc, schema.FunctionsPrefix, []byte(`{"op":"list"}`), func() {
-		if got := r.askFunctions("acme", FunctionsRequest{Op: FunctionsList}); got.Error != "" {
+		if got := r.askFunctions("acme", schema.FunctionsRequest{Op: schema.FunctionsList}); got.Error != "" {
 			t.Fatalf("acme's own request: %+v", got)
 		}
 	})

@@ -71,7 +71,7 @@ func (c *Client) Functions() *Functions { return &Functions{c: c} }
 // A stored definition brig cannot use is left out; Get of its name says
 // what is wrong.
 func (f *Functions) List(ctx context.Context) ([]FunctionInfo, error) {
-	r, err := f.ask(ctx, functionsRequest{Op: "list"})
+	r, err := f.ask(ctx, schema.FunctionsRequest{Op: schema.FunctionsList})
 	if err != nil {
 		return nil, fmt.Errorf("sdk: list functions of tenant %s: %w", f.c.tenant, err)
 	}
@@ -85,7 +85,7 @@ func (f *Functions) List(ctx context.Context) ([]FunctionInfo, error) {
 // tenant's own, else the global one, else the built-in. None is a
 // *FunctionError matching ErrNotFound.
 func (f *Functions) Get(ctx context.Context, name string) (*FunctionInfo, error) {
-	r, err := f.ask(ctx, functionsRequest{Op: "get", Name: name})
+	r, err := f.ask(ctx, schema.FunctionsRequest{Op: schema.FunctionsGet, Name: name})
 	if err == nil && r.Function == nil {
 		err = errors.New("bad answer: no function")
 	}
@@ -111,7 +111,7 @@ func (f *Functions) Deploy(ctx context.Context, fn schema.Function) (*FunctionIn
 	if err != nil {
 		return nil, fmt.Errorf("sdk: deploy function %q: %w", fn.Name, err)
 	}
-	r, err := f.ask(ctx, functionsRequest{Op: "deploy", Function: data})
+	r, err := f.ask(ctx, schema.FunctionsRequest{Op: schema.FunctionsDeploy, Function: data})
 	if err == nil && r.Function == nil {
 		err = errors.New("bad answer: no function")
 	}
@@ -125,7 +125,7 @@ func (f *Functions) Deploy(ctx context.Context, fn schema.Function) (*FunctionIn
 // of that name then applies to its jobs again. A global or built-in name
 // is a *FunctionError matching ErrForbidden, none at all ErrNotFound.
 func (f *Functions) Delete(ctx context.Context, name string) error {
-	if _, err := f.ask(ctx, functionsRequest{Op: "delete", Name: name}); err != nil {
+	if _, err := f.ask(ctx, schema.FunctionsRequest{Op: schema.FunctionsDelete, Name: name}); err != nil {
 		return fmt.Errorf("sdk: delete function %q: %w", name, err)
 	}
 	return nil

@@ -14,23 +14,9 @@ import (
 // The wire of the functions service (dispatcher/functions.go): one request
 // on brig.functions.<tenant>, one answer on an inbox of the tenant.
 
-type functionsRequest struct {
-	Op       string          `json:"op"`
-	Name     string          `json:"name,omitempty"`
-	Function json.RawMessage `json:"function,omitempty"`
-}
-
-type functionsReply struct {
-	Functions []FunctionInfo   `json:"functions"`
-	Function  *FunctionInfo    `json:"function"`
-	Error     string           `json:"error"`
-	ErrorType schema.ErrorType `json:"error_type"`
-	Field     string           `json:"field"`
-}
-
 // ask sends one request and reads its answer; a refusal is a
 // *FunctionError.
-func (f *Functions) ask(ctx context.Context, req functionsRequest) (*functionsReply, error) {
+func (f *Functions) ask(ctx context.Context, req schema.FunctionsRequest) (*schema.FunctionsReply, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -42,7 +28,7 @@ func (f *Functions) ask(ctx context.Context, req functionsRequest) (*functionsRe
 	if err != nil {
 		return nil, err
 	}
-	var r functionsReply
+	var r schema.FunctionsReply
 	if err := json.Unmarshal(msg.Data, &r); err != nil {
 		return nil, fmt.Errorf("bad answer: %w", err)
 	}
