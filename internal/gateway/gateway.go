@@ -56,6 +56,9 @@ type Config struct {
 	// Replicas of the dict buckets and queue streams it creates (default 1).
 	Replicas int
 	Logger   *slog.Logger
+	// Now is the clock of the sessions' request rate (default time.Now);
+	// tests set one they advance by hand.
+	Now func() time.Time
 }
 
 // Gateway serves jobs' sockets.
@@ -87,6 +90,14 @@ func New(cfg Config) (*Gateway, error) {
 		g.cfg.Call, g.cfg.Cancel = g.children.run, g.children.cancel
 	}
 	return g, nil
+}
+
+// now is the clock of the request rate: cfg.Now, else time.Now.
+func (g *Gateway) now() time.Time {
+	if g.cfg.Now != nil {
+		return g.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Stop waits, until ctx ends, for the cancellation of children whose calls
@@ -183,7 +194,7 @@ func (l *Listener) newSession(b Binding) *session {
 	// calls anyway, since no token names an invalid key.
 	tenant, _, _ := schema.SplitJobKey(b.JobID)
 	return &session{b: b, tenant: tenant, q: b.Quotas.WithDefaults(), ctx: ctx, cancel: cancel,
-		rate: newTokenBucket(gatewayproto.RequestRate, gatewayproto.RequestBurst, time.Now())}
+		rate: newTokenBucket(gatewayproto.RequestRate, gatewayproto.RequestBurst, l.g.now())}
 }
 
 // Listen creates the socket at path (mode 0666, so that the job's uid may

@@ -24,7 +24,7 @@ type reply struct {
 // handle checks and performs one request under session s. Every line
 // counts against the session's request rate, denied and malformed ones too.
 func (l *Listener) handle(s *session, line []byte) reply {
-	allowed := s.rate.take(time.Now())
+	allowed := s.rate.take(l.g.now())
 	req, err := gatewayproto.DecodeRequest(line)
 	if !allowed { // answered with the request's id when it has one
 		return reply{Response: s.overQuota(&gatewayproto.Response{ID: req.ID, Error: &gatewayproto.Error{Type: gatewayproto.ErrRateLimited, Message: fmt.Sprintf(
