@@ -362,7 +362,7 @@ func validWork() schema.Work {
 		Spec: schema.RunSpec{
 			Function: "python", Image: "python:3.13-slim", Command: []string{"python", "/work/main.py"}, Pool: "default",
 			Limits:    schema.Limits{MemoryMB: 128, CPUs: 1, Pids: 128, OutputBytes: 1 << 20},
-			TimeoutMS: 30000, Runtime: schema.RuntimeRunc, SingleUse: true, Restricted: true,
+			TimeoutMS: 30000, Runtime: schema.RuntimeRunc, SingleUse: true, Restricted: true, Prewarm: 3,
 		},
 		Token:      "tok",
 		AcceptedAt: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
@@ -398,6 +398,8 @@ func TestDecodeWorkRejects(t *testing.T) {
 		{"job id not a key", func(m map[string]any) { m["job"].(map[string]any)["id"] = testJobID }, "job.id"},
 		{"invalid job field", func(m map[string]any) { m["job"].(map[string]any)["timeout"] = -1 }, "timeout"},
 		{"invalid spec", func(m map[string]any) { m["spec"].(map[string]any)["image"] = "" }, "spec.image"},
+		{"prewarm negative", func(m map[string]any) { m["spec"].(map[string]any)["prewarm"] = -1 }, "spec.prewarm"},
+		{"prewarm too many", func(m map[string]any) { m["spec"].(map[string]any)["prewarm"] = schema.MaxPrewarm + 1 }, "spec.prewarm"},
 		{"unresolved limits", func(m map[string]any) { m["spec"].(map[string]any)["limits"] = map[string]any{"memory_mb": 64} }, "spec.limits"},
 		{"runsc under its memory floor", func(m map[string]any) {
 			m["spec"].(map[string]any)["runtime"] = schema.RuntimeRunsc

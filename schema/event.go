@@ -15,10 +15,13 @@ const (
 	EventStarted   EventType = "started"
 	EventOutput    EventType = "output"
 	EventAuthError EventType = "auth_error"
-	EventResult    EventType = "result"
-	EventTimeout   EventType = "timeout"
-	EventError     EventType = "error"
-	EventCancelled EventType = "cancelled"
+	// EventEgressDenied: the sandbox's filtering proxy refused one of the
+	// job's connections or DNS queries (docs/design.md §12).
+	EventEgressDenied EventType = "egress_denied"
+	EventResult       EventType = "result"
+	EventTimeout      EventType = "timeout"
+	EventError        EventType = "error"
+	EventCancelled    EventType = "cancelled"
 )
 
 // Status is how a job ended, on its terminal event; TerminalType says which
@@ -103,6 +106,17 @@ type Event struct {
 	// the same total.
 	AuthErrorCount int `json:"auth_error_count,omitempty"`
 
+	// egress_denied: what the job tried to reach (Host, Port) and why it
+	// was refused (Reason, one of the EgressReason values; Message says
+	// more). EgressDeniedCount, on a terminal event, is how many refusals
+	// the attempt had in all (EgressDenials lists the first few); on the
+	// summary egress_denied event that follows MaxEgressDeniedEvents single
+	// ones, the same total.
+	Host              string       `json:"host,omitempty"`
+	Port              int          `json:"port,omitempty"`
+	Reason            EgressReason `json:"reason,omitempty"`
+	EgressDeniedCount int          `json:"egress_denied_count,omitempty"`
+
 	// accepted: the job's reply_to, so that whoever ends the job later (a
 	// cancellation while it is queued) copies the terminal event there too.
 	ReplyTo string `json:"reply_to,omitempty"`
@@ -133,6 +147,8 @@ type Event struct {
 	OutputError string      `json:"output_error,omitempty"`
 	DurationMS  int64       `json:"duration_ms,omitempty"`
 	AuthErrors  []AuthError `json:"auth_errors,omitempty"`
+	// EgressDenials are the attempt's first refused connections.
+	EgressDenials []EgressDenial `json:"egress_denials,omitempty"`
 	// Trace is when the job reached each stage (terminal events of jobs
 	// that were dispatched).
 	Trace *Trace     `json:"trace,omitempty"`
@@ -166,6 +182,44 @@ type AuthError struct {
 	Action   string `json:"action"`
 	Message  string `json:"message"`
 }
+
+// EgressDenial is one refused connection or DNS query of a job with an
+// egress list.
+type EgressDenial struct {
+	// Host is the name (or address) the job tried to reach, as the job
+	// gave it, at most MaxEgressHostBytes.
+	Host    string       `json:"host"`
+	Port    int          `json:"port"`
+	Reason  EgressReason `json:"reason"`
+	Message string       `json:"message"`
+}
+
+// EgressReason says why the proxy refused a connection.
+type EgressReason string
+
+// Reasons for an egress refusal (docs/design.md §12).
+const (
+	// EgressNotAllowed: the name, or the port for that name, is not on the
+	// job's list (a DNS query, a TLS SNI, an HTTP Host, a CONNECT target).
+	EgressNotAllowed EgressReason = "not_allowed"
+	// EgressIPLiteral: an IP address where a name must be (SNI, Host,
+	// CONNECT without an admin's CIDR entry), or a connection to an
+	// address brig's DNS did not hand out.
+	EgressIPLiteral EgressReason = "ip_literal"
+	// EgressMismatch: the TLS SNI or HTTP Host is not the name the
+	// connection was opened for (domain fronting), or missing.
+	EgressMismatch EgressReason = "mismatch"
+	// EgressNotPublic: the name resolved only to addresses the job may
+	// never reach: this host, private, loopback, link-local, metadata.
+	EgressNotPublic EgressReason = "not_public"
+	// EgressProtocol: the connection spoke neither TLS nor HTTP/1.x, or
+	// asked for what the proxy does not pass (ECH, an upgrade, a DNS
+	// query type other than A or AAAA...).
+	EgressProtocol EgressReason = "protocol"
+	// EgressLimit: the sandbox went past a documented bound of its proxy
+	// (connections at once, names).
+	EgressLimit EgressReason = "limit"
+)
 
 // ErrorInfo says why a job did not succeed.
 type ErrorInfo struct {

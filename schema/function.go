@@ -16,12 +16,20 @@ type Function struct {
 	// init of each prewarmed single-use container start the interpreter
 	// before the job arrives and hand it the job (docs/design.md §5.1);
 	// false, or a job it cannot run as a plain exec would, runs the command
-	// by a plain exec. Default false (opt-in), the built-in python's too:
-	// docs/design.md §8 has the measurements.
+	// by a plain exec. Default false (opt-in); the built-in python sets it
+	// (docs/design.md §8 has the measurements).
 	Zygote *bool `json:"zygote,omitempty"`
 	// Preload lists the modules the zygote imports before the job (at most
 	// MaxPreload dotted module names); one that fails to import is skipped.
 	Preload []string `json:"preload,omitempty"`
+	// Prewarm is how many started single-use containers of the function's
+	// template every worker that has run one of its jobs keeps at least
+	// (docs/design.md §8), the way Modal's min_containers does: 0 to
+	// MaxPrewarm, default 0 (the worker's --prewarm alone). A worker keeps
+	// max(its --prewarm, Prewarm), at most its PrewarmMax, and keeps them
+	// when idle too. Only an admin may set it above 0 (docs/design.md §3.1):
+	// the containers hold the worker's memory for everyone.
+	Prewarm int `json:"prewarm,omitempty"`
 	// Env is the base environment of the job's process.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where a job's code is written, relative to /work
@@ -35,7 +43,13 @@ type Function struct {
 	Scopes     []string `json:"scopes,omitempty"`
 	Restricted *bool    `json:"restricted,omitempty"`
 	Network    *bool    `json:"network,omitempty"`
-	SingleUse  *bool    `json:"single_use,omitempty"`
+	// Egress lists what the function's jobs may reach, and nothing else
+	// (docs/design.md §12): host names, host:port, *.suffix[:port], and
+	// for an admin's definition IP addresses and CIDRs. A job's own list
+	// may narrow it. Not with network: true, nor single_use: false. Empty
+	// is the same as none.
+	Egress    []string `json:"egress,omitempty"`
+	SingleUse *bool    `json:"single_use,omitempty"`
 	// Quotas bound what each job of the function may store and start
 	// through its gateway; zero fields take the defaults.
 	Quotas Quotas `json:"quotas,omitzero"`
@@ -145,6 +159,7 @@ func Python() Function {
 		Image:   "brig/python:latest",
 		Command: []string{"python3", "/work/main.py"},
 		Warmup:  []string{"python3", "-c", "pass"},
+		Zygote:  Ptr(true),
 		Preload: PythonPreload(),
 		Env: map[string]string{
 			"PATH":                    "/usr/local/bin:/usr/bin:/bin",

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -20,6 +21,9 @@ const (
 	// MaxPreload caps a function's preload list, MaxModuleName each entry.
 	MaxPreload    = 64
 	MaxModuleName = 128
+	// MaxPrewarm caps a function's prewarm (a worker caps it again at its
+	// PrewarmMax).
+	MaxPrewarm = 64
 )
 
 // moduleRe is a dotted Python module name of ASCII identifiers.
@@ -47,7 +51,8 @@ func (f *Function) Validate() error {
 	if !ValidName(f.Name) {
 		return fieldErr("name", "must be 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Name))
 	}
-	checks := []func() error{f.validateImage, f.validateCommand, f.validateEnv, f.validateCodeFile, f.validateScopes, f.validatePreload}
+	checks := []func() error{f.validateImage, f.validateCommand, f.validateEnv, f.validateCodeFile, f.validateScopes,
+		f.validatePreload, f.validateEgress}
 	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
@@ -62,6 +67,8 @@ func (f *Function) Validate() error {
 	switch {
 	case f.TimeoutMS < 0 || f.TimeoutMS > MaxTimeoutMS:
 		return fieldErr("timeout_ms", "must be between 1 and %d ms (0 for the default), got %d", MaxTimeoutMS, f.TimeoutMS)
+	case f.Prewarm < 0 || f.Prewarm > MaxPrewarm:
+		return fieldErr("prewarm", "must be between 0 and %d, got %d", MaxPrewarm, f.Prewarm)
 	case f.Pool != "" && !ValidName(f.Pool):
 		return fieldErr("pool", "must be empty (the default pool) or 1-%d characters of A-Z a-z 0-9 _ - starting with a letter or digit, got %q", maxIdentLen, clip(f.Pool))
 	case f.Runtime != "" && f.Runtime != RuntimeRunc && f.Runtime != RuntimeRunsc:
@@ -124,6 +131,13 @@ func (f *Function) validateEnv() error {
 	return probe.validateEnv()
 }
 
+func (f *Function) validateEgress() error {
+	if err := validateEgress("egress", f.Egress); err != nil {
+		return err
+	}
+	return validateEgressMode(f.Egress, f.Network, f.SingleUse)
+}
+
 func (f *Function) validatePreload() error {
 	if len(f.Preload) > MaxPreload {
 		return fieldErr("preload", "has %d entries, at most %d allowed", len(f.Preload), MaxPreload)
@@ -131,6 +145,11 @@ func (f *Function) validatePreload() error {
 	for i, m := range f.Preload {
 		if len(m) > MaxModuleName || !moduleRe.MatchString(m) {
 			return fieldErr(fmt.Sprintf("preload[%d]", i), "must be a dotted module name of ASCII identifiers, at most %d bytes, got %q", MaxModuleName, clip(m))
+		}
+		if slices.Contains(strings.Split(m, "."), "__main__") {
+			// X.__main__ runs a program at import (venv.__main__ builds a
+			// venv), and __main__ is the driver itself.
+			return fieldErr(fmt.Sprintf("preload[%d]", i), "must not name a __main__ module (it runs a program when imported), got %q", clip(m))
 		}
 	}
 	return nil

@@ -99,6 +99,8 @@ func TestFunctionValidate(t *testing.T) {
 		{"preload leading digit", func(f *schema.Function) { f.Preload = []string{"9x"} }, "preload[0]"},
 		{"preload empty part", func(f *schema.Function) { f.Preload = []string{"a..b"} }, "preload[0]"},
 		{"preload too long", func(f *schema.Function) { f.Preload = []string{strings.Repeat("a", schema.MaxModuleName+1)} }, "preload[0]"},
+		{"preload main", func(f *schema.Function) { f.Preload = []string{"json", "__main__"} }, "preload[1]"},
+		{"preload a package's main", func(f *schema.Function) { f.Preload = []string{"venv.__main__"} }, "preload[0]"},
 		{"preload too many", func(f *schema.Function) { f.Preload = make([]string, schema.MaxPreload+1) }, "preload"},
 
 		{"env bad key", func(f *schema.Function) { f.Env = map[string]string{"1X": "v"} }, `env["1X"]`},
@@ -117,6 +119,10 @@ func TestFunctionValidate(t *testing.T) {
 		{"cpus too high", func(f *schema.Function) { f.Limits.CPUs = 1000 }, "limits.cpus"},
 		{"pids negative", func(f *schema.Function) { f.Limits.Pids = -1 }, "limits.pids"},
 		{"output too large", func(f *schema.Function) { f.Limits.OutputBytes = schema.MaxOutputBytes + 1 }, "limits.output_bytes"},
+
+		{"prewarm max", func(f *schema.Function) { f.Prewarm = schema.MaxPrewarm }, ""},
+		{"prewarm negative", func(f *schema.Function) { f.Prewarm = -1 }, "prewarm"},
+		{"prewarm too many", func(f *schema.Function) { f.Prewarm = schema.MaxPrewarm + 1 }, "prewarm"},
 
 		{"timeout max", func(f *schema.Function) { f.TimeoutMS = schema.MaxTimeoutMS }, ""},
 		{"timeout negative", func(f *schema.Function) { f.TimeoutMS = -1 }, "timeout_ms"},
@@ -212,6 +218,7 @@ func TestFunctionRoundTrip(t *testing.T) {
 func FuzzDecodeFunction(f *testing.F) {
 	f.Add([]byte(`{"name":"grader","image":"brig/python:latest","command":["python3","/work/main.py"],"limits":{"memory_mb":128},"scopes":["*","dict:a:read"]}`))
 	f.Add([]byte(`{"name":"a","image":"x","command":["x"],"env":{"A":"b"},"code_file":"src/m.py"}`))
+	f.Add([]byte(`{"name":"a","image":"x","command":["x"],"egress":["API.example.com.","*.example.org:8443","10.0.0.0/8"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fn, err := schema.DecodeFunction(data)
 		if err != nil {

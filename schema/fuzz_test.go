@@ -16,7 +16,9 @@ var jobSeeds = []string{
 		`"files":{"lib/a.py":"x"},"env":{"A":"b"},"reply_to":"_INBOX.x","timeout":1000,` +
 		`"limits":{"memory_mb":64,"cpus":0.5,"pids":32,"output_bytes":100},"network":true,` +
 		`"restricted":false,"scopes":["dict:c:read"],"single_use":false,"runtime":"runsc","retries":3}`,
-	`{"id":"job-1","function":"python","args":null,"files":{},"env":{},"scopes":[],"limits":{}}`,
+	`{"id":"job-1","function":"python","args":null,"files":{},"env":{},"scopes":[],"limits":{},"egress":[]}`,
+	`{"id":"job-1","function":"python","egress":["api.example.com","*.Example.org:8443","198.51.100.0/24"],"single_use":true}`,
+	`{"id":"job-1","function":"python","egress":["localhost"],"network":true}`,
 	`{"ID":"job-1","Function":"python","id":"job-2"}`,
 	`{"id":"job-1","function":"python","limits":{"x":1}}`,
 	`{"id":"job-1","function":"python","files":{"../x":""}}`,
@@ -47,6 +49,9 @@ func normaliseJob(j *schema.Job) {
 	}
 	if len(j.Scopes) == 0 {
 		j.Scopes = nil
+	}
+	if len(j.Egress) == 0 {
+		j.Egress = nil
 	}
 	if j.Args != nil {
 		var compact, escaped bytes.Buffer

@@ -46,6 +46,11 @@ type Job struct {
 	Limits *Limits `json:"limits,omitempty"`
 	// Network asks for a network (default false).
 	Network *bool `json:"network,omitempty"`
+	// Egress narrows what the job may reach to a part of its function's
+	// egress list, or, on a function with network: true, to this list
+	// (docs/design.md §12). Empty or absent: the function's list. Not with
+	// network: true, nor single_use: false.
+	Egress []string `json:"egress,omitempty"`
 	// Restricted jobs get a credential with no scopes (default true).
 	Restricted *bool `json:"restricted,omitempty"`
 	// Scopes requested; the granted scope is the intersection with what the

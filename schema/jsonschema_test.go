@@ -290,7 +290,7 @@ func strs[T ~string](vs ...T) []string {
 func TestSchemaEnums(t *testing.T) {
 	t.Parallel()
 	job, event := loadSchema(t, JobSchema()), loadSchema(t, EventSchema())
-	eventTypes := []EventType{EventAccepted, EventStarted, EventOutput, EventAuthError, EventResult, EventTimeout, EventError, EventCancelled}
+	eventTypes := []EventType{EventAccepted, EventStarted, EventOutput, EventAuthError, EventEgressDenied, EventResult, EventTimeout, EventError, EventCancelled}
 	var terminal []EventType
 	for _, et := range eventTypes {
 		if IsTerminal(et) {
@@ -305,6 +305,7 @@ func TestSchemaEnums(t *testing.T) {
 		{"job.runtime", sub(t, job, "runtime"), []string{RuntimeRunc, RuntimeRunsc}},
 		{"event.type", sub(t, event, "type"), strs(eventTypes...)},
 		{"event.stream", sub(t, event, "stream"), strs(StreamStdout, StreamStderr)},
+		{"event.reason", sub(t, event, "reason"), strs(EgressNotAllowed, EgressIPLiteral, EgressMismatch, EgressNotPublic, EgressProtocol, EgressLimit)},
 		{"event.sandbox", sub(t, event, "sandbox"), strs(SandboxCold, SandboxPrewarmed, SandboxReused)},
 		{"event.status", sub(t, event, "status"), strs(StatusSucceeded, StatusFailed, StatusTimeout, StatusOOM, StatusCancelled, StatusRejected, StatusError)},
 		{"event.error.type", sub(t, event, "error", "type"), strs(ErrAuthError, ErrTimeout, ErrOOM, ErrInvalidJob, ErrNotFound, ErrCancelled, ErrNonZeroExit, ErrInfrastructure, ErrQuotaExceeded, ErrEgressDenied)},
@@ -356,6 +357,9 @@ func TestSchemaBounds(t *testing.T) {
 		{"files keys", sub(t, job, "files", "propertyNames"), "maxLength", MaxFilePathLen},
 		{"env", sub(t, job, "env"), "maxProperties", MaxEnv},
 		{"scopes", sub(t, job, "scopes"), "maxItems", MaxScopes},
+		{"egress", sub(t, job, "egress"), "maxItems", MaxEgress},
+		{"egress entries", sub(t, job, "egress", "items"), "minLength", 1},
+		{"egress entries", sub(t, job, "egress", "items"), "maxLength", MaxEgressEntryLen},
 		{"reply_to", sub(t, job, "reply_to"), "maxLength", MaxReplyToLen},
 		{"limits.memory_mb", sub(t, job, "limits", "memory_mb"), "minimum", MinMemoryMB},
 		{"limits.memory_mb", sub(t, job, "limits", "memory_mb"), "maximum", MaxMemoryMB},
@@ -376,6 +380,42 @@ func TestSchemaBounds(t *testing.T) {
 		anyOf, _ := sub(t, job, "limits", f)["anyOf"].([]any)
 		if len(anyOf) == 0 || anyOf[0].(jsonObject)["const"] != float64(0) {
 			t.Errorf("limits.%s: want anyOf [{const 0}, {min..max}], got %v", f, anyOf)
+		}
+	}
+}
+
+// TestSchemaConditionals checks the rules that tie one field to another,
+// as validate.go applies them: scopes need restricted false, a non-empty
+// egress list needs network false and single_use true.
+func TestSchemaConditionals(t *testing.T) {
+	t.Parallel()
+	job := loadSchema(t, JobSchema())
+	allOf, _ := job["allOf"].([]any)
+	tests := []struct {
+		when  string         // the field whose minItems 1 is the condition
+		fixed map[string]any // what the then branch fixes
+	}{
+		{"scopes", map[string]any{"restricted": false}},
+		{"egress", map[string]any{"network": false, "single_use": true}},
+	}
+	if len(allOf) != len(tests) {
+		t.Fatalf("allOf has %d rules, want %d", len(allOf), len(tests))
+	}
+	for i, tt := range tests {
+		rule, _ := allOf[i].(jsonObject)
+		cond, _ := rule["if"].(jsonObject)
+		if req, _ := cond["required"].([]any); len(req) != 1 || req[0] != tt.when || sub(t, cond, tt.when)["minItems"] != float64(1) {
+			t.Errorf("allOf[%d].if = %v, want %s required with minItems 1", i, cond, tt.when)
+		}
+		then, _ := rule["then"].(jsonObject)
+		props, _ := then["properties"].(jsonObject)
+		if len(props) != len(tt.fixed) {
+			t.Errorf("allOf[%d].then = %v, want %v", i, then, tt.fixed)
+		}
+		for field, want := range tt.fixed {
+			if got := sub(t, then, field)["const"]; got != want {
+				t.Errorf("allOf[%d].then.%s const = %v, want %v", i, field, got, want)
+			}
 		}
 	}
 }

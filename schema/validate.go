@@ -97,7 +97,7 @@ func (j *Job) validateFields() error {
 	}
 	checks := []func() error{
 		j.validateArgs, j.validateFiles, j.validateEnv, j.validateReplyTo,
-		j.validateNumbers, j.validateScopes,
+		j.validateNumbers, j.validateScopes, j.validateEgress,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -300,6 +300,13 @@ func (l Limits) Validate(prefix string) error {
 	return nil
 }
 
+func (j *Job) validateEgress() error {
+	if err := validateEgress("egress", j.Egress); err != nil {
+		return err
+	}
+	return validateEgressMode(j.Egress, j.Network, j.SingleUse)
+}
+
 func (j *Job) validateScopes() error {
 	if len(j.Scopes) > MaxScopes {
 		return fieldErr("scopes", "has %d entries, at most %d allowed", len(j.Scopes), MaxScopes)
@@ -329,12 +336,17 @@ func (s *RunSpec) Validate() error {
 			"so a reused sandbox could show one job's data to the next", RuntimeRunsc)
 	case !ValidName(s.Pool):
 		return fieldErr("spec.pool", "is not a valid name")
+	case s.Prewarm < 0 || s.Prewarm > MaxPrewarm:
+		return fieldErr("spec.prewarm", "must be between 0 and %d", MaxPrewarm)
 	case s.TimeoutMS < 1 || s.TimeoutMS > MaxTimeoutMS:
 		return fieldErr("spec.timeout_ms", "must be between 1 and %d", MaxTimeoutMS)
 	case s.Runtime != RuntimeRunc && s.Runtime != RuntimeRunsc:
 		return fieldErr("spec.runtime", "must be %q or %q", RuntimeRunc, RuntimeRunsc)
 	case s.Limits.MemoryMB == 0 || s.Limits.CPUs == 0 || s.Limits.Pids == 0 || s.Limits.OutputBytes == 0:
 		return fieldErr("spec.limits", "must be fully resolved")
+	}
+	if err := s.validateEgress(); err != nil {
+		return err
 	}
 	return s.Limits.Validate("spec.limits.")
 }

@@ -25,14 +25,21 @@ type RunSpec struct {
 	// Zygote and Preload are the function's (docs/design.md §5.1).
 	Zygote  bool     `json:"zygote,omitempty"`
 	Preload []string `json:"preload,omitempty"`
+	// Prewarm is the function's minimum of prewarmed containers of this
+	// spec's template (docs/design.md §8).
+	Prewarm int `json:"prewarm,omitempty"`
 	// Env is the function's base environment; the job's env overrides it.
 	Env map[string]string `json:"env,omitempty"`
 	// CodeFile is where the job's code goes, relative to /work.
-	CodeFile   string   `json:"code_file,omitempty"`
-	Pool       string   `json:"pool"`
-	Limits     Limits   `json:"limits"`
-	TimeoutMS  int64    `json:"timeout_ms"`
-	Network    bool     `json:"network"`
+	CodeFile  string `json:"code_file,omitempty"`
+	Pool      string `json:"pool"`
+	Limits    Limits `json:"limits"`
+	TimeoutMS int64  `json:"timeout_ms"`
+	Network   bool   `json:"network"`
+	// Egress is the effective egress list in its normal form
+	// (docs/design.md §12): the job's if it gave one, else its function's.
+	// When set, Network is false and SingleUse true.
+	Egress     []string `json:"egress,omitempty"`
 	Runtime    string   `json:"runtime"`
 	SingleUse  bool     `json:"single_use"`
 	Restricted bool     `json:"restricted"`
