@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"github.com/brig-dev/brig/internal/egress/allow"
 )
 
 // comment tags every rule brig adds, so that an operator can list them
@@ -14,20 +16,15 @@ import (
 const comment = "brig-egress"
 
 // blockedV4 are the IPv4 destinations a container on the egress network
-// may not reach through the host: private (RFC 1918), shared address space
-// (RFC 6598), loopback, link-local (cloud metadata services live there),
-// multicast, "this network", IETF protocol assignments, benchmarking,
-// documentation (TEST-NET-1..3) and reserved, broadcast included.
+// may not reach through the host: every range that allow.Public refuses
+// (private, shared, loopback, link-local, multicast, documentation,
+// reserved...), so that the firewall and the egress proxy keep one list.
 func blockedV4() []string {
-	return []string{
-		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-		"100.64.0.0/10",
-		"127.0.0.0/8", "169.254.0.0/16",
-		"224.0.0.0/4",
-		"0.0.0.0/8", "192.0.0.0/24", "198.18.0.0/15",
-		"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
-		"240.0.0.0/4",
+	var out []string
+	for _, p := range allow.NonPublicV4() {
+		out = append(out, p.String())
 	}
+	return out
 }
 
 // rule is one firewall rule in the filter table.

@@ -31,6 +31,11 @@ const (
 	FrameExit   byte = 3
 )
 
+// Ready is the one byte a prewarmed sandbox's init writes on its stdout,
+// before any frame, once its warm-up is done or its zygote has imported
+// its preload: the worker hands it no job before (docs/design.md §5).
+const Ready byte = 'R'
+
 // Size caps. An Exit frame holds at most MaxResultBytes of result (base64,
 // 4/3 of that) and MaxErrorBytes per error string (at most 6 bytes each
 // once JSON-escaped), so it always fits in MaxExitBytes (see EncodeExit).
@@ -73,6 +78,18 @@ type Request struct {
 	// /proc/net/unix under it until the worker resets the gateway, after
 	// the wipe; the wipe leaves those alone.
 	GatewayPath string `json:"gateway_path,omitempty"`
+	// Egress, when set, starts the egress relay (docs/design.md §12)
+	// before the job: DNS on 0.0.0.0:53 (UDP, TCP) and TCP listeners on
+	// every port in Ports and on wire.ProxyPort, each connection handed to
+	// wire.SocketPath.
+	Egress *EgressRelay `json:"egress,omitempty"`
+}
+
+// EgressRelay is what the init's egress relay listens on (docs/design.md
+// §12.1): the ports the job's egress list allows. A job with one runs in a
+// cold, single-use sandbox.
+type EgressRelay struct {
+	Ports []int `json:"ports"`
 }
 
 // Exit reports how the job's process ended.

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+
+	"github.com/brig-dev/brig/schema"
+)
+
+// dial connects to t: a name resolved by the proxy itself, or an IP
+// literal, through the addresses the Policy allows that are not this
+// host's own (docs/design.md §12.1). None left: not_public, and nothing
+// is dialled.
+func (p *Proxy) dial(ctx context.Context, t *target) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.wait.dial)
+	defer cancel()
+	addrs := []netip.Addr{t.addr}
+	if !t.addr.IsValid() {
+		var err error
+		if addrs, err = p.resolver.LookupNetIP(ctx, "ip", t.host); err != nil {
+			return nil, &upstreamError{fmt.Errorf("resolve %s: %w", t.host, err)}
+		}
+	}
+	usable, err := p.usable(addrs)
+	if err != nil {
+		return nil, &upstreamError{err}
+	}
+	if len(usable) == 0 {
+		return nil, refuse(t.host, t.port, schema.EgressNotPublic, "%s has no address this job may reach (private, this host's, or not public)", t.host)
+	}
+	d := net.Dialer{Control: p.control}
+	var errs []error
+	for _, a := range usable {
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(t.port)).String())
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, &upstreamError{fmt.Errorf("connect to %s: %w", t.host, errors.Join(errs...))}
+}
+
+// usable keeps the addresses of addrs that a job may connect to.
+func (p *Proxy) usable(addrs []netip.Addr) ([]netip.Addr, error) {
+	never, err := p.never()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		if p.reachable(a, never) && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// never is what no job reaches whatever the Policy says: this host's own
+// addresses (LocalAddrs) and the Blocked ones (the NATS servers).
+type never struct{ local, blocked []netip.Addr }
+
+func (p *Proxy) never() (never, error) {
+	local, err := p.local()
+	if err != nil {
+		return never{}, err
+	}
+	var blocked []netip.Addr
+	if p.blocked != nil {
+		blocked = p.blocked()
+	}
+	return never{local, blocked}, nil
+}
+
+// reachable is the check every dialled address passes: allowed by the
+// Policy, not a Blocked address, and not one of this host's own (nor a
+// NAT64 or 6to4 form of one, which a translator would hairpin back)
+// unless a test said so.
+func (p *Proxy) reachable(a netip.Addr, n never) bool {
+	if !p.policy.Allowed(a) || slices.Contains(n.blocked, a) || slices.Contains(n.blocked, embeddedV4(a)) {
+		return false
+	}
+	if !slices.Contains(n.local, a) && !slices.Contains(n.local, embeddedV4(a)) {
+		return true
+	}
+	return slices.ContainsFunc(p.policy.TestPublic, func(pr netip.Prefix) bool { return pr.Contains(a) })
+}
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// embeddedV4 is the IPv4 address a NAT64 (RFC 6052) or 6to4 (RFC 3056)
+// address carries, as allow.Public reads them; the zero Addr otherwise.
+func embeddedV4(a netip.Addr) netip.Addr {
+	b := a.As16()
+	switch {
+	case !a.Is6():
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6]))
+	}
+	return netip.Addr{}
+}
+
+// errUnreachable stops a dial whose address failed the check in Control.
+var errUnreachable = errors.New("address not reachable under the egress policy")
+
+// control is the dialer's last word before connect(2): the address is
+// checked again, whatever resolved it.
+func (p *Proxy) control(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", address, err)
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	n, err := p.never()
+	if err != nil {
+		return err
+	}
+	if !p.reachable(ap.Addr(), n) {
+		return fmt.Errorf("dial %s: %w", ap, errUnreachable)
+	}
+	if p.beforeDial != nil {
+		return p.beforeDial(ap)
+	}
+	return nil
+}
