@@ -116,6 +116,7 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 	if w.started {
 		return nil
 	}
+	w.cfg.Metrics.WatchBus(w.cfg.Conn)
 	// A terminal event at every bound fits in MinServerPayload (events.Fit).
 	if mp := w.cfg.Conn.MaxPayload(); mp < schema.MinServerPayload {
 		return fmt.Errorf("worker: the NATS server's max_payload is %d bytes; brig needs at least %d", mp, schema.MinServerPayload)

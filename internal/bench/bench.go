@@ -41,18 +41,6 @@ func latency(ctx context.Context, name string, n int, fn func(context.Context) e
 	return latencyAfter(ctx, name, n, nil, fn)
 }
 
-// pacedLatency is latency with a pause before each run, off the clock.
-func pacedLatency(ctx context.Context, name string, n int, pause time.Duration, fn func(context.Context) error) (Figure, error) {
-	return latencyAfter(ctx, name, n, func(ctx context.Context) error {
-		select {
-		case <-time.After(pause):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}, fn)
-}
-
 // latencyAfter is latency with before (nil: nothing) run before each
 // measured run, off the clock: a pause, or a wait for a condition.
 func latencyAfter(ctx context.Context, name string, n int, before, fn func(context.Context) error) (Figure, error) {

@@ -18,6 +18,9 @@ import (
 	"github.com/brig-dev/brig/worker"
 )
 
+// ownPoolPrefix starts the ids of the bench's own workers.
+const ownPoolPrefix = "bench-"
+
 // poolStopGrace bounds how long the last jobs of a worker of the bench's
 // own may take to finish when it stops.
 const poolStopGrace = 30 * time.Second
@@ -46,7 +49,7 @@ type ownPool struct {
 func startOwnPool(ctx context.Context, cfg Config, kind string, slots, prewarm int) (_ *ownPool, err error) {
 	suffix := randomHex(4)
 	p := &ownPool{Function: "brig-bench-" + kind + "-" + suffix, pool: "bench-" + kind + "-" + suffix,
-		workerID: "bench-" + kind + "-" + suffix}
+		workerID: ownPoolPrefix + kind + "-" + suffix}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.stop(context.WithoutCancel(ctx)))
@@ -131,26 +134,43 @@ const warmPoll = 100 * time.Millisecond
 // waitWarm waits until the worker's registry entry shows every slot free
 // and n prewarmed containers waiting, or ctx ends.
 func (p *ownPool) waitWarm(ctx context.Context, n int) error {
+	return waitWarm(ctx, p.reg, "worker "+p.workerID, func(w registry.Worker) bool { return w.ID == p.workerID }, n)
+}
+
+// waitWarm waits until every worker that match picks (one at least) shows
+// every slot free and n prewarmed containers waiting, or ctx ends. Only an
+// entry written after the wait began counts: one written before the last
+// job (or burst) started would still show the cache that job emptied.
+func waitWarm(ctx context.Context, reg *registry.Registry, what string, match func(registry.Worker) bool, n int) error {
 	t := time.NewTicker(warmPoll)
 	defer t.Stop()
-	last := registry.Worker{Prewarmed: -1}
+	since := time.Now()
+	seen := map[string]registry.Worker{}
 	for {
-		ws, err := p.reg.List(ctx)
+		ws, err := reg.List(ctx)
 		if err != nil {
 			return err
 		}
+		ready, all := 0, 0
 		for _, w := range ws {
-			if w.ID == p.workerID {
-				last = w
+			if !match(w) {
+				continue
+			}
+			all++
+			if w.Seen.After(since) {
+				seen[w.ID] = w
+			}
+			if last, ok := seen[w.ID]; ok && last.Prewarmed >= n && last.Free == last.Slots {
+				ready++
 			}
 		}
-		if last.Prewarmed >= n && last.Free == last.Slots {
+		if all > 0 && ready == all {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("worker %s: %d of %d containers prewarmed, %d of %d slots free: %w",
-				p.workerID, last.Prewarmed, n, last.Free, last.Slots, ctx.Err())
+			return fmt.Errorf("%s: %d of %d workers with %d containers prewarmed and every slot free (%v): %w",
+				what, ready, all, n, seen, ctx.Err())
 		case <-t.C:
 		}
 	}

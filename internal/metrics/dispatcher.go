@@ -3,6 +3,7 @@ package metrics
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -11,6 +12,7 @@ type Dispatcher struct {
 	dispatched *prometheus.CounterVec
 	latency    prometheus.Histogram
 	queue      *prometheus.GaugeVec
+	reg        prometheus.Registerer
 }
 
 // NewDispatcher registers a dispatcher's collectors on reg. A nil reg
@@ -20,6 +22,7 @@ func NewDispatcher(reg prometheus.Registerer) *Dispatcher {
 		return nil
 	}
 	return &Dispatcher{
+		reg: reg,
 		dispatched: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "dispatch_total",
 			Help: "Submissions handled, by pool and outcome (routed, waiting for a worker of the pool, rejected, duplicate).",
@@ -78,4 +81,12 @@ func queueLabel(pool string) string {
 		return SubmitQueue
 	}
 	return pool
+}
+
+// WatchBus exports nc's message counters as the dispatcher's
+// brig_bus_messages_total{role="dispatcher"}.
+func (m *Dispatcher) WatchBus(nc *nats.Conn) {
+	if m != nil {
+		watchBus(m.reg, "dispatcher", nc)
+	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brig-dev/brig/schema"
@@ -16,6 +17,7 @@ type Worker struct {
 	containers *prometheus.CounterVec
 	cached     *prometheus.GaugeVec
 	slots      *prometheus.GaugeVec
+	reg        prometheus.Registerer
 }
 
 // NewWorker registers a worker's collectors on reg, each series labelled
@@ -30,6 +32,7 @@ func NewWorker(reg prometheus.Registerer, workerID string) *Worker {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"worker": workerID}, reg)
 	}
 	return &Worker{
+		reg: reg,
 		jobs: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jobs_total",
 			Help: "Jobs that ended, by pool and terminal status.",
@@ -97,4 +100,12 @@ func (m *Worker) SetSlots(total, free int) {
 	}
 	m.slots.WithLabelValues("total").Set(float64(total))
 	m.slots.WithLabelValues("free").Set(float64(free))
+}
+
+// WatchBus exports nc's message counters as the worker's
+// brig_bus_messages_total{role="worker"}.
+func (m *Worker) WatchBus(nc *nats.Conn) {
+	if m != nil {
+		watchBus(m.reg, "worker", nc)
+	}
 }

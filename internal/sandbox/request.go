@@ -76,6 +76,22 @@ func jobEnv(fnEnv, env, brigEnv map[string]string) []string {
 	return list
 }
 
+// noZygoteEnv are the start-up variables under which an interpreter
+// started before its job shows it: what the preload imported, allocated
+// or printed (import times, tracemalloc, verbose imports, allocator and
+// reference statistics at exit), or a prompt after the driver's -c
+// (inspect). A function whose env sets one gets no zygote; a job that
+// sets one differs from its function's start-up variables and gets a
+// plain exec anyway (docs/design.md §5.1).
+var noZygoteEnv = []string{"PYTHONINSPECT", "PYTHONPROFILEIMPORTTIME", "PYTHONTRACEMALLOC", "PYTHONVERBOSE",
+	"PYTHONDEVMODE", "PYTHONMALLOCSTATS", "PYTHONDUMPREFS", "PYTHONSHOWREFCOUNT"}
+
+// zygoteHeadroomMB is added to the memory limit of a container whose
+// init starts a zygote: the preload's own memory (about 12 MB for the
+// built-in python's 40 modules) is not the job's, and a job that fits its
+// memory_mb by a plain exec must fit beside it (docs/design.md §5.1).
+const zygoteHeadroomMB = 32
+
 // pythonRe matches the interpreters the zygote's driver runs under.
 var pythonRe = regexp.MustCompile(`^python3(\.[0-9]+)?$`)
 
@@ -88,6 +104,11 @@ func zygoteArgs(spec schema.RunSpec) []string {
 	if !spec.Zygote || !spec.SingleUse || spec.Runtime == schema.RuntimeRunsc ||
 		len(spec.Command) != 2 || !path.IsAbs(spec.Command[1]) || !pythonRe.MatchString(path.Base(spec.Command[0])) {
 		return nil
+	}
+	for _, name := range noZygoteEnv {
+		if _, ok := spec.Env[name]; ok {
+			return nil
+		}
 	}
 	z := &initproto.Zygote{
 		Command: spec.Command,

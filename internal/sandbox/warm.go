@@ -2,11 +2,14 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/brig-dev/brig/internal/initproto"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -30,11 +33,14 @@ func templateOf(spec schema.RunSpec) template {
 // warmCache is the prewarm cache (docs/design.md §8): it keeps started
 // sandboxes per template that jobs used recently, a warmSet each. A
 // prewarmed sandbox serves exactly one job and is removed after it, so no
-// job ever sees another's; a set idle for PrewarmIdle is emptied.
+// job ever sees another's; a set idle for PrewarmIdle is emptied, unless a
+// function asks a minimum of it (its prewarm: the set is then kept until
+// evicted or the cache stops).
 //
 // A set's depth follows its template's recent arrivals (demand, in
-// warm_policy.go): at least floor (Prewarm), more after bursts, but above
-// floor only as far as the worker has free slots. Sets refill in the
+// warm_policy.go): at least its floor (Prewarm, or its functions' largest
+// prewarm if more: floorOf), more after bursts, but above its floor only
+// as far as the worker has free slots. Sets refill in the
 // background, up to parallel creates at once over all templates, and only
 // one at a time while every slot is busy (its CPU would be taken from the
 // jobs). A set deeper than its demand wants is trimmed one sandbox at a
@@ -42,10 +48,12 @@ func templateOf(spec schema.RunSpec) template {
 //
 // At most PrewarmMax prewarmed sandboxes exist at once, over all
 // templates, those being made or removed included (room holds one token
-// for each). So at most PrewarmMax / floor templates are kept warm: a job
-// of a new template evicts the least recently used template, whose
-// sandboxes are removed. The cap never fails a job: a template without a
-// ready sandbox is a cold start.
+// for each). The kept templates' floors add up to at most PrewarmMax: a job
+// of a new template (or one whose floor rose) evicts templates, whose
+// sandboxes are removed, until its floor fits: the least recently used
+// without a function's minimum first, then the least recently used with
+// one (evictions). The cap never fails a job: a template without a ready
+// sandbox is a cold start.
 type warmCache struct {
 	mu     sync.Mutex
 	sets   map[template]*warmSet
@@ -54,12 +62,17 @@ type warmCache struct {
 	wg     sync.WaitGroup
 
 	warmLimits
-	floor        int           // sandboxes kept per template at least: min(Prewarm, PrewarmMax)
-	maxTemplates int           // templates kept warm: PrewarmMax / floor
-	running      int           // jobs running (Run), under mu
-	creating     int           // creates in flight over all templates, under mu
-	room         chan struct{} // a token per prewarmed sandbox that exists
-	log          *slog.Logger
+	floor    int // sandboxes kept per template at least: min(Prewarm, PrewarmMax)
+	running  int // jobs running (Run), under mu
+	creating int // creates in flight over all templates, under mu
+	// fresh counts running jobs that took a prewarmed sandbox; while any
+	// runs, refills wait until holdUntil (refillHold after the first of
+	// them was taken), so that a container being made does not take the
+	// CPU of the short jobs that just took theirs. Under mu.
+	fresh     int
+	holdUntil time.Time
+	room      chan struct{} // a token per prewarmed sandbox that exists
+	log       *slog.Logger
 	// create starts a prewarmed sandbox; discard removes one.
 	create  func(ctx context.Context, spec schema.RunSpec, warmup []string) (*Sandbox, error)
 	discard func(sb *Sandbox)
@@ -86,9 +99,10 @@ type warmSet struct {
 	wake     chan struct{}
 	lastUsed time.Time
 	lastMiss time.Time
-	demand   demand // under the cache's mu
-	inflight int    // creates in flight or backing off, under the cache's mu
-	failures int    // creates failed in a row, under the cache's mu
+	demand   demand   // under the cache's mu
+	asks     minimums // its functions' prewarm, under the cache's mu
+	inflight int      // creates in flight or backing off, under the cache's mu
+	failures int      // creates failed in a row, under the cache's mu
 	creates  sync.WaitGroup
 	// ctx ends when the template idles out, is evicted or the cache stops.
 	ctx  context.Context
@@ -103,9 +117,19 @@ func newWarmCache(r *Runner, ctx context.Context) *warmCache {
 	c := newWarmCacheWith(ctx, warmLimits{prewarm: r.cfg.Prewarm, max: r.cfg.PrewarmMax, slots: r.cfg.Slots,
 		parallel: refillParallel(r.hostCPUs), idle: r.cfg.PrewarmIdle, halfLife: demandHalfLife}, r.log)
 	c.create = func(ctx context.Context, spec schema.RunSpec, warmup []string) (*Sandbox, error) {
-		sb, err := r.open(ctx, spec, "prewarmed", prewarmArgs(spec, warmup), nil)
+		args := prewarmArgs(spec, warmup)
+		if len(args) > 0 && args[0] == "--zygote" {
+			spec.Limits.MemoryMB += zygoteHeadroomMB // the preload's, not the job's
+		}
+		sb, err := r.open(ctx, spec, "prewarmed", args, nil)
 		if err != nil {
 			return nil, err
+		}
+		if len(args) > 0 {
+			if err := awaitReady(ctx, sb, readyBudget); err != nil {
+				r.discard(context.WithoutCancel(ctx), sb)
+				return nil, err
+			}
 		}
 		r.cfg.Metrics.ContainerStarted("prewarmed")
 		sb.prewarmed = true
@@ -115,12 +139,46 @@ func newWarmCache(r *Runner, ctx context.Context) *warmCache {
 	return c
 }
 
+// readyBudget bounds how long a prewarmed sandbox's warm-up or zygote
+// preload may take before it is given up (the init itself gives its
+// zygote zygoteReadyBudget, 20 s, then reports ready without one).
+const readyBudget = time.Minute
+
+// awaitReady reads the one byte a prewarmed sandbox's init writes when its
+// warm-up or zygote is done (initproto.Ready, before any frame): a job
+// handed over earlier would wait for it, or find the preload still
+// running (docs/design.md §5, §5.1).
+func awaitReady(ctx context.Context, sb *Sandbox, d time.Duration) error {
+	got := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		_, err := io.ReadFull(sb.frames, b[:])
+		if err == nil && b[0] != initproto.Ready {
+			err = fmt.Errorf("the init wrote %q before it was ready", b[0])
+		}
+		got <- err
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
+			return fmt.Errorf("prewarmed sandbox %s never reported ready: %w", sb.id, err)
+		}
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("prewarmed sandbox %s not ready after %s", sb.id, d)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // newWarmCacheWith makes a cache without its create and discard functions.
 func newWarmCacheWith(ctx context.Context, l warmLimits, log *slog.Logger) *warmCache {
 	ctx, cancel := context.WithCancel(ctx)
 	floor := min(l.prewarm, l.max)
 	return &warmCache{sets: map[template]*warmSet{}, ctx: ctx, cancel: cancel, warmLimits: l,
-		floor: floor, maxTemplates: l.max / floor, room: make(chan struct{}, l.max), log: log}
+		floor: floor, room: make(chan struct{}, l.max), log: log}
 }
 
 // jobRunning counts a job as running, for the free slots, until done.
@@ -136,6 +194,25 @@ func (c *warmCache) jobRunning() (done func()) {
 		c.running--
 		c.mu.Unlock()
 		c.wakeAll() // a free slot may let a set grow
+	}
+}
+
+// refillHold bounds how long refills wait for the jobs that took
+// prewarmed sandboxes to end (docs/design.md §8, "Warm depth").
+const refillHold = time.Second
+
+// freshDone ends a job that took a prewarmed sandbox: when none is left
+// running, refills go ahead.
+func (c *warmCache) freshDone() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.fresh--
+	last := c.fresh == 0
+	c.mu.Unlock()
+	if last {
+		c.wakeAll()
 	}
 }
 
@@ -170,6 +247,8 @@ func (c *warmCache) take(spec schema.RunSpec) *Sandbox {
 			return nil
 		}
 		set = c.newSetLocked(key, spec)
+	} else {
+		c.askLocked(set, spec)
 	}
 	set.lastUsed = time.Now()
 	set.demand.arrive(set.lastUsed)
@@ -178,6 +257,13 @@ func (c *warmCache) take(spec schema.RunSpec) *Sandbox {
 	select {
 	case sb := <-set.ready:
 		<-c.room // the job's now: no longer a prewarmed one
+		c.mu.Lock()
+		if c.fresh == 0 {
+			c.holdUntil = time.Now().Add(refillHold)
+			time.AfterFunc(refillHold, c.wakeAll)
+		}
+		c.fresh++
+		c.mu.Unlock()
 		return sb
 	default:
 		if ok {
@@ -191,36 +277,52 @@ func (c *warmCache) take(spec schema.RunSpec) *Sandbox {
 	}
 }
 
-// newSetLocked starts keeping a template warm, evicting the least recently
-// used one if maxTemplates are kept.
+// newSetLocked starts keeping a template warm, evicting others until its
+// floor fits.
 func (c *warmCache) newSetLocked(key template, spec schema.RunSpec) *warmSet {
-	c.evictLocked()
 	sctx, stop := context.WithCancel(c.ctx)
 	set := &warmSet{spec: spec, ready: make(chan *Sandbox, c.max), wake: make(chan struct{}, 1),
-		demand: newDemand(c.max, c.halfLife), ctx: sctx, stop: stop}
+		demand: newDemand(c.max, c.halfLife), asks: minimums{}, ctx: sctx, stop: stop}
+	set.asks.ask(spec.Function, spec.Prewarm)
+	c.evictLocked(set)
 	c.sets[key] = set
 	c.wg.Add(1)
 	go c.refill(key, set)
 	return set
 }
 
-// evictLocked makes room for one more template: while maxTemplates are
-// kept, the least recently used one is dropped, its refiller stopped and
-// its sandboxes removed (in the background, by the refiller).
-func (c *warmCache) evictLocked() {
-	for len(c.sets) >= c.maxTemplates {
-		var lruKey template
-		var lru *warmSet
-		for k, set := range c.sets {
-			if lru == nil || set.lastUsed.Before(lru.lastUsed) {
-				lruKey, lru = k, set
-			}
+// evictLocked makes room for keep's floor: the templates evictions picks
+// are dropped, their refillers stopped and their sandboxes removed (in the
+// background, by the refillers).
+func (c *warmCache) evictLocked(keep *warmSet) {
+	var keys []template
+	var kept []keptSet
+	for k, set := range c.sets {
+		if set != keep {
+			keys = append(keys, k)
+			kept = append(kept, keptSet{floor: c.floorOf(set), pinned: set.asks.most() > 0, lastUsed: set.lastUsed})
 		}
-		delete(c.sets, lruKey)
-		lru.stop()
-		c.log.Debug("prewarm: template evicted for a new one", "image", lru.spec.Image, "templates", c.maxTemplates)
+	}
+	for _, i := range evictions(kept, c.floorOf(keep), c.max) {
+		set := c.sets[keys[i]]
+		delete(c.sets, keys[i])
+		set.stop()
+		c.log.Debug("prewarm: template evicted for another", "image", set.spec.Image, "floor", kept[i].floor, "pinned", kept[i].pinned)
 	}
 }
+
+// askLocked records the prewarm of a job of set's template: a floor that
+// rose evicts others until it fits.
+func (c *warmCache) askLocked(set *warmSet, spec schema.RunSpec) {
+	floor := c.floorOf(set)
+	set.asks.ask(spec.Function, spec.Prewarm)
+	if c.floorOf(set) > floor {
+		c.evictLocked(set)
+	}
+}
+
+// floorOf is set's minimum depth, under mu.
+func (c *warmCache) floorOf(set *warmSet) int { return floorOf(c.floor, set.asks.most(), c.max) }
 
 // refill keeps a template's set at its depth until it idles out, is
 // evicted or the cache stops; then it waits for its creates and removes
@@ -240,7 +342,7 @@ func (c *warmCache) refill(key template, set *warmSet) {
 		case <-set.wake:
 		case <-tick.C:
 			c.mu.Lock()
-			idle := time.Since(set.lastUsed) > c.idle
+			idle := time.Since(set.lastUsed) > c.idle && set.asks.most() == 0
 			if idle && c.sets[key] == set {
 				delete(c.sets, key)
 			}
@@ -280,8 +382,12 @@ func (c *warmCache) fill(set *warmSet) {
 
 // shouldCreateLocked says whether the set needs one more sandbox made now.
 func (c *warmCache) shouldCreateLocked(set *warmSet, now time.Time) bool {
+	if c.fresh > 0 && now.Before(c.holdUntil) {
+		return false
+	}
 	free := c.slots - c.running
-	depth := growTo(set.demand.wanted(now, c.floor, c.max), c.floor, free)
+	floor := c.floorOf(set)
+	depth := growTo(set.demand.wanted(now, floor, c.max), floor, free)
 	return len(set.ready)+set.inflight < depth && c.creating < min(c.parallel, max(free, 1))
 }
 
@@ -291,16 +397,18 @@ func (c *warmCache) shouldCreateLocked(set *warmSet, now time.Time) bool {
 func (c *warmCache) createOne(set *warmSet) {
 	defer set.creates.Done()
 	c.mu.Lock()
-	warmup := set.spec.Warmup
+	spec, warmup := set.spec, set.spec.Warmup
 	if time.Since(set.lastMiss) < missQuiet {
-		warmup = nil
+		// Behind its jobs: the CPU goes to containers, not to warming
+		// them. A zygote then starts bare, without its preload.
+		warmup, spec.Preload = nil, nil
 	}
 	failures := set.failures
 	c.mu.Unlock()
 	// The cache's context, not the template's: an eviction lets a sandbox
 	// being made finish, then removes it.
 	t := time.Now()
-	sb, err := c.create(c.ctx, set.spec, warmup)
+	sb, err := c.create(c.ctx, spec, warmup)
 	if err != nil {
 		<-c.room
 		c.mu.Lock()
@@ -341,7 +449,7 @@ func (c *warmCache) createDone(set *warmSet) {
 func (c *warmCache) trim(set *warmSet) {
 	for set.ctx.Err() == nil {
 		c.mu.Lock()
-		over := len(set.ready) > set.demand.wanted(time.Now(), c.floor, c.max)
+		over := len(set.ready) > set.demand.wanted(time.Now(), c.floorOf(set), c.max)
 		c.mu.Unlock()
 		if !over || !c.removeOne(set) {
 			return

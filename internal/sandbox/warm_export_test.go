@@ -8,6 +8,9 @@ import (
 	"github.com/brig-dev/brig/schema"
 )
 
+// ZygoteHeadroomMB is what a zygote's container adds to memory_mb.
+const ZygoteHeadroomMB = zygoteHeadroomMB
+
 // SetWarmHalfLife sets the demand half-life of templates first used from
 // now on.
 func SetWarmHalfLife(r *Runner, d time.Duration) {

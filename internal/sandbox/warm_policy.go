@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
 // The prewarm depth policy (docs/design.md §8): how many started sandboxes
 // a template keeps follows its recent arrivals, between the minimum
-// (Config.Prewarm) and the worker's free slots, the way Modal's
+// (Config.Prewarm, or more if its functions ask it: their prewarm, as
+// Modal's min_containers) and the worker's free slots, the way Modal's
 // buffer_containers does.
 const (
 	// demandHalfLife: without arrivals, a template's demand estimate halves
@@ -85,4 +87,74 @@ func (d *demand) wanted(now time.Time, floor, ceiling int) int {
 // can take before a slot frees only takes memory meanwhile).
 func growTo(wanted, floor, free int) int {
 	return max(floor, min(wanted, free))
+}
+
+// minimums is what the functions whose jobs used one template ask as its
+// minimum depth (their prewarm), by function name: each function's latest
+// job counts, so a redeploy applies with its next job; a function that
+// asks 0 is forgotten.
+type minimums map[string]int
+
+// ask records the prewarm of a job of function fn.
+func (m minimums) ask(fn string, prewarm int) {
+	if prewarm > 0 {
+		m[fn] = prewarm
+	} else {
+		delete(m, fn)
+	}
+}
+
+// most is the largest minimum asked, 0 when none is.
+func (m minimums) most() int {
+	n := 0
+	for _, v := range m {
+		n = max(n, v)
+	}
+	return n
+}
+
+// floorOf is a template's minimum depth: the worker's Prewarm or the
+// largest its functions ask, whichever is more, at most PrewarmMax.
+func floorOf(prewarm, asked, limit int) int {
+	return min(max(prewarm, asked), limit)
+}
+
+// keptSet is a kept template as eviction weighs it.
+type keptSet struct {
+	floor    int       // its minimum depth (floorOf)
+	pinned   bool      // a function asks a minimum of it: it never idles out
+	lastUsed time.Time // its last job
+}
+
+// evictions says which kept templates to drop, in order, so that their
+// minimum depths and need (the minimum of a template that is new, or
+// whose minimum rose) fit in limit (PrewarmMax): the least recently used
+// without a function's minimum first, then the least recently used with
+// one. It returns indexes into kept.
+func evictions(kept []keptSet, need, limit int) []int {
+	total := need
+	order := make([]int, len(kept))
+	for i, k := range kept {
+		total += k.floor
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		ka, kb := kept[a], kept[b]
+		if ka.pinned != kb.pinned {
+			if kb.pinned {
+				return -1
+			}
+			return 1
+		}
+		return ka.lastUsed.Compare(kb.lastUsed)
+	})
+	var drop []int
+	for _, i := range order {
+		if total <= limit {
+			break
+		}
+		drop = append(drop, i)
+		total -= kept[i].floor
+	}
+	return drop
 }

@@ -80,10 +80,13 @@ func (f *fakeWarm) hold() (release func()) {
 // take takes a sandbox under f.mu, so that one made the moment it frees
 // its room is not counted with it (take itself never waits on a create or
 // discard).
-func (f *fakeWarm) take(pids int64) *Sandbox {
+func (f *fakeWarm) take(pids int64) *Sandbox { return f.takeSpec(specWithPids(pids)) }
+
+// takeSpec is take for a whole spec.
+func (f *fakeWarm) takeSpec(spec schema.RunSpec) *Sandbox {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	sb := f.warmCache.take(specWithPids(pids))
+	sb := f.warmCache.take(spec)
 	delete(f.live, sb)
 	return sb
 }
@@ -135,8 +138,8 @@ func (f *fakeWarm) settle(t *testing.T, want int) {
 // and never fails, a miss is just nil.
 func TestWarmCacheCap(t *testing.T) {
 	f := newFakeWarm(t, 2, 4)
-	if f.floor != 2 || f.maxTemplates != 2 {
-		t.Fatalf("per template %d, templates %d", f.floor, f.maxTemplates)
+	if f.floor != 2 {
+		t.Fatalf("per template %d, want 2", f.floor)
 	}
 	if f.take(9) != nil {
 		t.Error("a first job of a template found a sandbox")
@@ -280,4 +283,88 @@ func TestWarmCacheParallelRefill(t *testing.T) {
 	f.warmCache.mu.Unlock()
 	f.trim(set)
 	f.settle(t, 1)
+}
+
+// TestWarmMissSkipsWarming: refills made right after a job found its set
+// empty skip the warm-up and start their zygote without its preload (the
+// CPU goes to containers); others get both.
+func TestWarmMissSkipsWarming(t *testing.T) {
+	f := newFakeWarm(t, 1, 2)
+	type made struct {
+		preload, warmup int
+	}
+	var mu sync.Mutex
+	var got []made
+	create := f.create
+	f.create = func(ctx context.Context, spec schema.RunSpec, warmup []string) (*Sandbox, error) {
+		mu.Lock()
+		got = append(got, made{len(spec.Preload), len(warmup)})
+		mu.Unlock()
+		return create(ctx, spec, warmup)
+	}
+	spec := specWithPids(9)
+	spec.Preload, spec.Warmup = []string{"json", "re"}, []string{"python3", "-c", "pass"}
+	last := func() made {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) == 0 {
+			return made{-1, -1}
+		}
+		return got[len(got)-1]
+	}
+	if f.warmCache.take(spec) != nil { // the template's first job: no miss yet
+		t.Fatal("a first job found a sandbox")
+	}
+	f.settle(t, 1)
+	if m := last(); m != (made{2, 3}) {
+		t.Errorf("first refill: preload %d, warm-up %d args; want the function's", m.preload, m.warmup)
+	}
+	takeOne := func() *Sandbox { return f.takeSpec(spec) }
+	release := f.hold()
+	if takeOne() == nil {
+		t.Fatal("a full set had no sandbox")
+	}
+	if takeOne() != nil { // its refill is held: a miss
+		t.Fatal("two takes in a row found two sandboxes in a set of one")
+	}
+	if m := last(); m != (made{2, 3}) {
+		t.Errorf("refill before the miss: preload %d, warm-up %d args; want the function's", m.preload, m.warmup)
+	}
+	release()
+	waitFor(t, "a sandbox to take", func() bool { return takeOne() != nil })
+	waitFor(t, "a refill after the miss", func() bool { return last() == made{0, 0} })
+}
+
+// TestWarmRefillHold: a take holds refills until the jobs that took
+// prewarmed sandboxes end (freshDone), at most refillHold.
+func TestWarmRefillHold(t *testing.T) {
+	f := newFakeWarm(t, 2, 2)
+	spec := specWithPids(9)
+	takeOne := func() *Sandbox { return f.takeSpec(spec) }
+	takeOne() // the template's first job makes it known
+	f.settle(t, 2)
+	if takeOne() == nil || takeOne() == nil {
+		t.Fatal("a full set of two had no sandbox")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := f.liveCount(); n != 0 {
+		t.Fatalf("%d refills made while the jobs that took their sandboxes ran", n)
+	}
+	f.freshDone()
+	time.Sleep(100 * time.Millisecond)
+	if n := f.liveCount(); n != 0 {
+		t.Fatalf("%d refills made while one job that took its sandbox ran", n)
+	}
+	f.freshDone()
+	f.settle(t, 2) // both ended: the refills go ahead
+
+	// A job that runs long holds them refillHold at most.
+	if takeOne() == nil {
+		t.Fatal("no sandbox")
+	}
+	start := time.Now()
+	f.settle(t, 2)
+	if d := time.Since(start); d < refillHold/2 {
+		t.Errorf("refilled after %v, while the job still ran (hold %v)", d, refillHold)
+	}
 }

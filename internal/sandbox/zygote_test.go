@@ -145,6 +145,134 @@ import inspect
 def f():
     return 42
 print(inspect.getsource(f), inspect.getfile(f))`},
+	{name: "exit huge", code: "import sys\nsys.exit(2 ** 64)"},
+	{name: "exit wraps", code: "import sys\nsys.exit(2 ** 32 + 3)"},
+	{name: "exit negative", code: "import sys\nsys.exit(-2)"},
+	{name: "exit bool", code: "import sys\nsys.exit(True)"},
+	{name: "exit tuple", code: "import sys\nsys.exit(1, 2)"},
+	{name: "unclosed files at exit", code: `
+f = open("/work/out/result.json", "w")
+f.write('{"unclosed": true}')
+log = open("/work/log.txt", "w")
+log.write("buffered")
+print("main done")`},
+	{name: "del at exit", code: `
+class Loud:
+    def __del__(self):
+        print("main object finalised", flush=True)
+obj = Loud()
+print("main done")`},
+	{name: "private del at exit", code: `
+import sys
+class Loud:
+    def __del__(self):
+        sys.stdout.write("private object finalised\n")
+_obj = Loud()`},
+	{name: "generator at exit", code: `
+def gen():
+    try:
+        yield 1
+    finally:
+        print("generator closed")
+g = gen()
+next(g)`},
+	{name: "weakref finalize at exit", code: `
+import weakref
+class Thing: pass
+t = Thing()
+weakref.finalize(t, print, "finalize callback")`},
+	{name: "module object at exit", files: map[string]string{"mod.py": `
+class Bye:
+    def __del__(self):
+        print("module object finalised")
+keep = Bye()
+`}, code: "import mod\nprint('main done')"},
+	{name: "finalised after exception", code: `
+class Loud:
+    def __del__(self):
+        print("finalised")
+x = Loud()
+f = open("/work/out/result.json", "w")
+f.write("[1, 2]")
+raise RuntimeError("boom")`},
+	{name: "stdout replaced", code: `
+import sys, io
+sys.stdout.write("to the real stdout, unflushed")
+sys.stdout = io.StringIO()
+print("lost")`},
+	{name: "stdout closed", code: "import sys\nprint('x')\nsys.stdout.close()"},
+	{name: "exit in atexit", code: "import atexit, sys\natexit.register(sys.exit, 9)\natexit.register(print, 'last')\nprint('main')"},
+	{name: "atexit raises", code: `
+import atexit
+class Failing:
+    def __call__(self): 1 / 0
+    def __repr__(self): return "Failing()"
+atexit.register(Failing())
+print('main')`},
+	{name: "atexit cleared", code: `
+import atexit
+class Loud:
+    def __del__(self):
+        print("finalised by the interpreter")
+atexit._clear()
+x = Loud()
+print("main")`},
+	{name: "keyboard interrupt with atexit", code: "import atexit\natexit.register(print, 'ran')\nraise KeyboardInterrupt"},
+	{name: "gc state", code: `
+import gc
+print(gc.isenabled(), gc.get_threshold())
+class Node:
+    def __init__(self): self.me = self
+    def __del__(self): print("cycle collected")
+Node()
+print(gc.collect() >= 1)`},
+	{name: "junk in sys modules", code: `
+import sys
+class Raising:
+    @property
+    def __dict__(self):
+        raise RuntimeError("no dict for you")
+    def __del__(self):
+        print("junk finalised")
+sys.modules["junk"] = Raising()
+sys.modules["none"] = None
+sys.modules["number"] = 42
+print("main")`},
+	{name: "sys modules replaced", code: `
+import sys
+class Loud:
+    def __del__(self):
+        print("finalised")
+x = Loud()
+sys.modules = {}
+print("main")`},
+	{name: "thread prints through exit", code: `
+import threading, time, sys
+def chatter():
+    time.sleep(0.05)
+    for i in range(3):
+        print("tick", i, flush=True)
+        time.sleep(0.01)
+t = threading.Thread(target=chatter)
+t.start()
+print("main done", flush=True)`},
+	{name: "big output at exit", code: `
+class Loud:
+    def __del__(self):
+        print("y" * 100000)
+x = Loud()
+print("x" * 100000, end="")`},
+	{name: "background process left", code: `
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+print("started a sleeper")`},
+	{name: "init memory and environ", code: `
+for path in ("/proc/1/environ", "/proc/1/mem", "/proc/1/cmdline"):
+    try:
+        open(path, "rb").read(64)
+        print(path, "readable")
+    except OSError as e:
+        print(path, type(e).__name__)`},
 	{name: "hash seed set", env: map[string]string{"PYTHONHASHSEED": "7"}, plain: true, code: `
 import sys
 print(hash("abc"), sys.flags.hash_randomization, "decimal" in sys.modules)`},

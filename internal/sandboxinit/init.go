@@ -9,9 +9,11 @@
 package sandboxinit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -56,16 +58,28 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	// Before anything runs in the sandbox: what every wipe restores.
-	base, err := newBaseline(wipeDirs, touchDirs)
-	if err != nil {
-		fmt.Fprintf(stderr, "brig init: %v\n", err)
-		return 1
-	}
+	// The init is its process's main: nothing above it cancels. Its log
+	// (the egress relay's) goes where its own errors do, warnings only.
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
 	zcfg, warmup, err := zygoteArgs(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "brig init: %v\n", err)
 		return 2
+	}
+	// What every wipe restores, taken before anything runs in the sandbox:
+	// now when a warm-up or the zygote will run before the job, or when the
+	// init waits for its job anyway; else (a cold start, its job already
+	// waiting) only once a request asks for reuse, before that job runs. A
+	// single-use job is never wiped after, and a cold one does not wait for
+	// the baseline (it reads /proc/net, /dev and /run: tens of ms).
+	var base *baseline
+	if warmup != nil || zcfg != nil || !stdinReady() {
+		if base, err = newBaseline(wipeDirs, touchDirs); err != nil {
+			fmt.Fprintf(stderr, "brig init: %v\n", err)
+			return 1
+		}
 	}
 	if warmup != nil {
 		if err := warmUp(warmup, base); err != nil {
@@ -78,6 +92,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// Without it the job runs by a plain exec: slower, not wrong.
 		if zyg, err = startZygote(zcfg); err != nil {
 			fmt.Fprintf(stderr, "brig init: %v\n", err)
+		} else if !zyg.waitReady(zygoteReadyBudget) {
+			fmt.Fprintln(stderr, "brig init: the zygote died or did not finish its preload in time; the job will run by a plain exec")
+			zyg.discard()
+			zyg = nil
+		}
+	}
+	if zcfg != nil || warmup != nil {
+		// A prewarmed sandbox tells its worker it is ready for a job
+		// (docs/design.md §5): one byte, before any frame.
+		if _, err := stdout.Write([]byte{initproto.Ready}); err != nil {
+			fmt.Fprintf(stderr, "brig init: report ready: %v\n", err)
+			return 1
 		}
 	}
 	for first := true; ; first = false {
@@ -93,8 +119,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "brig init: request carries no frame key")
 			return 1
 		}
+		if req.Reuse && base == nil {
+			// Nothing ran yet: no warm-up, no zygote, no job.
+			if base, err = newBaseline(wipeDirs, touchDirs); err != nil {
+				fmt.Fprintf(stderr, "brig init: %v\n", err)
+				return 1
+			}
+		}
 		out := &frameWriter{w: stdout, f: initproto.NewFramer(req.Key)}
-		exit, err := run(req, out, base, zyg)
+		exit, err := run(ctx, log, req, out, base, zyg)
 		zyg = nil // it served its one job, or is gone
 		if err != nil {
 			fmt.Fprintf(stderr, "brig init: %v\n", err)
@@ -110,17 +143,36 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-func run(req *initproto.Request, out *frameWriter, base *baseline, zyg *zygote) (*initproto.Exit, error) {
+func run(ctx context.Context, log *slog.Logger, req *initproto.Request, out *frameWriter, base *baseline, zyg *zygote) (*initproto.Exit, error) {
 	if err := layout(req); err != nil {
+		if zyg == nil || base == nil {
+			return nil, err
+		}
+		// The zygote's preload (the function's own list) left something in
+		// the job's way: it goes, the sandbox is wiped back to its baseline
+		// and the job runs by a plain exec (docs/design.md §5.1).
+		zyg.discard()
+		zyg = nil
+		if werr := wipeButSockets(base); werr != nil {
+			return nil, fmt.Errorf("%w; wiping what the zygote left: %w", err, werr)
+		}
+		if err := layout(req); err != nil {
+			return nil, err
+		}
+	}
+	// The job's network, before the job: a relay that cannot start is a
+	// setup failure, brig's (docs/design.md §12.1).
+	rl, err := startEgress(ctx, log, req.Egress)
+	if err != nil {
 		return nil, err
 	}
+	defer rl.stop()
 	var p *jobProc
 	if zyg != nil {
 		p = zyg.take(req)
 	}
 	start := time.Now()
 	if p == nil {
-		var err error
 		if p, err = startProc(jobArgv(req), req.Dir, req.Env, nil); err != nil {
 			return nil, err
 		}
@@ -147,6 +199,7 @@ func run(req *initproto.Request, out *frameWriter, base *baseline, zyg *zygote) 
 	}
 	// The job is over when its main process is: end every process it left.
 	killAll()
+	rl.stop() // before a wipe, which would count its sockets as the job's
 	drained := waitTimeout(&wg, drainGrace)
 	stdoutR.Close()
 	stderrR.Close()

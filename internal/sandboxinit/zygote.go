@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/brig-dev/brig/internal/initproto"
 )
@@ -27,6 +28,11 @@ type zygote struct {
 	cfg  *initproto.Zygote
 	proc *jobProc
 	ctl  *os.File // the init's end of the control pipe
+	// readyR hears the driver's one byte once it has imported its preload
+	// and put its stdio back: only then does the init report the sandbox
+	// ready, so that nothing of the preload runs beside the job's files or
+	// is blamed on the job (docs/design.md §5.1).
+	readyR *os.File
 }
 
 // startZygote starts the interpreter, its stdio on pipes as a job's are.
@@ -36,17 +42,40 @@ func startZygote(cfg *initproto.Zygote) (*zygote, error) {
 		return nil, fmt.Errorf("zygote control pipe: %w", err)
 	}
 	defer ctlR.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		ctlW.Close()
+		return nil, fmt.Errorf("zygote ready pipe: %w", err)
+	}
+	defer readyW.Close()
 	argv := append([]string{cfg.Command[0], "-c", zygoteDriver, cfg.Command[1]}, cfg.Preload...)
-	proc, err := startProc(argv, cfg.Dir, cfg.Env, []*os.File{ctlR})
+	proc, err := startProc(argv, cfg.Dir, cfg.Env, []*os.File{ctlR, readyW})
 	if err == nil && proc.startErr != nil {
 		proc.close()
 		err = proc.startErr
 	}
 	if err != nil {
 		ctlW.Close()
+		readyR.Close()
 		return nil, fmt.Errorf("start zygote: %w", err)
 	}
-	return &zygote{cfg: cfg, proc: proc, ctl: ctlW}, nil
+	return &zygote{cfg: cfg, proc: proc, ctl: ctlW, readyR: readyR}, nil
+}
+
+// zygoteReadyBudget bounds the wait for a zygote's preload: one that takes
+// longer (a tenant's list that hangs at import) is killed, and the job
+// runs by a plain exec.
+const zygoteReadyBudget = 20 * time.Second
+
+// waitReady waits until the driver reports its preload done (one byte on
+// its fd 4), at most d, and reports whether it did; a driver that dies
+// first closes the pipe.
+func (z *zygote) waitReady(d time.Duration) bool {
+	defer z.readyR.Close()
+	_ = z.readyR.SetReadDeadline(time.Now().Add(d))
+	var b [1]byte
+	n, _ := z.readyR.Read(b[:])
+	return n == 1
 }
 
 // take hands req to the zygote and returns it as the job's process, or
