@@ -216,6 +216,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if d.consume != nil {
 		return nil
 	}
+	d.cfg.Metrics.WatchBus(d.cfg.Conn)
 	if err := bus.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
@@ -427,7 +428,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, msg jetstream.Msg, meta *jets
 		return fmt.Errorf("resolve function %q: %w", job.Function, err)
 	}
 	spec := buildSpec(job, fn)
-	if err := errors.Join(spec.Validate(), job.ValidateFor(&spec)); err != nil {
+	if err := errors.Join(checkEgress(job, fn), spec.Validate(), job.ValidateFor(&spec)); err != nil {
 		return invalid(job, schema.ErrInvalidJob, "invalid job for function %q: %v", fn.Name, err)
 	}
 	if spec.Restricted && len(job.Scopes) > 0 {

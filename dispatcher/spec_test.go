@@ -27,6 +27,7 @@ func TestBuildSpecPythonDefaults(t *testing.T) {
 		Image:      "brig/python:latest",
 		Command:    []string{"python3", "/work/main.py"},
 		Warmup:     []string{"python3", "-c", "pass"},
+		Zygote:     true,
 		Preload:    schema.PythonPreload(),
 		Env:        fn.Env,
 		CodeFile:   "main.py",
@@ -111,14 +112,15 @@ func TestBuildSpecFunctionDefaults(t *testing.T) {
 		CodeFile: "src/in.txt", Pool: "gpu", TimeoutMS: 9000, Runtime: schema.RuntimeRunsc,
 		Limits:  schema.Limits{MemoryMB: 512, CPUs: 4, Pids: 64, OutputBytes: 1000},
 		Network: schema.Ptr(true), SingleUse: schema.Ptr(false), Restricted: schema.Ptr(false),
-		Scopes: []string{"queue:q:put"},
-		Quotas: schema.Quotas{DictMB: 2, Calls: 3},
+		Scopes:  []string{"queue:q:put"},
+		Quotas:  schema.Quotas{DictMB: 2, Calls: 3},
+		Prewarm: 3,
 	}
 	spec := buildSpec(&schema.Job{ID: "j", Function: "tool", Scopes: []string{"queue:q:put", "queue:q:get"}}, fn)
 	want := schema.RunSpec{
 		Function: "tool", Image: "tool:1", Command: []string{"/bin/tool"}, CodeFile: "src/in.txt",
 		Pool: "gpu", Limits: fn.Limits, TimeoutMS: 9000, Network: true, Runtime: schema.RuntimeRunsc,
-		SingleUse: false, Restricted: false, Scopes: []string{"queue:q:put"},
+		SingleUse: false, Restricted: false, Scopes: []string{"queue:q:put"}, Prewarm: 3,
 		Quotas: schema.Quotas{DictMB: 2, DictKeys: schema.DefaultDictKeys, QueueMB: schema.DefaultQueueMB,
 			QueueMessages: schema.DefaultQueueMessages, Resources: schema.DefaultResources, Calls: 3},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
@@ -63,11 +64,13 @@ type Config struct {
 	Prewarm int
 	// PrewarmMax caps the prewarmed sandboxes this worker holds at once,
 	// over all templates, those being made or removed included (default:
-	// Slots, and at least Prewarm). It keeps PrewarmMax / Prewarm templates
-	// warm: a job of another template evicts the least recently used one
-	// and its sandboxes are removed, so that clients varying their limits
-	// cannot make the worker hold idle containers without end. The cap
-	// never fails a job: one without a ready sandbox starts cold.
+	// Slots, and at least Prewarm). The kept templates' minimums (Prewarm,
+	// or a function's own prewarm when larger) fit in it: a job of another
+	// template evicts the least recently used ones (those without a
+	// function minimum first) and their sandboxes are removed, so that
+	// clients varying their limits cannot make the worker hold idle
+	// containers without end (docs/design.md §5). The cap never fails a
+	// job: one without a ready sandbox starts cold.
 	PrewarmMax int
 	// PrewarmIdle drops a template from the prewarm cache after no job used
 	// it for this long, and a sandbox from the reuse cache after it served
@@ -89,6 +92,12 @@ type Config struct {
 	// it. Either way, running such jobs needs root in the Docker host's
 	// network namespace, iptables, and Docker as the Engine API client.
 	PrepareEgress bool
+	// Egress configures the filtering proxy of jobs with an egress list
+	// (docs/design.md §12): its resolver and which addresses count as
+	// reachable (Policy.Private: an admin's private ranges; Policy.TestPublic
+	// is for tests only). The zero value resolves with the host's resolver
+	// and reaches public addresses only.
+	Egress proxy.Config
 }
 
 // WithDefaults fills zero fields.

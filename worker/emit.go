@@ -163,6 +163,22 @@ func blameQuota(ev *schema.Event, qe *gateway.Error) {
 		"job failed after a call went past a limit: "+qe.Type+": "+qe.Message, schema.MaxEventTextBytes)}
 }
 
+// blameEgress records a job's first refused connections and their count
+// in its terminal event; a job that failed after one failed because of it,
+// unless a quota or a denied resource call (blameQuota and blameDenials,
+// after it) is to blame (docs/design.md §2.4).
+func blameEgress(ev *schema.Event, refused []schema.EgressDenial, total int) {
+	if total == 0 {
+		return
+	}
+	ev.EgressDenials, ev.EgressDeniedCount = refused, total
+	if ev.Status == schema.StatusFailed && len(refused) > 0 {
+		first := refused[0]
+		ev.Error = &schema.ErrorInfo{Type: schema.ErrEgressDenied, Message: schema.ClipText(fmt.Sprintf(
+			"job failed after %d refused connection(s); first: %s port %d: %s: %s", total, first.Host, first.Port, first.Reason, first.Message), schema.MaxEventTextBytes)}
+	}
+}
+
 // blameDenials records a job's first denied calls and their count in its
 // terminal event; a job that failed after one failed because of it, as far
 // as its caller is concerned.

@@ -68,10 +68,14 @@ func (f *jobFailure) Error() string { return f.msg }
 // schema.MaxTerminalAuthErrors denials and how many in all, and the first
 // call refused for a quota or the request rate.
 type refusals struct {
-	mu      sync.Mutex
-	denied  []schema.AuthError
-	deniedN int
-	quota   *gateway.Error
+	mu         sync.Mutex
+	denied     []schema.AuthError
+	deniedN    int
+	quota      *gateway.Error
+	egress     []schema.EgressDenial // the first distinct refusals
+	egressN    int                   // every refusal
+	egressSeen map[egressKey]struct{}
+	egressOver bool // a distinct refusal came past the event bound
 }
 
 // binding is the gateway binding of work's job, which its sandbox's socket
@@ -104,6 +108,52 @@ func (r *refusals) binding(work *schema.Work, onDenied func(schema.AuthError)) g
 			}
 		},
 	}
+}
+
+// onEgressDenied tallies the job's refused connections and DNS queries and
+// passes each distinct refusal (host, port and reason) to onDenied once: a
+// resolver asking again, or a client retrying, is counted, not reported
+// again. At most schema.MaxEgressDeniedEvents are passed on, and the terminal
+// event lists the first schema.MaxTerminalEgressDenials (docs/design.md §13).
+func (r *refusals) onEgressDenied(onDenied func(schema.EgressDenial)) func(schema.EgressDenial) {
+	return func(d schema.EgressDenial) {
+		d = d.Clipped()
+		key := egressKey{d.Host, d.Port, d.Reason}
+		r.mu.Lock()
+		r.egressN++
+		_, seen := r.egressSeen[key]
+		report := !seen && len(r.egressSeen) < schema.MaxEgressDeniedEvents
+		r.egressOver = r.egressOver || !seen && !report
+		if report {
+			if r.egressSeen == nil {
+				r.egressSeen = map[egressKey]struct{}{}
+			}
+			r.egressSeen[key] = struct{}{}
+			if len(r.egress) < schema.MaxTerminalEgressDenials {
+				r.egress = append(r.egress, d)
+			}
+		}
+		r.mu.Unlock()
+		if report {
+			onDenied(d)
+		}
+	}
+}
+
+// egressKey is what makes two refusals the same.
+type egressKey struct {
+	host   string
+	port   int
+	reason schema.EgressReason
+}
+
+// egressDenials returns the first distinct refusals, how many refusals
+// there were in all, and whether every distinct one was reported (false
+// once more than schema.MaxEgressDeniedEvents came: a summary is due).
+func (r *refusals) egressDenials() ([]schema.EgressDenial, int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]schema.EgressDenial(nil), r.egress...), r.egressN, !r.egressOver
 }
 
 // authErrors returns the first denials and how many there were in all.

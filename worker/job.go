@@ -121,6 +121,10 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		log.Info("denied a resource call", "resource", ae.Resource, "action", ae.Action, "reason", ae.Message)
 		em.publish(evCtx, &schema.Event{Type: schema.EventAuthError, Resource: ae.Resource, Action: ae.Action, Message: ae.Message}, log)
 	}
+	onEgressDenied := func(d schema.EgressDenial) {
+		log.Info("refused a connection", "host", d.Host, "port", d.Port, "reason", d.Reason)
+		em.publish(evCtx, &schema.Event{Type: schema.EventEgressDenied, Host: d.Host, Port: d.Port, Reason: d.Reason, Message: d.Message}, log)
+	}
 	pump := newOutputPump(evCtx, em, log)
 	defer pump.close()
 	var start time.Time
@@ -132,7 +136,8 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 			em.startedAt(start)
 			em.publish(ctx, &schema.Event{Type: schema.EventStarted, Worker: w.cfg.ID, Container: container, Sandbox: kind}, log)
 		},
-		OnOutput: pump.add,
+		OnOutput:       pump.add,
+		OnEgressDenied: refused.onEgressDenied(onEgressDenied),
 	})
 	if err != nil {
 		return nil, releaseSandbox, err
@@ -147,10 +152,16 @@ func (w *Worker) execute(ctx context.Context, work *schema.Work, em *emitter, lo
 		em.publish(ctx, &schema.Event{Type: schema.EventAuthError, AuthErrorCount: deniedN, Message: fmt.Sprintf(
 			"%d resource calls denied in all; the first %d were reported one by one", deniedN, schema.MaxAuthErrorEvents)}, log)
 	}
+	refusedEgress, refusedEgressN, refusedEgressAll := refused.egressDenials()
+	if !refusedEgressAll {
+		em.publish(ctx, &schema.Event{Type: schema.EventEgressDenied, EgressDeniedCount: refusedEgressN, Message: fmt.Sprintf(
+			"%d connections or DNS queries refused in all; the first %d distinct refusals were reported one by one", refusedEgressN, schema.MaxEgressDeniedEvents)}, log)
+	}
 	ev := em.fromOutcome(out, work.Spec)
 	if ev.DurationMS == 0 {
 		ev.DurationMS = time.Since(start).Milliseconds()
 	}
+	blameEgress(ev, refusedEgress, refusedEgressN)
 	blameQuota(ev, refused.quotaError())
 	blameDenials(ev, denied, deniedN)
 	return ev, out.Release, nil

@@ -2,7 +2,13 @@ package worker
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"net/url"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/sandbox"
 )
@@ -27,14 +33,28 @@ type Sandboxes interface {
 // are served by the worker's gateway, which Start sets up after it and
 // before any job runs.
 func (w *Worker) startRunner(ctx context.Context) (Sandboxes, error) {
+	pcfg := w.cfg.Egress
+	if pcfg.Logger == nil {
+		pcfg.Logger = w.log
+	}
+	if pcfg.Blocked == nil {
+		pcfg.Blocked = natsAddrs(w.cfg.Conn)
+	}
+	egressProxy, err := proxy.New(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("egress proxy: %w", err)
+	}
 	r, err := sandbox.New(sandbox.Config{
-		Engine:        w.cfg.Docker,
-		Logger:        w.log,
-		WorkerID:      w.cfg.ID,
-		Slots:         w.cfg.Slots,
-		InitBinary:    w.cfg.InitBinary,
-		RuntimeDir:    w.cfg.RuntimeDir,
-		Listen:        w.listen,
+		Engine:     w.cfg.Docker,
+		Logger:     w.log,
+		WorkerID:   w.cfg.ID,
+		Slots:      w.cfg.Slots,
+		InitBinary: w.cfg.InitBinary,
+		RuntimeDir: w.cfg.RuntimeDir,
+		Listen:     w.listen,
+		ListenEgress: func(ctx context.Context, path string) (sandbox.EgressListener, error) {
+			return egressProxy.Listen(ctx, path)
+		},
 		Prewarm:       w.cfg.Prewarm,
 		PrewarmMax:    w.cfg.PrewarmMax,
 		PrewarmIdle:   w.cfg.PrewarmIdle,
@@ -54,4 +74,25 @@ func (w *Worker) startRunner(ctx context.Context) (Sandboxes, error) {
 // sandbox is handed one.
 func (w *Worker) listen(ctx context.Context, path string) (sandbox.Listener, error) {
 	return w.gw.Listen(ctx, path, gateway.Binding{})
+}
+
+// natsAddrs lists the addresses of the NATS servers nc knows, which no
+// job's egress list may reach (docs/design.md §12.1): the one it is
+// connected to, and every server URL, given or discovered, whose host is
+// an address. A server named by a host name is covered while connected.
+func natsAddrs(nc *nats.Conn) func() []netip.Addr {
+	return func() []netip.Addr {
+		var out []netip.Addr
+		if ap, err := netip.ParseAddrPort(nc.ConnectedAddr()); err == nil {
+			out = append(out, ap.Addr().Unmap())
+		}
+		for _, s := range append(nc.Servers(), nc.DiscoveredServers()...) {
+			if u, err := url.Parse(s); err == nil {
+				if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+					out = append(out, a.Unmap())
+				}
+			}
+		}
+		return out
+	}
 }

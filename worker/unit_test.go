@@ -2,10 +2,14 @@ package worker
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/brig-dev/brig/internal/initproto"
+	"github.com/brig-dev/brig/internal/natstest"
 	"github.com/brig-dev/brig/internal/sandbox"
 	"github.com/brig-dev/brig/schema"
 )
@@ -321,5 +325,48 @@ func TestJobOutput(t *testing.T) {
 				t.Errorf("jobOutput = %.40q (%d bytes), %q; want %.40q, %q", got, len(got), why, tt.want, tt.why)
 			}
 		})
+	}
+}
+
+// TestEgressRefusalsCoalesced: a refusal repeated (a resolver asking
+// again) is counted but reported once; past schema.MaxEgressDeniedEvents
+// distinct refusals none is reported and a summary is due; the terminal
+// list keeps the first schema.MaxTerminalEgressDenials distinct ones.
+func TestEgressRefusalsCoalesced(t *testing.T) {
+	var r refusals
+	var got []schema.EgressDenial
+	on := r.onEgressDenied(func(d schema.EgressDenial) { got = append(got, d) })
+	dup := schema.EgressDenial{Host: "evil.test", Port: 53, Reason: schema.EgressNotAllowed, Message: "x"}
+	for range 5 {
+		on(dup)
+	}
+	on(schema.EgressDenial{Host: "evil.test", Port: 443, Reason: schema.EgressNotAllowed})
+	if len(got) != 2 {
+		t.Fatalf("reported %d refusals, want 2 (one per distinct host, port, reason): %+v", len(got), got)
+	}
+	list, n, all := r.egressDenials()
+	if n != 6 || !all || len(list) != 2 {
+		t.Fatalf("tally %d, all %v, list %+v; want 6, true, 2 entries", n, all, list)
+	}
+	for i := range 2 * schema.MaxEgressDeniedEvents {
+		on(schema.EgressDenial{Host: fmt.Sprintf("h%d.test", i), Port: 443, Reason: schema.EgressNotAllowed})
+	}
+	list, n, all = r.egressDenials()
+	if len(got) != schema.MaxEgressDeniedEvents || all || n != 6+2*schema.MaxEgressDeniedEvents || len(list) != schema.MaxTerminalEgressDenials {
+		t.Fatalf("reported %d, all %v, counted %d, listed %d", len(got), all, n, len(list))
+	}
+	on(schema.EgressDenial{Host: "evil\x00\x1b[31m.test", Port: 1, Reason: schema.EgressProtocol})
+	if l := len(got); l != schema.MaxEgressDeniedEvents {
+		t.Fatalf("reported %d past the bound", l)
+	}
+}
+
+// TestNATSAddrsBlocked: the egress proxy's Blocked list holds the NATS
+// server the worker is connected to.
+func TestNATSAddrsBlocked(t *testing.T) {
+	_, nc, _ := natstest.Start(t)
+	got := natsAddrs(nc)()
+	if !slices.Contains(got, netip.MustParseAddr("127.0.0.1")) {
+		t.Fatalf("natsAddrs = %v, want the server's 127.0.0.1", got)
 	}
 }

@@ -50,6 +50,10 @@ func TestFitAtTheBounds(t *testing.T) {
 	for i := range denials {
 		denials[i] = schema.AuthError{Resource: "dict:" + hostile(5000), Action: hostile(5000), Message: hostile(5000)}
 	}
+	egressDenials := make([]schema.EgressDenial, 5000)
+	for i := range egressDenials {
+		egressDenials[i] = schema.EgressDenial{Host: hostile(5000), Port: 65535, Reason: schema.EgressMismatch, Message: hostile(5000)}
+	}
 	now := time.Now().UTC()
 	for _, tt := range []struct {
 		name           string
@@ -68,6 +72,7 @@ func TestFitAtTheBounds(t *testing.T) {
 				Status: schema.StatusFailed, ExitCode: 255, Stdout: tt.stdout, Stderr: tt.stderr,
 				Output: result, OutputError: hostile(10000), DurationMS: 3_600_000,
 				AuthErrors: denials, AuthErrorCount: 1 << 30,
+				EgressDenials: egressDenials, EgressDeniedCount: 1 << 30,
 				Error: &schema.ErrorInfo{Type: schema.ErrAuthError, Message: hostile(100000)},
 				Trace: &schema.Trace{Queued: now, Dispatched: now, Started: now, Finished: now},
 			}
@@ -87,6 +92,10 @@ func TestFitAtTheBounds(t *testing.T) {
 			}
 			if len(got.AuthErrors) != schema.MaxTerminalAuthErrors || got.AuthErrorCount != 1<<30 {
 				t.Errorf("auth_errors: %d listed, count %d", len(got.AuthErrors), got.AuthErrorCount)
+			}
+			if len(got.EgressDenials) != schema.MaxTerminalEgressDenials || got.EgressDeniedCount != 1<<30 ||
+				len(got.EgressDenials[0].Host) > schema.MaxEgressHostBytes {
+				t.Errorf("egress_denials: %d listed, count %d", len(got.EgressDenials), got.EgressDeniedCount)
 			}
 			if len(ev.Error.Message) > schema.MaxEventTextBytes || len(ev.OutputError) > schema.MaxEventTextBytes {
 				t.Errorf("error message is %d bytes, output_error %d", len(ev.Error.Message), len(ev.OutputError))

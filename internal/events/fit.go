@@ -8,8 +8,9 @@ import (
 )
 
 // Fit encodes a terminal event in at most limit bytes, by construction
-// (docs/design.md §13): every text field is clipped, the denial list cut to
-// its first schema.MaxTerminalAuthErrors, and stdout and stderr share what
+// (docs/design.md §13): every text field is clipped, the denial lists cut to
+// their first schema.MaxTerminalAuthErrors and
+// schema.MaxTerminalEgressDenials, and stdout and stderr share what
 // is left, each cut on a character boundary and flagged as truncated. Only
 // when limit leaves no room for the job's output (a server whose
 // max_payload is under schema.MinServerPayload) is the output dropped, and
@@ -71,16 +72,22 @@ func clipFields(ev *schema.Event) {
 		e.Message = schema.ClipText(e.Message, schema.MaxEventTextBytes)
 		ev.Error = &e
 	}
-	if len(ev.AuthErrors) > schema.MaxTerminalAuthErrors {
-		ev.AuthErrors = ev.AuthErrors[:schema.MaxTerminalAuthErrors]
+	ev.AuthErrors = clipList(ev.AuthErrors, schema.MaxTerminalAuthErrors)
+	ev.EgressDenials = clipList(ev.EgressDenials, schema.MaxTerminalEgressDenials)
+	ev.Host = schema.EgressDenial{Host: ev.Host}.Clipped().Host
+}
+
+// clipList keeps the first max entries of list, each clipped; nil stays
+// nil.
+func clipList[T interface{ Clipped() T }](list []T, max int) []T {
+	if list == nil {
+		return nil
 	}
-	if ev.AuthErrors != nil {
-		clipped := make([]schema.AuthError, len(ev.AuthErrors))
-		for i, ae := range ev.AuthErrors {
-			clipped[i] = ae.Clipped()
-		}
-		ev.AuthErrors = clipped
+	clipped := make([]T, min(len(list), max))
+	for i := range clipped {
+		clipped[i] = list[i].Clipped()
 	}
+	return clipped
 }
 
 // runeCost is the JSON-encoded size of the rune r, which takes size bytes

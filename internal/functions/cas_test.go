@@ -3,6 +3,7 @@ package functions_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,10 +162,12 @@ func TestDeployOwnRefusals(t *testing.T) {
 		{"pool", "pool", func(f *schema.Function) { f.Pool = "gpu" }},
 		{"runtime", "runtime", func(f *schema.Function) { f.Runtime = schema.RuntimeRunsc }},
 		{"runc too", "runtime", func(f *schema.Function) { f.Runtime = schema.RuntimeRunc }},
+		{"prewarm", "prewarm", func(f *schema.Function) { f.Prewarm = 1 }},
 		{"dict quota", "quotas.dict_mb", func(f *schema.Function) { f.Quotas.DictMB = schema.DefaultDictMB + 1 }},
 		{"calls quota", "quotas.calls", func(f *schema.Function) { f.Quotas.Calls = schema.DefaultCalls + 1 }},
 		{"own image", "image", func(f *schema.Function) { f.Image = "brig/worker:latest" }},
 		{"tag of a vetted image", "image", func(f *schema.Function) { f.Image = "registry.example/vetted:2" }},
+		{"egress address", "egress", func(f *schema.Function) { f.Egress = []string{"api.example.com", "203.0.113.7:443"} }},
 	} {
 		fn := grader()
 		tt.edit(&fn)
@@ -184,14 +187,18 @@ func TestDeployOwnRefusals(t *testing.T) {
 		t.Errorf("refused deploys stored something: %+v", entries)
 	}
 	ok := grader()
-	ok.Image, ok.Pool, ok.Network = vetted.Image, schema.DefaultPool, schema.Ptr(false)
+	ok.Image, ok.Pool, ok.Network, ok.Prewarm = vetted.Image, schema.DefaultPool, schema.Ptr(false), 0
 	ok.Quotas = schema.Quotas{DictMB: 1, Calls: schema.DefaultCalls}
+	ok.Egress = []string{"api.example.com", "*.example.org:8443"}
 	e, changed, err := store.DeployOwn(ctx, "acme", ok)
 	if err != nil || !changed || e.Tenant != "acme" || e.Revision == 0 {
 		t.Fatalf("allowed deploy: %+v, %v, %v", e, changed, err)
 	}
 	if _, err := store.Get(ctx, "grader"); !errors.Is(err, functions.ErrNotFound) {
 		t.Errorf("a tenant's deploy wrote the global key: %v", err)
+	}
+	if got, err := store.GetFor(ctx, "acme", "grader"); err != nil || !slices.Equal(got.Egress, ok.Egress) {
+		t.Errorf("the tenant's egress list did not round-trip: %+v, %v", got, err)
 	}
 }
 

@@ -188,6 +188,7 @@ func TestMarshalYAML(t *testing.T) {
 	fn.SingleUse = schema.Ptr(true)
 	fn.Pool = "gpu"
 	fn.Quotas.Calls = 7
+	fn.Egress = []string{"*.example.org", "api.example.com:8443", "198.51.100.0/24", "[2001:db8::/32]:443"}
 	data, err := functions.MarshalYAML(fn)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/egress/allow"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -83,8 +84,12 @@ func (s *Store) DeployOwn(ctx context.Context, tenant string, fn schema.Function
 }
 
 // AdminOnly refuses the fields of fn that only an admin may set, for
-// safety: network (a way out of the machine), a pool other than the
-// default (which workers, with what hardware), a runtime, quotas above the
+// safety: network (a way out of the machine), an IP address or CIDR entry
+// in egress (a tenant names hosts, which the proxy resolves and checks;
+// an address is the admin's to open), a pool other than the
+// default (which workers, with what hardware), a runtime, a prewarm above 0
+// (started containers every worker that ran the function keeps for it,
+// out of the memory and PrewarmMax all tenants share), quotas above the
 // defaults (what brig stores for each job), and an image that is not in
 // vetted (the images of the built-in and global functions, which an admin
 // chose: a tenant must not run whatever image the workers hold, brig's own
@@ -94,6 +99,9 @@ func AdminOnly(fn schema.Function, vetted map[string]bool) error {
 	forbid := func(field, format string, args ...any) error {
 		return &ForbiddenError{Field: field, Msg: fmt.Sprintf(format, args...) + "; only an admin may set it"}
 	}
+	if err := egressNamesOnly(fn.Egress); err != nil {
+		return err
+	}
 	switch {
 	case schema.Bool(fn.Network, false):
 		return forbid("network", "true gives the function's jobs a network")
@@ -101,10 +109,26 @@ func AdminOnly(fn schema.Function, vetted map[string]bool) error {
 		return forbid("pool", "is %q, not %q", fn.Pool, schema.DefaultPool)
 	case fn.Runtime != "":
 		return forbid("runtime", "is %q", fn.Runtime)
+	case fn.Prewarm > 0:
+		return forbid("prewarm", "%d keeps started containers on every worker that ran the function, for everyone's memory", fn.Prewarm)
 	case !vetted[fn.Image]:
 		return forbid("image", "%q is not the image of a built-in or global function", fn.Image)
 	}
 	return quotasAtMostDefault(fn.Quotas, forbid)
+}
+
+// egressNamesOnly refuses an IP address or CIDR entry in a tenant's egress
+// list (docs/design.md §12): a *ForbiddenError on field egress naming the
+// entry. Any other error of allow.Parse is the definition's validation's
+// (schema.Function.Validate), and is returned as it is.
+func egressNamesOnly(entries []string) error {
+	_, err := allow.Parse(entries, false)
+	var adminOnly *allow.AdminOnlyError
+	if errors.As(err, &adminOnly) {
+		return &ForbiddenError{Field: "egress", Msg: fmt.Sprintf("entry %d, %q, is an IP address or CIDR; name the host instead "+
+			"(only an admin may list addresses)", adminOnly.Index, adminOnly.Entry)}
+	}
+	return err
 }
 
 // quotasAtMostDefault refuses a quota above its default.

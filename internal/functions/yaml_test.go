@@ -130,6 +130,27 @@ quotas:
 	}
 }
 
+// TestParseYAMLEgress: brig deploy's YAML takes egress, and its entries
+// are checked as the JSON's are.
+func TestParseYAMLEgress(t *testing.T) {
+	t.Parallel()
+	fns, err := functions.ParseYAML([]byte(`name: fetcher
+image: img
+command: [x]
+egress:
+  - api.example.com
+  - "*.example.org:8443"
+  - 198.51.100.0/24
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"api.example.com", "*.example.org:8443", "198.51.100.0/24"}
+	if len(fns) != 1 || !reflect.DeepEqual(fns[0].Egress, want) {
+		t.Fatalf("egress = %q, want %q", fns[0].Egress, want)
+	}
+}
+
 func TestParseYAMLErrors(t *testing.T) {
 	t.Parallel()
 	ok := "- {name: ok, image: img, command: [x]}\n"
@@ -159,6 +180,11 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"quota too large", "name: a\nimage: img\ncommand: [x]\nquotas: {queue_mb: 5000}\n",
 			0, "quotas.queue_mb", `functions[0].quotas.queue_mb (function "a"): must be between 1 and 1024`},
 		{"bad runtime", "name: a\nimage: img\ncommand: [x]\nruntime: kata\n", 0, "runtime", "runtime"},
+		{"bad egress entry", "name: a\nimage: img\ncommand: [x]\negress: [api.example.com, localhost]\n",
+			0, "egress[1]", `functions[0].egress[1] (function "a"): "localhost": a single-label name`},
+		{"egress with network", "name: a\nimage: img\ncommand: [x]\nnetwork: true\negress: [api.example.com]\n",
+			0, "egress", "must be empty with network: true"},
+		{"egress not a list", "name: a\nimage: img\ncommand: [x]\negress: api.example.com\n", 0, "egress", "must be an array"},
 		{"duplicate names", ok + ok, 1, "name", `already defined by functions[0]`},
 		{"list element not a mapping", "- just a string\n", 0, "", "functions[0]: must be a mapping"},
 

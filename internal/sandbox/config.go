@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/metrics"
 )
@@ -41,6 +42,14 @@ type Listener interface {
 	Close() error
 }
 
+// EgressListener is the egress socket of a sandbox whose job has an egress
+// list (a *proxy.Listener, docs/design.md §12): made with the sandbox,
+// bound to its one job as the job is handed over, closed with it.
+type EgressListener interface {
+	Bind(proxy.Binding)
+	Close() error
+}
+
 // Config of a Runner.
 type Config struct {
 	// Engine is the Docker Engine API client. Required.
@@ -62,6 +71,10 @@ type Config struct {
 	RuntimeDir string
 	// Listen opens a gateway socket at path, bound to no job. Required.
 	Listen func(ctx context.Context, path string) (Listener, error)
+	// ListenEgress opens a sandbox's egress socket at path, bound to no
+	// job. Without it, a job with an egress list fails (for a retry on
+	// another worker).
+	ListenEgress func(ctx context.Context, path string) (EgressListener, error)
 	// Prewarm is how many started, single-use sandboxes the prewarm cache
 	// keeps per template that jobs used in the last PrewarmIdle; 0 turns
 	// prewarming off.

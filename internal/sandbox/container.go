@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-units"
 
+	"github.com/brig-dev/brig/internal/egress/wire"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/schema"
 )
@@ -48,18 +49,30 @@ func (r *Runner) open(ctx context.Context, spec schema.RunSpec, owner string, in
 	if err != nil {
 		return nil, err
 	}
-	id, err := r.createContainer(ctx, spec, owner, sock, initArgs)
+	eln, esock, err := r.openEgress(ctx, spec)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	closeSockets := func() {
+		ln.Close()
+		if eln != nil {
+			eln.Close()
+		}
+	}
+	id, err := r.createContainer(ctx, spec, owner, sock, esock, initArgs)
+	if err != nil {
+		closeSockets()
+		return nil, err
+	}
 	hijack, err := r.cfg.Engine.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		ln.Close()
+		closeSockets()
 		r.removeContainer(ctx, id)
 		return nil, fmt.Errorf("attach container for job %s: %w", owner, err)
 	}
 	sb := newSandbox(id, hijack, ln, sock)
+	sb.egress = eln
 	if beforeStart != nil {
 		beforeStart(sb)
 	}
@@ -78,6 +91,7 @@ func (r *Runner) open(ctx context.Context, spec schema.RunSpec, owner string, in
 func (r *Runner) discard(ctx context.Context, sb *Sandbox) {
 	sb.close()
 	sb.ln.Close()
+	sb.closeEgress()
 	r.removeContainer(ctx, sb.id)
 }
 
@@ -90,7 +104,7 @@ func (r *Runner) removeContainer(ctx context.Context, id string) {
 	}
 }
 
-func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock string, initArgs []string) (string, error) {
+func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner, sock, egressSock string, initArgs []string) (string, error) {
 	netMode, err := r.networkMode(ctx, spec.Network)
 	if err != nil {
 		return "", err
@@ -98,17 +112,19 @@ func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner
 	pids := spec.Limits.Pids
 	cpus := min(spec.Limits.CPUs, float64(r.hostCPUs))
 	cfg := &container.Config{
-		Image:           spec.Image,
-		Entrypoint:      append([]string{InitPath, "sandbox-init"}, initArgs...),
-		User:            "65534:65534",
-		Env:             []string{},
-		Hostname:        "sandbox",
-		AttachStdin:     true,
-		AttachStdout:    true,
-		AttachStderr:    true,
-		OpenStdin:       true,
-		StdinOnce:       true,
-		NetworkDisabled: !spec.Network,
+		Image:        spec.Image,
+		Entrypoint:   append([]string{InitPath, "sandbox-init"}, initArgs...),
+		User:         "65534:65534",
+		Env:          []string{},
+		Hostname:     "sandbox",
+		AttachStdin:  true,
+		AttachStdout: true,
+		AttachStderr: true,
+		OpenStdin:    true,
+		StdinOnce:    true,
+		// A job with an egress list keeps its loopback, where its relay
+		// listens (docs/design.md §12): network mode none, not disabled.
+		NetworkDisabled: !spec.Network && egressSock == "",
 		Labels:          map[string]string{LabelJob: owner, LabelWorker: r.cfg.WorkerID},
 	}
 	ulimits := []*units.Ulimit{
@@ -134,7 +150,7 @@ func (r *Runner) createContainer(ctx context.Context, spec schema.RunSpec, owner
 		IpcMode:        "private",
 		LogConfig:      container.LogConfig{Type: "none"},
 		Runtime:        spec.Runtime,
-		Mounts:         r.mounts(sock),
+		Mounts:         r.mounts(sock, egressSock),
 		Resources: container.Resources{
 			Memory:     spec.Limits.MemoryMB << 20,
 			MemorySwap: spec.Limits.MemoryMB << 20,
@@ -189,14 +205,20 @@ func (r *Runner) networkMode(ctx context.Context, enabled bool) (container.Netwo
 	return container.NetworkMode(name), err
 }
 
-// mounts are brig's files in the container, all read-only but the socket.
-func (r *Runner) mounts(sock string) []mount.Mount {
+// mounts are brig's files in the container, all read-only but the
+// sockets: with egressSock, the egress socket and brig's resolv.conf too.
+func (r *Runner) mounts(sock, egressSock string) []mount.Mount {
 	ms := []mount.Mount{
 		{Type: mount.TypeBind, Source: r.initBinary, Target: InitPath, ReadOnly: true},
 		{Type: mount.TypeBind, Source: r.pythonPath, Target: PythonPath, ReadOnly: true},
 	}
 	if sock != "" {
 		ms = append(ms, mount.Mount{Type: mount.TypeBind, Source: sock, Target: gateway.Socket})
+	}
+	if egressSock != "" {
+		ms = append(ms,
+			mount.Mount{Type: mount.TypeBind, Source: egressSock, Target: wire.SocketPath},
+			mount.Mount{Type: mount.TypeBind, Source: r.resolvConf, Target: "/etc/resolv.conf", ReadOnly: true})
 	}
 	return ms
 }

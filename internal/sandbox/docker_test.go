@@ -154,12 +154,21 @@ type run struct {
 	stdout, stderr    strings.Builder
 	denied            []schema.AuthError
 	startedBeforeExit bool
+	mu                sync.Mutex            // guards what the callbacks write
+	egress            []schema.EgressDenial // read with denials
+}
+
+// denials returns the egress refusals heard so far.
+func (r *run) denials() []schema.EgressDenial {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]schema.EgressDenial(nil), r.egress...)
 }
 
 func (rg *rig) run(ctx context.Context, work *schema.Work) *run {
 	rg.t.Helper()
-	var mu sync.Mutex
 	res := &run{}
+	mu := &res.mu
 	res.out, res.err = rg.runner.Run(ctx, &sandbox.Job{
 		Work: work,
 		Binding: gateway.Binding{JobID: work.Job.ID, Quotas: work.Spec.Quotas, OnDenied: func(ae schema.AuthError) {
@@ -168,6 +177,11 @@ func (rg *rig) run(ctx context.Context, work *schema.Work) *run {
 			mu.Unlock()
 		}},
 		OnStart: func(container string, kind schema.SandboxKind) { res.container, res.kind = container, kind },
+		OnEgressDenied: func(d schema.EgressDenial) {
+			mu.Lock()
+			defer mu.Unlock()
+			res.egress = append(res.egress, d)
+		},
 		OnOutput: func(stream schema.OutputStream, p []byte) {
 			mu.Lock()
 			defer mu.Unlock()

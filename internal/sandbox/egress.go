@@ -2,11 +2,17 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/brig-dev/brig/internal/egress"
+	"github.com/brig-dev/brig/internal/egress/allow"
+	"github.com/brig-dev/brig/internal/egress/wire"
+	"github.com/brig-dev/brig/schema"
 )
 
 // egressBudget bounds preparing the egress network: a few Engine API calls
@@ -48,4 +54,59 @@ func (r *Runner) forgetEgress() {
 	r.egress.mu.Lock()
 	defer r.egress.mu.Unlock()
 	r.egress.name = ""
+}
+
+// egressList is spec's egress list, parsed; nil when it has none or when
+// it does not parse (the dispatcher checked it: Run refuses such a job).
+// admin: an IP or CIDR entry in a spec was allowed by the dispatcher.
+func egressList(spec schema.RunSpec) *allow.List {
+	if len(spec.Egress) == 0 {
+		return nil
+	}
+	list, err := allow.Parse(spec.Egress, true)
+	if err != nil {
+		return nil
+	}
+	return list
+}
+
+// openEgress opens the egress socket of a sandbox whose spec has an egress
+// list: in its own directory of RuntimeDir, mounted at wire.SocketPath.
+// It returns a nil listener for any other spec.
+func (r *Runner) openEgress(ctx context.Context, spec schema.RunSpec) (EgressListener, string, error) {
+	if len(spec.Egress) == 0 {
+		return nil, "", nil
+	}
+	if r.cfg.ListenEgress == nil {
+		return nil, "", errors.New("this worker has no egress proxy for jobs with an egress list")
+	}
+	path := filepath.Join(r.egressDir, randomSuffix()+randomSuffix()+".sock")
+	ln, err := r.cfg.ListenEgress(ctx, path)
+	if err != nil {
+		return nil, "", fmt.Errorf("egress socket: %w", err)
+	}
+	return ln, path, nil
+}
+
+// closeEgress closes the sandbox's egress socket, if it has one: every
+// connection of its job ends.
+func (sb *Sandbox) closeEgress() {
+	if sb.egress != nil {
+		sb.egress.Close()
+	}
+}
+
+// prepareEgressFiles makes the directory of egress sockets and the
+// resolv.conf every sandbox with an egress list mounts: brig's DNS, on the
+// sandbox's own loopback (wire.ResolvConf).
+func (r *Runner) prepareEgressFiles() error {
+	r.egressDir = filepath.Join(r.cfg.RuntimeDir, "eg")
+	if err := os.MkdirAll(r.egressDir, 0o711); err != nil {
+		return fmt.Errorf("egress socket dir: %w", err)
+	}
+	r.resolvConf = filepath.Join(r.cfg.RuntimeDir, "resolv.conf")
+	if err := os.WriteFile(r.resolvConf, []byte(wire.ResolvConf), 0o644); err != nil {
+		return fmt.Errorf("egress resolv.conf: %w", err)
+	}
+	return os.Chmod(r.resolvConf, 0o644) // whatever the umask
 }

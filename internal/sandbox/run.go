@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/initproto"
 	"github.com/brig-dev/brig/schema"
@@ -44,6 +46,9 @@ type Job struct {
 	// OnOutput, when set, is given the job's output as it comes, within
 	// its output_bytes.
 	OnOutput func(stream schema.OutputStream, p []byte)
+	// OnEgressDenied, when set, hears of every connection and DNS query of
+	// a job with an egress list that the filtering proxy refused.
+	OnEgressDenied func(schema.EgressDenial)
 }
 
 // Outcome is how a job ended in its sandbox.
@@ -97,6 +102,10 @@ func (f *Failure) Error() string { return f.Message }
 func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	defer r.warm.jobRunning()() // the free slots the prewarm depth grows into
 	spec := job.Work.Spec
+	if len(spec.Egress) > 0 && egressList(spec) == nil {
+		return nil, &Failure{ErrType: schema.ErrInvalidJob, Status: schema.StatusRejected,
+			Message: fmt.Sprintf("egress list %q is not valid", spec.Egress)}
+	}
 	out := &Outcome{
 		Stdout:  NewCapture(spec.Limits.OutputBytes),
 		Stderr:  NewCapture(spec.Limits.OutputBytes),
@@ -111,6 +120,9 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 		return nil, err
 	}
 	out.Container = sb.id
+	if sb.prewarmed {
+		defer r.warm.freshDone() // refills held for it may go ahead
+	}
 	defer func() {
 		if err != nil {
 			r.discard(ctx, sb)
@@ -150,10 +162,16 @@ func (r *Runner) handOver(sb *Sandbox, job *Job, key []byte, initLog *Capture) {
 	b := job.Binding
 	b.Deadline = time.Now().Add(job.Work.Spec.Timeout() + gatewayGrace)
 	sb.ln.Bind(b)
+	var relay *initproto.EgressRelay
+	if sb.egress != nil {
+		list := egressList(job.Work.Spec) // checked by Run before the sandbox was made
+		sb.egress.Bind(proxy.Binding{JobID: job.Work.Job.ID, List: list, OnDenied: job.OnEgressDenied})
+		relay = &initproto.EgressRelay{Ports: list.Ports()}
+	}
 	sb.initLog.Store(initLog)
 	go func() {
 		req := initRequest(job.Work, brigEnv(job.Work))
-		req.Key, req.Reuse, req.GatewayPath = key, sb.reuse, sb.sock
+		req.Key, req.Reuse, req.GatewayPath, req.Egress = key, sb.reuse, sb.sock, relay
 		if err := initproto.WriteRequest(sb.hijack.Conn, req); err != nil {
 			r.log.Warn("feed job to container", "job", job.Work.Job.ID, "err", err)
 		}
@@ -175,6 +193,7 @@ func (r *Runner) release(ctx context.Context, sb *Sandbox, spec schema.RunSpec, 
 		}
 	}
 	sb.ln.Close()
+	sb.closeEgress()
 	return func() { r.removeContainer(ctx, sb.id) }
 }
 
@@ -183,6 +202,11 @@ func (r *Runner) release(ctx context.Context, sb *Sandbox, spec schema.RunSpec, 
 // started for the job, which it finds as soon as it starts.
 func (r *Runner) sandboxFor(ctx context.Context, job *Job, handOver func(*Sandbox)) (*Sandbox, error) {
 	spec := job.Work.Spec
+	if len(spec.Egress) > 0 {
+		// Never prewarmed nor reused: the sandbox's relay and egress
+		// socket are its one job's (docs/design.md §12).
+		return r.openCold(ctx, spec, job.Work.Job.ID, handOver)
+	}
 	if !spec.SingleUse {
 		tenant, _, _ := schema.SplitJobKey(job.Work.Job.ID)
 		sb := r.reuse.take(tenant, spec)
@@ -201,7 +225,12 @@ func (r *Runner) sandboxFor(ctx context.Context, job *Job, handOver func(*Sandbo
 		handOver(sb)
 		return sb, nil
 	}
-	sb, err := r.open(ctx, spec, job.Work.Job.ID, nil, handOver)
+	return r.openCold(ctx, spec, job.Work.Job.ID, handOver)
+}
+
+// openCold starts a sandbox for one job, handed the job before it starts.
+func (r *Runner) openCold(ctx context.Context, spec schema.RunSpec, owner string, handOver func(*Sandbox)) (*Sandbox, error) {
+	sb, err := r.open(ctx, spec, owner, nil, handOver)
 	if err != nil {
 		return nil, err
 	}

@@ -29,9 +29,12 @@ type Runner struct {
 	initBinary string
 	pythonPath string
 	sockDir    string
-	egress     egressState
-	warm       *warmCache // nil without prewarming
-	reuse      *reuseCache
+	// egressDir holds the egress sockets; resolvConf is the file sandboxes
+	// with an egress list mount as /etc/resolv.conf.
+	egressDir, resolvConf string
+	egress                egressState
+	warm                  *warmCache // nil without prewarming
+	reuse                 *reuseCache
 
 	mu      sync.Mutex
 	started bool
@@ -78,6 +81,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	if len(filepath.Join(r.sockDir, "0123456789abcdef.sock")) > maxSocketPath {
 		return fmt.Errorf("runtime dir %s is too long for unix socket paths", r.cfg.RuntimeDir)
+	}
+	if err := r.prepareEgressFiles(); err != nil {
+		return err
 	}
 	if err := r.removeLeftovers(ctx); err != nil {
 		return err

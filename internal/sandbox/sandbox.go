@@ -26,6 +26,9 @@ type Sandbox struct {
 	// as it is handed over; sock is its path on the host.
 	ln   Listener
 	sock string
+	// egress is the sandbox's egress socket when its job has an egress
+	// list (nil otherwise), bound to that one job.
+	egress EgressListener
 	// reuse: the init serves successive jobs (single_use: false), all of
 	// tenant's (reuse.go).
 	reuse  bool
