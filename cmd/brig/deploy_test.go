@@ -42,7 +42,7 @@ func TestDeployExample(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
 	}
-	want := "deployed grader (revision 1)\ndeployed cache-reader (revision 2)\ndeployed fast-grader (revision 3)\n"
+	want := "deployed grader (revision 1)\ndeployed cache-reader (revision 2)\ndeployed fast-grader (revision 3)\ndeployed agent-tool (revision 4)\n"
 	if stdout != want {
 		t.Errorf("stdout = %q, want %q", stdout, want)
 	}
@@ -61,6 +61,9 @@ func TestDeployExample(t *testing.T) {
 	}
 	if fast, err := r.Resolve(t.Context(), schema.DefaultTenant, "fast-grader"); err != nil || fast.SingleUse == nil || *fast.SingleUse {
 		t.Errorf("fast-grader = %+v, %v; want single_use false", fast, err)
+	}
+	if tool, err := r.Resolve(t.Context(), schema.DefaultTenant, "agent-tool"); err != nil || strings.Join(tool.Egress, ",") != "api.github.com,*.pypi.org,hooks.example.com:8443" {
+		t.Errorf("agent-tool = %+v, %v; want its egress list", tool, err)
 	}
 	if fn, err := r.Resolve(t.Context(), schema.DefaultTenant, "python"); err != nil || fn.Name != "python" {
 		t.Errorf("Resolve(python) = %+v, %v; want the built-in", fn, err)

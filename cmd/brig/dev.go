@@ -15,6 +15,8 @@ import (
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/auth"
 	"github.com/brig-dev/brig/internal/devstack"
+	"github.com/brig-dev/brig/internal/egress/allow"
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
 )
@@ -31,6 +33,7 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	tlsKey := fs.String("tls-key", "", "PEM key `FILE` of --tls-cert")
 	tlsCA := fs.String("tls-ca", "", "PEM `FILE` of the CA that signed --tls-cert, when the system does not trust it (for brig dev's own connections)")
 	httpAddr := fs.String("http", "127.0.0.1:4280", "serve the HTTP API at `ADDR` (docs/design.md §11; \"\" serves none)")
+	private := addEgressPrivateFlag(fs)
 	metricsAddr := addMetricsFlag(fs)
 	_ = addServerFlag(fs) // accepted for uniformity; dev serves, it does not connect
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -51,14 +54,15 @@ func cmdDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	workerID := worker.NormalizeID(devWorkerID(*data))
 	wm, dm := metrics.NewWorker(reg, workerID), metrics.NewDispatcher(reg)
 	stack, err := devstack.Start(ctx, devstack.Config{
-		Listen:     *listen,
-		DataDir:    filepath.Join(*data, "jetstream"),
-		Logger:     log,
-		Progress:   stderr,
-		TLSCert:    *tlsCert,
-		TLSKey:     *tlsKey,
-		TLSCA:      *tlsCA,
-		Worker:     worker.Config{ID: workerID, Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm, Metrics: wm},
+		Listen:   *listen,
+		DataDir:  filepath.Join(*data, "jetstream"),
+		Logger:   log,
+		Progress: stderr,
+		TLSCert:  *tlsCert,
+		TLSKey:   *tlsKey,
+		TLSCA:    *tlsCA,
+		Worker: worker.Config{ID: workerID, Slots: *slots, RuntimeDir: filepath.Join(*data, "run"), Prewarm: *prewarm, Metrics: wm,
+			Egress: proxy.Config{Policy: allow.Policy{Private: *private}}},
 		Dispatcher: dispatcher.Config{KeyFile: filepath.Join(*data, "dispatcher.key"), Metrics: dm},
 		HTTPListen: *httpAddr,
 	})

@@ -350,7 +350,7 @@ func TestDeployUnchanged(t *testing.T) {
 		t.Fatalf("deploy: exit %d, stderr %s", code, stderr)
 	}
 	code, stdout, stderr := runDeploy(t, "", append(conn, file)...)
-	want := "unchanged grader (revision 1)\nunchanged cache-reader (revision 2)\nunchanged fast-grader (revision 3)\n"
+	want := "unchanged grader (revision 1)\nunchanged cache-reader (revision 2)\nunchanged fast-grader (revision 3)\nunchanged agent-tool (revision 4)\n"
 	if code != 0 || stdout != want {
 		t.Errorf("second deploy: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
@@ -366,10 +366,10 @@ func TestDeployUnchanged(t *testing.T) {
 	}
 	def := "name: fast-grader\nimage: brig/python:latest\ncommand: [python3, /work/main.py]\n"
 	code, stdout, _ = runDeploy(t, def, append([]string{"-"}, conn...)...)
-	if code != 0 || stdout != "deployed fast-grader (revision 4)\n" {
+	if code != 0 || stdout != "deployed fast-grader (revision 5)\n" {
 		t.Errorf("changed deploy: exit %d, stdout %q", code, stdout)
 	}
-	for i, want := range []string{"deployed fast-grader for tenant acme (revision 5)\n", "unchanged fast-grader for tenant acme (revision 5)\n"} {
+	for i, want := range []string{"deployed fast-grader for tenant acme (revision 6)\n", "unchanged fast-grader for tenant acme (revision 6)\n"} {
 		code, stdout, _ = runDeploy(t, def, append([]string{"-", "--tenant", "acme"}, conn...)...)
 		if code != 0 || stdout != want {
 			t.Errorf("tenant deploy %d: exit %d, stdout %q, want %q", i, code, stdout, want)

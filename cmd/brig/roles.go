@@ -15,6 +15,8 @@ import (
 
 	"github.com/brig-dev/brig/dispatcher"
 	"github.com/brig-dev/brig/internal/bus"
+	"github.com/brig-dev/brig/internal/egress/allow"
+	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/functions"
 	"github.com/brig-dev/brig/internal/metrics"
 	"github.com/brig-dev/brig/worker"
@@ -174,6 +176,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs.Var(labels, "label", "`KEY=VALUE` describing the worker to operators, e.g. zone=a (repeatable)")
 	poolLimits := poolLimitsFlag{}
 	fs.Var(poolLimits, "pool-limit", "`POOL=N`: at most N of the pool's jobs run at once over all its workers (repeatable)")
+	private := addEgressPrivateFlag(fs)
 	metricsAddr := addMetricsFlag(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return parseExit(err)
@@ -203,6 +206,7 @@ func cmdWorker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			Conn: nc, Docker: docker, Logger: log, ID: *id, Pools: strings.Split(*pools, ","),
 			Slots: *slots, Prewarm: *prewarm, RuntimeDir: *runtimeDir, Streams: bus.Config{Replicas: *replicas}, AckWait: *ackWait,
 			Labels: labels, PoolLimits: poolLimits, Metrics: m,
+			Egress: proxy.Config{Policy: allow.Policy{Private: *private}},
 		})
 		if err != nil {
 			return permanent{err}

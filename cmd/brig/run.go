@@ -39,8 +39,9 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	singleUse := fs.Bool("single-use", true, "run in a fresh container (false: a reused container of the function, see README)")
 	asJSON := fs.Bool("json", false, "print the terminal event as one JSON object instead of the output")
 	logLevel := fs.String("log-level", "warn", "log level of an embedded brig")
-	var allow multiFlag
+	var allow, egress multiFlag
 	fs.Var(&allow, "allow", "request a scope, e.g. dict:cache:read (repeatable)")
+	fs.Var(&egress, "egress", "let the job reach `HOST[:PORT]` (or *.SUFFIX) and nothing else, within its function's egress list (repeatable; docs/design.md §12)")
 	input := addInputFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -50,7 +51,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprintf(stderr, "usage: %s\nRun 'brig run -h' for its flags.\n", helpOf(fs.Name()).synopsis)
 		return exitUsage
 	}
-	job := schema.Job{ID: *id, Function: *function, Runtime: *runtime, Scopes: allow}
+	job := schema.Job{ID: *id, Function: *function, Runtime: *runtime, Scopes: allow, Egress: egress}
 	job.SetTimeout(*timeout) // rounds up: --timeout 500us is 1 ms, not the default
 	if job.ID == "" {
 		job.ID = sdk.NewJobID()

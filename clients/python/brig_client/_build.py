@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 # The id brig dedups submissions on: "py-" and 20 random hex digits, well
 # inside the schema's 1–64 of [A-Za-z0-9_-].
@@ -50,6 +50,16 @@ def _str_map(name: str, m: Mapping[str, str]) -> Dict[str, str]:
     return out
 
 
+def _str_list(name: str, v: Sequence[str]) -> List[str]:
+    # A lone str is a sequence of str too: refuse it rather than send its letters.
+    if isinstance(v, (str, bytes)):
+        raise TypeError("%s: want a list of str" % name)
+    out = list(v)
+    if not all(isinstance(s, str) for s in out):
+        raise TypeError("%s: want a list of str" % name)
+    return out
+
+
 def _text(name: str, v: Any) -> str:
     if isinstance(v, bytes):
         try:
@@ -75,7 +85,7 @@ def build_job(code: Optional[str], function: str, *, args: Any = None, stdin: Op
               restricted: Optional[bool] = None, id: Optional[str] = None,
               limits: Optional[Mapping[str, Any]] = None, network: Optional[bool] = None,
               single_use: Optional[bool] = None, runtime: Optional[str] = None,
-              retries: Optional[int] = None) -> Dict[str, Any]:
+              retries: Optional[int] = None, egress: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """The job's JSON body; raises ValueError or TypeError before anything is sent."""
     if scopes and restricted is True:
         raise ValueError("restricted: " + SCOPES_NEED_UNRESTRICTED)
@@ -97,9 +107,9 @@ def build_job(code: Optional[str], function: str, *, args: Any = None, stdin: Op
     if timeout is not None:
         body["timeout"] = timeout_ms(timeout)
     if scopes is not None:
-        if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
-            raise TypeError("scopes: want a list of str")
-        body["scopes"] = list(scopes)
+        body["scopes"] = _str_list("scopes", scopes)
+    if egress is not None:
+        body["egress"] = _str_list("egress", egress)
     if limits is not None:
         body["limits"] = dict(limits)
     for name, v, kind in (("restricted", restricted, bool), ("network", network, bool),

@@ -76,7 +76,8 @@ class Client:
             scopes: Optional[Sequence[str]] = None, *, restricted: Optional[bool] = None,
             id: Optional[str] = None, limits: Optional[Mapping[str, Any]] = None,
             network: Optional[bool] = None, single_use: Optional[bool] = None,
-            runtime: Optional[str] = None, retries: Optional[int] = None) -> Result:
+            runtime: Optional[str] = None, retries: Optional[int] = None,
+            egress: Optional[Sequence[str]] = None) -> Result:
         """Run a job and wait for its end: its Result, or its JobError raised.
 
         timeout is the job's time limit in seconds (default: its
@@ -84,7 +85,7 @@ class Client:
         """
         body = build_job(code, function, args=args, stdin=stdin, files=files, env=env, timeout=timeout,
                          scopes=scopes, restricted=restricted, id=id, limits=limits, network=network,
-                         single_use=single_use, runtime=runtime, retries=retries)
+                         single_use=single_use, runtime=runtime, retries=retries, egress=egress)
         return self._post(body, LONG_POLL).result()
 
     def submit(self, code: Optional[str], function: str = "python", args: Any = None,
@@ -93,11 +94,12 @@ class Client:
                scopes: Optional[Sequence[str]] = None, *, restricted: Optional[bool] = None,
                id: Optional[str] = None, limits: Optional[Mapping[str, Any]] = None,
                network: Optional[bool] = None, single_use: Optional[bool] = None,
-               runtime: Optional[str] = None, retries: Optional[int] = None) -> Job:
+               runtime: Optional[str] = None, retries: Optional[int] = None,
+               egress: Optional[Sequence[str]] = None) -> Job:
         """Submit a job and return at once; follow it with the Job's events(), result(), cancel()."""
         body = build_job(code, function, args=args, stdin=stdin, files=files, env=env, timeout=timeout,
                          scopes=scopes, restricted=restricted, id=id, limits=limits, network=network,
-                         single_use=single_use, runtime=runtime, retries=retries)
+                         single_use=single_use, runtime=runtime, retries=retries, egress=egress)
         return self._post(body, None)
 
     def _post(self, body: Dict[str, Any], wait: Optional[float]) -> Job:

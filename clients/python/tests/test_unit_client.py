@@ -77,12 +77,15 @@ class RunTest(ClientCase):
         c.submit(None, function="echo", id="e1")
         c.submit("x", scopes=["dict:d:read"])
         c.submit("x", restricted=False, network=False, single_use=False, runtime="runsc", retries=0)
+        c.submit("x", egress=("api.example.com", "*.example.org:8443"))
         bodies = [r.json() for r in fake.requests]
         self.assertEqual(bodies[0], {"id": "e1", "function": "echo"})
         self.assertNotIn("restricted", bodies[1], "the client never sets restricted by itself")
         self.assertEqual(bodies[1]["scopes"], ["dict:d:read"])
         self.assertEqual({k: bodies[2][k] for k in ("restricted", "network", "single_use", "runtime", "retries")},
                          {"restricted": False, "network": False, "single_use": False, "runtime": "runsc", "retries": 0})
+        self.assertNotIn("egress", bodies[2], "the client never sets egress by itself")
+        self.assertEqual(bodies[3]["egress"], ["api.example.com", "*.example.org:8443"])
 
     def test_refused_before_sending(self) -> None:
         fake = self.serve(lambda req: Reply(500))
@@ -94,7 +97,7 @@ class RunTest(ClientCase):
             with self.subTest(kw=kw), self.assertRaises(ValueError):
                 c.submit("x", **kw)
         for kw in ({"env": {"K": 1}}, {"files": ["a"]}, {"scopes": "dict:d:read"}, {"retries": True},
-                   {"network": "yes"}):
+                   {"network": "yes"}, {"egress": "api.example.com"}, {"egress": [b"api.example.com"]}):
             with self.subTest(kw=kw), self.assertRaises(TypeError):
                 c.submit("x", **kw)
         self.assertEqual(fake.requests, [])
