@@ -1,0 +1,9 @@
+//go:build !linux
+
+package egresstest
+
+import "errors"
+
+func inNamespace(string, func() error) error {
+	return errors.New("network namespaces need Linux")
+}
