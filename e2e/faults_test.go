@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -852,7 +853,7 @@ func startProc(ctx context.Context, t *testing.T, env []string, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	if err := startLocked(p.cmd, p.exited); err != nil {
 		t.Fatalf("start brig %s: %v", p.name, err)
 	}
 	go p.read(pipe)
@@ -871,6 +872,26 @@ func startProc(ctx context.Context, t *testing.T, env []string, args ...string) 
 		t.Fatalf("brig %s not ready: %v:\n%s", p.name, ctx.Err(), p.output())
 	}
 	return nil
+}
+
+// startLocked starts cmd from a thread locked to one goroutine until
+// exited closes. Pdeathsig fires when the thread that forked the child
+// ends, not the test process, and Go ends any thread whose goroutine exits
+// while locked to it (network namespace helpers do that): a child forked
+// from a thread the scheduler shares could be SIGKILLed mid-test. This
+// thread ends only after the child has.
+func startLocked(cmd *exec.Cmd, exited <-chan struct{}) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-exited
+		}
+	}()
+	return <-started
 }
 
 // read keeps the process's stderr, notes its ready line, and reaps it.
