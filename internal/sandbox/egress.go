@@ -56,18 +56,15 @@ func (r *Runner) forgetEgress() {
 	r.egress.name = ""
 }
 
-// egressList is spec's egress list, parsed; nil when it has none or when
-// it does not parse (the dispatcher checked it: Run refuses such a job).
-// admin: an IP or CIDR entry in a spec was allowed by the dispatcher.
-func egressList(spec schema.RunSpec) *allow.List {
+// parseEgress is spec's egress list, parsed once per job (nil when it has
+// none). The dispatcher checked it, admin entries included (an IP or CIDR
+// entry in a spec was allowed there); one that does not parse here is the
+// job's, refused by Run before any sandbox is made.
+func parseEgress(spec schema.RunSpec) (*allow.List, error) {
 	if len(spec.Egress) == 0 {
-		return nil
+		return nil, nil
 	}
-	list, err := allow.Parse(spec.Egress, true)
-	if err != nil {
-		return nil
-	}
-	return list
+	return allow.Parse(spec.Egress, true)
 }
 
 // openEgress opens the egress socket of a sandbox whose spec has an egress

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/brig-dev/brig/internal/egress/allow"
 	"github.com/brig-dev/brig/internal/egress/proxy"
 	"github.com/brig-dev/brig/internal/gateway"
 	"github.com/brig-dev/brig/internal/initproto"
@@ -102,9 +103,10 @@ func (f *Failure) Error() string { return f.Message }
 func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	defer r.warm.jobRunning()() // the free slots the prewarm depth grows into
 	spec := job.Work.Spec
-	if len(spec.Egress) > 0 && egressList(spec) == nil {
+	egressList, err := parseEgress(spec)
+	if err != nil {
 		return nil, &Failure{ErrType: schema.ErrInvalidJob, Status: schema.StatusRejected,
-			Message: fmt.Sprintf("egress list %q is not valid", spec.Egress)}
+			Message: fmt.Sprintf("egress list is not valid: %v", err)}
 	}
 	out := &Outcome{
 		Stdout:  NewCapture(spec.Limits.OutputBytes),
@@ -114,7 +116,7 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 	// The job goes to the init as early as possible: a cold container gets
 	// it before it is started, so that the init finds it at once.
 	key := initproto.NewKey()
-	handOver := func(sb *Sandbox) { r.handOver(sb, job, key, out.InitLog) }
+	handOver := func(sb *Sandbox) { r.handOver(sb, job, egressList, key, out.InitLog) }
 	sb, err := r.sandboxFor(ctx, job, handOver)
 	if err != nil {
 		return nil, err
@@ -156,15 +158,15 @@ func (r *Runner) Run(ctx context.Context, job *Job) (_ *Outcome, err error) {
 
 // handOver gives a sandbox its job: its gateway socket is bound to the job
 // from now until its timeout plus gatewayGrace, its init's stderr goes to
-// initLog, and the job is written to its init (in the background: the
-// write may wait until the container starts).
-func (r *Runner) handOver(sb *Sandbox, job *Job, key []byte, initLog *Capture) {
+// initLog, its egress socket (if it has one) is bound to the job's list,
+// and the job is written to its init (in the background: the write may
+// wait until the container starts).
+func (r *Runner) handOver(sb *Sandbox, job *Job, list *allow.List, key []byte, initLog *Capture) {
 	b := job.Binding
 	b.Deadline = time.Now().Add(job.Work.Spec.Timeout() + gatewayGrace)
 	sb.ln.Bind(b)
 	var relay *initproto.EgressRelay
 	if sb.egress != nil {
-		list := egressList(job.Work.Spec) // checked by Run before the sandbox was made
 		sb.egress.Bind(proxy.Binding{JobID: job.Work.Job.ID, List: list, OnDenied: job.OnEgressDenied})
 		relay = &initproto.EgressRelay{Ports: list.Ports()}
 	}
