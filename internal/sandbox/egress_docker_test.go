@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/brig-dev/brig/internal/egress/allow"
@@ -34,11 +35,22 @@ func (m mapResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Add
 // this host's own.
 func newEgressRig(t *testing.T, r proxy.Resolver) *rig {
 	t.Helper()
+	return newEgressRigBlocking(t, r, nil)
+}
+
+// newEgressRigBlocking is newEgressRig whose proxy also never reaches
+// blocked, as a worker's never reaches its NATS servers.
+func newEgressRigBlocking(t *testing.T, r proxy.Resolver, blocked []netip.Addr) *rig {
+	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
-	px, err := proxy.New(proxy.Config{
+	cfg := proxy.Config{
 		Resolver: r,
 		Policy:   allow.Policy{TestPublic: []netip.Prefix{netip.PrefixFrom(lo, 32)}},
-	})
+	}
+	if blocked != nil {
+		cfg.Blocked = func() []netip.Addr { return blocked }
+	}
+	px, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +59,20 @@ func newEgressRig(t *testing.T, r proxy.Resolver) *rig {
 			return px.Listen(ctx, path)
 		}
 	})
+}
+
+// serveLoopback serves h on 127.0.0.1 until the test ends; it returns the
+// port.
+func serveLoopback(t *testing.T, h http.Handler) int {
+	t.Helper()
+	srv := &http.Server{Handler: h}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // egressProbe fetches, in order, every URL in args (a name resolved by
@@ -77,19 +103,12 @@ print(json.dumps(out))
 func TestEgressThroughProxy(t *testing.T) {
 	var mu sync.Mutex
 	var hosts []string
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	port := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hosts = append(hosts, r.Host)
 		mu.Unlock()
 		fmt.Fprint(w, "hello from "+r.Host)
-	})}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	port := ln.Addr().(*net.TCPAddr).Port
+	}))
 	srvHosts := func() []string { // since the last call
 		mu.Lock()
 		defer mu.Unlock()
@@ -208,5 +227,36 @@ sys.exit(1)
 	defer hits.Unlock()
 	if hit != 0 {
 		t.Errorf("the server was reached %d times", hit)
+	}
+}
+
+// TestEgressBlockedBeatsPublic runs a job whose listed name resolves to an
+// address the proxy counts as public (TestPublic) but is told never to
+// reach (Blocked, as a worker passes its NATS servers' addresses): the
+// job's request is refused not_public and the server there is never hit.
+func TestEgressBlockedBeatsPublic(t *testing.T) {
+	var hits atomic.Int32
+	port := serveLoopback(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	lo := netip.MustParseAddr("127.0.0.1")
+	rg := newEgressRigBlocking(t, mapResolver{"nats.test": {lo}}, []netip.Addr{lo})
+	url := fmt.Sprintf("http://nats.test:%d/", port)
+	work := rg.work("egress-blocked", strings.NewReplacer("ARGS", fmt.Sprintf("[%q]", url), "NAMES", "[]").Replace(egressProbe))
+	work.Spec.Egress = []string{fmt.Sprintf("nats.test:%d", port)}
+	res := rg.run(t.Context(), work)
+	if res.err != nil {
+		t.Fatalf("run: %v (stderr %s)", res.err, res.stderr.String())
+	}
+	if out := res.stdout.String(); strings.Contains(out, "200") {
+		t.Errorf("the job reached a blocked address: %s", out)
+	}
+	found := false
+	for _, d := range res.denials() {
+		found = found || d.Host == "nats.test" && d.Port == port && d.Reason == schema.EgressNotPublic
+	}
+	if !found {
+		t.Errorf("no not_public refusal of nats.test:%d among %+v", port, res.denials())
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the blocked server was hit %d times", n)
 	}
 }
