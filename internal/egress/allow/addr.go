@@ -76,16 +76,28 @@ func Public(ip netip.Addr) bool {
 	if ip.Is4() {
 		return publicV4(ip)
 	}
-	b := ip.As16()
-	switch {
-	case nat64.Contains(ip):
-		return publicV4(netip.AddrFrom4([4]byte(b[12:16])))
-	case sixToFour.Contains(ip):
-		return publicV4(netip.AddrFrom4([4]byte(b[2:6])))
-	case !globalUnicastV6.Contains(ip):
+	if v4 := EmbeddedV4(ip); v4.IsValid() {
+		return publicV4(v4)
+	}
+	if !globalUnicastV6.Contains(ip) {
 		return false
 	}
 	return !containedIn(ip, nonPublicV6)
+}
+
+// EmbeddedV4 is the IPv4 address a NAT64 (64:ff9b::a.b.c.d, RFC 6052) or
+// 6to4 (2002:AABB:CCDD::, RFC 3056) address carries, the one a translator
+// or relay would connect to; the zero Addr for any other address.
+func EmbeddedV4(ip netip.Addr) netip.Addr {
+	b := ip.As16()
+	switch {
+	case !ip.Is6():
+	case nat64.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6]))
+	}
+	return netip.Addr{}
 }
 
 func publicV4(ip netip.Addr) bool { return !containedIn(ip, nonPublicV4) }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/brig-dev/brig/internal/egress/allow"
 	"github.com/brig-dev/brig/schema"
 )
 
@@ -82,32 +83,13 @@ func (p *Proxy) never() (never, error) {
 // NAT64 or 6to4 form of one, which a translator would hairpin back)
 // unless a test said so.
 func (p *Proxy) reachable(a netip.Addr, n never) bool {
-	if !p.policy.Allowed(a) || slices.Contains(n.blocked, a) || slices.Contains(n.blocked, embeddedV4(a)) {
+	if !p.policy.Allowed(a) || slices.Contains(n.blocked, a) || slices.Contains(n.blocked, allow.EmbeddedV4(a)) {
 		return false
 	}
-	if !slices.Contains(n.local, a) && !slices.Contains(n.local, embeddedV4(a)) {
+	if !slices.Contains(n.local, a) && !slices.Contains(n.local, allow.EmbeddedV4(a)) {
 		return true
 	}
 	return slices.ContainsFunc(p.policy.TestPublic, func(pr netip.Prefix) bool { return pr.Contains(a) })
-}
-
-var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
-)
-
-// embeddedV4 is the IPv4 address a NAT64 (RFC 6052) or 6to4 (RFC 3056)
-// address carries, as allow.Public reads them; the zero Addr otherwise.
-func embeddedV4(a netip.Addr) netip.Addr {
-	b := a.As16()
-	switch {
-	case !a.Is6():
-	case nat64.Contains(a):
-		return netip.AddrFrom4([4]byte(b[12:16]))
-	case sixToFour.Contains(a):
-		return netip.AddrFrom4([4]byte(b[2:6]))
-	}
-	return netip.Addr{}
 }
 
 // errUnreachable stops a dial whose address failed the check in Control.
