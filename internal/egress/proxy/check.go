@@ -63,11 +63,23 @@ func (c *client) silence(host string, port int, err error) error {
 
 // headError maps ReadHTTPRequestHead's error on a connection to name.
 func (c *client) headError(name string, port int, err error) error {
+	if r := headRefusal(name, port, err); r != nil {
+		return r
+	}
+	return c.silence(name, port, err)
+}
+
+// headRefusal is the refusal ReadHTTPRequestHead's err on a connection to
+// name:port amounts to: mismatch for a missing or other Host, protocol for
+// any other verdict on the bytes; nil for an I/O error.
+func headRefusal(name string, port int, err error) *refusal {
 	switch {
 	case errors.Is(err, sniff.ErrNoHost), errors.Is(err, sniff.ErrHostMismatch):
 		return refuse(name, port, schema.EgressMismatch, "%v", err)
+	case isSniffRefusal(err):
+		return refuse(name, port, schema.EgressProtocol, "%v", err)
 	}
-	return c.silence(name, port, err)
+	return nil
 }
 
 // isSniffRefusal tells the sniff package's verdicts on the bytes from

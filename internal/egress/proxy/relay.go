@@ -89,14 +89,13 @@ func (c *client) walkHTTP(up io.Writer, t *target) error {
 			return err
 		}
 		h, raw, err := sniff.ReadHTTPRequestHead(c.br, 0)
-		switch {
-		case len(raw) == 0 && errors.Is(err, io.EOF):
-			return nil // the client is done
-		case err != nil && (errors.Is(err, sniff.ErrNoHost) || errors.Is(err, sniff.ErrHostMismatch)):
-			return refuse(t.host, t.port, schema.EgressMismatch, "%v", err)
-		case err != nil && isSniffRefusal(err):
-			return refuse(t.host, t.port, schema.EgressProtocol, "%v", err)
-		case err != nil:
+		if err != nil {
+			if len(raw) == 0 && errors.Is(err, io.EOF) {
+				return nil // the client is done
+			}
+			if r := headRefusal(t.host, t.port, err); r != nil {
+				return r
+			}
 			return err
 		}
 		if f, err = checkHead(h, raw, t.host, t.port, t.hostPort); err != nil {
