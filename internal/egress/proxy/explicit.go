@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strings"
 	"time"
 
 	"github.com/brig-dev/brig/internal/egress/sniff"
@@ -61,7 +60,7 @@ func (c *client) proxyTarget(h *sniff.RequestHead) (*target, error) {
 	d := h.Dest
 	port := int(d.Port)
 	switch {
-	case h.Method != "CONNECT" && !hasPrefixFold(h.Target, "http://"):
+	case h.Method != "CONNECT" && h.Scheme != "http":
 		return nil, refuse(d.Host, port, schema.EgressProtocol,
 			"the explicit proxy takes CONNECT host:port or an absolute http:// URL, not %s %q", h.Method, clip(h.Target))
 	case d.IsIP && d.Addr.IsValid() && c.s.b.List.AllowsIP(d.Addr, port):
@@ -72,10 +71,6 @@ func (c *client) proxyTarget(h *sniff.RequestHead) (*target, error) {
 		return nil, refuse(d.Host, port, schema.EgressNotAllowed, "%s is not on this job's egress list", d.String())
 	}
 	return &target{host: d.Host, port: port}, nil
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // clip shortens a job's text for a refusal message.

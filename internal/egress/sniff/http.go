@@ -15,6 +15,9 @@ type RequestHead struct {
 	Target string // request-target as sent
 	Proto  string // "HTTP/1.0" or "HTTP/1.1"
 	Host   string // the Host header's value as sent; "" only for a CONNECT without one
+	// Scheme is an absolute-form target's scheme, lower case ("http" or
+	// "https"); "" for every other form.
+	Scheme string
 	// Dest is where the request goes: the CONNECT authority, or the Host
 	// header (equal to an absolute-form target's authority), with the
 	// scheme's default port when none is given. Check Dest.IsIP.
@@ -237,6 +240,7 @@ func (h *RequestHead) resolveAbsolute() error {
 	if err != nil {
 		return err
 	}
+	h.Scheme = strings.ToLower(scheme)
 	if h.Dest, err = SplitHostPort(h.Host, scheme); err != nil {
 		return err
 	}

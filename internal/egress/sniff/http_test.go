@@ -40,11 +40,16 @@ func TestReadHTTPRequestHead(t *testing.T) {
 		{"options star", "OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n", "a.example:80", false, "a.example", ""},
 		{"obs-text value", "GET / HTTP/1.1\r\nHost: a.example\r\nX: caf\xe9\t\r\n\r\n", "a.example:80", false, "a.example", ""},
 	}
+	// Scheme is set for the absolute forms only, lower case.
+	schemes := map[string]string{"absolute form": "http", "absolute https": "https", "absolute with port": "http"}
 	for _, tt := range tests {
 		h, raw, rest, err := readHead(tt.in, 0)
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
+		}
+		if h.Scheme != schemes[tt.name] {
+			t.Errorf("%s: Scheme %q, want %q", tt.name, h.Scheme, schemes[tt.name])
 		}
 		if h.Dest.String() != tt.dest || h.Dest.IsIP != tt.isIP || h.Host != tt.host {
 			t.Errorf("%s: %+v; want dest %s IsIP %v Host %q", tt.name, h, tt.dest, tt.isIP, tt.host)
