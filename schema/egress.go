@@ -28,21 +28,21 @@ const EgressNeedsSingleUse = "false is not available with egress: a job with an 
 // CIDR entries parse: who may name an address is decided where the list
 // comes from (functions.AdminOnly for a tenant's own function, the
 // dispatcher's check that a job's list stays within its function's). An
-// empty list is no list.
-func validateEgress(field string, entries []string) error {
+// empty list is no list. It returns the parsed list.
+func validateEgress(field string, entries []string) (*allow.List, error) {
 	if len(entries) > MaxEgress {
-		return fieldErr(field, "has %d entries, at most %d allowed", len(entries), MaxEgress)
+		return nil, fieldErr(field, "has %d entries, at most %d allowed", len(entries), MaxEgress)
 	}
-	_, err := allow.Parse(entries, true)
+	list, err := allow.Parse(entries, true)
 	var entryErr *allow.EntryError
 	switch {
 	case errors.As(err, &entryErr):
-		return &FieldError{Field: fmt.Sprintf("%s[%d]", field, entryErr.Index),
+		return nil, &FieldError{Field: fmt.Sprintf("%s[%d]", field, entryErr.Index),
 			Msg: fmt.Sprintf("%q: %s", clip(entryErr.Entry), entryErr.Reason), Err: err}
 	case err != nil:
-		return &FieldError{Field: field, Msg: err.Error(), Err: err}
+		return nil, &FieldError{Field: field, Msg: err.Error(), Err: err}
 	}
-	return nil
+	return list, nil
 }
 
 // validateEgressMode refuses what a function or job with a non-empty
@@ -68,10 +68,10 @@ func (s *RunSpec) validateEgress() error {
 	if len(s.Egress) == 0 {
 		return nil
 	}
-	if err := validateEgress("spec.egress", s.Egress); err != nil {
+	list, err := validateEgress("spec.egress", s.Egress)
+	if err != nil {
 		return err
 	}
-	list, _ := allow.Parse(s.Egress, true)
 	switch {
 	case !slices.Equal(list.Entries(), s.Egress):
 		return fieldErr("spec.egress", "is not in its normal form (sorted, unique, lower case): %q", list.Entries())

@@ -132,7 +132,7 @@ func (f *Function) validateEnv() error {
 }
 
 func (f *Function) validateEgress() error {
-	if err := validateEgress("egress", f.Egress); err != nil {
+	if _, err := validateEgress("egress", f.Egress); err != nil {
 		return err
 	}
 	return validateEgressMode(f.Egress, f.Network, f.SingleUse)

@@ -301,7 +301,7 @@ func (l Limits) Validate(prefix string) error {
 }
 
 func (j *Job) validateEgress() error {
-	if err := validateEgress("egress", j.Egress); err != nil {
+	if _, err := validateEgress("egress", j.Egress); err != nil {
 		return err
 	}
 	return validateEgressMode(j.Egress, j.Network, j.SingleUse)
