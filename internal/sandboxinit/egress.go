@@ -194,9 +194,6 @@ func (r *relay) closeListeners() {
 // stop closes the listeners and every connection relayed, and returns
 // once all of the relay's goroutines are done. Safe to call twice, and on
 // a nil relay.
-// stop closes the listeners and every connection relayed, and returns
-// once all of the relay's goroutines are done. Safe to call twice, and on
-// a nil relay.
 func (r *relay) stop() {
 	if r == nil {
 		return
