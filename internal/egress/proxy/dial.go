@@ -63,7 +63,8 @@ func (p *Proxy) usable(addrs []netip.Addr) ([]netip.Addr, error) {
 }
 
 // never is what no job reaches whatever the Policy says: this host's own
-// addresses (LocalAddrs) and the Blocked ones (the NATS servers).
+// addresses (LocalAddrs) and the Blocked ones (the NATS servers), each as
+// its hostKey.
 type never struct{ local, blocked []netip.Addr }
 
 func (p *Proxy) never() (never, error) {
@@ -75,18 +76,39 @@ func (p *Proxy) never() (never, error) {
 	if p.blocked != nil {
 		blocked = p.blocked()
 	}
-	return never{local, blocked}, nil
+	return never{hostKeys(local), hostKeys(blocked)}, nil
+}
+
+// hostKey is the host an address reaches: the IPv4 address a v4-mapped,
+// NAT64 or 6to4 form carries (a translator or relay connects there), the
+// address itself otherwise. Two forms of one host share a key, whichever
+// side (the address dialled, or a local or Blocked one) is given in which.
+func hostKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if v4 := allow.EmbeddedV4(a); v4.IsValid() {
+		return v4
+	}
+	return a
+}
+
+func hostKeys(as []netip.Addr) []netip.Addr {
+	keys := make([]netip.Addr, len(as))
+	for i, a := range as {
+		keys[i] = hostKey(a)
+	}
+	return keys
 }
 
 // reachable is the check every dialled address passes: allowed by the
-// Policy, not a Blocked address, and not one of this host's own (nor a
-// NAT64 or 6to4 form of one, which a translator would hairpin back)
-// unless a test said so.
+// Policy, not a Blocked address, and not one of this host's own (in any
+// form: a NAT64 or 6to4 one would be hairpinned back) unless a test said
+// so.
 func (p *Proxy) reachable(a netip.Addr, n never) bool {
-	if !p.policy.Allowed(a) || slices.Contains(n.blocked, a) || slices.Contains(n.blocked, allow.EmbeddedV4(a)) {
+	k := hostKey(a)
+	if !p.policy.Allowed(a) || slices.Contains(n.blocked, k) {
 		return false
 	}
-	if !slices.Contains(n.local, a) && !slices.Contains(n.local, allow.EmbeddedV4(a)) {
+	if !slices.Contains(n.local, k) {
 		return true
 	}
 	return slices.ContainsFunc(p.policy.TestPublic, func(pr netip.Prefix) bool { return pr.Contains(a) })
