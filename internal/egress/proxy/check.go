@@ -99,16 +99,21 @@ func isSniffRefusal(err error) bool {
 }
 
 // checkHead checks one plain HTTP request head on a connection to
-// name:port: its Host names name (and port, when withPort), it neither
-// tunnels nor upgrades, and its body is framed so that the next head can
-// be found. It returns that framing.
-func checkHead(h *sniff.RequestHead, raw []byte, name string, port int, withPort bool) (framing, error) {
+// name:port: its Host names name, it neither tunnels nor upgrades, and its
+// body is framed so that the next head can be found. It returns that
+// framing. viaProxy marks a connection to the explicit proxy: every
+// request on it, not only the first, must be absolute-form http:// and
+// name port too.
+func checkHead(h *sniff.RequestHead, raw []byte, name string, port int, viaProxy bool) (framing, error) {
 	switch {
 	case h.Method == "CONNECT":
 		return framing{}, refuse(name, port, schema.EgressProtocol, "CONNECT inside a connection to %s", name)
+	case viaProxy && h.Scheme != "http":
+		return framing{}, refuse(name, port, schema.EgressProtocol,
+			"the explicit proxy takes absolute http:// URLs on every request, not %s %q", h.Method, clip(h.Target))
 	case h.Dest.Host != name:
 		return framing{}, refuse(name, port, schema.EgressMismatch, "HTTP Host %q on a connection to %s", h.Dest.Host, name)
-	case withPort && int(h.Dest.Port) != port:
+	case viaProxy && int(h.Dest.Port) != port:
 		return framing{}, refuse(name, port, schema.EgressMismatch, "HTTP Host port %d on a connection to port %d", h.Dest.Port, port)
 	}
 	f, err := bodyFraming(raw)

@@ -55,8 +55,9 @@
 // framed other than by Content-Length or chunked Transfer-Encoding, and
 // a framing field spelt with '_' (some servers read it as '-'). The
 // proxy walks request bodies to find the next head and never looks at
-// responses. An absolute-form https:// request to the explicit proxy is
-// refused (protocol): HTTPS goes through CONNECT.
+// responses. On the explicit proxy every request, the later ones of a
+// keep-alive connection too, must be absolute-form http://; any other form,
+// https:// included, is refused (protocol): HTTPS goes through CONNECT.
 //
 // # Refusals and bounds
 //

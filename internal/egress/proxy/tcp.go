@@ -31,8 +31,9 @@ type target struct {
 	addr netip.Addr // an IP literal's address; zero for a name
 	port int
 	// http marks a plain HTTP stream: each later request head is
-	// checked, Host against host, and against port when hostPort is set
-	// (the explicit proxy dialled the port the first request named).
+	// checked, Host against host, and, when hostPort is set (the explicit
+	// proxy dialled the port the first request named), against port, and
+	// for an absolute http:// target (checkHead's viaProxy).
 	http     bool
 	hostPort bool
 	body     framing // the first request's body, when http
