@@ -25,7 +25,7 @@ func (c *client) explicit() (*target, error) {
 	h, raw, err := sniff.ReadHTTPRequestHead(c.br, 0)
 	_ = c.SetReadDeadline(time.Time{})
 	if err != nil {
-		return nil, c.silence("127.0.0.1", wire.ProxyPort, err)
+		return nil, c.headError("127.0.0.1", wire.ProxyPort, err)
 	}
 	t, err := c.proxyTarget(h)
 	switch {
@@ -47,10 +47,10 @@ func (c *client) tunnel(t *target) (*target, error) {
 		return nil, errClientGone
 	}
 	_ = c.SetWriteDeadline(time.Time{})
+	c.sawFirst = false // a refusal now answers the tunnel's protocol
 	if t.addr.IsValid() {
 		return t, nil // an admin's address entry: no name to check
 	}
-	c.sawFirst = false // a refusal now answers the tunnel's protocol
 	return c.sniff(t.host, t.port)
 }
 
