@@ -116,6 +116,12 @@ func parseRequestLine(line string) (*RequestHead, error) {
 	if h.Target == "" || strings.IndexFunc(h.Target, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
 		return nil, malformed("request target empty or with bytes outside visible ASCII")
 	}
+	if strings.Contains(h.Target, "#") {
+		// RFC 9112 has no fragment in a request-target, and where an
+		// absolute-form authority ends at '#' a lenient server could
+		// disagree with brig ("http://ok.test#@other.test/").
+		return nil, malformed("request target with a fragment ('#')")
+	}
 	if h.Proto != "HTTP/1.1" && h.Proto != "HTTP/1.0" {
 		return nil, malformed("HTTP version " + strconv.Quote(h.Proto))
 	}

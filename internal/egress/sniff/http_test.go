@@ -95,6 +95,8 @@ func TestReadHTTPRequestHeadRefuses(t *testing.T) {
 		{"absolute port mismatch", "GET http://a.example/ HTTP/1.1\r\nHost: a.example:443\r\n\r\n", ErrHostMismatch},
 		{"https default port mismatch", "GET https://a.example/ HTTP/1.1\r\nHost: a.example:80\r\n\r\n", ErrHostMismatch},
 		{"absolute empty authority", "GET http:///x HTTP/1.1\r\nHost: a.example\r\n\r\n", nil},
+		{"fragment in target", "GET /x#y HTTP/1.1\r\nHost: a.example\r\n\r\n", nil},
+		{"fragment ends authority", "GET http://a.example#@b.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n", nil},
 		{"connect mismatch", "CONNECT a.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n", ErrHostMismatch},
 		{"connect port mismatch", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:8443\r\n\r\n", ErrHostMismatch},
 		{"connect without port", "CONNECT a.example HTTP/1.1\r\nHost: a.example\r\n\r\n", nil},
